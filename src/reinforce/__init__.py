@@ -1,0 +1,29 @@
+"""reinforce: REINFORCE (Monte-Carlo policy gradient) in PyTorch on Gymnasium environments.
+
+Example:
+    >>> import reinforce
+    >>> agent = reinforce.Reinforce("CartPole-v1", seed=0)
+    >>> agent.learn(total_steps=300_000)  # doctest: +SKIP
+
+"""
+
+from reinforce.algorithm import reinforce_loss
+from reinforce.config import TrainConfig
+from reinforce.errors import ReinforceError
+from reinforce.policies import make_policy
+from reinforce.returns import discounted_returns, standardize
+from reinforce.rollout import RolloutBatch, collect
+from reinforce.trainer import Reinforce, load
+
+__all__ = [
+    "Reinforce",
+    "ReinforceError",
+    "RolloutBatch",
+    "TrainConfig",
+    "collect",
+    "discounted_returns",
+    "load",
+    "make_policy",
+    "reinforce_loss",
+    "standardize",
+]

@@ -1,0 +1,208 @@
+"""The ``reinforce`` command: ``train``, ``eval`` and ``plot``.
+
+Every `TrainConfig` field is a ``train`` flag with the same name (``num_envs`` -> ``--num-envs``) and the
+field's docstring as help. Bad input ends with one line on stderr, ``reinforce: error: ...``, and exit 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+import types
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, NoReturn, Union, get_args, get_origin, get_type_hints
+
+import click
+
+from reinforce.config import TrainConfig, field_docs
+from reinforce.errors import ReinforceError
+
+
+class HiddenSizes(click.ParamType):  # type: ignore[type-arg]
+    """Comma-separated layer widths such as ``64,64``; ``none`` or an empty string for a linear policy."""
+
+    name = "sizes"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+        """Parse the widths; the config validates their range."""
+        if isinstance(value, tuple):
+            return value
+        text = str(value).strip().lower()
+        if text in ("", "none", "linear"):
+            return ()
+        try:
+            return tuple(int(part) for part in text.split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of integers such as 64,64", param, ctx)
+
+
+def _click_type(annotation: Any) -> Any:
+    """The click parameter type for a `TrainConfig` field annotation."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        annotation = next(arg for arg in get_args(annotation) if arg is not type(None))
+    if get_origin(annotation) is Literal:
+        return click.Choice(get_args(annotation))
+    if get_origin(annotation) is tuple:
+        return HiddenSizes()
+    return annotation
+
+
+def hyperparameter_options(command: Any) -> Any:
+    """Decorate ``command`` with one option per `TrainConfig` field (default None = the config's default)."""
+    hints = get_type_hints(TrainConfig)
+    docs = field_docs()
+    for field in reversed(dataclasses.fields(TrainConfig)):
+        flag = "--" + field.name.replace("_", "-")
+        default = "none" if field.default is None else field.default
+        help_text = f"{docs.get(field.name, '')} [default: {default}]"
+        if hints[field.name] is bool:
+            negative = "--no-" + field.name.replace("_", "-")
+            option = click.option(f"{flag}/{negative}", field.name, default=None, help=help_text)
+        else:
+            option = click.option(flag, field.name, type=_click_type(hints[field.name]), help=help_text)
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="reinforce", prog_name="reinforce")
+def cli() -> None:
+    """REINFORCE (Monte-Carlo policy gradient) on Gymnasium environments."""
+
+
+@cli.command()
+@click.argument("env_id")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (torch and environments).")
+@click.option("--total-steps", type=click.IntRange(min=0), default=500_000, show_default=True, help="Env-step budget.")
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where to write the run (must not exist or be empty) [default: runs/ENV_ID-seedS-TIME].",
+)
+@click.option(
+    "--eval-episodes",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Deterministic evaluation episodes after training (0 to skip).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
+@hyperparameter_options
+def train(
+    env_id: str,
+    seed: int | None,
+    total_steps: int,
+    run_dir: Path | None,
+    eval_episodes: int,
+    quiet: bool,
+    **hyperparameters: Any,
+) -> None:
+    """Train a policy on ENV_ID (a Gymnasium id such as CartPole-v1) and write a run directory."""
+    config = TrainConfig.from_dict({key: value for key, value in hyperparameters.items() if value is not None})
+    if run_dir is None:
+        run_dir = Path("runs") / f"{env_id.replace('/', '_')}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise ReinforceError(f"run directory {run_dir} already exists and is not empty: choose another --run-dir")
+
+    from reinforce.checkpoint import CURVE_FILE, EVALUATION_FILE, write_json
+    from reinforce.plotting import plot_runs
+    from reinforce.trainer import Reinforce
+
+    agent = Reinforce(env_id, seed=seed, **config.to_dict())
+    try:
+        agent.learn(total_steps, run_dir=run_dir, progress_bar=not quiet)
+        plot_runs([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
+        outcome = "solved" if agent.solved else "trained"
+        click.echo(
+            f"{outcome} {env_id} in {agent.num_env_steps:,} env steps, {agent.num_episodes:,} episodes, "
+            f"{agent.num_updates:,} updates, {agent.train_time_s:.2f} s of training"
+        )
+        if eval_episodes:
+            evaluation = agent.evaluate(episodes=eval_episodes)
+            write_json(run_dir / EVALUATION_FILE, evaluation)
+            click.echo(_evaluation_line(evaluation))
+    finally:
+        agent.close()
+    click.echo(f"run directory: {run_dir} (curve: {run_dir / CURVE_FILE})")
+
+
+def _evaluation_line(evaluation: dict[str, Any]) -> str:
+    mode = "deterministic" if evaluation["deterministic"] else "stochastic"
+    return (
+        f"evaluation over {evaluation['episodes']} episodes ({mode}): mean return "
+        f"{evaluation['mean_return']:.2f} ± {evaluation['std_return']:.2f} "
+        f"(min {evaluation['min_return']:.2f}, max {evaluation['max_return']:.2f}), "
+        f"mean length {evaluation['mean_length']:.1f}"
+    )
+
+
+@cli.command(name="eval")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--episodes", type=click.IntRange(min=1), default=100, show_default=True, help="Episodes to run.")
+@click.option("--stochastic", is_flag=True, help="Sample actions instead of taking the most likely one.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Environment seed of the evaluation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def evaluate(run_dir: Path, episodes: int, stochastic: bool, seed: int | None, as_json: bool) -> None:
+    """Evaluate the policy saved in RUN_DIR."""
+    from reinforce.trainer import load
+
+    agent = load(run_dir)
+    try:
+        evaluation = agent.evaluate(episodes=episodes, deterministic=not stochastic, seed=seed)
+    finally:
+        agent.close()
+    click.echo(json.dumps(evaluation) if as_json else _evaluation_line(evaluation))
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Image to write (.png, .svg, .pdf) [default: RUN_DIR/curve.png for one run, curves.png for several].",
+)
+def plot(run_dirs: Sequence[Path], out: Path | None) -> None:
+    """Plot return and episode length per episode of one or more runs."""
+    from reinforce.checkpoint import CONFIG_FILE, CURVE_FILE, read_json
+    from reinforce.plotting import plot_runs
+
+    for run_dir in run_dirs:
+        if not run_dir.is_dir():
+            raise ReinforceError(f"run directory {run_dir} does not exist: pass directories `reinforce train` wrote")
+    threshold = read_json(run_dirs[0] / CONFIG_FILE).get("reward_threshold")
+    if out is None:
+        out = run_dirs[0] / CURVE_FILE if len(run_dirs) == 1 else Path("curves.png")
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ReinforceError(f"cannot write {out}: give --out a .png, .svg or .pdf file name")
+    plot_runs(run_dirs, out, threshold=threshold if isinstance(threshold, (int, float)) else None)
+    click.echo(f"wrote {out}")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"reinforce: error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``reinforce`` console script."""
+    try:
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="reinforce", standalone_mode=False)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "reinforce"
+        _fail(f"{exc.format_message()} (see `{command} --help`)")
+    except click.ClickException as exc:
+        _fail(exc.format_message())
+    except ReinforceError as exc:
+        _fail(str(exc))
+    except (KeyboardInterrupt, click.Abort):
+        _fail("interrupted", code=130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

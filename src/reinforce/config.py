@@ -1,0 +1,155 @@
+"""Typed, validated hyperparameters.
+
+`TrainConfig` is the single source of truth for every hyperparameter: the Python API takes its fields as
+keyword arguments, the CLI turns each field into a ``--flag`` (with the field's docstring as help), and the
+run directory saves it as JSON. Values are validated once, when the dataclass is built.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, get_args, get_type_hints
+
+from reinforce.errors import ReinforceError
+
+OptimizerName = Literal["adam", "sgd", "rmsprop"]
+ReturnNormalization = Literal["none", "batch"]
+VectorizationMode = Literal["auto", "vector_entry_point", "sync", "async"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of a REINFORCE run. Every field is also a CLI flag (``--num-envs``, ``--lr``, ...)."""
+
+    num_envs: int = 16
+    """Number of environments stepped in parallel; one batched policy call per step serves all of them."""
+
+    episodes_per_update: int | None = None
+    """Complete episodes consumed by one update (default: ``num_envs``)."""
+
+    gamma: float = 0.99
+    """Discount factor in [0, 1] of the return G_t = r_t + gamma * G_{t+1}."""
+
+    lr: float = 0.01
+    """Learning rate of the policy optimizer."""
+
+    optimizer: OptimizerName = "adam"
+    """Policy optimizer: adam, sgd (plain gradient ascent, no momentum) or rmsprop."""
+
+    max_grad_norm: float | None = None
+    """Clip the policy gradient to this global L2 norm (default: no clipping)."""
+
+    hidden_sizes: tuple[int, ...] = (128,)
+    """Hidden layer widths of the policy MLP (ReLU); an empty tuple gives the textbook linear softmax policy."""
+
+    return_normalization: ReturnNormalization = "batch"
+    """Standardise the returns over the batch (batch) before they weight log pi, or use them as they are."""
+
+    vectorization_mode: VectorizationMode = "auto"
+    """Gymnasium vectorisation: the env's own vectorised class where it has one (auto), sync or async."""
+
+    reward_threshold: float | None = None
+    """Mean return over the last 100 episodes that counts as solved (default: the env spec's threshold)."""
+
+    stop_on_solve: bool = True
+    """Stop training once the 100-episode mean return reaches the reward threshold."""
+
+    device: str = "cpu"
+    """Torch device of the policy and the update (cpu, cuda, cuda:1, ...)."""
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The hyperparameters as JSON-ready values (tuples become lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build and validate a config from JSON-like values; unknown keys are an error."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ReinforceError(
+                f"unknown hyperparameter(s) {', '.join(unknown)}: valid names are {', '.join(sorted(names))}"
+            )
+        kwargs = dict(values)
+        if isinstance(kwargs.get("hidden_sizes"), list):
+            kwargs["hidden_sizes"] = tuple(kwargs["hidden_sizes"])
+        return cls(**kwargs)
+
+
+def episodes_per_update(config: TrainConfig) -> int:
+    """The number of complete episodes one update consumes."""
+    return config.num_envs if config.episodes_per_update is None else config.episodes_per_update
+
+
+def _fail(name: str, value: object, requirement: str) -> ReinforceError:
+    flag = "--" + name.replace("_", "-")
+    return ReinforceError(f"invalid {name}={value!r}: {requirement} (set {flag} accordingly)")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_config(config: TrainConfig) -> None:
+    """Raise `ReinforceError` naming the first invalid field of ``config``."""
+    hints = get_type_hints(TrainConfig)
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        choices = get_args(hints[field.name])
+        if choices and all(isinstance(choice, str) for choice in choices) and value not in choices:
+            raise _fail(field.name, value, f"must be one of {', '.join(choices)}")
+    if not _is_int(config.num_envs) or config.num_envs < 1:
+        raise _fail("num_envs", config.num_envs, "must be an integer >= 1")
+    if config.episodes_per_update is not None and (
+        not _is_int(config.episodes_per_update) or config.episodes_per_update < 1
+    ):
+        raise _fail("episodes_per_update", config.episodes_per_update, "must be an integer >= 1")
+    if not _is_number(config.gamma) or not 0.0 <= config.gamma <= 1.0:
+        raise _fail("gamma", config.gamma, "must be a number in [0, 1]")
+    if not _is_number(config.lr) or config.lr <= 0.0:
+        raise _fail("lr", config.lr, "must be a number > 0")
+    if config.max_grad_norm is not None and (not _is_number(config.max_grad_norm) or config.max_grad_norm <= 0):
+        raise _fail("max_grad_norm", config.max_grad_norm, "must be a number > 0")
+    if not isinstance(config.hidden_sizes, tuple) or not all(
+        _is_int(size) and size >= 1 for size in config.hidden_sizes
+    ):
+        raise _fail("hidden_sizes", config.hidden_sizes, "must be a tuple of integers >= 1, e.g. 64,64")
+    if config.reward_threshold is not None and not _is_number(config.reward_threshold):
+        raise _fail("reward_threshold", config.reward_threshold, "must be a finite number")
+    if not isinstance(config.stop_on_solve, bool):
+        raise _fail("stop_on_solve", config.stop_on_solve, "must be true or false")
+    if not isinstance(config.device, str) or not config.device:
+        raise _fail("device", config.device, "must be a torch device name such as cpu or cuda")
+
+
+@functools.cache
+def field_docs() -> dict[str, str]:
+    """The docstring written under each field of `TrainConfig`, by field name (used as CLI help)."""
+    tree = ast.parse(inspect.getsource(TrainConfig))
+    body = tree.body[0].body if isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, following in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = following.value.value.strip()
+    return docs

@@ -1,0 +1,89 @@
+"""Vectorised environments on Gymnasium's own vectorisation (``gymnasium.make_vec``)."""
+
+from __future__ import annotations
+
+import importlib
+
+from typing import Any
+
+import gymnasium
+from gymnasium import error as gym_error
+from gymnasium.envs.registration import EnvSpec
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from reinforce.errors import ReinforceError
+
+
+def env_spec(env_id: str) -> EnvSpec:
+    """The registered spec of ``env_id``, or a `ReinforceError` that says how to find valid ids.
+
+    ``"module:Env-v0"`` imports ``module`` first (where a custom env registers itself), as ``gymnasium.make``
+    does.
+    """
+    module, _, name = env_id.rpartition(":")
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ReinforceError(
+                f"cannot import {module!r} for environment {env_id!r} ({exc}): check the module is importable"
+            ) from None
+    try:
+        return gymnasium.spec(name)
+    except gym_error.Error as exc:
+        raise ReinforceError(
+            f"unknown environment {env_id!r} ({str(exc).strip().splitlines()[0]}): "
+            "list the registered ids with `python -c 'import gymnasium; gymnasium.pprint_registry()'`"
+        ) from None
+
+
+def make_vec_env(
+    env_id: str,
+    num_envs: int,
+    *,
+    vectorization_mode: str = "auto",
+    render_mode: str | None = None,
+) -> VectorEnv[Any, Any, Any]:
+    """``num_envs`` copies of ``env_id`` in one vector env with next-step autoreset.
+
+    Args:
+        env_id: a registered Gymnasium id such as ``"CartPole-v1"``.
+        num_envs: number of sub-environments.
+        vectorization_mode: ``"auto"`` uses the env's own vectorised class where the spec has a
+            ``vector_entry_point`` (CartPole does) and ``SyncVectorEnv`` otherwise; or ``"vector_entry_point"``,
+            ``"sync"``, ``"async"``.
+        render_mode: passed to the environments (``"rgb_array"`` for video).
+
+    Raises:
+        ReinforceError: unknown id, a missing optional dependency, or an autoreset mode other than next-step.
+
+    """
+    spec = env_spec(env_id)
+    mode: str | None = vectorization_mode
+    if mode == "auto":
+        mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    vector_kwargs = {} if mode == "vector_entry_point" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
+    kwargs: dict[str, Any] = {} if render_mode is None else {"render_mode": render_mode}
+    try:
+        envs = gymnasium.make_vec(
+            env_id, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs, **kwargs
+        )
+    except gym_error.DependencyNotInstalled as exc:
+        raise ReinforceError(
+            f"{env_id} needs an optional dependency ({str(exc).strip().splitlines()[0]}): install it first"
+        ) from None
+    except ImportError as exc:
+        raise ReinforceError(f"{env_id} needs a package that is not installed ({exc}): install it first") from None
+    except gym_error.Error as exc:
+        raise ReinforceError(
+            f"cannot vectorise {env_id} with vectorization_mode={vectorization_mode} ({exc}): "
+            "use --vectorization-mode sync"
+        ) from None
+    autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    if autoreset != AutoresetMode.NEXT_STEP:
+        envs.close()
+        raise ReinforceError(
+            f"{env_id}'s vector env uses autoreset mode {autoreset}, reinforce needs next-step autoreset: "
+            "use --vectorization-mode sync"
+        )
+    return envs

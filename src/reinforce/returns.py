@@ -1,0 +1,68 @@
+"""Returns as pure tensor functions over ``[T]`` or ``[T, N]`` (time, environment) tensors."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def discounted_returns(rewards: Tensor, dones: Tensor, gamma: float) -> Tensor:
+    """Discounted reward-to-go inside each episode: ``G_t = r_t + gamma * G_{t+1}``, cut where an episode ends.
+
+    One reverse pass over time of vector operations on all environments at once.
+
+    Args:
+        rewards: float tensor ``[T]`` or ``[T, N]``; ``rewards[t]`` is the reward received after the action at t.
+        dones: bool (or 0/1) tensor of the same shape, true where an episode ends after step t (terminated
+            or truncated: at a time-limit cut the return is the Monte-Carlo sum up to the cut).
+        gamma: discount factor in [0, 1].
+
+    Returns:
+        Float tensor of the same shape as ``rewards``.
+
+    Raises:
+        ValueError: if the shapes differ or are not ``[T]`` / ``[T, N]``, or gamma is outside [0, 1].
+
+    Example:
+        >>> rewards = torch.tensor([1.0, 1.0, 1.0, 1.0])
+        >>> dones = torch.tensor([False, True, False, True])
+        >>> discounted_returns(rewards, dones, gamma=0.5)
+        tensor([1.5000, 1.0000, 1.5000, 1.0000])
+
+    """
+    if rewards.shape != dones.shape:
+        raise ValueError(f"rewards {tuple(rewards.shape)} and dones {tuple(dones.shape)} must have one shape")
+    if rewards.dim() not in (1, 2):
+        raise ValueError(f"expected [T] or [T, N] tensors, got shape {tuple(rewards.shape)}")
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    continues = (~dones.bool()).to(rewards.dtype) * gamma
+    returns = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = rewards[t] + continues[t] * running
+        returns[t] = running
+    return returns
+
+
+def standardize(values: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tensor:
+    """``(values - mean) / (std + eps)`` with mean and std taken over the entries where ``mask`` is true.
+
+    Entries outside the mask are returned as 0. A single valid entry gets 0 (its std is taken as 0).
+
+    Args:
+        values: float tensor of any shape.
+        mask: bool tensor of the same shape, or None for all entries.
+        eps: added to the standard deviation.
+
+    """
+    if mask is None:
+        mask = torch.ones_like(values, dtype=torch.bool)
+    if mask.shape != values.shape:
+        raise ValueError(f"mask {tuple(mask.shape)} must have the shape of values {tuple(values.shape)}")
+    selected = values[mask]
+    if selected.numel() == 0:
+        return torch.zeros_like(values)
+    mean = selected.mean()
+    std = selected.std(correction=0)
+    return torch.where(mask, (values - mean) / (std + eps), torch.zeros_like(values))

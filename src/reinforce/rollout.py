@@ -1,0 +1,153 @@
+"""Batched collection of complete episodes from a Gymnasium vector env.
+
+How episodes are chosen, so that none is dropped, counted twice, or picked for being short:
+
+* every call starts from ``envs.reset()``, so no episode straddles two updates;
+* the first ``min(num_envs, num_episodes)`` environments start an episode at once; whenever an episode ends,
+  its environment starts another one only while fewer than ``num_episodes`` have been started, otherwise it
+  goes idle; the call returns when every started episode has ended. Episodes are admitted when they
+  *start*, never for finishing first, so the batch is not biased towards short episodes;
+* Gymnasium 1.x's next-step autoreset spends the step after an episode's end on the reset (the action is
+  ignored, the reward is 0): that step, and every step of an idle environment, has ``mask`` false and never
+  enters the loss or the statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import VectorEnv
+from torch import Tensor
+
+from reinforce.policies import Policy
+
+
+@dataclass(frozen=True)
+class RolloutBatch:
+    """Complete episodes laid out in ``[T, N]`` buffers (time, environment) with a validity mask."""
+
+    observations: Tensor
+    """``[T, N, *obs_shape]`` observation at which each action was taken."""
+    actions: Tensor
+    """``[T, N]`` (discrete) or ``[T, N, action_dim]`` (continuous) actions as sampled, before any clipping."""
+    rewards: Tensor
+    """``[T, N]`` float32 reward received after each action."""
+    terminated: Tensor
+    """``[T, N]`` bool: the episode reached a terminal state after step t."""
+    truncated: Tensor
+    """``[T, N]`` bool: the episode was cut (time limit) after step t without reaching a terminal state
+    (a cut that falls on a terminal step counts as terminated only)."""
+    mask: Tensor
+    """``[T, N]`` bool: step t of env n belongs to one of the batch's episodes (false on reset and idle steps)."""
+    episode_returns: list[float]
+    """Undiscounted return of each episode, in order of completion."""
+    episode_lengths: list[int]
+    """Length of each episode, in the same order."""
+    episode_truncated: list[bool]
+    """Whether each episode ended by truncation, in the same order."""
+
+    @property
+    def dones(self) -> Tensor:
+        """``[T, N]`` bool: a batch episode ends after step t (terminated or truncated)."""
+        return (self.terminated | self.truncated) & self.mask
+
+    @property
+    def num_steps(self) -> int:
+        """Number of valid steps (env transitions that belong to the batch's episodes)."""
+        return int(self.mask.sum())
+
+
+def to_env_actions(actions: np.ndarray[Any, Any], action_space: spaces.Space[Any]) -> np.ndarray[Any, Any]:
+    """Map a batch of policy actions ``[N, ...]`` to what the vector env expects.
+
+    ``Discrete`` actions are shifted by the space's ``start``; ``Box`` actions are reshaped to the space's
+    shape and clipped to its bounds (the unclipped sample is the one whose log-prob is trained on).
+    """
+    if isinstance(action_space, spaces.Discrete):
+        return actions + int(action_space.start) if action_space.start else actions
+    if isinstance(action_space, spaces.Box):
+        shaped = actions.reshape((actions.shape[0], *action_space.shape))
+        return np.clip(shaped, action_space.low, action_space.high).astype(action_space.dtype, copy=False)
+    return actions
+
+
+def collect(
+    envs: VectorEnv[Any, Any, Any],
+    policy: Policy,
+    num_episodes: int,
+    *,
+    deterministic: bool = False,
+    seed: int | None = None,
+    device: torch.device | str = "cpu",
+) -> RolloutBatch:
+    """Run ``policy`` in ``envs`` until exactly ``num_episodes`` complete episodes have been collected.
+
+    One batched policy call per step serves all environments; per-environment Python runs only when an
+    episode ends.
+
+    Args:
+        envs: a vector env with next-step autoreset (see `reinforce.envs.make_vec_env`).
+        policy: maps ``[N, *obs_shape]`` observations to a distribution over actions.
+        num_episodes: number of complete episodes to return (>= 1).
+        deterministic: take the distribution's mode instead of sampling (evaluation).
+        seed: passed to ``envs.reset``; None continues the environments' random streams.
+        device: where the policy runs.
+
+    """
+    if num_episodes < 1:
+        raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+    num_envs = envs.num_envs
+    action_space = envs.single_action_space
+    observations, _ = envs.reset(seed=seed)
+    started = min(num_envs, num_episodes)
+    active = np.arange(num_envs) < started
+    resetting = np.zeros(num_envs, dtype=bool)
+    running_return = np.zeros(num_envs, dtype=np.float64)
+    running_length = np.zeros(num_envs, dtype=np.int64)
+    buffers: dict[str, list[np.ndarray[Any, Any]]] = {
+        key: [] for key in ("observations", "actions", "rewards", "terminated", "truncated", "mask")
+    }
+    episode_returns: list[float] = []
+    episode_lengths: list[int] = []
+    episode_truncated: list[bool] = []
+    with torch.inference_mode():
+        while active.any():
+            distribution = policy(torch.as_tensor(observations, device=device))
+            actions = (distribution.mode if deterministic else distribution.sample()).cpu().numpy()
+            next_observations, rewards, terminated, truncated, _ = envs.step(to_env_actions(actions, action_space))
+            terminated = np.asarray(terminated, dtype=bool)
+            # a time limit that falls on a terminal step is a termination: the state really is terminal
+            truncated = np.asarray(truncated, dtype=bool) & ~terminated
+            valid = active & ~resetting
+            buffers["observations"].append(observations)
+            buffers["actions"].append(actions)
+            buffers["rewards"].append(np.asarray(rewards, dtype=np.float32))
+            buffers["terminated"].append(terminated)
+            buffers["truncated"].append(truncated)
+            buffers["mask"].append(valid)
+            running_return += np.where(valid, rewards, 0.0)
+            running_length += valid
+            done = valid & (terminated | truncated)
+            if done.any():
+                ended = np.flatnonzero(done)
+                episode_returns += running_return[ended].tolist()
+                episode_lengths += running_length[ended].tolist()
+                episode_truncated += truncated[ended].tolist()
+                running_return[ended] = 0.0
+                running_length[ended] = 0
+                restarts = min(len(ended), num_episodes - started)
+                started += restarts
+                active[ended[restarts:]] = False
+            resetting = done
+            observations = next_observations
+    tensors = {key: torch.from_numpy(np.stack(values)) for key, values in buffers.items()}
+    return RolloutBatch(
+        **tensors,
+        episode_returns=episode_returns,
+        episode_lengths=episode_lengths,
+        episode_truncated=episode_truncated,
+    )

@@ -1,0 +1,392 @@
+"""The `Reinforce` agent: collect -> returns -> update -> log -> checkpoint, and `load` for saved runs."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+
+from reinforce.algorithm import make_optimizer, update_policy
+from reinforce.checkpoint import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    EPISODES_FILE,
+    FORMAT_VERSION,
+    METRICS_FILE,
+    POLICY_FILE,
+    load_tensors,
+    read_json,
+    require,
+    save_tensors,
+    write_json,
+)
+from reinforce.config import TrainConfig, episodes_per_update
+from reinforce.envs import env_spec, make_vec_env
+from reinforce.errors import ReinforceError
+from reinforce.logging import CSVLogger
+from reinforce.policies import make_policy
+from reinforce.rollout import collect, to_env_actions
+
+SOLVED_WINDOW = 100
+"""Episodes in the moving mean that decides 'solved' (Gymnasium's convention)."""
+
+METRIC_FIELDS = (
+    "update",
+    "env_steps",
+    "episodes",
+    "charts/episode_return_mean",
+    "charts/episode_return_min",
+    "charts/episode_return_max",
+    "charts/episode_length_mean",
+    "charts/episode_length_min",
+    "charts/episode_length_max",
+    "charts/episode_return_mean_100",
+    "charts/truncated_fraction",
+    "losses/policy_loss",
+    "losses/entropy",
+    "losses/grad_norm",
+    "perf/steps_per_s",
+    "perf/step_efficiency",
+    "wall_time_s",
+)
+"""Columns of metrics.csv, one row per update. ``perf/*`` and ``wall_time_s`` are timings; the rest is
+reproducible from the seed."""
+EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncated")
+"""Columns of episodes.csv, one row per training episode."""
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of reinforce, torch, gymnasium and numpy, recorded in every run directory."""
+    try:
+        own = version("reinforce")
+    except PackageNotFoundError:
+        own = "unknown"
+    return {
+        "reinforce": own,
+        "torch": torch.__version__,
+        "gymnasium": gymnasium.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def resolve_device(name: str) -> torch.device:
+    """``torch.device(name)``, or a `ReinforceError` if it is malformed or not available here."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ReinforceError(f"invalid device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ReinforceError(f"device {name!r} asked for but CUDA is not available here: use --device cpu")
+    return device
+
+
+class Reinforce:
+    """REINFORCE on a Gymnasium environment, in the conventions of Stable-Baselines3.
+
+    Example:
+        >>> agent = Reinforce("CartPole-v1", seed=0, num_envs=8)
+        >>> agent.learn(total_steps=20_000)  # doctest: +SKIP
+        >>> agent.evaluate(episodes=10)["mean_return"]  # doctest: +SKIP
+
+    Args:
+        env_id: a registered Gymnasium id.
+        seed: seeds torch (the policy's initial weights and sampling) and the environments; None for random.
+        **hyperparameters: fields of `reinforce.config.TrainConfig` (``num_envs``, ``gamma``, ``lr``, ...).
+
+    Raises:
+        ReinforceError: an unknown hyperparameter or environment, an invalid value, an unsupported space.
+
+    """
+
+    def __init__(self, env_id: str, *, seed: int | None = None, **hyperparameters: Any) -> None:
+        self.config = TrainConfig.from_dict(hyperparameters)
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise ReinforceError(f"invalid seed {seed!r}: must be an integer >= 0 (set --seed accordingly)")
+        self.env_id = env_id
+        self.seed = seed
+        self.device = resolve_device(self.config.device)
+        spec = env_spec(env_id)
+        threshold = self.config.reward_threshold
+        self.reward_threshold: float | None = threshold if threshold is not None else spec.reward_threshold
+        self.envs = make_vec_env(env_id, self.config.num_envs, vectorization_mode=self.config.vectorization_mode)
+        self.observation_space = self.envs.single_observation_space
+        self.action_space = self.envs.single_action_space
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            self.policy = make_policy(self.observation_space, self.action_space, self.config.hidden_sizes)
+        except ReinforceError:
+            self.envs.close()
+            raise
+        self.policy.to(self.device)
+        self.optimizer = make_optimizer(self.config, self.policy.parameters())
+        self.num_updates = 0
+        self.num_env_steps = 0
+        self.num_episodes = 0
+        self.recent_returns: deque[float] = deque(maxlen=SOLVED_WINDOW)
+        self.train_time_s = 0.0
+
+    @property
+    def solved(self) -> bool:
+        """Whether the mean return of the last 100 training episodes reached the reward threshold."""
+        return (
+            self.reward_threshold is not None
+            and len(self.recent_returns) == SOLVED_WINDOW
+            and float(np.mean(self.recent_returns)) >= self.reward_threshold
+        )
+
+    def update(self) -> dict[str, Any]:
+        """Collect ``episodes_per_update`` complete episodes and take one policy-gradient step on them.
+
+        Returns:
+            The update's metrics (the columns of metrics.csv) plus ``episode_returns``, ``episode_lengths``
+            and ``episode_truncated``: one entry per episode the update used.
+
+        """
+        start = time.perf_counter()
+        batch = collect(
+            self.envs,
+            self.policy,
+            episodes_per_update(self.config),
+            seed=self.seed if self.num_updates == 0 else None,
+            device=self.device,
+        )
+        losses = update_policy(self.policy, self.optimizer, batch, self.config)
+        elapsed = time.perf_counter() - start
+        self.train_time_s += elapsed
+        steps = batch.num_steps
+        self.num_updates += 1
+        self.num_env_steps += steps
+        self.num_episodes += len(batch.episode_returns)
+        self.recent_returns.extend(batch.episode_returns)
+        returns = np.asarray(batch.episode_returns)
+        lengths = np.asarray(batch.episode_lengths)
+        return {
+            "update": self.num_updates,
+            "env_steps": self.num_env_steps,
+            "episodes": self.num_episodes,
+            "charts/episode_return_mean": float(returns.mean()),
+            "charts/episode_return_min": float(returns.min()),
+            "charts/episode_return_max": float(returns.max()),
+            "charts/episode_length_mean": float(lengths.mean()),
+            "charts/episode_length_min": int(lengths.min()),
+            "charts/episode_length_max": int(lengths.max()),
+            "charts/episode_return_mean_100": float(np.mean(self.recent_returns)),
+            "charts/truncated_fraction": float(np.mean(batch.episode_truncated)),
+            **losses,
+            "perf/steps_per_s": steps / elapsed if elapsed > 0 else math.inf,
+            "perf/step_efficiency": steps / batch.mask.numel(),
+            "wall_time_s": self.train_time_s,
+            "episode_returns": batch.episode_returns,
+            "episode_lengths": batch.episode_lengths,
+            "episode_truncated": batch.episode_truncated,
+        }
+
+    def learn(self, total_steps: int, *, run_dir: str | Path | None = None, progress_bar: bool = False) -> Reinforce:
+        """Update until ``total_steps`` more env steps are done, or the task is solved (``stop_on_solve``).
+
+        Args:
+            total_steps: env-step budget of this call (counted in valid steps, see `RolloutBatch.num_steps`).
+            run_dir: if given, the run directory to write: config.json at the start, a row of metrics.csv
+                per update and of episodes.csv per episode, and the checkpoint at the end.
+            progress_bar: show a progress bar on stderr.
+
+        Returns:
+            self, so that ``Reinforce(...).learn(...)`` chains.
+
+        """
+        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 0:
+            raise ReinforceError(f"invalid total_steps={total_steps!r}: must be an integer >= 0")
+        from tqdm.auto import tqdm
+
+        target = self.num_env_steps + total_steps
+        path = Path(run_dir) if run_dir is not None else None
+        metrics_log = episodes_log = None
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+            self._write_config(path, total_steps)
+            metrics_log = CSVLogger(path / METRICS_FILE, METRIC_FIELDS)
+            episodes_log = CSVLogger(path / EPISODES_FILE, EPISODE_FIELDS)
+        bar = tqdm(total=total_steps, unit="step", disable=not progress_bar, dynamic_ncols=True, leave=True)
+        try:
+            while self.num_env_steps < target and not (self.config.stop_on_solve and self.solved):
+                metrics = self.update()
+                bar.update(min(self.num_env_steps, target) - bar.n)
+                bar.set_postfix(
+                    return_100=f"{metrics['charts/episode_return_mean_100']:.1f}",
+                    steps_per_s=f"{metrics['perf/steps_per_s']:.0f}",
+                    refresh=False,
+                )
+                if metrics_log is not None and episodes_log is not None:
+                    metrics_log.write(metrics)
+                    self._log_episodes(episodes_log, metrics)
+        finally:
+            bar.close()
+            for log in (metrics_log, episodes_log):
+                if log is not None:
+                    log.close()
+        if path is not None:
+            self.save(path)
+        return self
+
+    def _log_episodes(self, log: CSVLogger, metrics: dict[str, Any]) -> None:
+        first = self.num_episodes - len(metrics["episode_returns"])
+        for offset, (ret, length, truncated) in enumerate(
+            zip(metrics["episode_returns"], metrics["episode_lengths"], metrics["episode_truncated"], strict=True)
+        ):
+            log.write(
+                {
+                    "episode": first + offset + 1,
+                    "update": self.num_updates,
+                    "env_steps": self.num_env_steps,
+                    "return": ret,
+                    "length": length,
+                    "truncated": int(truncated),
+                }
+            )
+
+    def predict(self, observation: Any, deterministic: bool = False) -> np.ndarray[Any, Any]:
+        """Actions for one observation or a batch of them, NumPy in and out.
+
+        Args:
+            observation: an observation of the env's single observation space, or a batch ``[B, ...]``.
+            deterministic: take the distribution's mode (argmax / Gaussian mean) instead of sampling.
+
+        Returns:
+            One action (shape of the single action space) or a batch of ``B`` actions, as the env expects
+            them (Box actions clipped to the bounds).
+
+        """
+        observations = np.asarray(observation)
+        single_ndim = len(self.observation_space.shape or ())
+        batched = observations.ndim > single_ndim
+        batch = observations if batched else observations[None]
+        with torch.inference_mode():
+            distribution = self.policy(torch.as_tensor(batch, device=self.device))
+            actions = distribution.mode if deterministic else distribution.sample()
+        env_actions = to_env_actions(actions.cpu().numpy(), self.action_space)
+        return env_actions if batched else env_actions[0]
+
+    def evaluate(self, episodes: int = 100, deterministic: bool = True, seed: int | None = None) -> dict[str, Any]:
+        """Run ``episodes`` complete episodes in parallel, without learning, and summarise them.
+
+        Args:
+            episodes: number of episodes (all run in one vector env of up to 100 sub-envs).
+            deterministic: act with the distribution's mode (the default) or sample.
+            seed: env seed; by default derived from the agent's seed (offset so it differs from training).
+
+        Returns:
+            ``mean_return``, ``std_return``, ``min_return``, ``max_return``, ``mean_length``, ``episodes``
+            and ``returns`` (the list).
+
+        """
+        if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
+            raise ReinforceError(f"invalid episodes={episodes!r}: must be an integer >= 1 (set --episodes)")
+        if seed is None and self.seed is not None:
+            seed = self.seed + 1_000_003
+        envs = make_vec_env(self.env_id, min(episodes, 100), vectorization_mode=self.config.vectorization_mode)
+        try:
+            batch = collect(envs, self.policy, episodes, deterministic=deterministic, seed=seed, device=self.device)
+        finally:
+            envs.close()
+        returns = np.asarray(batch.episode_returns)
+        return {
+            "episodes": episodes,
+            "deterministic": deterministic,
+            "mean_return": float(returns.mean()),
+            "std_return": float(returns.std()),
+            "min_return": float(returns.min()),
+            "max_return": float(returns.max()),
+            "mean_length": float(np.mean(batch.episode_lengths)),
+            "returns": batch.episode_returns,
+        }
+
+    def _write_config(self, run_dir: Path, total_steps: int) -> None:
+        write_json(
+            run_dir / CONFIG_FILE,
+            {
+                "format_version": FORMAT_VERSION,
+                "env_id": self.env_id,
+                "seed": self.seed,
+                "total_steps": total_steps,
+                "reward_threshold": self.reward_threshold,
+                "hyperparameters": self.config.to_dict(),
+                "versions": library_versions(),
+            },
+        )
+
+    def save(self, run_dir: str | Path) -> None:
+        """Write the checkpoint (policy tensors and counters) and, if absent, config.json into ``run_dir``."""
+        path = Path(run_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        if not (path / CONFIG_FILE).exists():
+            self._write_config(path, total_steps=0)
+        save_tensors(path / POLICY_FILE, self.policy.state_dict())
+        write_json(
+            path / CHECKPOINT_FILE,
+            {
+                "format_version": FORMAT_VERSION,
+                "reinforce_version": library_versions()["reinforce"],
+                "num_updates": self.num_updates,
+                "num_env_steps": self.num_env_steps,
+                "num_episodes": self.num_episodes,
+                "train_time_s": self.train_time_s,
+                "solved": self.solved,
+            },
+        )
+
+    def close(self) -> None:
+        """Close the environments."""
+        self.envs.close()
+
+
+def load(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
+    """Rebuild the agent saved in ``run_dir`` (config.json, checkpoint.json, policy.safetensors).
+
+    Nothing in the directory is executed: the tensors come from safetensors and the rest from JSON, checked
+    before use.
+
+    Raises:
+        ReinforceError: the directory or one of its files is missing or damaged.
+
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise ReinforceError(f"run directory {path} does not exist: pass the directory `reinforce train` wrote")
+    config = read_json(path / CONFIG_FILE)
+    checkpoint = read_json(path / CHECKPOINT_FILE)
+    for document, file in ((config, CONFIG_FILE), (checkpoint, CHECKPOINT_FILE)):
+        if document.get("format_version") != FORMAT_VERSION:
+            raise ReinforceError(
+                f"{path / file} has format_version {document.get('format_version')!r}, this reinforce reads "
+                f"{FORMAT_VERSION}: install the reinforce version that wrote it"
+            )
+    env_id = require(config, "env_id", str, path / CONFIG_FILE)
+    hyperparameters = require(config, "hyperparameters", dict, path / CONFIG_FILE)
+    seed = config.get("seed")
+    if device is not None:
+        hyperparameters = {**hyperparameters, "device": device}
+    try:
+        agent = Reinforce(env_id, seed=seed, **hyperparameters)
+    except ReinforceError as exc:
+        raise ReinforceError(f"{path / CONFIG_FILE} is invalid: {exc}") from None
+    tensors = load_tensors(path / POLICY_FILE)
+    try:
+        agent.policy.load_state_dict(tensors, strict=True)
+    except RuntimeError:
+        agent.close()
+        raise ReinforceError(
+            f"{path / POLICY_FILE} does not match the policy that config.json describes: the run is damaged"
+        ) from None
+    agent.num_updates = int(require(checkpoint, "num_updates", int, path / CHECKPOINT_FILE))
+    agent.num_env_steps = int(require(checkpoint, "num_env_steps", int, path / CHECKPOINT_FILE))
+    agent.num_episodes = int(require(checkpoint, "num_episodes", int, path / CHECKPOINT_FILE))
+    agent.train_time_s = float(require(checkpoint, "train_time_s", (int, float), path / CHECKPOINT_FILE))
+    return agent

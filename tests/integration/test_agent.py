@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import reinforce
+from reinforce import Reinforce, ReinforceError
+
+TIMING_COLUMNS = {"perf/steps_per_s", "wall_time_s"}
+
+
+def read_metrics(path: Path) -> list[dict[str, str]]:
+    with path.open() as file:
+        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(file)]
+
+
+def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        agent = Reinforce("CartPole-v1", seed=3, num_envs=4)
+        agent.learn(3_000, run_dir=tmp_path / name)
+        agent.close()
+    first, second = read_metrics(tmp_path / "a" / "metrics.csv"), read_metrics(tmp_path / "b" / "metrics.csv")
+    assert len(first) >= 3
+    assert first == second
+    assert (tmp_path / "a" / "episodes.csv").read_text() == (tmp_path / "b" / "episodes.csv").read_text()
+
+
+def test_update_reports_its_metrics_and_episodes() -> None:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=4, episodes_per_update=6)
+    metrics = agent.update()
+    assert len(metrics["episode_returns"]) == 6
+    assert metrics["env_steps"] == sum(metrics["episode_lengths"]) == agent.num_env_steps
+    assert metrics["charts/episode_return_mean"] == pytest.approx(np.mean(metrics["episode_returns"]))
+    assert 0 < metrics["perf/step_efficiency"] <= 1
+    agent.close()
+
+
+def test_save_load_round_trip_gives_the_same_actions(tmp_path: Path) -> None:
+    agent = Reinforce("CartPole-v1", seed=1, num_envs=4, hidden_sizes=(32,))
+    agent.learn(2_000, run_dir=tmp_path / "run")
+    observations = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    torch.manual_seed(5)
+    sampled = agent.predict(observations)
+    loaded = reinforce.load(tmp_path / "run")
+    np.testing.assert_array_equal(
+        loaded.predict(observations, deterministic=True), agent.predict(observations, deterministic=True)
+    )
+    torch.manual_seed(5)
+    np.testing.assert_array_equal(loaded.predict(observations), sampled)
+    assert loaded.num_env_steps == agent.num_env_steps and loaded.config == agent.config
+    for key, tensor in agent.policy.state_dict().items():
+        torch.testing.assert_close(loaded.policy.state_dict()[key], tensor, rtol=0, atol=0)
+    agent.close()
+    loaded.close()
+
+
+def test_predict_single_and_batched() -> None:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=2)
+    single = agent.predict(np.zeros(4, dtype=np.float32), deterministic=True)
+    assert single.shape == () and agent.action_space.contains(int(single))
+    assert agent.predict(np.zeros((5, 4), dtype=np.float32)).shape == (5,)
+    agent.close()
+
+
+def test_predict_box_actions_are_within_bounds() -> None:
+    agent = Reinforce("toy/Continuous-v0", seed=0, num_envs=2)
+    actions = agent.predict(np.zeros((100, 3), dtype=np.float32))
+    assert actions.shape == (100, 2) and np.all(np.abs(actions) <= 1)
+    agent.learn(300)
+    agent.close()
+
+
+def test_evaluate_runs_the_requested_episodes() -> None:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=2)
+    result = agent.evaluate(episodes=7)
+    assert result["episodes"] == len(result["returns"]) == 7
+    assert result["min_return"] <= result["mean_return"] <= result["max_return"]
+    assert agent.evaluate(episodes=7) == result  # seeded from the agent's seed
+    agent.close()
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "message"),
+    [
+        ("NoSuchEnv-v0", {}, "unknown environment"),
+        ("CartPole-v1", {"gamma": 2.0}, "gamma"),
+        ("CartPole-v1", {"learning_rate": 0.1}, "unknown hyperparameter"),
+        ("toy/TextAction-v0", {}, "unsupported action space"),
+        (
+            "CartPole-v1",
+            {"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "tpu"},
+            "device",
+        ),
+    ],
+)
+def test_bad_construction_raises_one_clear_error(env_id: str, kwargs: dict, message: str) -> None:
+    with pytest.raises(ReinforceError, match=message):
+        Reinforce(env_id, **kwargs)
+
+
+def make_run(tmp_path: Path) -> Path:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=2, hidden_sizes=(8,))
+    agent.learn(200, run_dir=tmp_path / "run")
+    agent.close()
+    return tmp_path / "run"
+
+
+def corrupt(run: Path, name: str, content: bytes) -> None:
+    (run / name).write_bytes(content)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda run: corrupt(run, "config.json", b"{not json"), "not valid JSON"),
+        (lambda run: (run / "config.json").unlink(), "missing"),
+        (lambda run: (run / "policy.safetensors").unlink(), "missing"),
+        (lambda run: corrupt(run, "policy.safetensors", b"\x00" * 40), "safetensors"),
+        (
+            lambda run: corrupt(
+                run,
+                "config.json",
+                json.dumps({"format_version": 1, "env_id": "CartPole-v1", "hyperparameters": {"gamma": 7}}).encode(),
+            ),
+            "gamma",
+        ),
+        (
+            lambda run: corrupt(
+                run,
+                "config.json",
+                json.dumps(
+                    {"format_version": 1, "env_id": "CartPole-v1", "hyperparameters": {"hidden_sizes": [16]}}
+                ).encode(),
+            ),
+            "does not match",
+        ),
+        (lambda run: corrupt(run, "checkpoint.json", b"[]"), "JSON object"),
+        (lambda run: corrupt(run, "checkpoint.json", b'{"format_version": 99}'), "format_version"),
+    ],
+)
+def test_damaged_run_directories_are_refused_and_left_as_they_are(tmp_path: Path, damage, message: str) -> None:
+    run = make_run(tmp_path)
+    damage(run)
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    with pytest.raises(ReinforceError, match=message):
+        reinforce.load(run)
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
+def test_missing_run_directory(tmp_path: Path) -> None:
+    with pytest.raises(ReinforceError, match="does not exist"):
+        reinforce.load(tmp_path / "nothing")

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(sys.executable).parent / "reinforce"
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "reinforce.cli"]
+
+
+def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    return subprocess.run([*COMMAND, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    result = run_cli(
+        "train",
+        "CartPole-v1",
+        "--seed",
+        "0",
+        "--total-steps",
+        "3000",
+        "--num-envs",
+        "4",
+        "--hidden-sizes",
+        "32",
+        "--eval-episodes",
+        "5",
+        "--quiet",
+        "--run-dir",
+        root / "run",
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "evaluation over 5 episodes" in result.stdout
+    return root / "run"
+
+
+def test_train_writes_a_complete_run_directory(trained_run: Path) -> None:
+    names = {path.name for path in trained_run.iterdir()}
+    assert {
+        "config.json",
+        "checkpoint.json",
+        "policy.safetensors",
+        "metrics.csv",
+        "episodes.csv",
+        "curve.png",
+        "evaluation.json",
+    } <= names
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["env_id"] == "CartPole-v1" and config["seed"] == 0
+    assert config["hyperparameters"]["num_envs"] == 4 and config["hyperparameters"]["hidden_sizes"] == [32]
+    assert {"reinforce", "torch", "gymnasium"} <= set(config["versions"])
+    header = (trained_run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {
+        "env_steps",
+        "episodes",
+        "charts/episode_return_mean",
+        "losses/policy_loss",
+        "losses/entropy",
+        "perf/steps_per_s",
+        "wall_time_s",
+    } <= set(header)
+    assert (trained_run / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_json(trained_run: Path) -> None:
+    result = run_cli("eval", trained_run, "--episodes", "3", "--json", cwd=trained_run.parent)
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads(result.stdout)
+    assert evaluation["episodes"] == 3 and evaluation["deterministic"] is True
+    stochastic = run_cli("eval", trained_run, "--episodes", "3", "--stochastic", cwd=trained_run.parent)
+    assert stochastic.returncode == 0 and "stochastic" in stochastic.stdout
+
+
+def test_plot_several_runs(trained_run: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(trained_run, other)
+    out = tmp_path / "both.png"
+    result = run_cli("plot", trained_run, other, "--out", out, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+BAD_INPUTS = [
+    (["train", "NoSuchEnv-v0", "--quiet"], "unknown environment"),
+    (["train", "CartPole-v1", "--gamma", "1.5"], "gamma"),
+    (["train", "CartPole-v1", "--gamma", "abc"], "gamma"),
+    (["train", "CartPole-v1", "--lr", "0"], "lr"),
+    (["train", "CartPole-v1", "--num-envs", "0"], "num_envs"),
+    (["train", "CartPole-v1", "--total-steps", "-5"], "total-steps"),
+    (["train", "CartPole-v1", "--optimizer", "adamw"], "optimizer"),
+    (["train", "CartPole-v1", "--hidden-sizes", "64,x"], "hidden-sizes"),
+    (["train", "CartPole-v1", "--run-dir", "{run}"], "already exists"),
+    (["train", "toy_envs:toy/TextAction-v0", "--quiet"], "unsupported action space"),
+    (["fly"], "No such command"),
+    (["eval", "missing-dir"], "does not exist"),
+    (["eval", "{damaged}"], "not valid JSON"),
+    (["eval", "{run}", "--episodes", "0"], "episodes"),
+    (["plot", "missing-dir"], "does not exist"),
+    (["plot", "{run}", "--out", "curve.txt"], ".png"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
+    trained_run: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(trained_run, damaged)
+    (damaged / "config.json").write_text("{oops")
+    before = snapshot(tmp_path)
+    result = run_cli(*[arg.format(run=run, damaged=damaged) for arg in args], cwd=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("reinforce: error: ") and message in lines[0]
+    assert "Traceback" not in result.stderr
+    assert snapshot(tmp_path) == before
