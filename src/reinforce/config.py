@@ -36,7 +36,7 @@ class TrainConfig:
     gamma: float = 0.99
     """Discount factor in [0, 1] of the return G_t = r_t + gamma * G_{t+1}."""
 
-    lr: float = 0.01
+    lr: float = 0.02
     """Learning rate of the policy optimizer."""
 
     optimizer: OptimizerName = "adam"
@@ -62,6 +62,9 @@ class TrainConfig:
 
     device: str = "cpu"
     """Torch device of the policy and the update (cpu, cuda, cuda:1, ...)."""
+
+    num_threads: int = 1
+    """Torch CPU threads (torch.set_num_threads, process-wide); 1 is fastest for small MLPs, 0 keeps torch's."""
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -133,6 +136,8 @@ def check_config(config: TrainConfig) -> None:
         raise _fail("reward_threshold", config.reward_threshold, "must be a finite number")
     if not isinstance(config.stop_on_solve, bool):
         raise _fail("stop_on_solve", config.stop_on_solve, "must be true or false")
+    if not _is_int(config.num_threads) or config.num_threads < 0:
+        raise _fail("num_threads", config.num_threads, "must be an integer >= 0 (0 keeps torch's default)")
     if not isinstance(config.device, str) or not config.device:
         raise _fail("device", config.device, "must be a torch device name such as cpu or cuda")
 

@@ -118,6 +118,8 @@ class Reinforce:
         self.envs = make_vec_env(env_id, self.config.num_envs, vectorization_mode=self.config.vectorization_mode)
         self.observation_space = self.envs.single_observation_space
         self.action_space = self.envs.single_action_space
+        if self.config.num_threads:
+            torch.set_num_threads(self.config.num_threads)
         if seed is not None:
             torch.manual_seed(seed)
         try:

@@ -1,0 +1,67 @@
+"""Env steps per second on CartPole-v1: collection alone, and collect + update, against num_envs.
+
+The first row is the tutorial way (one env, per-step tensor conversion and sampling, update per episode).
+
+    python benchmarks/throughput.py [--num-envs 1,4,16,64,256,1024] [--min-steps 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+from tutorial import TutorialAgent
+
+from reinforce import Reinforce, collect
+from reinforce.algorithm import update_policy
+
+
+def tutorial_row(min_steps: int) -> tuple[float, float]:
+    agent = TutorialAgent(seed=0)
+    rates = []
+    for learn in (False, True):
+        steps, start = 0, time.perf_counter()
+        while steps < min_steps:
+            steps += agent.run_episode(learn=learn)[1]
+        rates.append(steps / (time.perf_counter() - start))
+    return rates[0], rates[1]
+
+
+def reinforce_row(num_envs: int, min_steps: int) -> tuple[float, float]:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=num_envs)
+    collect(agent.envs, agent.policy, num_envs)  # warm-up
+    steps, collect_time, update_time = 0, 0.0, 0.0
+    while steps < min_steps:
+        start = time.perf_counter()
+        batch = collect(agent.envs, agent.policy, num_envs)
+        middle = time.perf_counter()
+        update_policy(agent.policy, agent.optimizer, batch, agent.config)
+        collect_time += middle - start
+        update_time += time.perf_counter() - middle
+        steps += batch.num_steps
+    agent.close()
+    return steps / collect_time, steps / (collect_time + update_time)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num-envs", default="1,4,16,64,256,1024")
+    parser.add_argument("--min-steps", type=int, default=20_000)
+    args = parser.parse_args()
+    print(
+        f"# CartPole-v1 throughput, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"torch threads 1 (reinforce's default)"
+    )
+    print("| implementation | num_envs | collect env steps/s | collect + update env steps/s |")
+    print("| --- | ---: | ---: | ---: |")
+    collect_rate, total_rate = tutorial_row(args.min_steps)
+    print(f"| tutorial loop | 1 | {collect_rate:,.0f} | {total_rate:,.0f} |", flush=True)
+    for num_envs in (int(n) for n in args.num_envs.split(",")):
+        collect_rate, total_rate = reinforce_row(num_envs, max(args.min_steps, 2 * num_envs * 10))
+        print(f"| reinforce | {num_envs} | {collect_rate:,.0f} | {total_rate:,.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
