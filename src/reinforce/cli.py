@@ -56,8 +56,13 @@ def hyperparameter_options(command: Any) -> Any:
     docs = field_docs()
     for field in reversed(dataclasses.fields(TrainConfig)):
         flag = "--" + field.name.replace("_", "-")
-        default = "none" if field.default is None else field.default
-        help_text = f"{docs.get(field.name, '')} [default: {default}]"
+        help_text = docs.get(field.name, "")
+        if isinstance(field.default, tuple):
+            help_text += f" [default: {','.join(map(str, field.default)) or 'none'}]"
+        elif field.default is not None:
+            help_text += (
+                f" [default: {str(field.default).lower() if isinstance(field.default, bool) else field.default}]"
+            )
         if hints[field.name] is bool:
             negative = "--no-" + field.name.replace("_", "-")
             option = click.option(f"{flag}/{negative}", field.name, default=None, help=help_text)

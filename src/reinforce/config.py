@@ -46,7 +46,7 @@ class TrainConfig:
     """Clip the policy gradient to this global L2 norm (default: no clipping)."""
 
     hidden_sizes: tuple[int, ...] = (128,)
-    """Hidden layer widths of the policy MLP (ReLU); an empty tuple gives the textbook linear softmax policy."""
+    """Hidden layer widths of the policy MLP (ReLU), e.g. 64,64; none (empty) gives the linear softmax policy."""
 
     return_normalization: ReturnNormalization = "batch"
     """Standardise the returns over the batch (batch) before they weight log pi, or use them as they are."""

@@ -9,14 +9,20 @@ from typing import IO
 
 
 class CSVLogger:
-    """Appends one row per call to a CSV file with a fixed header, flushed after every row."""
+    """Appends one row per call to a CSV file with a fixed header, flushed after every row.
+
+    An existing non-empty file is continued (its header is kept), so a second ``learn`` call on the same run
+    directory adds rows instead of replacing them.
+    """
 
     def __init__(self, path: Path, fieldnames: Sequence[str]) -> None:
         self.path = path
-        self._file: IO[str] = path.open("w", newline="")
+        is_new = not path.exists() or path.stat().st_size == 0
+        self._file: IO[str] = path.open("a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=list(fieldnames), extrasaction="ignore")
-        self._writer.writeheader()
-        self._file.flush()
+        if is_new:
+            self._writer.writeheader()
+            self._file.flush()
 
     def write(self, row: Mapping[str, object]) -> None:
         """Write one row; keys outside the header are ignored, missing ones left empty."""

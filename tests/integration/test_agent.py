@@ -155,3 +155,14 @@ def test_damaged_run_directories_are_refused_and_left_as_they_are(tmp_path: Path
 def test_missing_run_directory(tmp_path: Path) -> None:
     with pytest.raises(ReinforceError, match="does not exist"):
         reinforce.load(tmp_path / "nothing")
+
+
+def test_a_second_learn_call_continues_the_run_directory(tmp_path: Path) -> None:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=2, hidden_sizes=(8,))
+    agent.learn(300, run_dir=tmp_path)
+    rows = len(read_metrics(tmp_path / "metrics.csv"))
+    agent.learn(300, run_dir=tmp_path)
+    metrics = read_metrics(tmp_path / "metrics.csv")
+    assert len(metrics) == agent.num_updates > rows
+    assert [int(row["update"]) for row in metrics] == list(range(1, agent.num_updates + 1))
+    agent.close()

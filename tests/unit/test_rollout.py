@@ -114,3 +114,18 @@ def test_box_actions_are_clipped_for_the_env_only() -> None:
 def test_discrete_actions_with_an_offset_start() -> None:
     space = gymnasium.spaces.Discrete(3, start=-1)
     np.testing.assert_array_equal(to_env_actions(np.array([0, 1, 2]), space), [-1, 0, 1])
+
+
+def test_consecutive_collections_share_no_episode() -> None:
+    # each call resets the envs: every env's first valid step is the first step (t = 0) of a fresh episode,
+    # and the episodes of two calls add up to exactly the requested numbers
+    envs = make_vec_env("toy/Counting-v0", 3)
+    policy = counting_policy()
+    for seed in (0, None, None):
+        batch = collect(envs, policy, 5, seed=seed)
+        assert len(batch.episode_returns) == 5
+        for n in range(3):
+            column = batch.observations[:, n][batch.mask[:, n]]
+            assert column[0, 0] == 0
+            assert batch.dones[:, n][batch.mask[:, n]][-1]
+    envs.close()
