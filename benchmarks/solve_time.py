@@ -9,11 +9,17 @@ Training time excludes imports and interpreter start-up.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
+
 import argparse
 import statistics
 import time
 
-from tutorial import solve
+import torch
+from tutorial_reinforce import solve
 
 from reinforce import Reinforce
 
@@ -46,6 +52,7 @@ def main() -> None:
     parser.add_argument("--tutorial-max-seconds", type=float, default=120.0)
     parser.add_argument("--max-steps", type=int, default=300_000)
     args = parser.parse_args()
+    torch.set_num_threads(1)  # reinforce's default; the tutorial loop gets the same
 
     ours = []
     print("| seed | implementation | solved | env steps | train seconds | deterministic eval (100 ep.) |")

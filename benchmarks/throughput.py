@@ -7,12 +7,18 @@ The first row is the tutorial way (one env, per-step tensor conversion and sampl
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
+
 import argparse
+import os
 import platform
 import time
 
 import torch
-from tutorial import TutorialAgent
+from tutorial_reinforce import TutorialAgent
 
 from reinforce import Reinforce, collect
 from reinforce.algorithm import update_policy
@@ -50,9 +56,10 @@ def main() -> None:
     parser.add_argument("--num-envs", default="1,4,16,64,256,1024")
     parser.add_argument("--min-steps", type=int, default=20_000)
     args = parser.parse_args()
+    torch.set_num_threads(1)  # reinforce's default; the tutorial loop gets the same
     print(
-        f"# CartPole-v1 throughput, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"torch threads 1 (reinforce's default)"
+        f"# CartPole-v1 throughput, torch {torch.__version__}, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, torch threads 1 for both"
     )
     print("| implementation | num_envs | collect env steps/s | collect + update env steps/s |")
     print("| --- | ---: | ---: | ---: |")
