@@ -6,7 +6,14 @@ import torch
 from torch import Tensor
 
 
-def discounted_returns(rewards: Tensor, dones: Tensor, gamma: float) -> Tensor:
+def discounted_returns(
+    rewards: Tensor,
+    dones: Tensor,
+    gamma: float,
+    *,
+    truncated: Tensor | None = None,
+    bootstrap_values: Tensor | None = None,
+) -> Tensor:
     """Discounted reward-to-go inside each episode: ``G_t = r_t + gamma * G_{t+1}``, cut where an episode ends.
 
     One reverse pass over time of vector operations on all environments at once.
@@ -16,12 +23,18 @@ def discounted_returns(rewards: Tensor, dones: Tensor, gamma: float) -> Tensor:
         dones: bool (or 0/1) tensor of the same shape, true where an episode ends after step t (terminated
             or truncated: at a time-limit cut the return is the Monte-Carlo sum up to the cut).
         gamma: discount factor in [0, 1].
+        truncated: optional bool tensor of the same shape, true where an episode was cut (a time limit) after
+            step t rather than terminated; needs ``bootstrap_values``.
+        bootstrap_values: optional float tensor of the same shape, an estimate of the value of the state
+            reached after step t; where ``truncated``, the return is ``G_t = r_t + gamma * bootstrap_values[t]``
+            instead of ``r_t`` (the cut is not treated as the end of the task).
 
     Returns:
         Float tensor of the same shape as ``rewards``.
 
     Raises:
-        ValueError: if the shapes differ or are not ``[T]`` / ``[T, N]``, or gamma is outside [0, 1].
+        ValueError: if the shapes differ or are not ``[T]`` / ``[T, N]``, gamma is outside [0, 1], or only one
+            of ``truncated`` and ``bootstrap_values`` is given.
 
     Example:
         >>> rewards = torch.tensor([1.0, 1.0, 1.0, 1.0])
@@ -36,11 +49,21 @@ def discounted_returns(rewards: Tensor, dones: Tensor, gamma: float) -> Tensor:
         raise ValueError(f"expected [T] or [T, N] tensors, got shape {tuple(rewards.shape)}")
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    if (truncated is None) != (bootstrap_values is None):
+        raise ValueError("truncated and bootstrap_values go together: pass both or neither")
+    targets = rewards
+    if truncated is not None and bootstrap_values is not None:
+        if truncated.shape != rewards.shape or bootstrap_values.shape != rewards.shape:
+            raise ValueError(
+                f"truncated {tuple(truncated.shape)} and bootstrap_values {tuple(bootstrap_values.shape)} "
+                f"must have the shape of rewards {tuple(rewards.shape)}"
+            )
+        targets = rewards + gamma * torch.where(truncated.bool(), bootstrap_values, torch.zeros_like(rewards))
     continues = (~dones.bool()).to(rewards.dtype) * gamma
     returns = torch.empty_like(rewards)
     running = torch.zeros_like(rewards[0])
     for t in range(rewards.shape[0] - 1, -1, -1):
-        running = rewards[t] + continues[t] * running
+        running = targets[t] + continues[t] * running
         returns[t] = running
     return returns
 

@@ -22,6 +22,7 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from torch import Tensor
+from torch.distributions import Categorical, Distribution
 
 from reinforce.policies import Policy
 
@@ -75,6 +76,23 @@ def to_env_actions(actions: np.ndarray[Any, Any], action_space: spaces.Space[Any
     return actions
 
 
+def sample_actions(distribution: Distribution, deterministic: bool = False) -> Tensor:
+    """Actions from ``distribution``: its mode if ``deterministic``, else a sample.
+
+    A Categorical is sampled by inverse CDF (one uniform per row, the first index whose cumulative probability
+    exceeds it), which draws from the same distribution as ``Categorical.sample`` at less than half its cost
+    for small batches; other distributions use their own ``sample``.
+    """
+    if deterministic:
+        return distribution.mode
+    if isinstance(distribution, Categorical):
+        cumulative = distribution.probs.cumsum(-1)
+        uniform = torch.rand((*cumulative.shape[:-1], 1), device=cumulative.device, dtype=cumulative.dtype)
+        # clamp: a uniform above the last cumulative probability (rounding) maps to the last action
+        return (cumulative <= uniform).sum(-1).clamp_(max=cumulative.shape[-1] - 1)
+    return distribution.sample()
+
+
 def collect(
     envs: VectorEnv[Any, Any, Any],
     policy: Policy,
@@ -117,7 +135,7 @@ def collect(
     with torch.inference_mode():
         while active.any():
             distribution = policy(torch.as_tensor(observations, device=device))
-            actions = (distribution.mode if deterministic else distribution.sample()).cpu().numpy()
+            actions = sample_actions(distribution, deterministic).cpu().numpy()
             next_observations, rewards, terminated, truncated, _ = envs.step(to_env_actions(actions, action_space))
             terminated = np.asarray(terminated, dtype=bool)
             # a time limit that falls on a terminal step is a termination: the state really is terminal

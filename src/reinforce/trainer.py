@@ -32,7 +32,7 @@ from reinforce.envs import env_spec, make_vec_env
 from reinforce.errors import ReinforceError
 from reinforce.logging import CSVLogger
 from reinforce.policies import make_policy
-from reinforce.rollout import collect, to_env_actions
+from reinforce.rollout import collect, sample_actions, to_env_actions
 
 SOLVED_WINDOW = 100
 """Episodes in the moving mean that decides 'solved' (Gymnasium's convention)."""
@@ -271,8 +271,7 @@ class Reinforce:
         batched = observations.ndim > single_ndim
         batch = observations if batched else observations[None]
         with torch.inference_mode():
-            distribution = self.policy(torch.as_tensor(batch, device=self.device))
-            actions = distribution.mode if deterministic else distribution.sample()
+            actions = sample_actions(self.policy(torch.as_tensor(batch, device=self.device)), deterministic)
         env_actions = to_env_actions(actions.cpu().numpy(), self.action_space)
         return env_actions if batched else env_actions[0]
 

@@ -38,7 +38,13 @@ def test_unfinished_tail_is_summed_up_to_the_buffer_end() -> None:
     torch.testing.assert_close(discounted_returns(rewards, dones, 1.0), torch.tensor([3.0, 2.0, 1.0]))
 
 
-def naive_returns(rewards: list[list[float]], dones: list[list[bool]], gamma: float) -> list[list[float]]:
+def naive_returns(
+    rewards: list[list[float]],
+    dones: list[list[bool]],
+    gamma: float,
+    truncated: list[list[bool]] | None = None,
+    values: list[list[float]] | None = None,
+) -> list[list[float]]:
     steps, envs = len(rewards), len(rewards[0])
     out = [[0.0] * envs for _ in range(steps)]
     for n in range(envs):
@@ -48,6 +54,8 @@ def naive_returns(rewards: list[list[float]], dones: list[list[bool]], gamma: fl
                 total += discount * rewards[k][n]
                 discount *= gamma
                 if dones[k][n]:
+                    if truncated is not None and values is not None and truncated[k][n]:
+                        total += discount * values[k][n]
                     break
             out[t][n] = total
     return out
@@ -68,6 +76,15 @@ def test_returns_match_a_naive_double_loop(steps: int, envs: int, gamma: float, 
     torch.testing.assert_close(discounted_returns(rewards, dones, gamma), expected)
     # the 1-D form agrees with each column
     torch.testing.assert_close(discounted_returns(rewards[:, 0], dones[:, 0], gamma), expected[:, 0])
+    # and with bootstrapping at a random subset of the episode ends
+    truncated = dones & (torch.rand(steps, envs, generator=generator) < 0.5)
+    values = torch.randn(steps, envs, generator=generator, dtype=torch.float64)
+    expected = torch.tensor(
+        naive_returns(rewards.tolist(), dones.tolist(), gamma, truncated.tolist(), values.tolist()),
+        dtype=torch.float64,
+    )
+    bootstrapped = discounted_returns(rewards, dones, gamma, truncated=truncated, bootstrap_values=values)
+    torch.testing.assert_close(bootstrapped, expected)
 
 
 @pytest.mark.parametrize(
@@ -89,3 +106,16 @@ def test_standardize_uses_only_masked_entries() -> None:
     out = standardize(values, mask)
     torch.testing.assert_close(out, torch.tensor([[-1.0, 0.0], [1.0, 0.0]]), atol=1e-6, rtol=0)
     assert standardize(torch.tensor([5.0])).item() == 0.0
+
+
+def test_golden_bootstrap_at_a_truncation_only() -> None:
+    # env 0: 2 steps then cut (truncated) with V(s_2) = 10; env 1: 2 steps then terminated (V ignored)
+    rewards = torch.tensor([[1.0, 1.0], [1.0, 1.0]])
+    dones = torch.tensor([[False, False], [True, True]])
+    truncated = torch.tensor([[False, False], [True, False]])
+    values = torch.tensor([[99.0, 99.0], [10.0, 10.0]])
+    out = discounted_returns(rewards, dones, 0.5, truncated=truncated, bootstrap_values=values)
+    # env 0: G1 = 1 + 0.5 * 10 = 6, G0 = 1 + 0.5 * 6 = 4; env 1: G1 = 1, G0 = 1.5
+    torch.testing.assert_close(out, torch.tensor([[4.0, 1.5], [6.0, 1.0]]))
+    with pytest.raises(ValueError):
+        discounted_returns(rewards, dones, 0.5, truncated=truncated)

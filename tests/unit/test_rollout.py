@@ -8,7 +8,7 @@ from gymnasium import spaces
 
 from reinforce import collect, make_policy
 from reinforce.envs import make_vec_env
-from reinforce.rollout import to_env_actions
+from reinforce.rollout import sample_actions, to_env_actions
 
 
 def counting_policy() -> torch.nn.Module:
@@ -129,3 +129,18 @@ def test_consecutive_collections_share_no_episode() -> None:
             assert column[0, 0] == 0
             assert batch.dones[:, n][batch.mask[:, n]][-1]
     envs.close()
+
+
+def test_inverse_cdf_sampling_draws_from_the_categorical() -> None:
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.1, 0.0, 0.6, 0.3], [0.25, 0.25, 0.25, 0.25]])
+    draws = 40_000
+    for row in range(2):
+        many = torch.distributions.Categorical(probs=probs[row].expand(draws, 4))
+        counts = torch.bincount(sample_actions(many), minlength=4).double()
+        expected = probs[row].double() * draws
+        # each count is binomial: within 5 standard deviations of its mean (exactly 0 where p = 0)
+        std = (draws * probs[row].double() * (1 - probs[row].double())).sqrt()
+        assert ((counts - expected).abs() <= 5 * std).all(), (counts, expected)
+    distribution = torch.distributions.Categorical(probs=probs)
+    torch.testing.assert_close(sample_actions(distribution, deterministic=True), torch.tensor([2, 0]))
