@@ -28,13 +28,23 @@ EVALUATION_FILE = "evaluation.json"
 CURVE_FILE = "curve.png"
 
 
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename: readers never see half a file."""
+    """Write ``data`` to ``path`` through a temporary file, fsync and rename: readers never see half a file.
+
+    The file gets the permissions of a normally created one (0o666 less the umask), not mkstemp's 0o600.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
+            os.fchmod(file.fileno(), _default_mode())
             os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -68,6 +78,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     try:
         save_file(cpu, tmp)
         with open(tmp, "rb") as file:
+            os.fchmod(file.fileno(), _default_mode())
             os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:

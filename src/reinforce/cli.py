@@ -17,7 +17,7 @@ from typing import Any, Literal, NoReturn, Union, get_args, get_origin, get_type
 
 import click
 
-from reinforce.config import TrainConfig, field_docs
+from reinforce.config import MAX_SEED, TrainConfig, field_docs
 from reinforce.errors import ReinforceError
 
 
@@ -80,7 +80,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("env_id")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (torch and environments).")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed (torch and environments).")
 @click.option("--total-steps", type=click.IntRange(min=0), default=500_000, show_default=True, help="Env-step budget.")
 @click.option(
     "--run-dir",
@@ -109,16 +109,24 @@ def train(
     """Train a policy on ENV_ID (a Gymnasium id such as CartPole-v1) and write a run directory."""
     config = TrainConfig.from_dict({key: value for key, value in hyperparameters.items() if value is not None})
     if run_dir is None:
-        run_dir = Path("runs") / f"{env_id.replace('/', '_')}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        run_dir = (
+            Path("runs") / f"{env_id.replace('/', '_').replace(':', '_')}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
+    if run_dir.exists() and any(run_dir.iterdir()):
         raise ReinforceError(f"run directory {run_dir} already exists and is not empty: choose another --run-dir")
 
     from reinforce.checkpoint import CURVE_FILE, EVALUATION_FILE, write_json
     from reinforce.plotting import plot_runs
     from reinforce.trainer import Reinforce
 
-    agent = Reinforce(env_id, seed=seed, **config.to_dict())
+    agent = Reinforce(env_id, seed=seed, **config.to_dict())  # validates everything before anything is written
     try:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ReinforceError(
+                f"cannot create run directory {run_dir} ({exc.strerror}): choose another --run-dir"
+            ) from None
         agent.learn(total_steps, run_dir=run_dir, progress_bar=not quiet)
         plot_runs([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
         outcome = "solved" if agent.solved else "trained"
@@ -149,13 +157,16 @@ def _evaluation_line(evaluation: dict[str, Any]) -> str:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--episodes", type=click.IntRange(min=1), default=100, show_default=True, help="Episodes to run.")
 @click.option("--stochastic", is_flag=True, help="Sample actions instead of taking the most likely one.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Environment seed of the evaluation.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Environment seed of the evaluation.")
+@click.option("--device", default=None, help="Run the policy on this device instead of the saved one (cpu, cuda).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def evaluate(run_dir: Path, episodes: int, stochastic: bool, seed: int | None, as_json: bool) -> None:
+def evaluate(
+    run_dir: Path, episodes: int, stochastic: bool, seed: int | None, device: str | None, as_json: bool
+) -> None:
     """Evaluate the policy saved in RUN_DIR."""
     from reinforce.trainer import load
 
-    agent = load(run_dir)
+    agent = load(run_dir, device=device)
     try:
         evaluation = agent.evaluate(episodes=episodes, deterministic=not stochastic, seed=seed)
     finally:
@@ -197,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``reinforce`` console script."""
     try:
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="reinforce", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else "see `reinforce --help`")
+        sys.exit(0)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx is not None else "reinforce"
         _fail(f"{exc.format_message()} (see `{command} --help`)")

@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_type_hints
 
+import numpy as np
+
 from reinforce.errors import ReinforceError
 
 OptimizerName = Literal["adam", "sgd", "rmsprop"]
@@ -95,9 +97,28 @@ def episodes_per_update(config: TrainConfig) -> int:
     return config.num_envs if config.episodes_per_update is None else config.episodes_per_update
 
 
+MAX_THREADS = 1024
+MAX_SEED = 2**32 - 1
+
+
 def _fail(name: str, value: object, requirement: str) -> ReinforceError:
     flag = "--" + name.replace("_", "-")
-    return ReinforceError(f"invalid {name}={value!r}: {requirement} (set {flag} accordingly)")
+    return ReinforceError(f"invalid {name}={value!r} ({flag}): {requirement}")
+
+
+def check_seed(seed: object) -> None:
+    """Raise `ReinforceError` unless ``seed`` is None or an integer in [0, 2**32 - 1]."""
+    if seed is not None and (not _is_int(seed) or not 0 <= seed <= MAX_SEED):  # type: ignore[operator]
+        raise _fail("seed", seed, f"must be an integer in [0, {MAX_SEED}]")
+
+
+def as_count(name: str, value: object, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``: ints, NumPy ints and integral floats such as 1e5 are accepted."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise _fail(name, value, f"must be an integer >= {minimum}")
+    if not math.isfinite(value) or int(value) != value or int(value) < minimum:
+        raise _fail(name, value, f"must be an integer >= {minimum}")
+    return int(value)
 
 
 def _is_int(value: object) -> bool:
@@ -136,8 +157,8 @@ def check_config(config: TrainConfig) -> None:
         raise _fail("reward_threshold", config.reward_threshold, "must be a finite number")
     if not isinstance(config.stop_on_solve, bool):
         raise _fail("stop_on_solve", config.stop_on_solve, "must be true or false")
-    if not _is_int(config.num_threads) or config.num_threads < 0:
-        raise _fail("num_threads", config.num_threads, "must be an integer >= 0 (0 keeps torch's default)")
+    if not _is_int(config.num_threads) or not 0 <= config.num_threads <= MAX_THREADS:
+        raise _fail("num_threads", config.num_threads, f"must be an integer in [0, {MAX_THREADS}] (0: torch's default)")
     if not isinstance(config.device, str) or not config.device:
         raise _fail("device", config.device, "must be a torch device name such as cpu or cuda")
 

@@ -23,7 +23,7 @@ def env_spec(env_id: str) -> EnvSpec:
     if module:
         try:
             importlib.import_module(module)
-        except ImportError as exc:
+        except (ImportError, TypeError, ValueError) as exc:
             raise ReinforceError(
                 f"cannot import {module!r} for environment {env_id!r} ({exc}): check the module is importable"
             ) from None

@@ -86,7 +86,11 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, *, threshold: float | None = 
     for axis in (ax_return, ax_length):
         axis.grid(alpha=0.3)
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out, dpi=110)
+    except OSError as exc:
+        raise ReinforceError(f"cannot write {out} ({exc.strerror or exc}): choose another output path") from None
+    finally:
+        plt.close(figure)
     return out

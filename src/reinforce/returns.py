@@ -19,12 +19,13 @@ def discounted_returns(
     One reverse pass over time of vector operations on all environments at once.
 
     Args:
-        rewards: float tensor ``[T]`` or ``[T, N]``; ``rewards[t]`` is the reward received after the action at t.
+        rewards: tensor ``[T]`` or ``[T, N]`` (integers are converted to float); ``rewards[t]`` is the reward
+            received after the action at t.
         dones: bool (or 0/1) tensor of the same shape, true where an episode ends after step t (terminated
             or truncated: at a time-limit cut the return is the Monte-Carlo sum up to the cut).
         gamma: discount factor in [0, 1].
         truncated: optional bool tensor of the same shape, true where an episode was cut (a time limit) after
-            step t rather than terminated; needs ``bootstrap_values``.
+            step t rather than terminated (only where ``dones`` is true too); needs ``bootstrap_values``.
         bootstrap_values: optional float tensor of the same shape, an estimate of the value of the state
             reached after step t; where ``truncated``, the return is ``G_t = r_t + gamma * bootstrap_values[t]``
             instead of ``r_t`` (the cut is not treated as the end of the task).
@@ -49,6 +50,8 @@ def discounted_returns(
         raise ValueError(f"expected [T] or [T, N] tensors, got shape {tuple(rewards.shape)}")
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    if not rewards.is_floating_point():
+        rewards = rewards.to(torch.get_default_dtype())
     if (truncated is None) != (bootstrap_values is None):
         raise ValueError("truncated and bootstrap_values go together: pass both or neither")
     targets = rewards
@@ -58,7 +61,8 @@ def discounted_returns(
                 f"truncated {tuple(truncated.shape)} and bootstrap_values {tuple(bootstrap_values.shape)} "
                 f"must have the shape of rewards {tuple(rewards.shape)}"
             )
-        targets = rewards + gamma * torch.where(truncated.bool(), bootstrap_values, torch.zeros_like(rewards))
+        cut = truncated.bool() & dones.bool()  # a truncation is an episode end; elsewhere it is ignored
+        targets = rewards + gamma * torch.where(cut, bootstrap_values.to(rewards.dtype), torch.zeros_like(rewards))
     continues = (~dones.bool()).to(rewards.dtype) * gamma
     returns = torch.empty_like(rewards)
     running = torch.zeros_like(rewards[0])

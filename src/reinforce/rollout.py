@@ -24,6 +24,7 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor
 from torch.distributions import Categorical, Distribution
 
+from reinforce.errors import ReinforceError
 from reinforce.policies import Policy
 
 
@@ -38,10 +39,11 @@ class RolloutBatch:
     rewards: Tensor
     """``[T, N]`` float32 reward received after each action."""
     terminated: Tensor
-    """``[T, N]`` bool: the episode reached a terminal state after step t."""
+    """``[T, N]`` bool: the env reached a terminal state after step t (as reported on every stepped
+    transition, idle ones included: combine with ``mask``, as `dones` does)."""
     truncated: Tensor
-    """``[T, N]`` bool: the episode was cut (time limit) after step t without reaching a terminal state
-    (a cut that falls on a terminal step counts as terminated only)."""
+    """``[T, N]`` bool: the env was cut (time limit) after step t without reaching a terminal state (a cut
+    that falls on a terminal step counts as terminated only); unmasked like ``terminated``."""
     mask: Tensor
     """``[T, N]`` bool: step t of env n belongs to one of the batch's episodes (false on reset and idle steps)."""
     episode_returns: list[float]
@@ -73,7 +75,7 @@ def to_env_actions(actions: np.ndarray[Any, Any], action_space: spaces.Space[Any
     if isinstance(action_space, spaces.Box):
         shaped = actions.reshape((actions.shape[0], *action_space.shape))
         return np.clip(shaped, action_space.low, action_space.high).astype(action_space.dtype, copy=False)
-    return actions
+    raise ReinforceError(f"unsupported action space {action_space}: reinforce handles Discrete and Box actions")
 
 
 def sample_actions(distribution: Distribution, deterministic: bool = False) -> Tensor:
@@ -87,8 +89,9 @@ def sample_actions(distribution: Distribution, deterministic: bool = False) -> T
         return distribution.mode
     if isinstance(distribution, Categorical):
         cumulative = distribution.probs.cumsum(-1)
+        # scaled by the total, so that rounding in the cumulative sum cannot push a draw past the last action
         uniform = torch.rand((*cumulative.shape[:-1], 1), device=cumulative.device, dtype=cumulative.dtype)
-        # clamp: a uniform above the last cumulative probability (rounding) maps to the last action
+        uniform = uniform * cumulative[..., -1:]
         return (cumulative <= uniform).sum(-1).clamp_(max=cumulative.shape[-1] - 1)
     return distribution.sample()
 

@@ -27,7 +27,7 @@ from reinforce.checkpoint import (
     save_tensors,
     write_json,
 )
-from reinforce.config import TrainConfig, episodes_per_update
+from reinforce.config import TrainConfig, as_count, check_seed, episodes_per_update
 from reinforce.envs import env_spec, make_vec_env
 from reinforce.errors import ReinforceError
 from reinforce.logging import CSVLogger
@@ -40,6 +40,7 @@ SOLVED_WINDOW = 100
 METRIC_FIELDS = (
     "update",
     "env_steps",
+    "simulated_steps",
     "episodes",
     "charts/episode_return_mean",
     "charts/episode_return_min",
@@ -60,6 +61,10 @@ METRIC_FIELDS = (
 reproducible from the seed."""
 EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncated")
 """Columns of episodes.csv, one row per training episode."""
+
+
+COUNTERS = ("num_updates", "num_env_steps", "num_simulated_steps", "num_episodes")
+"""The integer counters of an agent, saved in checkpoint.json."""
 
 
 def library_versions() -> dict[str, str]:
@@ -84,11 +89,21 @@ def resolve_device(name: str) -> torch.device:
         raise ReinforceError(f"invalid device {name!r}: use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ReinforceError(f"device {name!r} asked for but CUDA is not available here: use --device cpu")
+    if device.type == "meta":
+        raise ReinforceError(f"device {name!r} holds no data and cannot train: use cpu or cuda")
+    try:
+        torch.empty(1, device=device) + 1
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ReinforceError(f"device {name!r} is not usable here ({first_line}): use --device cpu") from None
     return device
 
 
 class Reinforce:
     """REINFORCE on a Gymnasium environment, in the conventions of Stable-Baselines3.
+
+    Creating an agent sets two process-wide torch settings: the number of CPU threads (``num_threads``,
+    default 1, fastest for small networks; 0 leaves it alone) and, with a seed, torch's global random seed.
 
     Example:
         >>> agent = Reinforce("CartPole-v1", seed=0, num_envs=8)
@@ -107,8 +122,7 @@ class Reinforce:
 
     def __init__(self, env_id: str, *, seed: int | None = None, **hyperparameters: Any) -> None:
         self.config = TrainConfig.from_dict(hyperparameters)
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-            raise ReinforceError(f"invalid seed {seed!r}: must be an integer >= 0 (set --seed accordingly)")
+        check_seed(seed)
         self.env_id = env_id
         self.seed = seed
         self.device = resolve_device(self.config.device)
@@ -132,8 +146,10 @@ class Reinforce:
         self.num_updates = 0
         self.num_env_steps = 0
         self.num_episodes = 0
+        self.num_simulated_steps = 0
         self.recent_returns: deque[float] = deque(maxlen=SOLVED_WINDOW)
         self.train_time_s = 0.0
+        self._reset_seed = seed
 
     @property
     def solved(self) -> bool:
@@ -157,15 +173,17 @@ class Reinforce:
             self.envs,
             self.policy,
             episodes_per_update(self.config),
-            seed=self.seed if self.num_updates == 0 else None,
+            seed=self._reset_seed,
             device=self.device,
         )
+        self._reset_seed = None  # later collections continue the environments' random streams
         losses = update_policy(self.policy, self.optimizer, batch, self.config)
         elapsed = time.perf_counter() - start
         self.train_time_s += elapsed
         steps = batch.num_steps
         self.num_updates += 1
         self.num_env_steps += steps
+        self.num_simulated_steps += batch.mask.numel()
         self.num_episodes += len(batch.episode_returns)
         self.recent_returns.extend(batch.episode_returns)
         returns = np.asarray(batch.episode_returns)
@@ -173,6 +191,7 @@ class Reinforce:
         return {
             "update": self.num_updates,
             "env_steps": self.num_env_steps,
+            "simulated_steps": self.num_simulated_steps,
             "episodes": self.num_episodes,
             "charts/episode_return_mean": float(returns.mean()),
             "charts/episode_return_min": float(returns.min()),
@@ -204,8 +223,7 @@ class Reinforce:
             self, so that ``Reinforce(...).learn(...)`` chains.
 
         """
-        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 0:
-            raise ReinforceError(f"invalid total_steps={total_steps!r}: must be an integer >= 0")
+        total_steps = as_count("total_steps", total_steps, 0)
         from tqdm.auto import tqdm
 
         target = self.num_env_steps + total_steps
@@ -288,8 +306,8 @@ class Reinforce:
             and ``returns`` (the list).
 
         """
-        if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
-            raise ReinforceError(f"invalid episodes={episodes!r}: must be an integer >= 1 (set --episodes)")
+        episodes = as_count("episodes", episodes, 1)
+        check_seed(seed)
         if seed is None and self.seed is not None:
             seed = self.seed + 1_000_003
         envs = make_vec_env(self.env_id, min(episodes, 100), vectorization_mode=self.config.vectorization_mode)
@@ -335,9 +353,7 @@ class Reinforce:
             {
                 "format_version": FORMAT_VERSION,
                 "reinforce_version": library_versions()["reinforce"],
-                "num_updates": self.num_updates,
-                "num_env_steps": self.num_env_steps,
-                "num_episodes": self.num_episodes,
+                **{key: getattr(self, key) for key in COUNTERS},
                 "train_time_s": self.train_time_s,
                 "solved": self.solved,
             },
@@ -348,19 +364,35 @@ class Reinforce:
         self.envs.close()
 
 
+def _counters(checkpoint: dict[str, Any], path: Path) -> dict[str, int]:
+    counters = {}
+    for key in COUNTERS:
+        value = require(checkpoint, key, int, path)
+        if value < 0:
+            raise ReinforceError(f"{path} has a negative {key!r}: the run directory is damaged")
+        counters[key] = value
+    return counters
+
+
 def load(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
     """Rebuild the agent saved in ``run_dir`` (config.json, checkpoint.json, policy.safetensors).
 
-    Nothing in the directory is executed: the tensors come from safetensors and the rest from JSON, checked
-    before use.
+    No pickle: the tensors come from safetensors and the rest from JSON, all checked before use. (An env id of
+    the form ``module:Env-v0`` imports ``module``, exactly as ``gymnasium.make`` would.) With a seed, the
+    loaded agent's torch generator and environments are seeded from (seed, updates done), so continuing a
+    loaded run is reproducible; the optimizer state is not saved yet, so it restarts.
+
+    Args:
+        run_dir: a directory written by `Reinforce.save` or ``reinforce train``.
+        device: overrides the saved ``device`` (e.g. ``"cpu"`` for a run trained on a GPU).
 
     Raises:
         ReinforceError: the directory or one of its files is missing or damaged.
-
     """
     path = Path(run_dir)
     if not path.is_dir():
-        raise ReinforceError(f"run directory {path} does not exist: pass the directory `reinforce train` wrote")
+        problem = "is not a directory" if path.exists() else "does not exist"
+        raise ReinforceError(f"run directory {path} {problem}: pass the directory `reinforce train` wrote")
     config = read_json(path / CONFIG_FILE)
     checkpoint = read_json(path / CHECKPOINT_FILE)
     for document, file in ((config, CONFIG_FILE), (checkpoint, CHECKPOINT_FILE)):
@@ -371,6 +403,11 @@ def load(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
             )
     env_id = require(config, "env_id", str, path / CONFIG_FILE)
     hyperparameters = require(config, "hyperparameters", dict, path / CONFIG_FILE)
+    counters = _counters(checkpoint, path / CHECKPOINT_FILE)
+    train_time_s = float(require(checkpoint, "train_time_s", (int, float), path / CHECKPOINT_FILE))
+    if not math.isfinite(train_time_s) or train_time_s < 0:
+        raise ReinforceError(f"{path / CHECKPOINT_FILE} has an invalid 'train_time_s': the run directory is damaged")
+    tensors = load_tensors(path / POLICY_FILE)
     seed = config.get("seed")
     if device is not None:
         hyperparameters = {**hyperparameters, "device": device}
@@ -378,7 +415,6 @@ def load(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
         agent = Reinforce(env_id, seed=seed, **hyperparameters)
     except ReinforceError as exc:
         raise ReinforceError(f"{path / CONFIG_FILE} is invalid: {exc}") from None
-    tensors = load_tensors(path / POLICY_FILE)
     try:
         agent.policy.load_state_dict(tensors, strict=True)
     except RuntimeError:
@@ -386,8 +422,11 @@ def load(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
         raise ReinforceError(
             f"{path / POLICY_FILE} does not match the policy that config.json describes: the run is damaged"
         ) from None
-    agent.num_updates = int(require(checkpoint, "num_updates", int, path / CHECKPOINT_FILE))
-    agent.num_env_steps = int(require(checkpoint, "num_env_steps", int, path / CHECKPOINT_FILE))
-    agent.num_episodes = int(require(checkpoint, "num_episodes", int, path / CHECKPOINT_FILE))
-    agent.train_time_s = float(require(checkpoint, "train_time_s", (int, float), path / CHECKPOINT_FILE))
+    for key, value in counters.items():
+        setattr(agent, key, value)
+    agent.train_time_s = train_time_s
+    if seed is not None and agent.num_updates:
+        derived = int(np.random.SeedSequence([seed, agent.num_updates]).generate_state(1)[0])
+        torch.manual_seed(derived)
+        agent._reset_seed = derived
     return agent

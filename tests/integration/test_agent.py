@@ -141,6 +141,10 @@ def corrupt(run: Path, name: str, content: bytes) -> None:
         ),
         (lambda run: corrupt(run, "checkpoint.json", b"[]"), "JSON object"),
         (lambda run: corrupt(run, "checkpoint.json", b'{"format_version": 99}'), "format_version"),
+        (
+            lambda run: corrupt(run, "checkpoint.json", json.dumps({"format_version": 1, "num_updates": -1}).encode()),
+            "num_updates",
+        ),
     ],
 )
 def test_damaged_run_directories_are_refused_and_left_as_they_are(tmp_path: Path, damage, message: str) -> None:
@@ -166,3 +170,22 @@ def test_a_second_learn_call_continues_the_run_directory(tmp_path: Path) -> None
     assert len(metrics) == agent.num_updates > rows
     assert [int(row["update"]) for row in metrics] == list(range(1, agent.num_updates + 1))
     agent.close()
+
+
+def test_counts_accept_numpy_ints_and_integral_floats() -> None:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=2, hidden_sizes=(8,))
+    agent.learn(np.int64(50))
+    agent.learn(1e2)
+    assert agent.evaluate(episodes=np.int32(2))["episodes"] == 2
+    with pytest.raises(ReinforceError, match="total_steps"):
+        agent.learn(2.5)
+    agent.close()
+
+
+def test_a_loaded_run_continues_reproducibly(tmp_path: Path) -> None:
+    agent = Reinforce("CartPole-v1", seed=4, num_envs=2, hidden_sizes=(8,))
+    agent.learn(300, run_dir=tmp_path)
+    agent.close()
+    first = reinforce.load(tmp_path).update()["episode_returns"]
+    second = reinforce.load(tmp_path).update()["episode_returns"]
+    assert first == second

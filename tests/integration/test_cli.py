@@ -85,6 +85,16 @@ def test_eval_json(trained_run: Path) -> None:
     assert stochastic.returncode == 0 and "stochastic" in stochastic.stdout
 
 
+def test_no_command_prints_the_help(tmp_path: Path) -> None:
+    result = run_cli(cwd=tmp_path)
+    assert result.returncode == 0 and "train" in result.stdout and "eval" in result.stdout
+
+
+def test_run_directory_files_get_ordinary_permissions(trained_run: Path) -> None:
+    modes = {path.name: path.stat().st_mode & 0o777 for path in trained_run.iterdir()}
+    assert modes["config.json"] == modes["policy.safetensors"] == modes["metrics.csv"], modes
+
+
 def test_plot_several_runs(trained_run: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     shutil.copytree(trained_run, other)
@@ -105,12 +115,19 @@ BAD_INPUTS = [
     (["train", "CartPole-v1", "--hidden-sizes", "64,x"], "hidden-sizes"),
     (["train", "CartPole-v1", "--run-dir", "{run}"], "already exists"),
     (["train", "toy_envs:toy/TextAction-v0", "--quiet"], "unsupported action space"),
+    (["train", ".relative:X-v0", "--quiet"], "cannot import"),
+    (["train", "CartPole-v1", "--device", "meta", "--quiet"], "device"),
+    (["train", "CartPole-v1", "--num-threads", "100000", "--quiet"], "num_threads"),
+    (["train", "CartPole-v1", "--seed", "100000000000000000000000"], "seed"),
+    (["train", "CartPole-v1", "--quiet", "--run-dir", "{run}/config.json/sub"], "cannot create run directory"),
     (["fly"], "No such command"),
     (["eval", "missing-dir"], "does not exist"),
+    (["eval", "{run}/config.json"], "is not a directory"),
     (["eval", "{damaged}"], "not valid JSON"),
     (["eval", "{run}", "--episodes", "0"], "episodes"),
     (["plot", "missing-dir"], "does not exist"),
     (["plot", "{run}", "--out", "curve.txt"], ".png"),
+    (["plot", "{run}", "--out", "{run}/config.json/x.png"], "cannot write"),
 ]
 
 

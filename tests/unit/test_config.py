@@ -31,6 +31,7 @@ def test_invalid_values_name_the_field_and_the_flag(field: str, value: object, n
     with pytest.raises(ReinforceError, match=named) as info:
         TrainConfig(**{field: value})
     assert "--" + field.replace("_", "-") in str(info.value)
+    assert "must" in str(info.value)
     assert "\n" not in str(info.value)
 
 

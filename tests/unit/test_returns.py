@@ -119,3 +119,12 @@ def test_golden_bootstrap_at_a_truncation_only() -> None:
     torch.testing.assert_close(out, torch.tensor([[4.0, 1.5], [6.0, 1.0]]))
     with pytest.raises(ValueError):
         discounted_returns(rewards, dones, 0.5, truncated=truncated)
+    # a truncation flag where no episode ends is ignored
+    not_an_end = torch.tensor([[True, False], [False, False]])
+    out = discounted_returns(rewards, dones, 0.5, truncated=not_an_end, bootstrap_values=values)
+    torch.testing.assert_close(out, discounted_returns(rewards, dones, 0.5))
+
+
+def test_integer_rewards_are_discounted_as_floats() -> None:
+    out = discounted_returns(torch.tensor([1, 1]), torch.tensor([False, True]), 0.5)
+    torch.testing.assert_close(out, torch.tensor([1.5, 1.0]))
