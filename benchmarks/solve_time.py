@@ -32,6 +32,8 @@ def seed_range(text: str) -> list[int]:
 
 
 def summarise(name: str, rows: list[dict[str, float | bool]]) -> None:
+    if not rows:
+        return
     solved = [row for row in rows if row["solved"]]
     steps = [float(row["steps"]) for row in solved]
     seconds = [float(row["seconds"]) for row in solved]
@@ -55,14 +57,18 @@ def main() -> None:
     torch.set_num_threads(1)  # reinforce's default; the tutorial loop gets the same
 
     ours = []
-    print("| seed | implementation | solved | env steps | train seconds | deterministic eval (100 ep.) |")
-    print("| ---: | --- | --- | ---: | ---: | ---: |")
+    print(
+        "| seed | implementation | solved | env steps | simulated steps | train seconds | "
+        "deterministic eval (100 ep.) |"
+    )
+    print("| ---: | --- | --- | ---: | ---: | ---: | ---: |")
     for seed in seed_range(args.seeds):
         agent = Reinforce("CartPole-v1", seed=seed)
         start = time.perf_counter()
         agent.learn(args.max_steps)
         seconds = time.perf_counter() - start
         row = {
+            "simulated": agent.num_simulated_steps,
             "solved": agent.solved,
             "steps": agent.num_env_steps,
             "seconds": seconds,
@@ -71,7 +77,8 @@ def main() -> None:
         agent.close()
         ours.append(row)
         print(
-            f"| {seed} | reinforce | {row['solved']} | {row['steps']:,} | {seconds:.2f} | {row['eval']:.1f} |",
+            f"| {seed} | reinforce | {row['solved']} | {row['steps']:,} | {row['simulated']:,} | {seconds:.2f} | "
+            f"{row['eval']:.1f} |",
             flush=True,
         )
     tutorial = []
@@ -79,8 +86,8 @@ def main() -> None:
         row = solve(seed, args.max_steps, args.tutorial_max_seconds)
         tutorial.append(row)
         print(
-            f"| {seed} | tutorial loop | {row['solved']} | {row['steps']:,} | {row['seconds']:.2f} | "
-            f"{row['eval']:.1f} |",
+            f"| {seed} | tutorial loop | {row['solved']} | {row['steps']:,} | {row['steps']:,} | "
+            f"{row['seconds']:.2f} | {row['eval']:.1f} |",
             flush=True,
         )
     print()

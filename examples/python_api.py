@@ -13,7 +13,7 @@ import reinforce
 
 
 def main() -> None:
-    agent = reinforce.Reinforce("CartPole-v1", seed=0)  # the defaults: 16 envs, MLP(128), Adam lr 0.02
+    agent = reinforce.Reinforce("CartPole-v1", seed=0)  # the defaults: 32 envs, MLP(128), Adam lr 0.03
     for _ in range(5):  # drive it yourself: one collect-and-update step per call
         metrics = agent.update()
         print(f"update {metrics['update']}: mean return {metrics['charts/episode_return_mean']:.1f}")

@@ -29,7 +29,7 @@ VectorizationMode = Literal["auto", "vector_entry_point", "sync", "async"]
 class TrainConfig:
     """Hyperparameters of a REINFORCE run. Every field is also a CLI flag (``--num-envs``, ``--lr``, ...)."""
 
-    num_envs: int = 16
+    num_envs: int = 32
     """Number of environments stepped in parallel; one batched policy call per step serves all of them."""
 
     episodes_per_update: int | None = None
@@ -38,7 +38,7 @@ class TrainConfig:
     gamma: float = 0.99
     """Discount factor in [0, 1] of the return G_t = r_t + gamma * G_{t+1}."""
 
-    lr: float = 0.02
+    lr: float = 0.03
     """Learning rate of the policy optimizer."""
 
     optimizer: OptimizerName = "adam"
