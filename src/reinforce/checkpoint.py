@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from reinforce.errors import ReinforceError
 
@@ -72,18 +72,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Atomically save tensors as safetensors (contiguous CPU copies)."""
-    cpu = {key: value.detach().cpu().contiguous() for key, value in tensors.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(cpu, tmp)
-        with open(tmp, "rb") as file:
-            os.fchmod(file.fileno(), _default_mode())
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, save({key: value.detach().cpu().contiguous() for key, value in tensors.items()}))
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
