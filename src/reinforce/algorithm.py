@@ -29,7 +29,6 @@ def reinforce_loss(log_probs: Tensor, weights: Tensor) -> Tensor:
 
     Returns:
         A scalar whose gradient is minus the mean over the ``B`` samples of ``weight * grad log pi``.
-
     """
     if log_probs.shape != weights.shape:
         raise ValueError(f"log_probs {tuple(log_probs.shape)} and weights {tuple(weights.shape)} differ")

@@ -78,6 +78,17 @@ def cli() -> None:
     """REINFORCE (Monte-Carlo policy gradient) on Gymnasium environments."""
 
 
+def default_run_dir(env_id: str, seed: int | None) -> Path:
+    """``runs/ENV-seedS-YYYYmmdd-HHMMSS`` (no seed part without a seed), with ``-2``, ``-3`` ... if taken."""
+    name = env_id.replace("/", "_").replace(":", "_") + ("" if seed is None else f"-seed{seed}")
+    base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, number = base, 1
+    while candidate.exists():
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate
+
+
 @cli.command()
 @click.argument("env_id")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed (torch and environments).")
@@ -109,9 +120,7 @@ def train(
     """Train a policy on ENV_ID (a Gymnasium id such as CartPole-v1) and write a run directory."""
     config = TrainConfig.from_dict({key: value for key, value in hyperparameters.items() if value is not None})
     if run_dir is None:
-        run_dir = (
-            Path("runs") / f"{env_id.replace('/', '_').replace(':', '_')}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-        )
+        run_dir = default_run_dir(env_id, seed)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ReinforceError(f"run directory {run_dir} already exists and is not empty: choose another --run-dir")
 

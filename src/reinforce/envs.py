@@ -55,7 +55,6 @@ def make_vec_env(
 
     Raises:
         ReinforceError: unknown id, a missing optional dependency, or an autoreset mode other than next-step.
-
     """
     spec = env_spec(env_id)
     mode: str | None = vectorization_mode

@@ -45,7 +45,6 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, *, threshold: float | None = 
 
     Returns:
         ``out``.
-
     """
     import matplotlib
 

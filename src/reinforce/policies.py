@@ -116,7 +116,6 @@ def make_policy(
 
     Raises:
         ReinforceError: for any other space.
-
     """
     encoder = ObservationEncoder(observation_space)
     if isinstance(action_space, spaces.Discrete):

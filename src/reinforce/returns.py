@@ -42,7 +42,6 @@ def discounted_returns(
         >>> dones = torch.tensor([False, True, False, True])
         >>> discounted_returns(rewards, dones, gamma=0.5)
         tensor([1.5000, 1.0000, 1.5000, 1.0000])
-
     """
     if rewards.shape != dones.shape:
         raise ValueError(f"rewards {tuple(rewards.shape)} and dones {tuple(dones.shape)} must have one shape")
@@ -81,7 +80,6 @@ def standardize(values: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -
         values: float tensor of any shape.
         mask: bool tensor of the same shape, or None for all entries.
         eps: added to the standard deviation.
-
     """
     if mask is None:
         mask = torch.ones_like(values, dtype=torch.bool)

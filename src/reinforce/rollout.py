@@ -117,7 +117,6 @@ def collect(
         deterministic: take the distribution's mode instead of sampling (evaluation).
         seed: passed to ``envs.reset``; None continues the environments' random streams.
         device: where the policy runs.
-
     """
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")

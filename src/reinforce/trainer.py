@@ -117,7 +117,6 @@ class Reinforce:
 
     Raises:
         ReinforceError: an unknown hyperparameter or environment, an invalid value, an unsupported space.
-
     """
 
     def __init__(self, env_id: str, *, seed: int | None = None, **hyperparameters: Any) -> None:
@@ -166,7 +165,6 @@ class Reinforce:
         Returns:
             The update's metrics (the columns of metrics.csv) plus ``episode_returns``, ``episode_lengths``
             and ``episode_truncated``: one entry per episode the update used.
-
         """
         start = time.perf_counter()
         batch = collect(
@@ -221,7 +219,6 @@ class Reinforce:
 
         Returns:
             self, so that ``Reinforce(...).learn(...)`` chains.
-
         """
         total_steps = as_count("total_steps", total_steps, 0)
         from tqdm.auto import tqdm
@@ -282,7 +279,6 @@ class Reinforce:
         Returns:
             One action (shape of the single action space) or a batch of ``B`` actions, as the env expects
             them (Box actions clipped to the bounds).
-
         """
         observations = np.asarray(observation)
         single_ndim = len(self.observation_space.shape or ())
@@ -304,7 +300,6 @@ class Reinforce:
         Returns:
             ``mean_return``, ``std_return``, ``min_return``, ``max_return``, ``mean_length``, ``episodes``
             and ``returns`` (the list).
-
         """
         episodes = as_count("episodes", episodes, 1)
         check_seed(seed)

@@ -148,3 +148,15 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
     assert lines[0].startswith("reinforce: error: ") and message in lines[0]
     assert "Traceback" not in result.stderr
     assert snapshot(tmp_path) == before
+
+
+def test_default_run_directories_never_collide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reinforce.cli import default_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    first = default_run_dir("CartPole-v1", 3)
+    assert first.parent == Path("runs") and first.name.startswith("CartPole-v1-seed3-")
+    first.mkdir(parents=True)
+    second = default_run_dir("CartPole-v1", 3)
+    assert second != first and second.name.startswith(first.name)
+    assert "/" not in default_run_dir("toy_envs:toy/Counting-v0", None).name
