@@ -189,3 +189,39 @@ def test_a_loaded_run_continues_reproducibly(tmp_path: Path) -> None:
     first = reinforce.load(tmp_path).update()["episode_returns"]
     second = reinforce.load(tmp_path).update()["episode_returns"]
     assert first == second
+
+
+def test_a_reward_threshold_override_stops_training_early() -> None:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=8, reward_threshold=15.0)
+    agent.learn(100_000)
+    assert agent.solved and agent.num_env_steps < 100_000
+    assert np.mean(agent.recent_returns) >= 15.0
+    agent.close()
+
+
+def test_no_stop_on_solve_runs_the_whole_budget() -> None:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=8, reward_threshold=15.0, stop_on_solve=False)
+    agent.learn(3_000)
+    assert agent.num_env_steps >= 3_000
+    agent.close()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+def test_each_optimizer_takes_steps(optimizer: str) -> None:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=4, optimizer=optimizer, lr=0.01)
+    before = [p.detach().clone() for p in agent.policy.parameters()]
+    agent.update()
+    assert any(not torch.equal(b, p) for b, p in zip(before, agent.policy.parameters(), strict=True))
+    agent.close()
+
+
+def test_max_grad_norm_bounds_a_plain_sgd_step() -> None:
+    agent = Reinforce(
+        "CartPole-v1", seed=0, num_envs=4, optimizer="sgd", lr=1.0, max_grad_norm=1e-3, return_normalization="none"
+    )
+    before = torch.nn.utils.parameters_to_vector(agent.policy.parameters()).detach().clone()
+    metrics = agent.update()
+    after = torch.nn.utils.parameters_to_vector(agent.policy.parameters()).detach()
+    assert metrics["losses/grad_norm"] > 1e-3  # the raw gradient was larger than the clip
+    assert (after - before).norm().item() == pytest.approx(1e-3, rel=1e-3)
+    agent.close()

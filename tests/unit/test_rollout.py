@@ -144,3 +144,19 @@ def test_inverse_cdf_sampling_draws_from_the_categorical() -> None:
         assert ((counts - expected).abs() <= 5 * std).all(), (counts, expected)
     distribution = torch.distributions.Categorical(probs=probs)
     torch.testing.assert_close(sample_actions(distribution, deterministic=True), torch.tensor([2, 0]))
+
+
+def test_unnormalised_weights_are_the_discounted_returns() -> None:
+    from reinforce.algorithm import policy_weights
+    from reinforce.config import TrainConfig
+    from reinforce.returns import discounted_returns
+
+    envs = make_vec_env("toy/Counting-v0", 2)
+    batch = collect(envs, counting_policy(), 4, seed=0)
+    config = TrainConfig(gamma=0.9, return_normalization="none")
+    torch.testing.assert_close(policy_weights(batch, config), discounted_returns(batch.rewards, batch.dones, 0.9))
+    standardised = policy_weights(batch, TrainConfig(gamma=0.9))[batch.mask]
+    assert abs(standardised.mean().item()) < 1e-5 and standardised.std(correction=0).item() == pytest.approx(
+        1, rel=1e-4
+    )
+    envs.close()
