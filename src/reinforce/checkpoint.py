@@ -28,10 +28,14 @@ EVALUATION_FILE = "evaluation.json"
 CURVE_FILE = "curve.png"
 
 
-def _default_mode() -> int:
+def _read_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+FILE_MODE = 0o666 & ~_read_umask()
+"""Permissions of the files a run writes: those of a normally created file (umask read once, at import)."""
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -44,7 +48,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
-            os.fchmod(file.fileno(), _default_mode())
+            os.fchmod(file.fileno(), FILE_MODE)
             os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -78,15 +78,23 @@ def cli() -> None:
     """REINFORCE (Monte-Carlo policy gradient) on Gymnasium environments."""
 
 
-def default_run_dir(env_id: str, seed: int | None) -> Path:
-    """``runs/ENV-seedS-YYYYmmdd-HHMMSS`` (no seed part without a seed), with ``-2``, ``-3`` ... if taken."""
+def claim_run_dir(env_id: str, seed: int | None) -> Path:
+    """Create and return a fresh run directory ``runs/ENV-seedS-YYYYmmdd-HHMMSS``.
+
+    Without a seed the ``-seedS`` part is left out; if the name is taken, ``-2``, ``-3``, ... is appended. The
+    directory is claimed by creating it, so two runs started in the same second never share one.
+    """
     name = env_id.replace("/", "_").replace(":", "_") + ("" if seed is None else f"-seed{seed}")
     base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base.parent.mkdir(parents=True, exist_ok=True)
     candidate, number = base, 1
-    while candidate.exists():
-        number += 1
-        candidate = base.with_name(f"{base.name}-{number}")
-    return candidate
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = base.with_name(f"{base.name}-{number}")
 
 
 @cli.command()
@@ -119,9 +127,7 @@ def train(
 ) -> None:
     """Train a policy on ENV_ID (a Gymnasium id such as CartPole-v1) and write a run directory."""
     config = TrainConfig.from_dict({key: value for key, value in hyperparameters.items() if value is not None})
-    if run_dir is None:
-        run_dir = default_run_dir(env_id, seed)
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ReinforceError(f"run directory {run_dir} already exists and is not empty: choose another --run-dir")
 
     from reinforce.checkpoint import CURVE_FILE, EVALUATION_FILE, write_json
@@ -131,10 +137,13 @@ def train(
     agent = Reinforce(env_id, seed=seed, **config.to_dict())  # validates everything before anything is written
     try:
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            if run_dir is None:
+                run_dir = claim_run_dir(env_id, seed)
+            else:
+                run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ReinforceError(
-                f"cannot create run directory {run_dir} ({exc.strerror}): choose another --run-dir"
+                f"cannot create run directory {exc.filename or run_dir} ({exc.strerror}): choose another --run-dir"
             ) from None
         agent.learn(total_steps, run_dir=run_dir, progress_bar=not quiet)
         plot_runs([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)

@@ -106,18 +106,22 @@ def _fail(name: str, value: object, requirement: str) -> ReinforceError:
     return ReinforceError(f"invalid {name}={value!r} ({flag}): {requirement}")
 
 
-def check_seed(seed: object) -> None:
-    """Raise `ReinforceError` unless ``seed`` is None or an integer in [0, 2**32 - 1]."""
-    if seed is not None and (not _is_int(seed) or not 0 <= seed <= MAX_SEED):  # type: ignore[operator]
+def check_seed(seed: object) -> int | None:
+    """``seed`` as an int (NumPy ints accepted), or None; `ReinforceError` unless it is in [0, 2**32 - 1]."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
         raise _fail("seed", seed, f"must be an integer in [0, {MAX_SEED}]")
+    return int(seed)
 
 
 def as_count(name: str, value: object, minimum: int) -> int:
     """``value`` as an int >= ``minimum``: ints, NumPy ints and integral floats such as 1e5 are accepted."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise _fail(name, value, f"must be an integer >= {minimum}")
-    if not math.isfinite(value) or int(value) != value or int(value) < minimum:
-        raise _fail(name, value, f"must be an integer >= {minimum}")
+    given = value
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        value = int(value)
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or int(value) < minimum:
+        raise _fail(name, given, f"must be an integer >= {minimum}")
     return int(value)
 
 

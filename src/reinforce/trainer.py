@@ -121,7 +121,7 @@ class Reinforce:
 
     def __init__(self, env_id: str, *, seed: int | None = None, **hyperparameters: Any) -> None:
         self.config = TrainConfig.from_dict(hyperparameters)
-        check_seed(seed)
+        seed = check_seed(seed)
         self.env_id = env_id
         self.seed = seed
         self.device = resolve_device(self.config.device)
@@ -302,7 +302,7 @@ class Reinforce:
             and ``returns`` (the list).
         """
         episodes = as_count("episodes", episodes, 1)
-        check_seed(seed)
+        seed = check_seed(seed)
         if seed is None and self.seed is not None:
             seed = self.seed + 1_000_003
         envs = make_vec_env(self.env_id, min(episodes, 100), vectorization_mode=self.config.vectorization_mode)
@@ -399,12 +399,16 @@ def load(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
     env_id = require(config, "env_id", str, path / CONFIG_FILE)
     hyperparameters = require(config, "hyperparameters", dict, path / CONFIG_FILE)
     counters = _counters(checkpoint, path / CHECKPOINT_FILE)
-    train_time_s = float(require(checkpoint, "train_time_s", (int, float), path / CHECKPOINT_FILE))
+    try:
+        train_time_s = float(require(checkpoint, "train_time_s", (int, float), path / CHECKPOINT_FILE))
+    except OverflowError:
+        train_time_s = math.inf
     if not math.isfinite(train_time_s) or train_time_s < 0:
         raise ReinforceError(f"{path / CHECKPOINT_FILE} has an invalid 'train_time_s': the run directory is damaged")
     tensors = load_tensors(path / POLICY_FILE)
     seed = config.get("seed")
     if device is not None:
+        resolve_device(device)  # a bad override is the caller's, not config.json's
         hyperparameters = {**hyperparameters, "device": device}
     try:
         agent = Reinforce(env_id, seed=seed, **hyperparameters)

@@ -37,6 +37,8 @@ def test_update_reports_its_metrics_and_episodes() -> None:
     assert metrics["env_steps"] == sum(metrics["episode_lengths"]) == agent.num_env_steps
     assert metrics["charts/episode_return_mean"] == pytest.approx(np.mean(metrics["episode_returns"]))
     assert 0 < metrics["perf/step_efficiency"] <= 1
+    assert metrics["simulated_steps"] == agent.num_simulated_steps >= metrics["env_steps"]
+    assert metrics["perf/step_efficiency"] == pytest.approx(metrics["env_steps"] / metrics["simulated_steps"])
     agent.close()
 
 
@@ -173,12 +175,14 @@ def test_a_second_learn_call_continues_the_run_directory(tmp_path: Path) -> None
 
 
 def test_counts_accept_numpy_ints_and_integral_floats() -> None:
-    agent = Reinforce("CartPole-v1", seed=0, num_envs=2, hidden_sizes=(8,))
+    agent = Reinforce("CartPole-v1", seed=np.int64(0), num_envs=2, hidden_sizes=(8,))
+    assert type(agent.seed) is int
     agent.learn(np.int64(50))
     agent.learn(1e2)
     assert agent.evaluate(episodes=np.int32(2))["episodes"] == 2
-    with pytest.raises(ReinforceError, match="total_steps"):
-        agent.learn(2.5)
+    for bad in (2.5, -1, 10**400 * -1, float("inf"), "100"):
+        with pytest.raises(ReinforceError, match="total_steps"):
+            agent.learn(bad)
     agent.close()
 
 

@@ -120,11 +120,13 @@ BAD_INPUTS = [
     (["train", "CartPole-v1", "--num-threads", "100000", "--quiet"], "num_threads"),
     (["train", "CartPole-v1", "--seed", "100000000000000000000000"], "seed"),
     (["train", "CartPole-v1", "--quiet", "--run-dir", "{run}/config.json/sub"], "cannot create run directory"),
+    (["train", "CartPole-v1", "--quiet", "--run-dir", "/dev/null"], "already exists"),
     (["fly"], "No such command"),
     (["eval", "missing-dir"], "does not exist"),
     (["eval", "{run}/config.json"], "is not a directory"),
     (["eval", "{damaged}"], "not valid JSON"),
     (["eval", "{run}", "--episodes", "0"], "episodes"),
+    (["eval", "{run}", "--device", "bogus"], "invalid device 'bogus'"),
     (["plot", "missing-dir"], "does not exist"),
     (["plot", "{run}", "--out", "curve.txt"], ".png"),
     (["plot", "{run}", "--out", "{run}/config.json/x.png"], "cannot write"),
@@ -151,12 +153,11 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
 
 
 def test_default_run_directories_never_collide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from reinforce.cli import default_run_dir
+    from reinforce.cli import claim_run_dir
 
     monkeypatch.chdir(tmp_path)
-    first = default_run_dir("CartPole-v1", 3)
-    assert first.parent == Path("runs") and first.name.startswith("CartPole-v1-seed3-")
-    first.mkdir(parents=True)
-    second = default_run_dir("CartPole-v1", 3)
-    assert second != first and second.name.startswith(first.name)
-    assert "/" not in default_run_dir("toy_envs:toy/Counting-v0", None).name
+    first = claim_run_dir("CartPole-v1", 3)
+    assert first.parent == Path("runs") and first.name.startswith("CartPole-v1-seed3-") and first.is_dir()
+    second = claim_run_dir("CartPole-v1", 3)
+    assert second != first and second.name.startswith(first.name) and second.is_dir()
+    assert "/" not in claim_run_dir("toy_envs:toy/Counting-v0", None).name
