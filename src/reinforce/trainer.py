@@ -57,8 +57,8 @@ METRIC_FIELDS = (
     "perf/step_efficiency",
     "wall_time_s",
 )
-"""Columns of metrics.csv, one row per update. ``perf/*`` and ``wall_time_s`` are timings; the rest is
-reproducible from the seed."""
+"""Columns of metrics.csv, one row per update. ``perf/steps_per_s`` and ``wall_time_s`` are timings; the rest
+is reproducible from the seed."""
 EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncated")
 """Columns of episodes.csv, one row per training episode."""
 
