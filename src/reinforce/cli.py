@@ -97,10 +97,64 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
             candidate = base.with_name(f"{base.name}-{number}")
 
 
+DEFAULT_TOTAL_STEPS = 500_000
+
+
+def config_option(command: Any) -> Any:
+    """The ``--config FILE`` option: a YAML file (or a saved config.json) of settings under the flags."""
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="YAML file of env_id, seed, total_steps and hyperparameters (a saved config.json works too); "
+        "flags override it, it overrides the shipped per-env values.",
+    )(command)
+
+
+def run_settings(
+    env_id: str | None,
+    config_file: Path | None,
+    seed: int | None,
+    total_steps: int | None,
+    flags: dict[str, Any],
+) -> tuple[str, int | None, int, TrainConfig]:
+    """Merge, lowest first: TrainConfig defaults < shipped per-env values < ``--config`` file < flags.
+
+    Returns:
+        The env id, seed, step budget and the effective config.
+    """
+    from reinforce.config import RunSettings, read_config_file, tuned_hyperparameters
+    from reinforce.envs import env_spec
+
+    settings = read_config_file(config_file) if config_file is not None else RunSettings()
+    if env_id is None:
+        env_id = settings.env_id
+        if env_id is None:
+            raise ReinforceError("no environment given: pass ENV_ID (e.g. CartPole-v1) or a --config with env_id")
+    elif settings.env_id is not None and settings.env_id != env_id:
+        raise ReinforceError(
+            f"config file {config_file} is for {settings.env_id}, not {env_id}: drop ENV_ID or use another --config"
+        )
+    env_spec(env_id)  # an unknown environment fails here, before anything else
+    given = {key: value for key, value in flags.items() if value is not None}
+    config = TrainConfig.from_dict({**tuned_hyperparameters(env_id), **settings.hyperparameters, **given})
+    seed = seed if seed is not None else settings.seed
+    if total_steps is None:
+        total_steps = settings.total_steps if settings.total_steps is not None else DEFAULT_TOTAL_STEPS
+    return env_id, seed, total_steps, config
+
+
 @cli.command()
-@click.argument("env_id")
+@click.argument("env_id", required=False)
+@config_option
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed (torch and environments).")
-@click.option("--total-steps", type=click.IntRange(min=0), default=500_000, show_default=True, help="Env-step budget.")
+@click.option(
+    "--total-steps",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"Env-step budget [default: {DEFAULT_TOTAL_STEPS}].",
+)
 @click.option(
     "--run-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -117,16 +171,17 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
 @hyperparameter_options
 def train(
-    env_id: str,
+    env_id: str | None,
+    config_file: Path | None,
     seed: int | None,
-    total_steps: int,
+    total_steps: int | None,
     run_dir: Path | None,
     eval_episodes: int,
     quiet: bool,
     **hyperparameters: Any,
 ) -> None:
     """Train a policy on ENV_ID (a Gymnasium id such as CartPole-v1) and write a run directory."""
-    config = TrainConfig.from_dict({key: value for key, value in hyperparameters.items() if value is not None})
+    env_id, seed, total_steps, config = run_settings(env_id, config_file, seed, total_steps, hyperparameters)
     if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ReinforceError(f"run directory {run_dir} already exists and is not empty: choose another --run-dir")
 
@@ -169,6 +224,27 @@ def _evaluation_line(evaluation: dict[str, Any]) -> str:
         f"(min {evaluation['min_return']:.2f}, max {evaluation['max_return']:.2f}), "
         f"mean length {evaluation['mean_length']:.1f}"
     )
+
+
+@cli.command(name="config")
+@click.argument("env_id", required=False)
+@config_option
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed.")
+@click.option("--total-steps", type=click.IntRange(min=0), default=None, help="Env-step budget.")
+@hyperparameter_options
+def show_config(
+    env_id: str | None,
+    config_file: Path | None,
+    seed: int | None,
+    total_steps: int | None,
+    **hyperparameters: Any,
+) -> None:
+    """Print the effective settings of `reinforce train` for ENV_ID as YAML (usable as --config)."""
+    import yaml
+
+    env_id, seed, total_steps, config = run_settings(env_id, config_file, seed, total_steps, hyperparameters)
+    document = {"env_id": env_id, "seed": seed, "total_steps": total_steps, "hyperparameters": config.to_dict()}
+    click.echo(yaml.safe_dump(document, sort_keys=False, default_flow_style=None), nl=False)
 
 
 @cli.command(name="eval")

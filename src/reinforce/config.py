@@ -8,12 +8,15 @@ run directory saves it as JSON. Values are validated once, when the dataclass is
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
 import inspect
 import itertools
 import math
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
 
 import numpy as np
@@ -90,6 +93,119 @@ class TrainConfig:
         if isinstance(kwargs.get("hidden_sizes"), list):
             kwargs["hidden_sizes"] = tuple(kwargs["hidden_sizes"])
         return cls(**kwargs)
+
+
+CONFIG_FILE_KEYS = ("env_id", "seed", "total_steps", "hyperparameters")
+"""Keys a config file may set; a saved config.json also has these (and others, which are informational)."""
+INFORMATIONAL_KEYS = ("format_version", "reward_threshold", "versions")
+"""Keys of a saved config.json that a config file may carry but that do not configure anything."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a config file sets: any of the env id, the seed, the step budget and hyperparameters."""
+
+    env_id: str | None = None
+    seed: int | None = None
+    total_steps: int | None = None
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _yaml_mapping(text: str, source: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ReinforceError(f"{source} is not valid YAML{where}: fix the syntax") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict) or not all(isinstance(key, str) for key in document):
+        raise ReinforceError(f"{source} must hold a mapping of names to values: see docs/configuration.md")
+    return document
+
+
+def _coerce_numbers(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """YAML reads ``1e-3`` (no dot) as a string: turn such strings into floats for the float-typed fields."""
+    hints = get_type_hints(TrainConfig)
+    coerced = dict(hyperparameters)
+    for key, value in hyperparameters.items():
+        if isinstance(value, str) and key in hints and float in (get_args(hints[key]) or (hints[key],)):
+            with contextlib.suppress(ValueError):  # otherwise check_config rejects it, naming the field
+                coerced[key] = float(value)
+    return coerced
+
+
+def parse_config_document(document: dict[str, Any], source: str) -> RunSettings:
+    """Validate a config document (the schema of config.json) and return what it sets.
+
+    Raises:
+        ReinforceError: an unknown key, a value of the wrong type or out of range, naming ``source``.
+    """
+    unknown = sorted(set(document) - set(CONFIG_FILE_KEYS) - set(INFORMATIONAL_KEYS))
+    if unknown:
+        raise ReinforceError(
+            f"{source} has unknown key(s) {', '.join(unknown)}: a config file may set "
+            f"{', '.join(CONFIG_FILE_KEYS)} (hyperparameters go under 'hyperparameters:')"
+        )
+    env_id = document.get("env_id")
+    if env_id is not None and (not isinstance(env_id, str) or not env_id):
+        raise ReinforceError(f"{source} has env_id={env_id!r}: it must be a Gymnasium id such as CartPole-v1")
+    hyperparameters = document.get("hyperparameters", {})
+    if hyperparameters is None:
+        hyperparameters = {}
+    if not isinstance(hyperparameters, dict):
+        raise ReinforceError(f"{source}: 'hyperparameters' must be a mapping such as {{lr: 0.01, num_envs: 16}}")
+    try:
+        hyperparameters = _coerce_numbers(hyperparameters)
+        TrainConfig.from_dict(hyperparameters)  # validates every value now, with the field's name
+        seed = check_seed(document.get("seed"))
+        total_steps = document.get("total_steps")
+        total_steps = None if total_steps is None else as_count("total_steps", total_steps, 0)
+    except (ReinforceError, TypeError) as exc:
+        raise ReinforceError(f"{source}: {exc}") from None
+    return RunSettings(env_id=env_id, seed=seed, total_steps=total_steps, hyperparameters=hyperparameters)
+
+
+def read_config_file(path: str | Path) -> RunSettings:
+    """Read a YAML (or JSON) config file, such as a saved run's config.json, and validate it.
+
+    The file is a mapping with any of ``env_id``, ``seed``, ``total_steps`` and ``hyperparameters`` (a
+    mapping of `TrainConfig` fields). Nothing in it is executed: YAML is read with ``safe_load``.
+
+    Raises:
+        ReinforceError: the file is missing, unreadable, not YAML, or holds an invalid value.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReinforceError(f"config file {path} does not exist: check the --config path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ReinforceError(f"cannot read config file {path} ({reason}): pass a readable YAML file") from None
+    return parse_config_document(_yaml_mapping(text, f"config file {path}"), f"config file {path}")
+
+
+TUNED_FILE = "hyperparams.yaml"
+"""The per-environment hyperparameters shipped inside the package (the RL Zoo habit)."""
+
+
+@functools.cache
+def _tuned_table() -> dict[str, Any]:
+    text = resources.files("reinforce").joinpath(TUNED_FILE).read_text(encoding="utf-8")
+    return _yaml_mapping(text, f"reinforce/{TUNED_FILE}")
+
+
+def tuned_hyperparameters(env_id: str) -> dict[str, Any]:
+    """The hyperparameters shipped for ``env_id`` (a copy; empty for an env without an entry).
+
+    They sit between `TrainConfig`'s defaults and what the user gives: the defaults are CartPole-v1's.
+    """
+    entry = _tuned_table().get(env_id.split(":")[-1], {})
+    return _coerce_numbers(dict(entry))
 
 
 def episodes_per_update(config: TrainConfig) -> int:

@@ -27,7 +27,7 @@ from reinforce.checkpoint import (
     save_tensors,
     write_json,
 )
-from reinforce.config import TrainConfig, as_count, check_seed, episodes_per_update
+from reinforce.config import TrainConfig, as_count, check_seed, episodes_per_update, tuned_hyperparameters
 from reinforce.envs import env_spec, make_vec_env
 from reinforce.errors import ReinforceError
 from reinforce.logging import CSVLogger
@@ -113,14 +113,16 @@ class Reinforce:
     Args:
         env_id: a registered Gymnasium id.
         seed: seeds torch (the policy's initial weights and sampling) and the environments; None for random.
-        **hyperparameters: fields of `reinforce.config.TrainConfig` (``num_envs``, ``gamma``, ``lr``, ...).
+        **hyperparameters: fields of `reinforce.config.TrainConfig` (``num_envs``, ``gamma``, ``lr``, ...);
+            they override the package's tuned values for ``env_id`` (`reinforce.config.tuned_hyperparameters`),
+            which override the dataclass defaults.
 
     Raises:
         ReinforceError: an unknown hyperparameter or environment, an invalid value, an unsupported space.
     """
 
     def __init__(self, env_id: str, *, seed: int | None = None, **hyperparameters: Any) -> None:
-        self.config = TrainConfig.from_dict(hyperparameters)
+        self.config = TrainConfig.from_dict({**tuned_hyperparameters(env_id), **hyperparameters})
         seed = check_seed(seed)
         self.env_id = env_id
         self.seed = seed

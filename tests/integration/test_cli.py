@@ -104,6 +104,29 @@ def test_plot_several_runs(trained_run: Path, tmp_path: Path) -> None:
     assert out.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_saved_config_reproduces_the_run(trained_run: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    args = ("train", "--config", trained_run / "config.json", "--eval-episodes", "0", "--quiet", "--run-dir", again)
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (again / "episodes.csv").read_text() == (trained_run / "episodes.csv").read_text()
+
+
+def test_config_prints_the_effective_settings_as_a_reusable_file(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text("seed: 3\nhyperparameters:\n  lr: 1e-3\n  hidden_sizes: [16, 16]\n")
+    result = run_cli("config", "CartPole-v1", "--config", "mine.yaml", "--gamma", "0.9", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    import yaml
+
+    printed = yaml.safe_load(result.stdout)
+    assert printed["env_id"] == "CartPole-v1" and printed["seed"] == 3 and printed["total_steps"] == 500_000
+    assert printed["hyperparameters"]["lr"] == 1e-3 and printed["hyperparameters"]["hidden_sizes"] == [16, 16]
+    assert printed["hyperparameters"]["gamma"] == 0.9 and printed["hyperparameters"]["num_envs"] == 32
+    (tmp_path / "printed.yaml").write_text(result.stdout)
+    again = run_cli("config", "--config", "printed.yaml", cwd=tmp_path)
+    assert again.returncode == 0 and yaml.safe_load(again.stdout) == printed
+
+
 BAD_INPUTS = [
     (["train", "NoSuchEnv-v0", "--quiet"], "unknown environment"),
     (["train", "CartPole-v1", "--gamma", "1.5"], "gamma"),
@@ -121,6 +144,13 @@ BAD_INPUTS = [
     (["train", "CartPole-v1", "--seed", "100000000000000000000000"], "seed"),
     (["train", "CartPole-v1", "--quiet", "--run-dir", "{run}/config.json/sub"], "cannot create run directory"),
     (["train", "CartPole-v1", "--quiet", "--run-dir", "/dev/null"], "already exists"),
+    (["train", "--config", "missing.yaml"], "does not exist"),
+    (["train", "--config", "{bad_yaml}"], "not valid YAML"),
+    (["train", "--config", "{run}/config.json", "Acrobot-v1"], "is for CartPole-v1"),
+    (["train", "--quiet"], "no environment given"),
+    (["config", "CartPole-v1", "--config", "{unknown_key}"], "unknown key(s) learning_rate"),
+    (["config", "CartPole-v1", "--config", "{bad_value}"], "invalid gamma=2"),
+    (["config", "NoSuchEnv-v0"], "unknown environment"),
     (["fly"], "No such command"),
     (["eval", "missing-dir"], "does not exist"),
     (["eval", "{run}/config.json"], "is not a directory"),
@@ -142,8 +172,16 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
     damaged = tmp_path / "damaged"
     shutil.copytree(trained_run, damaged)
     (damaged / "config.json").write_text("{oops")
+    files = {
+        "bad_yaml": "hyperparameters: [unclosed",
+        "unknown_key": "learning_rate: 0.1",
+        "bad_value": "hyperparameters: {gamma: 2}",
+    }
+    for name, text in files.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
     before = snapshot(tmp_path)
-    result = run_cli(*[arg.format(run=run, damaged=damaged) for arg in args], cwd=tmp_path)
+    names = {name: tmp_path / f"{name}.yaml" for name in files}
+    result = run_cli(*[arg.format(run=run, damaged=damaged, **names) for arg in args], cwd=tmp_path)
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
