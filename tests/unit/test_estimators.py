@@ -229,3 +229,18 @@ def test_every_switch_trains(hyperparameters: dict[str, object]) -> None:
     assert all(math.isfinite(value) for key, value in metrics.items() if key.startswith("losses/"))
     assert ("losses/value_loss" in metrics) == (hyperparameters.get("baseline") == "value")
     agent.close()
+
+
+def test_the_score_function_example_estimates_the_exact_gradient() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
+    import score_function_vs_pathwise as example
+
+    torch.manual_seed(0)
+    exact = torch.tensor([2 * (example.MU - 2.0), 2 * example.SIGMA])
+    for method in ("score function", "score function, leave-one-out baseline", "pathwise"):
+        estimates = example.gradient_estimates(method, 8)
+        standard_error = estimates.std(0) / math.sqrt(len(estimates))
+        assert ((estimates.mean(0) - exact).abs() < 4 * standard_error).all(), method
