@@ -120,8 +120,10 @@ def policy_weights(
         The weights; entries outside ``batch.mask`` are 0 and never used.
     """
     mask = batch.mask
-    ids, _ = episode_ids(batch.dones, mask)
-    steps = episode_steps(batch.dones, mask)
+    # the episode bookkeeping is a loop over time: computed only for the switches that need it
+    per_episode = config.baseline == "leave_one_out" or config.return_normalization == "episode"
+    ids = episode_ids(batch.dones, mask)[0] if per_episode else None
+    steps = episode_steps(batch.dones, mask) if per_episode or config.discount_gradient else None
     weights = episode_weights(batch, returns_TN, config)
     if config.baseline == "batch_mean":
         weights = weights - batch_mean_baseline(weights, mask)
@@ -129,7 +131,7 @@ def policy_weights(
         if running_mean is None:
             raise ValueError("baseline='running_mean' needs its RunningMeanBaseline")
         weights = weights - running_mean(weights)
-    elif config.baseline == "leave_one_out":
+    elif config.baseline == "leave_one_out" and ids is not None and steps is not None:
         weights = weights - leave_one_out_baseline(weights, ids, steps, per_step=config.reward_to_go)
     elif config.baseline == "value":
         if value_function is None:
@@ -141,9 +143,9 @@ def policy_weights(
         weights = weights - values
     if config.return_normalization == "batch":
         weights = standardize(weights, mask)
-    elif config.return_normalization == "episode":
+    elif config.return_normalization == "episode" and ids is not None:
         weights = standardize_per_episode(weights, ids)
-    if config.discount_gradient:
+    if config.discount_gradient and steps is not None:
         weights = weights * config.gamma ** steps.to(weights.dtype)
     return torch.where(mask, weights, torch.zeros_like(weights))
 
