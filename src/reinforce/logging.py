@@ -36,6 +36,17 @@ class CSVLogger:
         self._file.close()
 
 
+def require_tensorboard() -> None:
+    """Raise a `ReinforceError` naming the extra to install if TensorBoard's writer cannot be imported."""
+    try:
+        import tensorboard  # noqa: F401
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        raise ReinforceError(
+            "--tensorboard needs the tensorboard package: pip install 'reinforce[tensorboard]'"
+        ) from None
+
+
 class TensorBoardLogger:
     """Writes the namespaced metrics (``charts/``, ``losses/``, ``perf/``) of each update as TensorBoard scalars.
 
@@ -50,12 +61,9 @@ class TensorBoardLogger:
     NAMESPACES = ("charts/", "losses/", "perf/")
 
     def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ReinforceError(
-                "--tensorboard needs the tensorboard package: pip install 'reinforce[tensorboard]'"
-            ) from None
+        require_tensorboard()
+        from torch.utils.tensorboard import SummaryWriter
+
         self._writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def write(self, metrics: Mapping[str, object], step: int) -> None:

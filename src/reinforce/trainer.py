@@ -37,10 +37,17 @@ from reinforce.checkpoint import (
     trim_csv,
     write_json,
 )
-from reinforce.config import TrainConfig, as_count, check_seed, episodes_per_update, tuned_hyperparameters
+from reinforce.config import (
+    DEFAULT_CHECKPOINT_EVERY,
+    TrainConfig,
+    as_count,
+    check_seed,
+    episodes_per_update,
+    tuned_hyperparameters,
+)
 from reinforce.envs import env_spec, make_vec_env
 from reinforce.errors import ReinforceError, TrainingInterrupted
-from reinforce.logging import CSVLogger, TensorBoardLogger
+from reinforce.logging import CSVLogger, TensorBoardLogger, require_tensorboard
 from reinforce.policies import make_policy
 from reinforce.rollout import collect, sample_actions, to_env_actions
 
@@ -72,9 +79,6 @@ is reproducible from the seed."""
 EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncated")
 """Columns of episodes.csv, one row per training episode."""
 
-
-DEFAULT_CHECKPOINT_EVERY = 10
-"""Updates between periodic checkpoints of `Reinforce.learn` and ``reinforce train`` (0: only the final one)."""
 
 logger = logging.getLogger("reinforce")
 
@@ -282,8 +286,10 @@ class Reinforce:
 
         target = self.num_env_steps + total_steps
         path = Path(run_dir) if run_dir is not None else None
-        if path is None and tensorboard:
-            raise ReinforceError("tensorboard=True needs a run_dir to write the event files to: pass run_dir")
+        if tensorboard:
+            if path is None:
+                raise ReinforceError("tensorboard=True needs a run_dir to write the event files to: pass run_dir")
+            require_tensorboard()
         writer = None
         metrics_log = episodes_log = None
         if path is not None:
@@ -354,7 +360,7 @@ class Reinforce:
         def handler(signal_number: int, frame: Any) -> None:
             if self._stop_signal is None:
                 self._stop_signal = signal_number
-                logger.warning("signal %d: finishing the current update, then saving", signal_number)
+                logger.info("signal %d: finishing the current update, then saving", signal_number)
                 return
             update = self._checkpoint_update if self._checkpoint_update is not None else 0
             raise TrainingInterrupted(signal_number, None if run_dir is None else str(run_dir), update)
@@ -437,6 +443,72 @@ class Reinforce:
             "mean_length": float(np.mean(batch.episode_lengths)),
             "returns": batch.episode_returns,
         }
+
+    def record_video(
+        self, path: str | Path, *, episodes: int = 1, deterministic: bool = True, seed: int | None = None
+    ) -> dict[str, Any]:
+        """Play ``episodes`` episodes in one ``rgb_array``-rendering env and write them to an MP4 or GIF file.
+
+        Needs the ``video`` extra (``pip install 'reinforce[video]'``).
+
+        Args:
+            path: the video file (``.mp4`` or ``.gif``).
+            episodes: number of episodes, recorded one after the other.
+            deterministic: act with the distribution's mode (the default) or sample.
+            seed: env seed of the first episode; by default derived from the agent's seed, as in `evaluate`.
+
+        Returns:
+            The summary of `evaluate` over the recorded episodes, plus ``frames`` (the number written).
+        """
+        from reinforce.video import VideoWriter, check_video_path
+
+        path = Path(path)
+        episodes = as_count("episodes", episodes, 1)
+        seed = check_seed(seed)
+        if seed is None and self.seed is not None:
+            seed = self.seed + 1_000_003
+        check_video_path(path)
+        env = gymnasium.make(self.env_id, render_mode="rgb_array")
+        returns: list[float] = []
+        lengths: list[int] = []
+        try:
+            writer = VideoWriter(path, fps=float(env.metadata.get("render_fps") or 30))
+            try:
+                for episode in range(episodes):
+                    observation, _ = env.reset(seed=seed if episode == 0 else None)
+                    self._append_frame(writer, env.render())
+                    total, length, done = 0.0, 0, False
+                    while not done:
+                        observation, reward, terminated, truncated, _ = env.step(
+                            self.predict(observation, deterministic)
+                        )
+                        self._append_frame(writer, env.render())
+                        total += float(reward)
+                        length += 1
+                        done = bool(terminated or truncated)
+                    returns.append(total)
+                    lengths.append(length)
+            finally:
+                writer.close()
+        finally:
+            env.close()
+        values = np.asarray(returns)
+        return {
+            "episodes": episodes,
+            "deterministic": deterministic,
+            "mean_return": float(values.mean()),
+            "std_return": float(values.std()),
+            "min_return": float(values.min()),
+            "max_return": float(values.max()),
+            "mean_length": float(np.mean(lengths)),
+            "returns": returns,
+            "frames": writer.num_frames,
+        }
+
+    def _append_frame(self, writer: Any, frame: Any) -> None:
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3:
+            raise ReinforceError(f"{self.env_id} does not render rgb_array frames: it cannot be recorded")
+        writer.append(frame)
 
     def _write_config(self, run_dir: Path, total_steps: int) -> None:
         write_json(

@@ -50,10 +50,11 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_writes_a_complete_run_directory(trained_run: Path) -> None:
     names = {path.name for path in trained_run.iterdir()}
+    checkpoint = json.loads((trained_run / "checkpoint.json").read_text())
+    assert [name for name in names if name.startswith("state-")] == [checkpoint["state_file"]]
     assert {
         "config.json",
         "checkpoint.json",
-        "policy.safetensors",
         "metrics.csv",
         "episodes.csv",
         "curve.png",
@@ -91,8 +92,8 @@ def test_no_command_prints_the_help(tmp_path: Path) -> None:
 
 
 def test_run_directory_files_get_ordinary_permissions(trained_run: Path) -> None:
-    modes = {path.name: path.stat().st_mode & 0o777 for path in trained_run.iterdir()}
-    assert modes["config.json"] == modes["policy.safetensors"] == modes["metrics.csv"], modes
+    modes = {path.name.split("-")[0]: path.stat().st_mode & 0o777 for path in trained_run.iterdir()}
+    assert modes["config.json"] == modes["state"] == modes["metrics.csv"], modes
 
 
 def test_plot_several_runs(trained_run: Path, tmp_path: Path) -> None:
