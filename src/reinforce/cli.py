@@ -414,10 +414,18 @@ def evaluate(
     default=None,
     help="Image to write (.png, .svg, .pdf) [default: RUN_DIR/curve.png for one run, curves.png for several].",
 )
-def plot(run_dirs: Sequence[Path], out: Path | None) -> None:
-    """Plot return and episode length per episode of one or more runs."""
+@click.option(
+    "--x",
+    "x_axis",
+    type=click.Choice(["steps", "time"]),
+    default=None,
+    help="Compare the runs' 100-episode mean return against env steps or training time; runs that differ only "
+    "in their seed are drawn as a mean with a 95% confidence band [default with several runs: steps].",
+)
+def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None:
+    """Plot one run per episode (return and length), or compare several runs and seeds on one figure."""
     from reinforce.checkpoint import CONFIG_FILE, CURVE_FILE, read_json
-    from reinforce.plotting import plot_runs
+    from reinforce.plotting import plot_comparison, plot_runs
 
     for run_dir in run_dirs:
         if not run_dir.is_dir():
@@ -427,7 +435,11 @@ def plot(run_dirs: Sequence[Path], out: Path | None) -> None:
         out = run_dirs[0] / CURVE_FILE if len(run_dirs) == 1 else Path("curves.png")
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ReinforceError(f"cannot write {out}: give --out a .png, .svg or .pdf file name")
-    plot_runs(run_dirs, out, threshold=threshold if isinstance(threshold, (int, float)) else None)
+    threshold = threshold if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None
+    if len(run_dirs) == 1 and x_axis is None:
+        plot_runs(run_dirs, out, threshold=threshold)
+    else:
+        plot_comparison(run_dirs, out, x=x_axis or "steps", threshold=threshold)
     click.echo(f"wrote {out}")
 
 
