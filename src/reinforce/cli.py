@@ -307,14 +307,15 @@ def _resumed_run(
         if value is not None
     ]
     conflicts += [
-        "--" + name.replace("_", "-")
+        ("--no-" if value is False else "--") + name.replace("_", "-")
         for name, value in hyperparameters.items()
         if value is not None and name not in RESUME_OVERRIDES
     ]
     if conflicts:
         raise ReinforceError(
             f"--resume continues the run with its saved settings, so {', '.join(conflicts)} cannot change: drop "
-            "it (or start a new run with --config RUN_DIR/config.json and the new values)"
+            f"{'them' if len(conflicts) > 1 else 'it'} (or start a new run with --config RUN_DIR/config.json "
+            "and the new values)"
         )
     from reinforce.checkpoint import CONFIG_FILE, read_json
     from reinforce.config import parse_config_document
