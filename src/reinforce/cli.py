@@ -1,13 +1,15 @@
-"""The ``reinforce`` command: ``train``, ``eval`` and ``plot``.
+"""The ``reinforce`` command: ``train`` (and ``train --resume``), ``eval``, ``plot`` and ``config``.
 
 Every `TrainConfig` field is a ``train`` flag with the same name (``num_envs`` -> ``--num-envs``) and the
-field's docstring as help. Bad input ends with one line on stderr, ``reinforce: error: ...``, and exit 2.
+field's docstring as help. Bad input ends with one line on stderr, ``reinforce: error: ...``, and exit 2;
+SIGINT or SIGTERM during training with one line, ``reinforce: interrupted: ...``, and exit 130 or 143.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 import time
 import types
@@ -86,8 +88,6 @@ LOG_LEVELS = ("warning", "info", "debug")
 )
 def cli(log_level: str) -> None:
     """REINFORCE (Monte-Carlo policy gradient) on Gymnasium environments."""
-    import logging
-
     logging.basicConfig(level=log_level.upper(), format="reinforce: %(levelname)s: %(message)s")
 
 
@@ -322,6 +322,7 @@ def _resumed_run(
     from reinforce.trainer import resume
 
     agent = resume(resume_dir, device=hyperparameters.get("device"))
+    logging.getLogger("reinforce").info("resuming %s at update %d", resume_dir, agent.num_updates)
     if total_steps is None:
         try:
             saved = parse_config_document(read_json(resume_dir / CONFIG_FILE), str(resume_dir / CONFIG_FILE))
