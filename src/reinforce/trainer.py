@@ -295,7 +295,8 @@ class Reinforce:
         if path is not None:
             self._claim(path)
             if tensorboard:
-                writer = TensorBoardLogger(path / TENSORBOARD_DIR, purge_step=self.num_env_steps + 1)
+                purge_step = self.num_env_steps + 1 if self.num_updates else None
+                writer = TensorBoardLogger(path / TENSORBOARD_DIR, purge_step=purge_step)
             self._write_config(path, target)
             trim_csv(path / METRICS_FILE, METRIC_FIELDS, self.num_updates)
             trim_csv(path / EPISODES_FILE, EPISODE_FIELDS, self.num_updates)
@@ -610,11 +611,33 @@ def _agent_from_config(path: Path, device: str | None) -> Reinforce:
         raise ReinforceError(f"{path / CONFIG_FILE} is invalid: {exc}") from None
 
 
-def _restore_checkpoint(agent: Reinforce, path: Path) -> None:
-    """Load ``path``'s checkpoint into ``agent``: everything is read and checked before anything is set."""
+def _read_checkpoint(path: Path) -> tuple[dict[str, Any], str, dict[str, torch.Tensor]]:
+    """checkpoint.json, the name of its state file and that file's tensors (hash checked).
+
+    A training process may commit a newer checkpoint, and delete the state file the older one names, between
+    the two reads; that case is retried, so a run can be loaded while it trains.
+    """
     file = path / CHECKPOINT_FILE
-    checkpoint = read_json(file)
-    _check_format(checkpoint, file)
+    for attempt in range(3):
+        checkpoint = read_json(file)
+        _check_format(checkpoint, file)
+        state_file = require(checkpoint, "state_file", str, file)
+        sha256 = require(checkpoint, "state_sha256", str, file)
+        if Path(state_file).name != state_file or not state_file.endswith(".safetensors"):
+            raise ReinforceError(f"{file} names a state file {state_file!r} outside the run: the run is damaged")
+        try:
+            return checkpoint, state_file, load_tensors(path / state_file, sha256=sha256)
+        except ReinforceError:
+            committed_since = read_json(file).get("state_file") != state_file
+            if attempt == 2 or not committed_since:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _restore_checkpoint(agent: Reinforce, path: Path) -> None:
+    """Load ``path``'s checkpoint into ``agent``, checking every value; on an error the agent is unusable."""
+    file = path / CHECKPOINT_FILE
+    checkpoint, state_file, tensors = _read_checkpoint(path)
     counters = _counters(checkpoint, file)
     try:
         train_time_s = float(require(checkpoint, "train_time_s", (int, float), file))
@@ -623,11 +646,6 @@ def _restore_checkpoint(agent: Reinforce, path: Path) -> None:
     if not math.isfinite(train_time_s) or train_time_s < 0:
         raise ReinforceError(f"{file} has an invalid 'train_time_s': the run directory is damaged")
     recent_returns = _recent_returns(checkpoint, file)
-    state_file = require(checkpoint, "state_file", str, file)
-    sha256 = require(checkpoint, "state_sha256", str, file)
-    if Path(state_file).name != state_file or not state_file.endswith(".safetensors"):
-        raise ReinforceError(f"{file} names a state file {state_file!r} outside the run: the run is damaged")
-    tensors = load_tensors(path / state_file, sha256=sha256)
     unknown = sorted(key for key in tensors if not key.startswith(("module.", "optimizer.", "rng.")))
     if unknown:
         raise ReinforceError(f"{path / state_file} holds unknown tensors {unknown[:3]}: the run is damaged")

@@ -181,3 +181,25 @@ def test_a_signal_finishes_the_update_saves_and_raises(tmp_path: Path) -> None:
     assert signal.getsignal(signal.SIGTERM) is previous
     assert reinforce.load(tmp_path).num_updates == 3 and len(rows(tmp_path / "metrics.csv")) == 3
     agent.close()
+
+
+def test_a_run_loads_while_its_training_commits_a_newer_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    from reinforce import trainer
+
+    agent = Reinforce("CartPole-v1", seed=0, **SETTINGS).learn(200, run_dir=tmp_path)
+    real_load_tensors = trainer.load_tensors
+    calls: list[Path] = []
+
+    def racing_load_tensors(path: Path, sha256: str | None = None) -> dict:
+        if not calls:  # between reading checkpoint.json and its state file, training commits the next checkpoint
+            agent.update()
+            agent.save(tmp_path)
+        calls.append(path)
+        return real_load_tensors(path, sha256=sha256)
+
+    monkeypatch.setattr(trainer, "load_tensors", racing_load_tensors)
+    loaded = reinforce.load(tmp_path)
+    assert len(calls) == 2 and calls[0] != calls[1] and not calls[0].exists()
+    assert loaded.num_updates == agent.num_updates
+    agent.close()
+    loaded.close()
