@@ -7,7 +7,7 @@ Example:
 
 """
 
-from reinforce.algorithm import reinforce_loss
+from reinforce.algorithm import reinforce_loss, score_function_surrogate
 from reinforce.config import TrainConfig
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.policies import make_policy
@@ -27,5 +27,6 @@ __all__ = [
     "make_policy",
     "reinforce_loss",
     "resume",
+    "score_function_surrogate",
     "standardize",
 ]

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from reinforce.algorithm import make_optimizer, update_policy
+from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_baseline, update_policy
+from reinforce.baselines import RunningMeanBaseline, ValueFunction
 from reinforce.checkpoint import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -49,7 +50,7 @@ from reinforce.envs import env_spec, make_vec_env
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.logging import CSVLogger, TensorBoardLogger, require_tensorboard
 from reinforce.policies import make_policy
-from reinforce.rollout import collect, sample_actions, to_env_actions
+from reinforce.rollout import RolloutBatch, collect, sample_actions, to_env_actions
 
 SOLVED_WINDOW = 100
 """Episodes in the moving mean that decides 'solved' (Gymnasium's convention)."""
@@ -70,12 +71,14 @@ METRIC_FIELDS = (
     "losses/policy_loss",
     "losses/entropy",
     "losses/grad_norm",
+    "losses/value_loss",
+    "losses/explained_variance",
     "perf/steps_per_s",
     "perf/step_efficiency",
     "wall_time_s",
 )
 """Columns of metrics.csv, one row per update. ``perf/steps_per_s`` and ``wall_time_s`` are timings; the rest
-is reproducible from the seed."""
+is reproducible from the seed. The value columns are filled only with ``baseline="value"``."""
 EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncated")
 """Columns of episodes.csv, one row per training episode."""
 
@@ -163,6 +166,12 @@ class Reinforce:
             raise
         self.policy.to(self.device)
         self.optimizer = make_optimizer(self.config, self.policy.parameters())
+        self.value_function: ValueFunction | None = None
+        self.value_optimizer: torch.optim.Optimizer | None = None
+        if self.config.baseline == "value":
+            self.value_function = ValueFunction(self.observation_space, self.config.value_hidden_sizes).to(self.device)
+            self.value_optimizer = torch.optim.Adam(self.value_function.parameters(), lr=self.config.value_lr)
+        self.running_mean = RunningMeanBaseline() if self.config.baseline == "running_mean" else None
         self.num_updates = 0
         self.num_env_steps = 0
         self.num_episodes = 0
@@ -173,12 +182,20 @@ class Reinforce:
         self._stop_signal: int | None = None
 
     def _state_modules(self) -> dict[str, nn.Module]:
-        """The networks a checkpoint saves and `load` restores, by name (their ``state_dict``, buffers included)."""
-        return {"policy": self.policy}
+        """The modules a checkpoint saves and `load` restores, by name (their ``state_dict``, buffers included)."""
+        modules: dict[str, nn.Module] = {"policy": self.policy}
+        if self.value_function is not None:
+            modules["value"] = self.value_function
+        if self.running_mean is not None:
+            modules["running_mean"] = self.running_mean
+        return modules
 
     def _state_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The optimizers a checkpoint saves and `load` restores, by name."""
-        return {"policy": self.optimizer}
+        optimizers = {"policy": self.optimizer}
+        if self.value_optimizer is not None:
+            optimizers["value"] = self.value_optimizer
+        return optimizers
 
     def _collection_seed(self) -> int | None:
         """The env reset seed of the next collection: derived from (seed, updates done), or None unseeded.
@@ -214,7 +231,7 @@ class Reinforce:
             seed=self._collection_seed(),
             device=self.device,
         )
-        losses = update_policy(self.policy, self.optimizer, batch, self.config)
+        losses = self.train_on_batch(batch)
         elapsed = time.perf_counter() - start
         self.train_time_s += elapsed
         steps = batch.num_steps
@@ -246,6 +263,22 @@ class Reinforce:
             "episode_lengths": batch.episode_lengths,
             "episode_truncated": batch.episode_truncated,
         }
+
+    def train_on_batch(self, batch: RolloutBatch) -> dict[str, float]:
+        """Returns, weights, policy step(s) and baseline fitting on ``batch``; returns the loss metrics."""
+        returns_TN = batch_returns(batch, self.config, self.value_function)
+        weights_TN = policy_weights(
+            batch, returns_TN, self.config, value_function=self.value_function, running_mean=self.running_mean
+        )
+        losses = update_policy(self.policy, self.optimizer, batch, weights_TN, self.config)
+        return losses | update_baseline(
+            batch,
+            returns_TN,
+            self.config,
+            value_function=self.value_function,
+            value_optimizer=self.value_optimizer,
+            running_mean=self.running_mean,
+        )
 
     def learn(
         self,

@@ -26,26 +26,40 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 
 def assert_same_state(first: Reinforce, second: Reinforce) -> None:
-    for key, tensor in first.policy.state_dict().items():
-        torch.testing.assert_close(second.policy.state_dict()[key], tensor, rtol=0, atol=0)
-    one, two = first.optimizer.state_dict(), second.optimizer.state_dict()
-    assert one["param_groups"] == two["param_groups"]
-    for index, entry in one["state"].items():
-        for key, value in entry.items():
-            torch.testing.assert_close(two["state"][index][key], value, rtol=0, atol=0)
+    modules, optimizers = first._state_modules(), first._state_optimizers()
+    assert modules.keys() == second._state_modules().keys() and optimizers.keys() == second._state_optimizers().keys()
+    for name, module in modules.items():
+        for key, tensor in module.state_dict().items():
+            torch.testing.assert_close(second._state_modules()[name].state_dict()[key], tensor, rtol=0, atol=0)
+    for name, optimizer in optimizers.items():
+        one, two = optimizer.state_dict(), second._state_optimizers()[name].state_dict()
+        assert one["param_groups"] == two["param_groups"]
+        for index, entry in one["state"].items():
+            for key, value in entry.items():
+                torch.testing.assert_close(two["state"][index][key], value, rtol=0, atol=0)
     assert list(first.recent_returns) == list(second.recent_returns)
     assert first.num_env_steps == second.num_env_steps and first.num_updates == second.num_updates
 
 
-def test_interrupted_and_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(tmp_path: Path) -> None:
-    whole = Reinforce("CartPole-v1", seed=11, **SETTINGS).learn(2_000, run_dir=tmp_path / "whole")
-    part = Reinforce("CartPole-v1", seed=11, **SETTINGS).learn(700, run_dir=tmp_path / "part")
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"baseline": "value", "value_hidden_sizes": (8,)}, {"baseline": "running_mean"}],
+    ids=["policy", "value-baseline", "running-mean-baseline"],
+)
+def test_interrupted_and_resumed_run_ends_with_the_parameters_of_an_uninterrupted_one(
+    tmp_path: Path, extra: dict
+) -> None:
+    whole = Reinforce("CartPole-v1", seed=11, **SETTINGS, **extra).learn(2_000, run_dir=tmp_path / "whole")
+    part = Reinforce("CartPole-v1", seed=11, **SETTINGS, **extra).learn(700, run_dir=tmp_path / "part")
     assert 2 <= part.num_updates < whole.num_updates - 2
     part.close()
     torch.manual_seed(999)  # whatever happens to the process's generator in between does not matter
     resumed = reinforce.resume(tmp_path / "part")
     resumed.learn(2_000 - resumed.num_env_steps, run_dir=tmp_path / "part")
     assert_same_state(whole, resumed)
+    assert set(json.loads((tmp_path / "part" / "checkpoint.json").read_text())["modules"]) == set(
+        whole._state_modules()
+    )
     assert rows(tmp_path / "part" / "metrics.csv") == rows(tmp_path / "whole" / "metrics.csv")
     assert (tmp_path / "part" / "episodes.csv").read_text() == (tmp_path / "whole" / "episodes.csv").read_text()
     config = json.loads((tmp_path / "part" / "config.json").read_text())
