@@ -73,8 +73,10 @@ def test_a_signal_saves_a_checkpoint_and_exits_with_its_code(tmp_path: Path, sig
     assert [int(row["update"]) for row in rows(run / "metrics.csv")] == list(range(1, update + 1))
     if signal_number == signal.SIGTERM:  # and the run goes on from there
         budget = str(agent.num_env_steps + 400)
-        result = run_cli("train", "--resume", run, "--total-steps", budget, "--tensorboard", *OUTPUT, cwd=tmp_path)
+        args = ("--log-level", "info", "train", "--resume", run, "--total-steps", budget, "--tensorboard", *OUTPUT)
+        result = run_cli(*args, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
+        assert f"reinforce: INFO: resuming {run} at update {update}" in result.stderr
         resumed = reinforce.load(run)
         assert resumed.num_updates > update and resumed.num_env_steps >= int(budget)
         assert [int(row["update"]) for row in rows(run / "metrics.csv")] == list(range(1, resumed.num_updates + 1))
