@@ -88,7 +88,12 @@ LOG_LEVELS = ("warning", "info", "debug")
 )
 def cli(log_level: str) -> None:
     """REINFORCE (Monte-Carlo policy gradient) on Gymnasium environments."""
-    logging.basicConfig(level=log_level.upper(), format="reinforce: %(levelname)s: %(message)s")
+    logger = logging.getLogger("reinforce")  # only reinforce's own messages: other libraries keep their level
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("reinforce: %(levelname)s: %(message)s"))
+    logger.handlers = [handler]
+    logger.setLevel(log_level.upper())
+    logger.propagate = False
 
 
 def claim_run_dir(env_id: str, seed: int | None) -> Path:
