@@ -483,7 +483,8 @@ class Reinforce:
     ) -> dict[str, Any]:
         """Play ``episodes`` episodes in one ``rgb_array``-rendering env and write them to an MP4 or GIF file.
 
-        Needs the ``video`` extra (``pip install 'reinforce[video]'``).
+        Needs the ``video`` extra (``pip install 'reinforce[video]'``). While it records, SDL (pygame's
+        renderer) is told to use no display and no sound device (`reinforce.video.headless_sdl`).
 
         Args:
             path: the video file (``.mp4`` or ``.gif``).
@@ -494,7 +495,7 @@ class Reinforce:
         Returns:
             The summary of `evaluate` over the recorded episodes, plus ``frames`` (the number written).
         """
-        from reinforce.video import VideoWriter, check_video_path
+        from reinforce.video import check_video_path, headless_sdl
 
         path = Path(path)
         episodes = as_count("episodes", episodes, 1)
@@ -502,6 +503,12 @@ class Reinforce:
         if seed is None and self.seed is not None:
             seed = self.seed + 1_000_003
         check_video_path(path)
+        with headless_sdl():
+            return self._record(path, episodes, deterministic, seed)
+
+    def _record(self, path: Path, episodes: int, deterministic: bool, seed: int | None) -> dict[str, Any]:
+        from reinforce.video import VideoWriter
+
         env = gymnasium.make(self.env_id, render_mode="rgb_array")
         returns: list[float] = []
         lengths: list[int] = []

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from reinforce.errors import ReinforceError
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
+SDL_DRIVERS = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+"""What `headless_sdl` sets: off-screen rendering needs no window and no sound device."""
+
+
+@contextlib.contextmanager
+def headless_sdl() -> Iterator[None]:
+    """Set SDL's video and audio drivers to ``dummy`` (where not set already) and put them back afterwards.
+
+    pygame-rendered environments (the classic-control ones) initialise SDL when they first render; on a
+    machine without a display or sound card SDL would otherwise print errors to stderr.
+    """
+    added = [name for name in SDL_DRIVERS if name not in os.environ]
+    os.environ.update({name: SDL_DRIVERS[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def check_video_path(path: Path) -> None:

@@ -140,7 +140,7 @@ def test_eval_records_a_gif_and_an_mp4(tmp_path: Path) -> None:
     run = tmp_path / "run"
     reinforce.Reinforce("CartPole-v1", seed=0, num_envs=2, hidden_sizes=(8,)).learn(200, run_dir=run).close()
     result = run_cli("eval", run, "--video", "episode.gif", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0 and not result.stderr, result.stderr
     frames = int(re.search(r"wrote episode\.gif \((\d+) frames\)", result.stdout).group(1))
     gif = (tmp_path / "episode.gif").read_bytes()
     assert gif[:6] == b"GIF89a" and 1 < len(imageio.mimread(tmp_path / "episode.gif")) <= frames
