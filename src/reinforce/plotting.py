@@ -170,8 +170,8 @@ def plot_comparison(
     """Plot the 100-episode mean return of several runs against env steps or training time.
 
     Runs with the same setting (same config except the seed) are drawn as their mean with a 95% t confidence
-    band across seeds, on a common grid up to where the shortest of them ends (each run is interpolated
-    linearly); a setting with one run is drawn as its curve.
+    band across seeds, on a common grid over the range all of them cover (each run is interpolated linearly
+    between its updates); a setting with one run is drawn as its curve.
 
     Args:
         run_dirs: run directories, each with a config.json and a metrics.csv.
@@ -199,8 +199,9 @@ def plot_comparison(
         if len(runs) == 1:
             axis.plot(runs[0][column], runs[0][CURVE_COLUMN], color=colour, linewidth=1.5, label=f"{name} (1 run)")
             continue
+        start = max(float(run[column][0]) for run in runs)
         end = min(float(run[column][-1]) for run in runs)
-        grid = np.linspace(0.0, end, points)
+        grid = np.linspace(start, max(start, end), points)
         stacked = np.stack([np.interp(grid, run[column], run[CURVE_COLUMN]) for run in runs])
         mean, low, high = mean_and_band(stacked)
         axis.plot(grid, mean, color=colour, linewidth=1.5, label=f"{name} (mean of {len(runs)} runs, 95% CI)")
