@@ -17,15 +17,21 @@ class TrainingInterrupted(Exception):
     Attributes:
         signal_number: the signal that stopped training.
         run_dir: the run directory (None when `Reinforce.learn` had none).
-        update: the update count of the last checkpoint written (or of the agent, without a run directory).
+        update: the update count of the last checkpoint written (None if there is none yet), or of the agent
+            when there is no run directory.
     """
 
-    def __init__(self, signal_number: int, run_dir: str | None, update: int) -> None:
+    def __init__(self, signal_number: int, run_dir: str | None, update: int | None) -> None:
         self.signal_number = signal_number
         self.run_dir = run_dir
         self.update = update
         if run_dir is None:
             message = f"training stopped after update {update}"
+        elif update is None:
+            message = (
+                f"training stopped before its first checkpoint; start it again from update 0 with "
+                f"`reinforce train --resume {run_dir}`"
+            )
         else:
             message = (
                 f"checkpoint saved in {run_dir} at update {update}; resume with `reinforce train --resume {run_dir}`"

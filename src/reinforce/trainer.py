@@ -396,8 +396,9 @@ class Reinforce:
                 self._stop_signal = signal_number
                 logger.info("signal %d: finishing the current update, then saving", signal_number)
                 return
-            update = self._checkpoint_update if self._checkpoint_update is not None else 0
-            raise TrainingInterrupted(signal_number, None if run_dir is None else str(run_dir), update)
+            if run_dir is None:
+                raise TrainingInterrupted(signal_number, None, self.num_updates)
+            raise TrainingInterrupted(signal_number, str(run_dir), self._checkpoint_update)
 
         previous: dict[int, Any] = {}
         for signal_number in (signal.SIGINT, signal.SIGTERM):
@@ -749,6 +750,4 @@ def resume(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
     _check_run_dir(path)
     if (path / CHECKPOINT_FILE).exists():
         return load(path, device=device)
-    agent = _agent_from_config(path, device)
-    agent._checkpoint_update = 0
-    return agent
+    return _agent_from_config(path, device)

@@ -217,3 +217,33 @@ def test_a_run_loads_while_its_training_commits_a_newer_checkpoint(tmp_path: Pat
     assert loaded.num_updates == agent.num_updates
     agent.close()
     loaded.close()
+
+
+@pytest.mark.parametrize(("checkpoint_every", "saved"), [(2, 2), (0, None)])
+def test_a_second_signal_abandons_the_update_and_keeps_the_last_checkpoint(
+    tmp_path: Path, checkpoint_every: int, saved: int | None
+) -> None:
+    import os
+    import signal
+
+    agent = Reinforce("CartPole-v1", seed=0, **SETTINGS)
+    original_update = agent.update
+
+    def update_then_two_signals() -> dict:
+        metrics = original_update()
+        if agent.num_updates == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # raises in here, before update 3 is logged or saved
+        return metrics
+
+    agent.update = update_then_two_signals  # type: ignore[method-assign]
+    with pytest.raises(reinforce.TrainingInterrupted) as caught:
+        agent.learn(100_000, run_dir=tmp_path, checkpoint_every=checkpoint_every)
+    assert caught.value.exit_code == 130 and caught.value.update == saved
+    assert [int(row["update"]) for row in rows(tmp_path / "metrics.csv")] == [1, 2]
+    if saved is None:
+        assert "before its first checkpoint" in str(caught.value) and not (tmp_path / "checkpoint.json").exists()
+        assert reinforce.resume(tmp_path).num_updates == 0
+    else:
+        assert reinforce.load(tmp_path).num_updates == saved
+    agent.close()
