@@ -9,22 +9,24 @@ Example:
 
 from reinforce.algorithm import reinforce_loss, score_function_surrogate
 from reinforce.config import TrainConfig
-from reinforce.errors import ReinforceError
+from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.policies import make_policy
 from reinforce.returns import discounted_returns, standardize
 from reinforce.rollout import RolloutBatch, collect
-from reinforce.trainer import Reinforce, load
+from reinforce.trainer import Reinforce, load, resume
 
 __all__ = [
     "Reinforce",
     "ReinforceError",
     "RolloutBatch",
     "TrainConfig",
+    "TrainingInterrupted",
     "collect",
     "discounted_returns",
     "load",
     "make_policy",
     "reinforce_loss",
+    "resume",
     "score_function_surrogate",
     "standardize",
 ]

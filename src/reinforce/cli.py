@@ -1,13 +1,15 @@
-"""The ``reinforce`` command: ``train``, ``eval`` and ``plot``.
+"""The ``reinforce`` command: ``train`` (and ``train --resume``), ``eval``, ``plot`` and ``config``.
 
 Every `TrainConfig` field is a ``train`` flag with the same name (``num_envs`` -> ``--num-envs``) and the
-field's docstring as help. Bad input ends with one line on stderr, ``reinforce: error: ...``, and exit 2.
+field's docstring as help. Bad input ends with one line on stderr, ``reinforce: error: ...``, and exit 2;
+SIGINT or SIGTERM during training with one line, ``reinforce: interrupted: ...``, and exit 130 or 143.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 import time
 import types
@@ -17,8 +19,8 @@ from typing import Any, Literal, NoReturn, Union, get_args, get_origin, get_type
 
 import click
 
-from reinforce.config import MAX_SEED, TrainConfig, field_docs
-from reinforce.errors import ReinforceError
+from reinforce.config import DEFAULT_CHECKPOINT_EVERY, MAX_SEED, TrainConfig, field_docs
+from reinforce.errors import ReinforceError, TrainingInterrupted
 
 
 class HiddenSizes(click.ParamType):  # type: ignore[type-arg]
@@ -72,10 +74,26 @@ def hyperparameter_options(command: Any) -> Any:
     return command
 
 
+LOG_LEVELS = ("warning", "info", "debug")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="reinforce", prog_name="reinforce")
-def cli() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="warning",
+    show_default=True,
+    help="Messages on stderr: warning (problems only), info (checkpoints, resume, signals) or debug.",
+)
+def cli(log_level: str) -> None:
     """REINFORCE (Monte-Carlo policy gradient) on Gymnasium environments."""
+    logger = logging.getLogger("reinforce")  # only reinforce's own messages: other libraries keep their level
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("reinforce: %(levelname)s: %(message)s"))
+    logger.handlers = [handler]
+    logger.setLevel(log_level.upper())
+    logger.propagate = False
 
 
 def claim_run_dir(env_id: str, seed: int | None) -> Path:
@@ -168,6 +186,27 @@ def run_settings(
     show_default=True,
     help="Deterministic evaluation episodes after training (0 to skip).",
 )
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Continue the run in this directory from its last checkpoint, with its saved settings. Only "
+    "--total-steps (the run's total budget, default the saved one), --device, --checkpoint-every, "
+    "--eval-episodes, --tensorboard and --quiet may go with it.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=0),
+    default=DEFAULT_CHECKPOINT_EVERY,
+    show_default=True,
+    help="Write a checkpoint every N updates (0: only at the end); a killed run resumes from the last one.",
+)
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Also write the metrics as TensorBoard scalars to RUN_DIR/tensorboard (needs reinforce[tensorboard]).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
 @hyperparameter_options
 def train(
@@ -177,34 +216,40 @@ def train(
     total_steps: int | None,
     run_dir: Path | None,
     eval_episodes: int,
+    resume_dir: Path | None,
+    checkpoint_every: int,
+    tensorboard: bool,
     quiet: bool,
     **hyperparameters: Any,
 ) -> None:
-    """Train a policy on ENV_ID (a Gymnasium id such as CartPole-v1) and write a run directory."""
-    env_id, seed, total_steps, config = run_settings(env_id, config_file, seed, total_steps, hyperparameters)
-    if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise ReinforceError(f"run directory {run_dir} already exists and is not empty: choose another --run-dir")
+    """Train a policy on ENV_ID (a Gymnasium id such as CartPole-v1) and write a run directory.
+
+    SIGINT (Ctrl-C) or SIGTERM finishes the current update, saves a checkpoint and exits with 130 or 143;
+    `reinforce train --resume RUN_DIR` then continues exactly where the run stopped.
+    """
+    if tensorboard:
+        from reinforce.logging import require_tensorboard
+
+        require_tensorboard()
+    if resume_dir is not None:
+        agent, run_dir, total_steps = _resumed_run(
+            resume_dir, env_id, config_file, seed, total_steps, run_dir, hyperparameters
+        )
+    else:
+        agent, run_dir, total_steps = _new_run(env_id, config_file, seed, total_steps, run_dir, hyperparameters)
 
     from reinforce.checkpoint import CURVE_FILE, EVALUATION_FILE, write_json
     from reinforce.plotting import plot_runs
-    from reinforce.trainer import Reinforce
 
-    agent = Reinforce(env_id, seed=seed, **config.to_dict())  # validates everything before anything is written
     try:
-        try:
-            if run_dir is None:
-                run_dir = claim_run_dir(env_id, seed)
-            else:
-                run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ReinforceError(
-                f"cannot create run directory {exc.filename or run_dir} ({exc.strerror}): choose another --run-dir"
-            ) from None
-        agent.learn(total_steps, run_dir=run_dir, progress_bar=not quiet)
+        budget = max(0, total_steps - agent.num_env_steps)
+        agent.learn(
+            budget, run_dir=run_dir, progress_bar=not quiet, checkpoint_every=checkpoint_every, tensorboard=tensorboard
+        )
         plot_runs([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
         outcome = "solved" if agent.solved else "trained"
         click.echo(
-            f"{outcome} {env_id} in {agent.num_env_steps:,} env steps, {agent.num_episodes:,} episodes, "
+            f"{outcome} {agent.env_id} in {agent.num_env_steps:,} env steps, {agent.num_episodes:,} episodes, "
             f"{agent.num_updates:,} updates, {agent.train_time_s:.2f} s of training"
         )
         if eval_episodes:
@@ -214,6 +259,83 @@ def train(
     finally:
         agent.close()
     click.echo(f"run directory: {run_dir} (curve: {run_dir / CURVE_FILE})")
+
+
+def _new_run(
+    env_id: str | None,
+    config_file: Path | None,
+    seed: int | None,
+    total_steps: int | None,
+    run_dir: Path | None,
+    hyperparameters: dict[str, Any],
+) -> tuple[Any, Path, int]:
+    """A fresh agent and its newly created run directory, everything validated before anything is written."""
+    env_id, seed, total_steps, config = run_settings(env_id, config_file, seed, total_steps, hyperparameters)
+    if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise ReinforceError(
+            f"run directory {run_dir} already exists and is not empty: choose another --run-dir, "
+            f"or continue it with --resume {run_dir}"
+        )
+    from reinforce.trainer import Reinforce
+
+    agent = Reinforce(env_id, seed=seed, **config.to_dict())
+    try:
+        if run_dir is None:
+            run_dir = claim_run_dir(env_id, seed)
+        else:
+            run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        agent.close()
+        raise ReinforceError(
+            f"cannot create run directory {exc.filename or run_dir} ({exc.strerror}): choose another --run-dir"
+        ) from None
+    return agent, run_dir, total_steps
+
+
+RESUME_OVERRIDES = ("device",)
+"""The hyperparameter flags that ``--resume`` accepts: they change where the run computes, not what."""
+
+
+def _resumed_run(
+    resume_dir: Path,
+    env_id: str | None,
+    config_file: Path | None,
+    seed: int | None,
+    total_steps: int | None,
+    run_dir: Path | None,
+    hyperparameters: dict[str, Any],
+) -> tuple[Any, Path, int]:
+    """The agent of ``resume_dir`` at its last checkpoint and the run's total step budget."""
+    conflicts = [
+        flag
+        for flag, value in (("ENV_ID", env_id), ("--config", config_file), ("--seed", seed), ("--run-dir", run_dir))
+        if value is not None
+    ]
+    conflicts += [
+        ("--no-" if value is False else "--") + name.replace("_", "-")
+        for name, value in hyperparameters.items()
+        if value is not None and name not in RESUME_OVERRIDES
+    ]
+    if conflicts:
+        raise ReinforceError(
+            f"--resume continues the run with its saved settings, so {', '.join(conflicts)} cannot change: drop "
+            f"{'them' if len(conflicts) > 1 else 'it'} (or start a new run with --config RUN_DIR/config.json "
+            "and the new values)"
+        )
+    from reinforce.checkpoint import CONFIG_FILE, read_json
+    from reinforce.config import parse_config_document
+    from reinforce.trainer import resume
+
+    agent = resume(resume_dir, device=hyperparameters.get("device"))
+    logging.getLogger("reinforce").info("resuming %s at update %d", resume_dir, agent.num_updates)
+    if total_steps is None:
+        try:
+            saved = parse_config_document(read_json(resume_dir / CONFIG_FILE), str(resume_dir / CONFIG_FILE))
+        except ReinforceError:
+            agent.close()
+            raise
+        total_steps = saved.total_steps if saved.total_steps is not None else DEFAULT_TOTAL_STEPS
+    return agent, resume_dir, total_steps
 
 
 def _evaluation_line(evaluation: dict[str, Any]) -> str:
@@ -249,23 +371,46 @@ def show_config(
 
 @cli.command(name="eval")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--episodes", type=click.IntRange(min=1), default=100, show_default=True, help="Episodes to run.")
+@click.option(
+    "--episodes", type=click.IntRange(min=1), default=None, help="Episodes to run [default: 100, 1 with --video]."
+)
 @click.option("--stochastic", is_flag=True, help="Sample actions instead of taking the most likely one.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Environment seed of the evaluation.")
 @click.option("--device", default=None, help="Run the policy on this device instead of the saved one (cpu, cuda).")
+@click.option(
+    "--video",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Record the episodes, one after the other, to this .mp4 or .gif file (needs reinforce[video]).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def evaluate(
-    run_dir: Path, episodes: int, stochastic: bool, seed: int | None, device: str | None, as_json: bool
+    run_dir: Path,
+    episodes: int | None,
+    stochastic: bool,
+    seed: int | None,
+    device: str | None,
+    video: Path | None,
+    as_json: bool,
 ) -> None:
-    """Evaluate the policy saved in RUN_DIR."""
+    """Evaluate the policy saved in RUN_DIR (and record a video of it with --video)."""
+    if video is not None:
+        from reinforce.video import check_video_path
+
+        check_video_path(video)
     from reinforce.trainer import load
 
     agent = load(run_dir, device=device)
     try:
-        evaluation = agent.evaluate(episodes=episodes, deterministic=not stochastic, seed=seed)
+        if video is not None:
+            evaluation = agent.record_video(video, episodes=episodes or 1, deterministic=not stochastic, seed=seed)
+        else:
+            evaluation = agent.evaluate(episodes=episodes or 100, deterministic=not stochastic, seed=seed)
     finally:
         agent.close()
     click.echo(json.dumps(evaluation) if as_json else _evaluation_line(evaluation))
+    if video is not None and not as_json:
+        click.echo(f"wrote {video} ({evaluation['frames']} frames)")
 
 
 @cli.command()
@@ -276,10 +421,18 @@ def evaluate(
     default=None,
     help="Image to write (.png, .svg, .pdf) [default: RUN_DIR/curve.png for one run, curves.png for several].",
 )
-def plot(run_dirs: Sequence[Path], out: Path | None) -> None:
-    """Plot return and episode length per episode of one or more runs."""
+@click.option(
+    "--x",
+    "x_axis",
+    type=click.Choice(["steps", "time"]),
+    default=None,
+    help="Compare the runs' 100-episode mean return against env steps or training time; runs that differ only "
+    "in their seed are drawn as a mean with a 95% confidence band [default with several runs: steps].",
+)
+def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None:
+    """Plot one run per episode (return and length), or compare several runs and seeds on one figure."""
     from reinforce.checkpoint import CONFIG_FILE, CURVE_FILE, read_json
-    from reinforce.plotting import plot_runs
+    from reinforce.plotting import plot_comparison, plot_runs
 
     for run_dir in run_dirs:
         if not run_dir.is_dir():
@@ -289,7 +442,11 @@ def plot(run_dirs: Sequence[Path], out: Path | None) -> None:
         out = run_dirs[0] / CURVE_FILE if len(run_dirs) == 1 else Path("curves.png")
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ReinforceError(f"cannot write {out}: give --out a .png, .svg or .pdf file name")
-    plot_runs(run_dirs, out, threshold=threshold if isinstance(threshold, (int, float)) else None)
+    threshold = threshold if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None
+    if len(run_dirs) == 1 and x_axis is None:
+        plot_runs(run_dirs, out, threshold=threshold)
+    else:
+        plot_comparison(run_dirs, out, x=x_axis or "steps", threshold=threshold)
     click.echo(f"wrote {out}")
 
 
@@ -312,6 +469,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(exc.format_message())
     except ReinforceError as exc:
         _fail(str(exc))
+    except TrainingInterrupted as exc:
+        click.echo(f"reinforce: interrupted: {exc}", err=True)
+        sys.exit(exc.exit_code)
     except (KeyboardInterrupt, click.Abort):
         _fail("interrupted", code=130)
     sys.exit(code if isinstance(code, int) else 0)

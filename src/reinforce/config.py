@@ -247,6 +247,9 @@ def episodes_per_update(config: TrainConfig) -> int:
     return config.num_envs if config.episodes_per_update is None else config.episodes_per_update
 
 
+DEFAULT_CHECKPOINT_EVERY = 10
+"""Updates between periodic checkpoints of `Reinforce.learn` and ``reinforce train`` (0: only the final one)."""
+
 MAX_THREADS = 1024
 MAX_SEED = 2**32 - 1
 

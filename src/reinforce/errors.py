@@ -9,3 +9,36 @@ from __future__ import annotations
 
 class ReinforceError(ValueError):
     """Bad input: an invalid hyperparameter, an unknown environment, an unsupported space, a bad run dir."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on SIGINT or SIGTERM; the run directory holds a checkpoint to resume from.
+
+    Attributes:
+        signal_number: the signal that stopped training.
+        run_dir: the run directory (None when `Reinforce.learn` had none).
+        update: the update count of the last checkpoint written (None if there is none yet), or of the agent
+            when there is no run directory.
+    """
+
+    def __init__(self, signal_number: int, run_dir: str | None, update: int | None) -> None:
+        self.signal_number = signal_number
+        self.run_dir = run_dir
+        self.update = update
+        if run_dir is None:
+            message = f"training stopped after update {update}"
+        elif update is None:
+            message = (
+                f"training stopped before its first checkpoint; start it again from update 0 with "
+                f"`reinforce train --resume {run_dir}`"
+            )
+        else:
+            message = (
+                f"checkpoint saved in {run_dir} at update {update}; resume with `reinforce train --resume {run_dir}`"
+            )
+        super().__init__(message)
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's exit status for death by this signal: 128 + its number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signal_number

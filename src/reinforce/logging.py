@@ -1,4 +1,4 @@
-"""Metrics sinks of a run directory."""
+"""Metrics sinks of a run directory: CSV files and TensorBoard event files."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
+
+from reinforce.errors import ReinforceError
 
 
 class CSVLogger:
@@ -32,3 +34,44 @@ class CSVLogger:
     def close(self) -> None:
         """Close the file."""
         self._file.close()
+
+
+def require_tensorboard() -> None:
+    """Raise a `ReinforceError` naming the extra to install if TensorBoard's writer cannot be imported."""
+    try:
+        import tensorboard  # noqa: F401
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        raise ReinforceError(
+            "--tensorboard needs the tensorboard package: pip install 'reinforce[tensorboard]'"
+        ) from None
+
+
+class TensorBoardLogger:
+    """Writes the namespaced metrics (``charts/``, ``losses/``, ``perf/``) of each update as TensorBoard scalars.
+
+    The tags are the metrics.csv column names; the step is the env-step count. Needs the ``tensorboard`` extra.
+
+    Args:
+        log_dir: the directory of the event files (``RUN_DIR/tensorboard``).
+        purge_step: on a resumed run, the first step to write; events at or after it that an interrupted
+            process wrote are hidden, so no step appears twice.
+    """
+
+    NAMESPACES = ("charts/", "losses/", "perf/")
+
+    def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
+        require_tensorboard()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+    def write(self, metrics: Mapping[str, object], step: int) -> None:
+        """Add one scalar per namespaced metric at ``step``."""
+        for key, value in metrics.items():
+            if key.startswith(self.NAMESPACES) and isinstance(value, (int, float)):
+                self._writer.add_scalar(key, value, global_step=step)
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        self._writer.close()

@@ -1,14 +1,16 @@
-"""Learning curves from run directories (episodes.csv)."""
+"""Learning curves from run directories: per episode for one run, mean and confidence band across seeds."""
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from reinforce.checkpoint import CONFIG_FILE, EPISODES_FILE, read_json
+from reinforce.checkpoint import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, read_json
 from reinforce.errors import ReinforceError
 
 
@@ -84,6 +86,132 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, *, threshold: float | None = 
     ax_return.set_title(", ".join(sorted(env_ids)))
     for axis in (ax_return, ax_length):
         axis.grid(alpha=0.3)
+    figure.tight_layout()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out, dpi=110)
+    except OSError as exc:
+        raise ReinforceError(f"cannot write {out} ({exc.strerror or exc}): choose another output path") from None
+    finally:
+        plt.close(figure)
+    return out
+
+
+X_AXES = {"steps": ("env_steps", "env steps"), "time": ("wall_time_s", "training time (s)")}
+"""``--x`` choices of `plot_comparison`: the metrics.csv column and the axis label."""
+CURVE_COLUMN = "charts/episode_return_mean_100"
+"""The metrics.csv column that `plot_comparison` draws: the mean return of the last 100 episodes."""
+
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131)
+"""Two-sided 95% quantiles of Student's t for 1..15 degrees of freedom."""
+
+
+def t_quantile_95(degrees_of_freedom: int) -> float:
+    """The 0.975 quantile of Student's t (tabulated to 15 degrees of freedom, approximated beyond)."""
+    if degrees_of_freedom < 1:
+        raise ValueError(f"degrees_of_freedom must be >= 1, got {degrees_of_freedom}")
+    if degrees_of_freedom <= len(T_975):
+        return T_975[degrees_of_freedom - 1]
+    return 1.960 + 2.5 / degrees_of_freedom  # within 0.005 of the exact value from 16 on
+
+
+def mean_and_band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over runs and its 95% t confidence band, for ``[runs, points]`` curves (at least two runs)."""
+    runs = curves.shape[0]
+    if runs < 2:
+        raise ValueError("a confidence band needs at least two runs")
+    mean = curves.mean(axis=0)
+    half_width = t_quantile_95(runs - 1) * curves.std(axis=0, ddof=1) / np.sqrt(runs)
+    return mean, mean - half_width, mean + half_width
+
+
+def read_metrics(run_dir: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """The given columns of a run's metrics.csv as float arrays (one entry per update)."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        raise ReinforceError(f"{path} is missing: pass a run directory written by `reinforce train`")
+    try:
+        with path.open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        values = {key: np.asarray([float(row[key]) for row in rows]) for key in columns}
+    except (KeyError, ValueError, TypeError, csv.Error) as exc:
+        raise ReinforceError(f"{path} is damaged ({exc}): re-run training to rebuild it") from None
+    if not rows:
+        raise ReinforceError(f"{path} has no updates yet: train (or resume) the run first")
+    return values
+
+
+def group_runs(run_dirs: Sequence[Path]) -> dict[str, list[Path]]:
+    """Runs grouped by setting (env id and hyperparameters; the seed and step budget do not count), labelled.
+
+    The label of a group is its env id plus the hyperparameters that differ between groups.
+    """
+    settings: dict[Path, dict[str, Any]] = {}
+    for run_dir in run_dirs:
+        config = read_json(run_dir / CONFIG_FILE)
+        hyperparameters = config.get("hyperparameters")
+        settings[run_dir] = {
+            "env_id": config.get("env_id"),
+            **(hyperparameters if isinstance(hyperparameters, dict) else {}),
+        }
+    keys = sorted({key for setting in settings.values() for key in setting})
+    varying = [key for key in keys if len({json.dumps(s.get(key), sort_keys=True) for s in settings.values()}) > 1]
+    groups: dict[str, list[Path]] = {}
+    for run_dir, setting in settings.items():
+        parts = [str(setting.get("env_id"))] if "env_id" not in varying else []
+        parts += [f"{key}={setting.get(key)}" if key != "env_id" else str(setting.get(key)) for key in varying]
+        groups.setdefault(" ".join(parts), []).append(run_dir)
+    return groups
+
+
+def plot_comparison(
+    run_dirs: Sequence[Path], out: Path, *, x: str = "steps", threshold: float | None = None, points: int = 200
+) -> Path:
+    """Plot the 100-episode mean return of several runs against env steps or training time.
+
+    Runs with the same setting (same config except the seed) are drawn as their mean with a 95% t confidence
+    band across seeds, on a common grid over the range all of them cover (each run is interpolated linearly
+    between its updates); a setting with one run is drawn as its curve.
+
+    Args:
+        run_dirs: run directories, each with a config.json and a metrics.csv.
+        out: the image to write (PNG, SVG or PDF by extension).
+        x: ``"steps"`` (env steps) or ``"time"`` (training time in seconds, ``wall_time_s``).
+        threshold: reward threshold drawn as a dotted line (default: none).
+        points: grid points of the interpolated curves.
+
+    Returns:
+        ``out``.
+    """
+    if x not in X_AXES:
+        raise ReinforceError(f"cannot plot against {x!r}: use one of {', '.join(X_AXES)}")
+    column, label = X_AXES[x]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = group_runs(run_dirs)
+    curves = {name: [read_metrics(run, (column, CURVE_COLUMN)) for run in runs] for name, runs in groups.items()}
+    figure, axis = plt.subplots(figsize=(9, 5))
+    for index, (name, runs) in enumerate(curves.items()):
+        colour = f"C{index}"
+        if len(runs) == 1:
+            axis.plot(runs[0][column], runs[0][CURVE_COLUMN], color=colour, linewidth=1.5, label=f"{name} (1 run)")
+            continue
+        start = max(float(run[column][0]) for run in runs)
+        end = min(float(run[column][-1]) for run in runs)
+        grid = np.linspace(start, max(start, end), points)
+        stacked = np.stack([np.interp(grid, run[column], run[CURVE_COLUMN]) for run in runs])
+        mean, low, high = mean_and_band(stacked)
+        axis.plot(grid, mean, color=colour, linewidth=1.5, label=f"{name} (mean of {len(runs)} runs, 95% CI)")
+        axis.fill_between(grid, low, high, color=colour, alpha=0.2, linewidth=0)
+    if threshold is not None:
+        axis.axhline(threshold, color="black", linestyle=":", linewidth=1, label=f"solved ({threshold:g})")
+    axis.set_xlabel(label)
+    axis.set_ylabel("mean return of the last 100 episodes")
+    axis.legend(loc="lower right", fontsize="small")
+    axis.grid(alpha=0.3)
     figure.tight_layout()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

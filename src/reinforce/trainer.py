@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import signal
+import threading
 import time
 from collections import deque
 from importlib.metadata import PackageNotFoundError, version
@@ -12,6 +15,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 import torch
+from torch import nn
 
 from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_baseline, update_policy
 from reinforce.baselines import RunningMeanBaseline, ValueFunction
@@ -21,17 +25,30 @@ from reinforce.checkpoint import (
     EPISODES_FILE,
     FORMAT_VERSION,
     METRICS_FILE,
-    POLICY_FILE,
+    TENSORBOARD_DIR,
     load_tensors,
+    pack_state,
     read_json,
+    remove_stale_files,
     require,
-    save_tensors,
+    restore_modules,
+    restore_optimizers,
+    restore_rng,
+    save_state_file,
+    trim_csv,
     write_json,
 )
-from reinforce.config import TrainConfig, as_count, check_seed, episodes_per_update, tuned_hyperparameters
+from reinforce.config import (
+    DEFAULT_CHECKPOINT_EVERY,
+    TrainConfig,
+    as_count,
+    check_seed,
+    episodes_per_update,
+    tuned_hyperparameters,
+)
 from reinforce.envs import env_spec, make_vec_env
-from reinforce.errors import ReinforceError
-from reinforce.logging import CSVLogger
+from reinforce.errors import ReinforceError, TrainingInterrupted
+from reinforce.logging import CSVLogger, TensorBoardLogger, require_tensorboard
 from reinforce.policies import make_policy
 from reinforce.rollout import RolloutBatch, collect, sample_actions, to_env_actions
 
@@ -65,6 +82,8 @@ is reproducible from the seed. The value columns are filled only with ``baseline
 EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncated")
 """Columns of episodes.csv, one row per training episode."""
 
+
+logger = logging.getLogger("reinforce")
 
 COUNTERS = ("num_updates", "num_env_steps", "num_simulated_steps", "num_episodes")
 """The integer counters of an agent, saved in checkpoint.json."""
@@ -159,7 +178,34 @@ class Reinforce:
         self.num_simulated_steps = 0
         self.recent_returns: deque[float] = deque(maxlen=SOLVED_WINDOW)
         self.train_time_s = 0.0
-        self._reset_seed = seed
+        self._checkpoint_update: int | None = None
+        self._stop_signal: int | None = None
+
+    def _state_modules(self) -> dict[str, nn.Module]:
+        """The modules a checkpoint saves and `load` restores, by name (their ``state_dict``, buffers included)."""
+        modules: dict[str, nn.Module] = {"policy": self.policy}
+        if self.value_function is not None:
+            modules["value"] = self.value_function
+        if self.running_mean is not None:
+            modules["running_mean"] = self.running_mean
+        return modules
+
+    def _state_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers a checkpoint saves and `load` restores, by name."""
+        optimizers = {"policy": self.optimizer}
+        if self.value_optimizer is not None:
+            optimizers["value"] = self.value_optimizer
+        return optimizers
+
+    def _collection_seed(self) -> int | None:
+        """The env reset seed of the next collection: derived from (seed, updates done), or None unseeded.
+
+        Every collection starts from a seeded reset, so the environments carry no random state from one update
+        to the next, and a run resumed from a checkpoint sees the same episodes as an uninterrupted one.
+        """
+        if self.seed is None:
+            return None
+        return int(np.random.SeedSequence([self.seed, self.num_updates]).generate_state(1)[0])
 
     @property
     def solved(self) -> bool:
@@ -182,10 +228,9 @@ class Reinforce:
             self.envs,
             self.policy,
             episodes_per_update(self.config),
-            seed=self._reset_seed,
+            seed=self._collection_seed(),
             device=self.device,
         )
-        self._reset_seed = None  # later collections continue the environments' random streams
         losses = self.train_on_batch(batch)
         elapsed = time.perf_counter() - start
         self.train_time_s += elapsed
@@ -235,30 +280,66 @@ class Reinforce:
             running_mean=self.running_mean,
         )
 
-    def learn(self, total_steps: int, *, run_dir: str | Path | None = None, progress_bar: bool = False) -> Reinforce:
+    def learn(
+        self,
+        total_steps: int,
+        *,
+        run_dir: str | Path | None = None,
+        progress_bar: bool = False,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        tensorboard: bool = False,
+    ) -> Reinforce:
         """Update until ``total_steps`` more env steps are done, or the task is solved (``stop_on_solve``).
+
+        SIGINT and SIGTERM are caught while this runs (the previous handlers are put back afterwards): the
+        current update is finished, the checkpoint and metrics are written, and `TrainingInterrupted` is
+        raised. A second signal abandons the update at once (the last checkpoint stays as it was).
 
         Args:
             total_steps: env-step budget of this call (counted in valid steps, see `RolloutBatch.num_steps`).
             run_dir: if given, the run directory to write: config.json at the start, a row of metrics.csv
-                per update and of episodes.csv per episode, and the checkpoint at the end.
-            progress_bar: show a progress bar on stderr.
+                per update and of episodes.csv per episode, a checkpoint every ``checkpoint_every`` updates
+                and at the end. A directory holding this agent's own earlier checkpoint (see `resume`) is
+                continued: rows after the agent's update count are dropped first, so none is duplicated.
+            progress_bar: show a progress bar on stderr (mean return of the last 100 episodes, steps/s, ETA).
+            checkpoint_every: write a checkpoint every this many updates (0: only at the end); needs run_dir.
+            tensorboard: also write the metrics as TensorBoard scalars to ``run_dir/tensorboard`` (needs the
+                ``tensorboard`` extra: ``pip install 'reinforce[tensorboard]'``).
 
         Returns:
             self, so that ``Reinforce(...).learn(...)`` chains.
+
+        Raises:
+            TrainingInterrupted: SIGINT or SIGTERM arrived; the checkpoint was written first.
+            ReinforceError: an invalid argument, or ``run_dir`` holds another run.
         """
         total_steps = as_count("total_steps", total_steps, 0)
+        checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
         from tqdm.auto import tqdm
 
         target = self.num_env_steps + total_steps
         path = Path(run_dir) if run_dir is not None else None
+        if tensorboard:
+            if path is None:
+                raise ReinforceError("tensorboard=True needs a run_dir to write the event files to: pass run_dir")
+            require_tensorboard()
+        writer = None
         metrics_log = episodes_log = None
         if path is not None:
-            path.mkdir(parents=True, exist_ok=True)
-            self._write_config(path, total_steps)
+            self._claim(path)
+            if tensorboard:
+                purge_step = self.num_env_steps + 1 if self.num_updates else None
+                writer = TensorBoardLogger(path / TENSORBOARD_DIR, purge_step=purge_step)
+            self._write_config(path, target)
+            trim_csv(path / METRICS_FILE, METRIC_FIELDS, self.num_updates)
+            trim_csv(path / EPISODES_FILE, EPISODE_FIELDS, self.num_updates)
             metrics_log = CSVLogger(path / METRICS_FILE, METRIC_FIELDS)
             episodes_log = CSVLogger(path / EPISODES_FILE, EPISODE_FIELDS)
-        bar = tqdm(total=total_steps, unit="step", disable=not progress_bar, dynamic_ncols=True, leave=True)
+        bar = tqdm(
+            total=total_steps, unit="step", disable=not progress_bar, dynamic_ncols=True, leave=True, smoothing=0.1
+        )
+        self._stop_signal = None
+        previous = self._install_signal_handlers(path)
         try:
             while self.num_env_steps < target and not (self.config.stop_on_solve and self.solved):
                 metrics = self.update()
@@ -271,14 +352,63 @@ class Reinforce:
                 if metrics_log is not None and episodes_log is not None:
                     metrics_log.write(metrics)
                     self._log_episodes(episodes_log, metrics)
+                if writer is not None:
+                    writer.write(metrics, step=self.num_env_steps)
+                if path is not None and checkpoint_every and self.num_updates % checkpoint_every == 0:
+                    self.save(path)
+                if self._stop_signal is not None:
+                    break
+            if path is not None:
+                self.save(path)
         finally:
+            self._restore_signal_handlers(previous)
             bar.close()
-            for log in (metrics_log, episodes_log):
+            for log in (metrics_log, episodes_log, writer):
                 if log is not None:
                     log.close()
-        if path is not None:
-            self.save(path)
+        if self._stop_signal is not None:
+            signal_number, self._stop_signal = self._stop_signal, None
+            logger.info("stopped by signal %d after update %d", signal_number, self.num_updates)
+            raise TrainingInterrupted(signal_number, None if path is None else str(path), self.num_updates)
         return self
+
+    def _claim(self, run_dir: Path) -> None:
+        """Refuse a run directory whose checkpoint belongs to another run (or to another point of this one)."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / CHECKPOINT_FILE).is_file():
+            return
+        try:
+            saved = read_json(run_dir / CHECKPOINT_FILE).get("num_updates")
+        except ReinforceError:
+            saved = None
+        if saved != self.num_updates or self._checkpoint_update != self.num_updates:
+            raise ReinforceError(
+                f"{run_dir} holds a checkpoint at update {saved} that this agent did not write: continue it "
+                "with reinforce.resume(run_dir), or pass another run_dir"
+            )
+
+    def _install_signal_handlers(self, run_dir: Path | None) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # signal handlers can only be set in the main thread
+
+        def handler(signal_number: int, frame: Any) -> None:
+            if self._stop_signal is None:
+                self._stop_signal = signal_number
+                logger.info("signal %d: finishing the current update, then saving", signal_number)
+                return
+            if run_dir is None:
+                raise TrainingInterrupted(signal_number, None, self.num_updates)
+            raise TrainingInterrupted(signal_number, str(run_dir), self._checkpoint_update)
+
+        previous: dict[int, Any] = {}
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            previous[signal_number] = signal.signal(signal_number, handler)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+        for signal_number, handler in previous.items():
+            signal.signal(signal_number, handler)
 
     def _log_episodes(self, log: CSVLogger, metrics: dict[str, Any]) -> None:
         first = self.num_episodes - len(metrics["episode_returns"])
@@ -349,6 +479,79 @@ class Reinforce:
             "returns": batch.episode_returns,
         }
 
+    def record_video(
+        self, path: str | Path, *, episodes: int = 1, deterministic: bool = True, seed: int | None = None
+    ) -> dict[str, Any]:
+        """Play ``episodes`` episodes in one ``rgb_array``-rendering env and write them to an MP4 or GIF file.
+
+        Needs the ``video`` extra (``pip install 'reinforce[video]'``). While it records, SDL (pygame's
+        renderer) is told to use no display and no sound device (`reinforce.video.headless_sdl`).
+
+        Args:
+            path: the video file (``.mp4`` or ``.gif``).
+            episodes: number of episodes, recorded one after the other.
+            deterministic: act with the distribution's mode (the default) or sample.
+            seed: env seed of the first episode; by default derived from the agent's seed, as in `evaluate`.
+
+        Returns:
+            The summary of `evaluate` over the recorded episodes, plus ``frames`` (the number written).
+        """
+        from reinforce.video import check_video_path, headless_sdl
+
+        path = Path(path)
+        episodes = as_count("episodes", episodes, 1)
+        seed = check_seed(seed)
+        if seed is None and self.seed is not None:
+            seed = self.seed + 1_000_003
+        check_video_path(path)
+        with headless_sdl():
+            return self._record(path, episodes, deterministic, seed)
+
+    def _record(self, path: Path, episodes: int, deterministic: bool, seed: int | None) -> dict[str, Any]:
+        from reinforce.video import VideoWriter
+
+        env = gymnasium.make(self.env_id, render_mode="rgb_array")
+        returns: list[float] = []
+        lengths: list[int] = []
+        try:
+            writer = VideoWriter(path, fps=float(env.metadata.get("render_fps") or 30))
+            try:
+                for episode in range(episodes):
+                    observation, _ = env.reset(seed=seed if episode == 0 else None)
+                    self._append_frame(writer, env.render())
+                    total, length, done = 0.0, 0, False
+                    while not done:
+                        observation, reward, terminated, truncated, _ = env.step(
+                            self.predict(observation, deterministic)
+                        )
+                        self._append_frame(writer, env.render())
+                        total += float(reward)
+                        length += 1
+                        done = bool(terminated or truncated)
+                    returns.append(total)
+                    lengths.append(length)
+            finally:
+                writer.close()
+        finally:
+            env.close()
+        values = np.asarray(returns)
+        return {
+            "episodes": episodes,
+            "deterministic": deterministic,
+            "mean_return": float(values.mean()),
+            "std_return": float(values.std()),
+            "min_return": float(values.min()),
+            "max_return": float(values.max()),
+            "mean_length": float(np.mean(lengths)),
+            "returns": returns,
+            "frames": writer.num_frames,
+        }
+
+    def _append_frame(self, writer: Any, frame: Any) -> None:
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3:
+            raise ReinforceError(f"{self.env_id} does not render rgb_array frames: it cannot be recorded")
+        writer.append(frame)
+
     def _write_config(self, run_dir: Path, total_steps: int) -> None:
         write_json(
             run_dir / CONFIG_FILE,
@@ -364,12 +567,18 @@ class Reinforce:
         )
 
     def save(self, run_dir: str | Path) -> None:
-        """Write the checkpoint (policy tensors and counters) and, if absent, config.json into ``run_dir``."""
+        """Write a checkpoint into ``run_dir`` (and config.json if absent): everything `resume` needs.
+
+        The state file (every module and optimizer of `_state_modules` / `_state_optimizers`, and torch's RNG
+        state) is written first under a new name, then checkpoint.json, which names it with its SHA-256, is
+        renamed into place: that rename is the commit. Older state files are deleted afterwards.
+        """
         path = Path(run_dir)
         path.mkdir(parents=True, exist_ok=True)
         if not (path / CONFIG_FILE).exists():
-            self._write_config(path, total_steps=0)
-        save_tensors(path / POLICY_FILE, self.policy.state_dict())
+            self._write_config(path, total_steps=self.num_env_steps)
+        tensors, structure = pack_state(self._state_modules(), self._state_optimizers())
+        state_file, sha256 = save_state_file(path, self.num_updates, tensors)
         write_json(
             path / CHECKPOINT_FILE,
             {
@@ -378,8 +587,15 @@ class Reinforce:
                 **{key: getattr(self, key) for key in COUNTERS},
                 "train_time_s": self.train_time_s,
                 "solved": self.solved,
+                "recent_returns": list(self.recent_returns),
+                "state_file": state_file,
+                "state_sha256": sha256,
+                **structure,
             },
         )
+        self._checkpoint_update = self.num_updates
+        remove_stale_files(path, keep=state_file)
+        logger.debug("checkpoint at update %d written to %s", self.num_updates, path)
 
     def close(self) -> None:
         """Close the environments."""
@@ -396,63 +612,142 @@ def _counters(checkpoint: dict[str, Any], path: Path) -> dict[str, int]:
     return counters
 
 
-def load(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
-    """Rebuild the agent saved in ``run_dir`` (config.json, checkpoint.json, policy.safetensors).
+def _recent_returns(checkpoint: dict[str, Any], path: Path) -> list[float]:
+    values = require(checkpoint, "recent_returns", list, path)
+    if len(values) > SOLVED_WINDOW or not all(
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) for value in values
+    ):
+        raise ReinforceError(
+            f"{path} has an invalid 'recent_returns' (at most {SOLVED_WINDOW} finite numbers): the run is damaged"
+        )
+    return [float(value) for value in values]
 
-    No pickle: the tensors come from safetensors and the rest from JSON, all checked before use. (An env id of
-    the form ``module:Env-v0`` imports ``module``, exactly as ``gymnasium.make`` would.) With a seed, the
-    loaded agent's torch generator and environments are seeded from (seed, updates done), so continuing a
-    loaded run is reproducible; the optimizer state is not saved yet, so it restarts.
+
+def _check_run_dir(path: Path) -> None:
+    if not path.is_dir():
+        problem = "is not a directory" if path.exists() else "does not exist"
+        raise ReinforceError(f"run directory {path} {problem}: pass the directory `reinforce train` wrote")
+
+
+def _check_format(document: dict[str, Any], path: Path) -> None:
+    if document.get("format_version") != FORMAT_VERSION:
+        raise ReinforceError(
+            f"{path} has format_version {document.get('format_version')!r}, this reinforce reads "
+            f"{FORMAT_VERSION}: install the reinforce version that wrote it"
+        )
+
+
+def _agent_from_config(path: Path, device: str | None) -> Reinforce:
+    """A fresh agent (update 0) built from ``path/config.json``, validated like CLI input."""
+    config = read_json(path / CONFIG_FILE)
+    _check_format(config, path / CONFIG_FILE)
+    env_id = require(config, "env_id", str, path / CONFIG_FILE)
+    hyperparameters = require(config, "hyperparameters", dict, path / CONFIG_FILE)
+    if device is not None:
+        resolve_device(device)  # a bad override is the caller's, not config.json's
+        hyperparameters = {**hyperparameters, "device": device}
+    try:
+        return Reinforce(env_id, seed=config.get("seed"), **hyperparameters)
+    except ReinforceError as exc:
+        raise ReinforceError(f"{path / CONFIG_FILE} is invalid: {exc}") from None
+
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, Any], str, dict[str, torch.Tensor]]:
+    """checkpoint.json, the name of its state file and that file's tensors (hash checked).
+
+    A training process may commit a newer checkpoint, and delete the state file the older one names, between
+    the two reads; that case is retried, so a run can be loaded while it trains.
+    """
+    file = path / CHECKPOINT_FILE
+    for attempt in range(3):
+        checkpoint = read_json(file)
+        _check_format(checkpoint, file)
+        state_file = require(checkpoint, "state_file", str, file)
+        sha256 = require(checkpoint, "state_sha256", str, file)
+        if Path(state_file).name != state_file or not state_file.endswith(".safetensors"):
+            raise ReinforceError(f"{file} names a state file {state_file!r} outside the run: the run is damaged")
+        try:
+            return checkpoint, state_file, load_tensors(path / state_file, sha256=sha256)
+        except ReinforceError:
+            committed_since = read_json(file).get("state_file") != state_file
+            if attempt == 2 or not committed_since:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _restore_checkpoint(agent: Reinforce, path: Path) -> None:
+    """Load ``path``'s checkpoint into ``agent``, checking every value; on an error the agent is unusable."""
+    file = path / CHECKPOINT_FILE
+    checkpoint, state_file, tensors = _read_checkpoint(path)
+    counters = _counters(checkpoint, file)
+    try:
+        train_time_s = float(require(checkpoint, "train_time_s", (int, float), file))
+    except OverflowError:
+        train_time_s = math.inf
+    if not math.isfinite(train_time_s) or train_time_s < 0:
+        raise ReinforceError(f"{file} has an invalid 'train_time_s': the run directory is damaged")
+    recent_returns = _recent_returns(checkpoint, file)
+    unknown = sorted(key for key in tensors if not key.startswith(("module.", "optimizer.", "rng.")))
+    if unknown:
+        raise ReinforceError(f"{path / state_file} holds unknown tensors {unknown[:3]}: the run is damaged")
+    restore_modules(agent._state_modules(), tensors, path / state_file)
+    restore_optimizers(agent._state_optimizers(), checkpoint.get("optimizers"), tensors, file)
+    restore_rng(tensors, path / state_file)
+    for key, value in counters.items():
+        setattr(agent, key, value)
+    agent.train_time_s = train_time_s
+    agent.recent_returns.clear()
+    agent.recent_returns.extend(recent_returns)
+    agent._checkpoint_update = agent.num_updates
+
+
+def load(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
+    """Rebuild the agent saved in ``run_dir`` from its config.json, checkpoint.json and state file.
+
+    No pickle: the tensors come from safetensors (after their SHA-256 is checked against checkpoint.json) and
+    the rest from JSON, all checked before use; the hyperparameters are validated exactly like CLI input. (An
+    env id of the form ``module:Env-v0`` imports ``module``, exactly as ``gymnasium.make`` would.) The loaded
+    agent has the policy, the optimizer state, torch's RNG state, the counters and the last 100 returns of the
+    checkpoint, so training it further with the same seed gives what the uninterrupted run would have.
 
     Args:
         run_dir: a directory written by `Reinforce.save` or ``reinforce train``.
         device: overrides the saved ``device`` (e.g. ``"cpu"`` for a run trained on a GPU).
 
     Raises:
+        ReinforceError: the directory or one of its files is missing or damaged, or it has no checkpoint yet.
+    """
+    path = Path(run_dir)
+    _check_run_dir(path)
+    if (path / CONFIG_FILE).is_file() and not (path / CHECKPOINT_FILE).exists():
+        raise ReinforceError(
+            f"{path} has no checkpoint yet (training stopped before the first one): "
+            f"resume it with `reinforce train --resume {path}`"
+        )
+    agent = _agent_from_config(path, device)
+    try:
+        _restore_checkpoint(agent, path)
+    except BaseException:
+        agent.close()
+        raise
+    return agent
+
+
+def resume(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
+    """The agent of ``run_dir`` at its last checkpoint, ready to continue with ``learn(..., run_dir=run_dir)``.
+
+    Like `load`, except that a run stopped before its first checkpoint (config.json but no checkpoint.json)
+    restarts from update 0 with its saved config, which is where a seeded run starts anyway.
+
+    Example:
+        >>> agent = reinforce.resume("runs/cartpole")  # doctest: +SKIP
+        >>> agent.learn(300_000 - agent.num_env_steps, run_dir="runs/cartpole")  # doctest: +SKIP
+
+    Raises:
         ReinforceError: the directory or one of its files is missing or damaged.
     """
     path = Path(run_dir)
-    if not path.is_dir():
-        problem = "is not a directory" if path.exists() else "does not exist"
-        raise ReinforceError(f"run directory {path} {problem}: pass the directory `reinforce train` wrote")
-    config = read_json(path / CONFIG_FILE)
-    checkpoint = read_json(path / CHECKPOINT_FILE)
-    for document, file in ((config, CONFIG_FILE), (checkpoint, CHECKPOINT_FILE)):
-        if document.get("format_version") != FORMAT_VERSION:
-            raise ReinforceError(
-                f"{path / file} has format_version {document.get('format_version')!r}, this reinforce reads "
-                f"{FORMAT_VERSION}: install the reinforce version that wrote it"
-            )
-    env_id = require(config, "env_id", str, path / CONFIG_FILE)
-    hyperparameters = require(config, "hyperparameters", dict, path / CONFIG_FILE)
-    counters = _counters(checkpoint, path / CHECKPOINT_FILE)
-    try:
-        train_time_s = float(require(checkpoint, "train_time_s", (int, float), path / CHECKPOINT_FILE))
-    except OverflowError:
-        train_time_s = math.inf
-    if not math.isfinite(train_time_s) or train_time_s < 0:
-        raise ReinforceError(f"{path / CHECKPOINT_FILE} has an invalid 'train_time_s': the run directory is damaged")
-    tensors = load_tensors(path / POLICY_FILE)
-    seed = config.get("seed")
-    if device is not None:
-        resolve_device(device)  # a bad override is the caller's, not config.json's
-        hyperparameters = {**hyperparameters, "device": device}
-    try:
-        agent = Reinforce(env_id, seed=seed, **hyperparameters)
-    except ReinforceError as exc:
-        raise ReinforceError(f"{path / CONFIG_FILE} is invalid: {exc}") from None
-    try:
-        agent.policy.load_state_dict(tensors, strict=True)
-    except RuntimeError:
-        agent.close()
-        raise ReinforceError(
-            f"{path / POLICY_FILE} does not match the policy that config.json describes: the run is damaged"
-        ) from None
-    for key, value in counters.items():
-        setattr(agent, key, value)
-    agent.train_time_s = train_time_s
-    if seed is not None and agent.num_updates:
-        derived = int(np.random.SeedSequence([seed, agent.num_updates]).generate_state(1)[0])
-        torch.manual_seed(derived)
-        agent._reset_seed = derived
-    return agent
+    _check_run_dir(path)
+    if (path / CHECKPOINT_FILE).exists():
+        return load(path, device=device)
+    return _agent_from_config(path, device)

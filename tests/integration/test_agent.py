@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -116,44 +118,95 @@ def corrupt(run: Path, name: str, content: bytes) -> None:
     (run / name).write_bytes(content)
 
 
+def checkpoint_of(run: Path) -> dict:
+    return json.loads((run / "checkpoint.json").read_text())
+
+
+def state_path(run: Path) -> Path:
+    return run / checkpoint_of(run)["state_file"]
+
+
+def edit_checkpoint(run: Path, **changes) -> None:
+    (run / "checkpoint.json").write_text(json.dumps({**checkpoint_of(run), **changes}))
+
+
+def rewrite_state(run: Path, change) -> None:
+    """Change the state file's tensors and record the new file's hash, so that only validation can catch it."""
+    from safetensors.torch import load_file, save
+
+    tensors = load_file(state_path(run))
+    change(tensors)
+    data = save(tensors)
+    state_path(run).write_bytes(data)
+    edit_checkpoint(run, state_sha256=hashlib.sha256(data).hexdigest())
+
+
+def edit_optimizer(run: Path, change) -> None:
+    document = checkpoint_of(run)
+    change(document["optimizers"]["policy"])
+    (run / "checkpoint.json").write_text(json.dumps(document))
+
+
+CONFIG_V2 = {"format_version": 2, "env_id": "CartPole-v1"}
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
         (lambda run: corrupt(run, "config.json", b"{not json"), "not valid JSON"),
         (lambda run: (run / "config.json").unlink(), "missing"),
-        (lambda run: (run / "policy.safetensors").unlink(), "missing"),
-        (lambda run: corrupt(run, "policy.safetensors", b"\x00" * 40), "safetensors"),
+        (lambda run: state_path(run).unlink(), "missing"),
+        (lambda run: state_path(run).write_bytes(b"\x00" * 40), "SHA-256"),
+        (lambda run: state_path(run).write_bytes(state_path(run).read_bytes()[:-7]), "SHA-256"),
+        (
+            lambda run: (
+                state_path(run).write_bytes(b"\x00" * 40),
+                edit_checkpoint(run, state_sha256=hashlib.sha256(b"\x00" * 40).hexdigest()),
+            ),
+            "not a valid safetensors",
+        ),
+        (lambda run: edit_checkpoint(run, state_file="../../etc/passwd.safetensors"), "outside the run"),
+        (lambda run: edit_checkpoint(run, state_file=7), "state_file"),
         (
             lambda run: corrupt(
-                run,
-                "config.json",
-                json.dumps({"format_version": 1, "env_id": "CartPole-v1", "hyperparameters": {"gamma": 7}}).encode(),
+                run, "config.json", json.dumps({**CONFIG_V2, "hyperparameters": {"gamma": 7}}).encode()
             ),
             "gamma",
         ),
         (
             lambda run: corrupt(
-                run,
-                "config.json",
-                json.dumps(
-                    {"format_version": 1, "env_id": "CartPole-v1", "hyperparameters": {"hidden_sizes": [16]}}
-                ).encode(),
+                run, "config.json", json.dumps({**CONFIG_V2, "hyperparameters": {"hidden_sizes": [16]}}).encode()
             ),
-            "does not match",
+            "not what the config gives",
         ),
+        (lambda run: corrupt(run, "config.json", json.dumps({**CONFIG_V2, "format_version": 1}).encode()), "format"),
         (lambda run: corrupt(run, "checkpoint.json", b"[]"), "JSON object"),
         (lambda run: corrupt(run, "checkpoint.json", b'{"format_version": 99}'), "format_version"),
+        (lambda run: edit_checkpoint(run, num_updates=-1), "num_updates"),
+        (lambda run: edit_checkpoint(run, num_env_steps="12"), "num_env_steps"),
+        (lambda run: edit_checkpoint(run, train_time_s=float("nan")), "train_time_s"),
+        (lambda run: edit_checkpoint(run, recent_returns=[1.0] * 101), "recent_returns"),
+        (lambda run: edit_checkpoint(run, recent_returns=["x"]), "recent_returns"),
+        (lambda run: edit_checkpoint(run, optimizers={}), "optimizers"),
+        (lambda run: edit_optimizer(run, lambda o: o["param_groups"][0].update(lr="fast")), "'lr'"),
+        (lambda run: edit_optimizer(run, lambda o: o["param_groups"][0].update(params=[0, 1, 2, 99])), "'params'"),
+        (lambda run: edit_optimizer(run, lambda o: o["state"].update({"99": {}})), "state entry"),
+        (lambda run: edit_optimizer(run, lambda o: o["state"]["0"].update(x=[1, 2])), "non-scalar"),
         (
-            lambda run: corrupt(run, "checkpoint.json", json.dumps({"format_version": 1, "num_updates": -1}).encode()),
-            "num_updates",
+            lambda run: rewrite_state(run, lambda t: t.update({"optimizer.policy.state.0.exp_avg": torch.zeros(3)})),
+            "exp_avg",
         ),
+        (lambda run: rewrite_state(run, lambda t: t.update({"rng.torch": torch.zeros(5, dtype=torch.uint8)})), "rng"),
+        (lambda run: rewrite_state(run, lambda t: t.pop("rng.torch")), "rng"),
+        (lambda run: rewrite_state(run, lambda t: t.update({"value.weight": torch.zeros(1)})), "unknown tensors"),
+        (lambda run: rewrite_state(run, lambda t: t.update({"module.value.weight": torch.zeros(1)})), "modules"),
     ],
 )
 def test_damaged_run_directories_are_refused_and_left_as_they_are(tmp_path: Path, damage, message: str) -> None:
     run = make_run(tmp_path)
     damage(run)
     before = {path.name: path.read_bytes() for path in run.iterdir()}
-    with pytest.raises(ReinforceError, match=message):
+    with pytest.raises(ReinforceError, match=re.escape(message)):
         reinforce.load(run)
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
 

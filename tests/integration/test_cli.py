@@ -1,25 +1,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(sys.executable).parent / "reinforce"
-COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "reinforce.cli"]
-
-
-def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    return subprocess.run([*COMMAND, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+from cli_support import run_cli, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +36,11 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_writes_a_complete_run_directory(trained_run: Path) -> None:
     names = {path.name for path in trained_run.iterdir()}
+    checkpoint = json.loads((trained_run / "checkpoint.json").read_text())
+    assert [name for name in names if name.startswith("state-")] == [checkpoint["state_file"]]
     assert {
         "config.json",
         "checkpoint.json",
-        "policy.safetensors",
         "metrics.csv",
         "episodes.csv",
         "curve.png",
@@ -91,8 +78,8 @@ def test_no_command_prints_the_help(tmp_path: Path) -> None:
 
 
 def test_run_directory_files_get_ordinary_permissions(trained_run: Path) -> None:
-    modes = {path.name: path.stat().st_mode & 0o777 for path in trained_run.iterdir()}
-    assert modes["config.json"] == modes["policy.safetensors"] == modes["metrics.csv"], modes
+    modes = {path.name.split("-")[0]: path.stat().st_mode & 0o777 for path in trained_run.iterdir()}
+    assert modes["config.json"] == modes["state"] == modes["metrics.csv"], modes
 
 
 def test_plot_several_runs(trained_run: Path, tmp_path: Path) -> None:
@@ -160,7 +147,106 @@ BAD_INPUTS = [
     (["plot", "missing-dir"], "does not exist"),
     (["plot", "{run}", "--out", "curve.txt"], ".png"),
     (["plot", "{run}", "--out", "{run}/config.json/x.png"], "cannot write"),
+    (["plot", "{run}", "--x", "episodes"], "--x"),
+    (["plot", "{run}", "{no_metrics}"], "metrics.csv is missing"),
+    (["train", "--resume", "missing-dir"], "does not exist"),
+    (["train", "--resume", "{run}/config.json"], "is not a directory"),
+    (["train", "--resume", "{empty}"], "config.json is missing"),
+    (["train", "--resume", "{run}", "--lr", "0.1"], "--lr cannot change"),
+    (["train", "--resume", "{run}", "--seed", "3", "--no-stop-on-solve"], "--seed, --no-stop-on-solve"),
+    (["train", "CartPole-v1", "--resume", "{run}"], "ENV_ID cannot change"),
+    (["train", "--resume", "{run}", "--run-dir", "elsewhere"], "--run-dir cannot change"),
+    (["train", "--resume", "{run}", "--config", "{bad_value}"], "--config cannot change"),
+    (["train", "--resume", "{run}", "--checkpoint-every", "-1"], "checkpoint-every"),
+    (["train", "--resume", "{run}", "--device", "bogus"], "invalid device 'bogus'"),
+    (["train", "--resume", "{damaged}"], "not valid JSON"),
+    (["train", "--resume", "{truncated}"], "SHA-256"),
+    (["train", "--resume", "{bad_optimizer}"], "invalid 'betas'"),
+    (["train", "--resume", "{bad_checkpoint}"], "num_episodes"),
+    (["eval", "{no_checkpoint}"], "no checkpoint yet"),
+    (["eval", "{pickled}"], "not a valid safetensors file"),
+    (["eval", "{bad_rng}"], "rng.torch"),
+    (["eval", "{run}", "--video", "out.avi"], ".mp4 or .gif"),
+    (["eval", "{run}", "--video", "{run}/config.json/x.gif"], "cannot write"),
+    (["eval", "{run}", "--video", "out"], ".mp4 or .gif"),
+    (["--log-level", "loud", "eval", "{run}"], "log-level"),
 ]
+
+
+class Payload:
+    """Unpickling this creates the file `pwned`: the snapshot check fails if anything unpickles a planted file."""
+
+    def __reduce__(self):
+        return (open, ("pwned", "w"))
+
+
+def checkpoint_document(run: Path) -> dict:
+    return json.loads((run / "checkpoint.json").read_text())
+
+
+def write_checkpoint(run: Path, document: dict) -> None:
+    (run / "checkpoint.json").write_text(json.dumps(document))
+
+
+def state_file(run: Path) -> Path:
+    return run / checkpoint_document(run)["state_file"]
+
+
+def damage_config(run: Path) -> None:
+    (run / "config.json").write_text("{oops")
+
+
+def truncate_state(run: Path) -> None:
+    state_file(run).write_bytes(state_file(run).read_bytes()[:-100])
+
+
+def plant_pickle(run: Path) -> None:
+    import hashlib
+    import pickle
+
+    payload = pickle.dumps({"policy": Payload()})
+    state_file(run).write_bytes(payload)
+    (run / "policy.pt").write_bytes(payload)
+    write_checkpoint(run, {**checkpoint_document(run), "state_sha256": hashlib.sha256(payload).hexdigest()})
+
+
+def damage_optimizer(run: Path) -> None:
+    document = checkpoint_document(run)
+    document["optimizers"]["policy"]["param_groups"][0]["betas"] = "fast"
+    write_checkpoint(run, document)
+
+
+def damage_counter(run: Path) -> None:
+    write_checkpoint(run, {**checkpoint_document(run), "num_episodes": 1.5})
+
+
+def damage_rng(run: Path) -> None:
+    import hashlib
+
+    from safetensors.torch import load_file, save
+
+    tensors = load_file(state_file(run))
+    tensors["rng.torch"] = tensors["rng.torch"][:10]
+    data = save(tensors)
+    state_file(run).write_bytes(data)
+    write_checkpoint(run, {**checkpoint_document(run), "state_sha256": hashlib.sha256(data).hexdigest()})
+
+
+def remove_checkpoint(run: Path) -> None:
+    state_file(run).unlink()
+    (run / "checkpoint.json").unlink()
+
+
+DAMAGED_RUNS = {
+    "damaged": damage_config,
+    "truncated": truncate_state,
+    "pickled": plant_pickle,
+    "bad_optimizer": damage_optimizer,
+    "bad_checkpoint": damage_counter,
+    "bad_rng": damage_rng,
+    "no_checkpoint": remove_checkpoint,
+    "no_metrics": lambda run: (run / "metrics.csv").unlink(),
+}
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
@@ -169,9 +255,13 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
 ) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
-    damaged = tmp_path / "damaged"
-    shutil.copytree(trained_run, damaged)
-    (damaged / "config.json").write_text("{oops")
+    runs = {}
+    for name, damage in DAMAGED_RUNS.items():
+        if any(f"{{{name}}}" in arg for arg in args):
+            runs[name] = tmp_path / name
+            shutil.copytree(trained_run, runs[name])
+            damage(runs[name])
+    (tmp_path / "empty").mkdir()
     files = {
         "bad_yaml": "hyperparameters: [unclosed",
         "unknown_key": "learning_rate: 0.1",
@@ -181,7 +271,7 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
         (tmp_path / f"{name}.yaml").write_text(text)
     before = snapshot(tmp_path)
     names = {name: tmp_path / f"{name}.yaml" for name in files}
-    result = run_cli(*[arg.format(run=run, damaged=damaged, **names) for arg in args], cwd=tmp_path)
+    result = run_cli(*[arg.format(run=run, empty=tmp_path / "empty", **runs, **names) for arg in args], cwd=tmp_path)
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

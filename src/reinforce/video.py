@@ -1,0 +1,86 @@
+"""Episode videos (MP4 or GIF) from ``rgb_array`` rendering, through imageio (the ``video`` extra)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from reinforce.errors import ReinforceError
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+SDL_DRIVERS = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+"""What `headless_sdl` sets: off-screen rendering needs no window and no sound device."""
+
+
+@contextlib.contextmanager
+def headless_sdl() -> Iterator[None]:
+    """Set SDL's video and audio drivers to ``dummy`` (where not set already) and put them back afterwards.
+
+    pygame-rendered environments (the classic-control ones) initialise SDL when they first render; on a
+    machine without a display or sound card SDL would otherwise print errors to stderr.
+    """
+    added = [name for name in SDL_DRIVERS if name not in os.environ]
+    os.environ.update({name: SDL_DRIVERS[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def check_video_path(path: Path) -> None:
+    """Refuse a file name without a video suffix, and check the extra is installed, before anything runs.
+
+    Raises:
+        ReinforceError: the suffix is not .mp4 or .gif, or imageio (and imageio-ffmpeg for MP4) is missing.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise ReinforceError(f"cannot write a video to {path}: give --video a .mp4 or .gif file name")
+    try:
+        import imageio  # noqa: F401
+
+        if suffix == ".mp4":
+            import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        raise ReinforceError(
+            f"writing {path} needs imageio and imageio-ffmpeg: pip install 'reinforce[video]'"
+        ) from None
+
+
+class VideoWriter:
+    """Appends RGB frames (``[H, W, 3]`` uint8 arrays) to an MP4 or GIF file.
+
+    Args:
+        path: the file to write; its suffix picks the format.
+        fps: frames per second (the env's ``render_fps``).
+    """
+
+    def __init__(self, path: Path, fps: float) -> None:
+        check_video_path(path)
+        import imageio.v2 as imageio
+
+        self.path = path
+        self.num_frames = 0
+        options: dict[str, Any] = {"fps": fps}
+        if path.suffix.lower() == ".gif":
+            options["loop"] = 0
+        else:
+            options["macro_block_size"] = 1  # keep the frame size as rendered
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = imageio.get_writer(path, **options)
+        except OSError as exc:
+            raise ReinforceError(f"cannot write {path} ({exc.strerror or exc}): choose another --video path") from None
+
+    def append(self, frame: Any) -> None:
+        """Add one frame."""
+        self._writer.append_data(frame)
+        self.num_frames += 1
+
+    def close(self) -> None:
+        """Finish the file."""
+        self._writer.close()

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reinforce import ReinforceError
+from reinforce.plotting import group_runs, mean_and_band, plot_comparison, t_quantile_95
+from reinforce.trainer import METRIC_FIELDS
+
+
+def fake_run(root: Path, name: str, *, seed: int, lr: float, steps: list[int], returns: list[float]) -> Path:
+    run = root / name
+    run.mkdir()
+    config = {"env_id": "CartPole-v1", "seed": seed, "total_steps": steps[-1], "hyperparameters": {"lr": lr}}
+    (run / "config.json").write_text(json.dumps(config))
+    with (run / "metrics.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=METRIC_FIELDS, restval=0)
+        writer.writeheader()
+        for update, (step, value) in enumerate(zip(steps, returns, strict=True), start=1):
+            row = {"update": update, "env_steps": step, "wall_time_s": step / 1000}
+            writer.writerow({**row, "charts/episode_return_mean_100": value})
+    return run
+
+
+def test_t_quantiles_match_the_table_and_approach_the_normal_one() -> None:
+    assert t_quantile_95(1) == pytest.approx(12.706) and t_quantile_95(4) == pytest.approx(2.776)
+    assert t_quantile_95(30) == pytest.approx(2.042, abs=0.005)
+    assert t_quantile_95(1000) == pytest.approx(1.962, abs=0.005)
+
+
+def test_the_band_is_the_t_interval_of_the_mean() -> None:
+    curves = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]])
+    mean, low, high = mean_and_band(curves)
+    np.testing.assert_allclose(mean, [2.0, 1.0])
+    np.testing.assert_allclose(high - mean, [4.303 * 2.0 / np.sqrt(3), 0.0])
+    np.testing.assert_allclose(mean - low, high - mean)
+    with pytest.raises(ValueError):
+        mean_and_band(curves[:1])
+
+
+def test_runs_differing_only_in_seed_form_one_group(tmp_path: Path) -> None:
+    a = fake_run(tmp_path, "a", seed=0, lr=0.01, steps=[100, 200], returns=[10, 20])
+    b = fake_run(tmp_path, "b", seed=1, lr=0.01, steps=[150, 250], returns=[12, 30])
+    c = fake_run(tmp_path, "c", seed=0, lr=0.03, steps=[100, 300], returns=[15, 60])
+    assert group_runs([a, b, c]) == {"CartPole-v1 lr=0.01": [a, b], "CartPole-v1 lr=0.03": [c]}
+    for x in ("steps", "time"):
+        out = plot_comparison([a, b, c], tmp_path / f"{x}.png", x=x, threshold=475.0)
+        assert out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ReinforceError, match="cannot plot against"):
+        plot_comparison([a], tmp_path / "x.png", x="episodes")
+
+
+def test_a_run_without_updates_is_a_clear_error(tmp_path: Path) -> None:
+    run = fake_run(tmp_path, "a", seed=0, lr=0.01, steps=[100], returns=[10])
+    (run / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
+    with pytest.raises(ReinforceError, match="no updates yet"):
+        plot_comparison([run], tmp_path / "x.png")
