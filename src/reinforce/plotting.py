@@ -86,6 +86,13 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, *, threshold: float | None = 
     ax_return.set_title(", ".join(sorted(env_ids)))
     for axis in (ax_return, ax_length):
         axis.grid(alpha=0.3)
+    return save_figure(figure, out)
+
+
+def save_figure(figure: Any, out: Path) -> Path:
+    """Lay out, write and close ``figure``; an unwritable ``out`` is a `ReinforceError`."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -212,12 +219,4 @@ def plot_comparison(
     axis.set_ylabel("mean return of the last 100 episodes")
     axis.legend(loc="lower right", fontsize="small")
     axis.grid(alpha=0.3)
-    figure.tight_layout()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out, dpi=110)
-    except OSError as exc:
-        raise ReinforceError(f"cannot write {out} ({exc.strerror or exc}): choose another output path") from None
-    finally:
-        plt.close(figure)
-    return out
+    return save_figure(figure, out)

@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_baseline, update_policy
 from reinforce.baselines import RunningMeanBaseline, ValueFunction
@@ -266,12 +266,21 @@ class Reinforce:
 
     def train_on_batch(self, batch: RolloutBatch) -> dict[str, float]:
         """Returns, weights, policy step(s) and baseline fitting on ``batch``; returns the loss metrics."""
+        returns_TN, weights_TN = self.batch_weights(batch)
+        losses = update_policy(self.policy, self.optimizer, batch, weights_TN, self.config)
+        return losses | self.fit_baseline(batch, returns_TN)
+
+    def batch_weights(self, batch: RolloutBatch) -> tuple[Tensor, Tensor]:
+        """``[T, N]`` returns and log-prob weights of ``batch`` under the current baseline (nothing learns)."""
         returns_TN = batch_returns(batch, self.config, self.value_function)
         weights_TN = policy_weights(
             batch, returns_TN, self.config, value_function=self.value_function, running_mean=self.running_mean
         )
-        losses = update_policy(self.policy, self.optimizer, batch, weights_TN, self.config)
-        return losses | update_baseline(
+        return returns_TN, weights_TN
+
+    def fit_baseline(self, batch: RolloutBatch, returns_TN: Tensor) -> dict[str, float]:
+        """Let a stateful baseline (running mean, value network) learn from ``batch``; its loss metrics."""
+        return update_baseline(
             batch,
             returns_TN,
             self.config,

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from reinforce import Reinforce, collect
-from reinforce.algorithm import batch_returns, policy_loss, policy_weights, update_baseline
+from reinforce.algorithm import policy_loss
 
 NUM_BATCHES = 600
 EPISODES_PER_BATCH = 4
@@ -63,20 +63,10 @@ def estimate(num_batches: int = NUM_BATCHES, seed: int = 0, **hyperparameters: A
     samples = []
     for index in range(num_batches):
         batch = collect(agent.envs, agent.policy, EPISODES_PER_BATCH, seed=seed if index == 0 else None)
-        returns = batch_returns(batch, agent.config, agent.value_function)
-        weights = policy_weights(
-            batch, returns, agent.config, value_function=agent.value_function, running_mean=agent.running_mean
-        )
+        returns, weights = agent.batch_weights(batch)
         loss, _ = policy_loss(agent.policy, batch, weights, agent.config)
         samples.append(-torch.cat([grad.flatten() for grad in torch.autograd.grad(loss, parameters)]).double())
-        update_baseline(
-            batch,
-            returns,
-            agent.config,
-            value_function=agent.value_function,
-            value_optimizer=agent.value_optimizer,
-            running_mean=agent.running_mean,
-        )
+        agent.fit_baseline(batch, returns)
     agent.close()
     stacked = torch.stack(samples)
     variance = stacked.var(dim=0)
