@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from reinforce.config import TrainConfig
+from reinforce.errors import NonFiniteError
 from reinforce.policies import Policy
 from reinforce.returns import discounted_returns, standardize
 from reinforce.rollout import RolloutBatch
@@ -55,6 +56,22 @@ def make_optimizer(config: TrainConfig, parameters: Iterable[nn.Parameter]) -> t
     return torch.optim.RMSprop(parameters, lr=config.lr)
 
 
+def check_finite_step(loss: Tensor, grad_norm: Tensor, optimizer: torch.optim.Optimizer) -> None:
+    """Raise `NonFiniteError` (after clearing the gradients) unless the loss and the gradient norm are finite.
+
+    Called between ``backward`` and ``optimizer.step``, so a non-finite update never reaches the parameters.
+    """
+    if bool(torch.isfinite(loss)) and bool(torch.isfinite(grad_norm)):
+        return
+    optimizer.zero_grad(set_to_none=True)
+    what = "loss" if not bool(torch.isfinite(loss)) else "gradient"
+    raise NonFiniteError(
+        f"non-finite {what} (loss {float(loss.item())}, gradient norm {float(grad_norm.item())}): the step was "
+        "skipped, the parameters are the last finite ones; likely causes: a learning rate too high (lower --lr), "
+        "exploding gradients (set --max-grad-norm), unscaled observations (--normalize-observations)"
+    )
+
+
 def update_policy(
     policy: Policy, optimizer: torch.optim.Optimizer, batch: RolloutBatch, config: TrainConfig
 ) -> dict[str, float]:
@@ -68,6 +85,7 @@ def update_policy(
     loss.backward()  # type: ignore[no-untyped-call]
     max_norm = math.inf if config.max_grad_norm is None else config.max_grad_norm
     grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
+    check_finite_step(loss, grad_norm, optimizer)
     optimizer.step()
     with torch.no_grad():
         entropy = distribution.entropy().mean()

@@ -9,3 +9,10 @@ from __future__ import annotations
 
 class ReinforceError(ValueError):
     """Bad input: an invalid hyperparameter, an unknown environment, an unsupported space, a bad run dir."""
+
+
+class NonFiniteError(ReinforceError):
+    """A NaN or an infinity in the observations, rewards, actions, loss or gradient: training stopped.
+
+    Raised before the optimizer step, so the policy's parameters are the last finite ones.
+    """

@@ -28,7 +28,7 @@ from reinforce.checkpoint import (
     write_json,
 )
 from reinforce.config import TrainConfig, as_count, check_seed, episodes_per_update, tuned_hyperparameters
-from reinforce.envs import env_spec, make_vec_env
+from reinforce.envs import FLATTENED_OBSERVATION_SPACES, env_spec, flatten_observations, make_vec_env
 from reinforce.errors import ReinforceError
 from reinforce.logging import CSVLogger
 from reinforce.policies import make_policy
@@ -138,7 +138,15 @@ class Reinforce:
         if seed is not None:
             torch.manual_seed(seed)
         try:
-            self.policy = make_policy(self.observation_space, self.action_space, self.config.hidden_sizes)
+            self.policy = make_policy(
+                self.observation_space,
+                self.action_space,
+                self.config.hidden_sizes,
+                action_squash=self.config.action_squash,
+                log_std=self.config.log_std,
+                log_std_init=self.config.log_std_init,
+                normalize_observations=self.config.normalize_observations,
+            )
         except ReinforceError:
             self.envs.close()
             raise
@@ -178,6 +186,8 @@ class Reinforce:
         )
         self._reset_seed = None  # later collections continue the environments' random streams
         losses = update_policy(self.policy, self.optimizer, batch, self.config)
+        # after the step, so that one batch is collected and trained on with the same statistics
+        self.policy.encoder.update_normalization(batch.observations[batch.mask])
         elapsed = time.perf_counter() - start
         self.train_time_s += elapsed
         steps = batch.num_steps
@@ -282,13 +292,17 @@ class Reinforce:
             One action (shape of the single action space) or a batch of ``B`` actions, as the env expects
             them (Box actions clipped to the bounds).
         """
-        observations = np.asarray(observation)
-        single_ndim = len(self.observation_space.shape or ())
-        batched = observations.ndim > single_ndim
-        batch = observations if batched else observations[None]
+        env_space = self.envs.unwrapped.single_observation_space
+        if isinstance(env_space, FLATTENED_OBSERVATION_SPACES):  # as the env wrapper flattens them
+            batch, batched = flatten_observations(env_space, observation)
+        else:
+            observations = np.asarray(observation)
+            single_ndim = len(self.observation_space.shape or ())
+            batched = observations.ndim > single_ndim
+            batch = observations if batched else observations[None]
         with torch.inference_mode():
             actions = sample_actions(self.policy(torch.as_tensor(batch, device=self.device)), deterministic)
-        env_actions = to_env_actions(actions.cpu().numpy(), self.action_space)
+        env_actions = to_env_actions(actions.cpu().numpy(), self.action_space, self.policy.action_squash)
         return env_actions if batched else env_actions[0]
 
     def evaluate(self, episodes: int = 100, deterministic: bool = True, seed: int | None = None) -> dict[str, Any]:

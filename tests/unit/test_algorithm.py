@@ -4,7 +4,9 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from reinforce import make_policy, reinforce_loss
+from reinforce import RolloutBatch, TrainConfig, make_policy, reinforce_loss
+from reinforce.algorithm import make_optimizer, update_policy
+from reinforce.errors import NonFiniteError
 
 
 def test_surrogate_equals_cross_entropy_with_the_taken_action_as_label() -> None:
@@ -37,3 +39,29 @@ def test_weights_are_constants() -> None:
 def test_mismatched_shapes_are_rejected() -> None:
     with pytest.raises(ValueError):
         reinforce_loss(torch.zeros(3), torch.zeros(3, 1))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_loss_never_reaches_the_optimizer(bad: float) -> None:
+    torch.manual_seed(0)
+    policy = make_policy(spaces.Box(-1, 1, (2,)), spaces.Discrete(2), hidden_sizes=(4,))
+    config = TrainConfig(return_normalization="none")
+    optimizer = make_optimizer(config, policy.parameters())
+    rewards = torch.tensor([[1.0], [bad]])
+    batch = RolloutBatch(
+        observations=torch.randn(2, 1, 2),
+        actions=torch.tensor([[0], [1]]),
+        rewards=rewards,
+        terminated=torch.tensor([[False], [True]]),
+        truncated=torch.zeros(2, 1, dtype=torch.bool),
+        mask=torch.ones(2, 1, dtype=torch.bool),
+        episode_returns=[1.0 + bad],
+        episode_lengths=[2],
+        episode_truncated=[False],
+    )
+    before = [p.detach().clone() for p in policy.parameters()]
+    with pytest.raises(NonFiniteError, match=r"non-finite loss.*lower --lr"):
+        update_policy(policy, optimizer, batch, config)
+    for parameter, old in zip(policy.parameters(), before, strict=True):
+        assert torch.equal(parameter, old) and parameter.grad is None
+    assert not optimizer.state  # Adam never stepped
