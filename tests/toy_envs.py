@@ -128,6 +128,11 @@ def register_toy_envs() -> None:
     gymnasium.register("toy/Continuous-v0", entry_point=ContinuousEnv)
     gymnasium.register("toy/TextAction-v0", entry_point=TextActionEnv)
     gymnasium.register("toy/NanReward-v0", entry_point=NanRewardEnv, kwargs={"max_length": 8})
+    gymnasium.register(
+        "toy/DictAction-v0",
+        entry_point=SpacesEnv,
+        kwargs={"observation_space": OBSERVATION_SPACES["box"], "action_space": spaces.Dict({"a": spaces.Discrete(2)})},
+    )
     for obs_name, observation_space in OBSERVATION_SPACES.items():
         for act_name, action_space in ACTION_SPACES.items():
             gymnasium.register(
