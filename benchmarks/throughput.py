@@ -21,7 +21,6 @@ import torch
 from tutorial_reinforce import TutorialAgent
 
 from reinforce import Reinforce, collect
-from reinforce.algorithm import update_policy
 
 
 def tutorial_row(min_steps: int) -> tuple[float, float]:
@@ -43,7 +42,7 @@ def reinforce_row(num_envs: int, min_steps: int) -> tuple[float, float]:
         start = time.perf_counter()
         batch = collect(agent.envs, agent.policy, num_envs)
         middle = time.perf_counter()
-        update_policy(agent.policy, agent.optimizer, batch, agent.config)
+        agent.train_on_batch(batch)
         collect_time += middle - start
         update_time += time.perf_counter() - middle
         steps += batch.num_steps

@@ -19,6 +19,13 @@ import numpy as np
 from reinforce import Reinforce
 
 
+def value_of(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a bare string such as tanh
+
+
 def seed_range(text: str) -> list[int]:
     if "-" in text:
         low, high = text.split("-")
@@ -37,7 +44,7 @@ def main() -> None:
     )
     parser.add_argument("--verbose", action="store_true", help="print the training mean every 10 updates")
     args = parser.parse_args()
-    overrides = {name: json.loads(value) for name, value in (item.split("=", 1) for item in args.set)}
+    overrides = {name: value_of(value) for name, value in (item.split("=", 1) for item in args.set)}
 
     print("| env | seed | solved (training) | env steps | updates | last-100 training mean | deterministic eval |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")

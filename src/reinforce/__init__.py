@@ -7,7 +7,7 @@ Example:
 
 """
 
-from reinforce.algorithm import reinforce_loss
+from reinforce.algorithm import reinforce_loss, score_function_surrogate
 from reinforce.config import TrainConfig
 from reinforce.errors import ReinforceError
 from reinforce.policies import make_policy
@@ -25,5 +25,6 @@ __all__ = [
     "load",
     "make_policy",
     "reinforce_loss",
+    "score_function_surrogate",
     "standardize",
 ]

@@ -1,8 +1,9 @@
 """The REINFORCE loss and the policy update.
 
-The gradient of ``-mean_t(log pi(a_t|s_t) * w_t)`` is the negated score-function estimate of the policy
-gradient, where ``w_t`` is the (optionally standardised) discounted reward-to-go ``G_t``; gradient descent
-on it is gradient ascent on the expected return.
+The gradient of ``-sum_t log pi(a_t|s_t) * w_t`` (reduced over the batch, see `reinforce_loss`) is the
+negated score-function estimate of the policy gradient, where ``w_t`` is the return from step t (or of the
+whole episode), minus a baseline, optionally standardised and discounted; gradient descent on it is
+gradient ascent on the expected return. docs/concepts.md defines every switch of `TrainConfig` used here.
 """
 
 from __future__ import annotations
@@ -13,38 +14,148 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
+from reinforce.baselines import (
+    RunningMeanBaseline,
+    ValueFunction,
+    batch_mean_baseline,
+    fit_value_function,
+    leave_one_out_baseline,
+)
 from reinforce.config import TrainConfig
 from reinforce.errors import NonFiniteError
 from reinforce.policies import Policy
-from reinforce.returns import discounted_returns, standardize
+from reinforce.returns import (
+    discounted_returns,
+    episode_ids,
+    episode_steps,
+    standardize,
+    standardize_per_episode,
+    whole_episode_returns,
+)
 from reinforce.rollout import RolloutBatch
 
 
-def reinforce_loss(log_probs: Tensor, weights: Tensor) -> Tensor:
-    """The REINFORCE surrogate loss ``-mean(log_probs * weights)``.
+def score_function_surrogate(log_probs: Tensor, f: Tensor, baseline: Tensor | float | None = None) -> Tensor:
+    """Per-sample surrogate ``log_prob(x) * (f(x) - b)`` of the score-function (REINFORCE) estimator.
+
+    For samples ``x ~ p_theta`` and an objective ``f`` that does not depend on theta, the gradient of the
+    surrogate's mean is an unbiased estimate of ``grad E[f(x)] = E[f(x) grad log p_theta(x)]``, for any
+    baseline ``b`` that does not depend on ``x``. ``f`` and ``b`` are treated as constants.
+
+    Args:
+        log_probs: ``[B]`` log p_theta(x) of the samples, differentiable in theta.
+        f: ``[B]`` objective values of the samples.
+        baseline: a constant, or ``[B]`` values each independent of its own sample; None for 0.
+
+    Returns:
+        ``[B]`` surrogate values; differentiate their mean (or sum).
+
+    Example:
+        >>> mean = torch.zeros((), requires_grad=True)
+        >>> x = torch.distributions.Normal(mean, 1.0).sample((100_000,))
+        >>> surrogate = score_function_surrogate(torch.distributions.Normal(mean, 1.0).log_prob(x), x**2)
+        >>> surrogate.mean().backward()  # d/dmean E[x^2] = 2 * mean = 0, up to noise
+        >>> abs(mean.grad.item()) < 0.1
+        True
+    """
+    weights = f if baseline is None else f - baseline
+    return log_probs * torch.as_tensor(weights).detach()
+
+
+def reinforce_loss(log_probs: Tensor, weights: Tensor, *, num_episodes: int | None = None) -> Tensor:
+    """The REINFORCE surrogate loss, ``-sum(log_probs * weights)`` over the batch, reduced.
 
     Args:
         log_probs: ``[B]`` log pi(a_t | s_t) of the taken actions, differentiable in the policy parameters.
-        weights: ``[B]`` what each log-prob is multiplied by (the return G_t, standardised or not); treated
-            as a constant.
+        weights: ``[B]`` what each log-prob is multiplied by (returns, advantages); treated as constants.
+        num_episodes: None: the mean over the ``B`` steps (``loss_reduction="mean_over_steps"``); else the sum
+            over the steps divided by the number of episodes they come from (``"mean_over_episodes"``: the
+            textbook per-episode sum, averaged over episodes; ``B / num_episodes`` times the other).
 
     Returns:
-        A scalar whose gradient is minus the mean over the ``B`` samples of ``weight * grad log pi``.
+        A scalar whose gradient is minus the reduced sum of ``weight * grad log pi``.
     """
     if log_probs.shape != weights.shape:
         raise ValueError(f"log_probs {tuple(log_probs.shape)} and weights {tuple(weights.shape)} differ")
-    return -(log_probs * weights.detach()).mean()
+    surrogate = score_function_surrogate(log_probs, weights)
+    return -(surrogate.mean() if num_episodes is None else surrogate.sum() / num_episodes)
 
 
-def policy_weights(batch: RolloutBatch, config: TrainConfig) -> Tensor:
-    """``[T, N]`` weights of the log-probs: discounted reward-to-go, standardised over the batch if asked.
+def batch_returns(batch: RolloutBatch, config: TrainConfig, value_function: ValueFunction | None = None) -> Tensor:
+    """``[T, N]`` discounted reward-to-go of every step; at a time-limit cut it ends with gamma * V(s_final).
 
-    Entries outside ``batch.mask`` are meaningless (0 after standardisation) and never used.
+    The bootstrap applies only with a value function and ``config.bootstrap_truncated``; otherwise the return
+    at a cut is the Monte-Carlo sum up to the cut.
     """
-    returns_TN = discounted_returns(batch.rewards, batch.dones, config.gamma)
+    if value_function is None or not config.bootstrap_truncated or not (batch.truncated & batch.mask).any():
+        return discounted_returns(batch.rewards, batch.dones, config.gamma)
+    cut = batch.truncated & batch.dones
+    device = next(value_function.parameters()).device
+    bootstrap_values = torch.zeros_like(batch.rewards)
+    with torch.no_grad():
+        bootstrap_values[cut] = value_function(batch.next_observations[cut].to(device)).to(batch.rewards.dtype).cpu()
+    return discounted_returns(
+        batch.rewards, batch.dones, config.gamma, truncated=cut, bootstrap_values=bootstrap_values
+    )
+
+
+def policy_weights(
+    batch: RolloutBatch,
+    returns_TN: Tensor,
+    config: TrainConfig,
+    *,
+    value_function: ValueFunction | None = None,
+    running_mean: RunningMeanBaseline | None = None,
+) -> Tensor:
+    """``[T, N]`` weights of the log-probs: return, minus baseline, standardised, discounted (per ``config``).
+
+    Args:
+        batch: the collected episodes.
+        returns_TN: `batch_returns` of the batch.
+        config: ``reward_to_go``, ``baseline``, ``return_normalization``, ``discount_gradient`` and ``gamma``.
+        value_function: needed for ``baseline="value"`` (its current estimate is used, before any fitting
+            to this batch, so that the baseline does not depend on the batch's actions).
+        running_mean: needed for ``baseline="running_mean"`` (its state before this batch).
+
+    Returns:
+        The weights; entries outside ``batch.mask`` are 0 and never used.
+    """
+    mask = batch.mask
+    # the episode bookkeeping is a loop over time: computed only for the switches that need it
+    per_episode = config.baseline == "leave_one_out" or config.return_normalization == "episode"
+    ids = episode_ids(batch.dones, mask)[0] if per_episode else None
+    steps = episode_steps(batch.dones, mask) if per_episode or config.discount_gradient else None
+    weights = episode_weights(batch, returns_TN, config)
+    if config.baseline == "batch_mean":
+        weights = weights - batch_mean_baseline(weights, mask)
+    elif config.baseline == "running_mean":
+        if running_mean is None:
+            raise ValueError("baseline='running_mean' needs its RunningMeanBaseline")
+        weights = weights - running_mean(weights)
+    elif config.baseline == "leave_one_out" and ids is not None and steps is not None:
+        weights = weights - leave_one_out_baseline(weights, ids, steps, per_step=config.reward_to_go)
+    elif config.baseline == "value":
+        if value_function is None:
+            raise ValueError("baseline='value' needs its ValueFunction")
+        device = next(value_function.parameters()).device
+        values = torch.zeros_like(weights)
+        with torch.no_grad():
+            values[mask] = value_function(batch.observations[mask].to(device)).to(weights.dtype).cpu()
+        weights = weights - values
     if config.return_normalization == "batch":
-        return standardize(returns_TN, batch.mask)
-    return returns_TN
+        weights = standardize(weights, mask)
+    elif config.return_normalization == "episode" and ids is not None:
+        weights = standardize_per_episode(weights, ids)
+    if config.discount_gradient and steps is not None:
+        weights = weights * config.gamma ** steps.to(weights.dtype)
+    return torch.where(mask, weights, torch.zeros_like(weights))
+
+
+def episode_weights(batch: RolloutBatch, returns_TN: Tensor, config: TrainConfig) -> Tensor:
+    """The return each step is credited with: ``G_t`` (``reward_to_go``) or its episode's ``G_0`` (Williams)."""
+    if config.reward_to_go:
+        return returns_TN
+    return whole_episode_returns(returns_TN, batch.dones, batch.mask)
 
 
 def make_optimizer(config: TrainConfig, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
@@ -72,25 +183,94 @@ def check_finite_step(loss: Tensor, grad_norm: Tensor, optimizer: torch.optim.Op
     )
 
 
-def update_policy(
-    policy: Policy, optimizer: torch.optim.Optimizer, batch: RolloutBatch, config: TrainConfig
-) -> dict[str, float]:
-    """One gradient step of REINFORCE on ``batch``; returns the loss metrics of the step."""
+def policy_loss(policy: Policy, batch: RolloutBatch, weights_TN: Tensor, config: TrainConfig) -> tuple[Tensor, Tensor]:
+    """The loss of one batch update: `reinforce_loss` minus ``entropy_coef`` times the mean entropy.
+
+    Returns:
+        The loss and the policy's mean entropy over the batch's steps (detached).
+    """
     device = next(policy.parameters()).device
     mask = batch.mask
-    weights = policy_weights(batch, config)[mask].to(device)
     distribution = policy(batch.observations[mask].to(device))
-    loss = reinforce_loss(distribution.log_prob(batch.actions[mask].to(device)), weights)
+    log_probs = distribution.log_prob(batch.actions[mask].to(device))
+    num_episodes = len(batch.episode_returns) if config.loss_reduction == "mean_over_episodes" else None
+    loss = reinforce_loss(log_probs, weights_TN[mask].to(device), num_episodes=num_episodes)
+    entropy = distribution.entropy()
+    if config.entropy_coef:
+        scale = entropy.numel() / num_episodes if num_episodes is not None else 1.0
+        loss = loss - config.entropy_coef * scale * entropy.mean()
+    return loss, entropy.mean().detach()
+
+
+def _step(policy: Policy, optimizer: torch.optim.Optimizer, loss: Tensor, config: TrainConfig) -> float:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()  # type: ignore[no-untyped-call]
     max_norm = math.inf if config.max_grad_norm is None else config.max_grad_norm
     grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
     check_finite_step(loss, grad_norm, optimizer)
     optimizer.step()
-    with torch.no_grad():
-        entropy = distribution.entropy().mean()
+    return float(grad_norm.item())
+
+
+def update_policy(
+    policy: Policy, optimizer: torch.optim.Optimizer, batch: RolloutBatch, weights_TN: Tensor, config: TrainConfig
+) -> dict[str, float]:
+    """Policy-gradient step(s) on ``batch`` with the given weights; returns the loss metrics.
+
+    ``config.update="batch"`` takes one step on the whole batch. ``"per_step"`` is the textbook loop: for
+    each episode in turn and each of its steps t in order, one step on ``-w_t * log pi(a_t|s_t)`` (the
+    policy re-evaluated after every step; ``loss_reduction`` does not apply, each step is its own update).
+    """
+    if config.update == "batch":
+        loss, entropy = policy_loss(policy, batch, weights_TN, config)
+        grad_norm = _step(policy, optimizer, loss, config)
+        return {
+            "losses/policy_loss": float(loss.item()),
+            "losses/entropy": float(entropy.item()),
+            "losses/grad_norm": grad_norm,
+        }
+    device = next(policy.parameters()).device
+    ids, _ = episode_ids(batch.dones, batch.mask)
+    steps = episode_steps(batch.dones, batch.mask)
+    positions = batch.mask.nonzero()  # [B, 2] (t, n), in time order
+    keys = ids[batch.mask] * (int(steps.max()) + 1) + steps[batch.mask]
+    losses, entropies, norms = [], [], []
+    for t, n in positions[torch.argsort(keys)].tolist():
+        distribution = policy(batch.observations[t, n][None].to(device))
+        log_prob = distribution.log_prob(batch.actions[t, n][None].to(device))
+        entropy = distribution.entropy()
+        loss = reinforce_loss(log_prob, weights_TN[t, n][None].to(device)) - config.entropy_coef * entropy.mean()
+        norms.append(_step(policy, optimizer, loss, config))
+        losses.append(float(loss.item()))
+        entropies.append(float(entropy.mean().item()))
     return {
-        "losses/policy_loss": float(loss.item()),
-        "losses/entropy": float(entropy.item()),
-        "losses/grad_norm": float(grad_norm.item()),
+        "losses/policy_loss": sum(losses) / len(losses),
+        "losses/entropy": sum(entropies) / len(entropies),
+        "losses/grad_norm": sum(norms) / len(norms),
     }
+
+
+def update_baseline(
+    batch: RolloutBatch,
+    returns_TN: Tensor,
+    config: TrainConfig,
+    *,
+    value_function: ValueFunction | None = None,
+    value_optimizer: torch.optim.Optimizer | None = None,
+    running_mean: RunningMeanBaseline | None = None,
+) -> dict[str, float]:
+    """Let the stateful baselines learn from the batch, after its weights were computed."""
+    mask = batch.mask
+    if config.baseline == "running_mean" and running_mean is not None:
+        running_mean.update(episode_weights(batch, returns_TN, config), mask)
+    if config.baseline == "value" and value_function is not None and value_optimizer is not None:
+        device = next(value_function.parameters()).device
+        observations = batch.observations[mask].to(device)
+        targets = returns_TN[mask].to(device)
+        with torch.no_grad():
+            before = value_function(observations)
+        loss = fit_value_function(value_function, value_optimizer, observations, targets, config.value_steps)
+        variance = targets.var(correction=0)
+        explained = 1.0 - float(((targets - before).var(correction=0) / variance).item()) if variance > 0 else math.nan
+        return {"losses/value_loss": loss, "losses/explained_variance": explained}
+    return {}

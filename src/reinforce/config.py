@@ -24,7 +24,10 @@ import numpy as np
 from reinforce.errors import ReinforceError
 
 OptimizerName = Literal["adam", "sgd", "rmsprop"]
-ReturnNormalization = Literal["none", "batch"]
+ReturnNormalization = Literal["none", "episode", "batch"]
+BaselineName = Literal["none", "batch_mean", "running_mean", "leave_one_out", "value"]
+UpdateMode = Literal["batch", "per_step"]
+LossReduction = Literal["mean_over_steps", "mean_over_episodes"]
 VectorizationMode = Literal["auto", "vector_entry_point", "sync", "async"]
 ActionSquash = Literal["clip", "tanh"]
 LogStd = Literal["state_independent", "state_dependent"]
@@ -55,8 +58,38 @@ class TrainConfig:
     hidden_sizes: tuple[int, ...] = (128,)
     """Hidden layer widths of the policy MLP (ReLU), e.g. 64,64; none (empty) gives the linear softmax policy."""
 
+    reward_to_go: bool = True
+    """Weight log pi(a_t|s_t) by the return from step t on (G_t); off: by the whole episode's return (Williams)."""
+
+    discount_gradient: bool = False
+    """Multiply step t's term by gamma^t (Sutton & Barto's pseudocode: the gradient of the discounted objective)."""
+
+    baseline: BaselineName = "none"
+    """Subtracted from the returns: none, batch_mean, running_mean, leave_one_out (other episodes) or value (V(s))."""
+
     return_normalization: ReturnNormalization = "batch"
-    """Standardise the returns over the batch (batch) before they weight log pi, or use them as they are."""
+    """Standardise the weights (returns minus baseline) over the batch, within each episode, or not (none)."""
+
+    entropy_coef: float = 0.0
+    """Weight of the policy's mean entropy, subtracted from the loss (an exploration bonus)."""
+
+    loss_reduction: LossReduction = "mean_over_steps"
+    """Average the per-step terms over all steps of the batch, or sum them per episode and average over episodes."""
+
+    update: UpdateMode = "batch"
+    """One gradient step per batch, or the textbook loop: one step per time step of each episode in turn."""
+
+    value_lr: float = 1e-2
+    """Learning rate (Adam) of the value network of baseline=value."""
+
+    value_hidden_sizes: tuple[int, ...] = (128,)
+    """Hidden layer widths of the value network of baseline=value."""
+
+    value_steps: int = 5
+    """Full-batch gradient steps of the value network per update (baseline=value)."""
+
+    bootstrap_truncated: bool = True
+    """With baseline=value, end a time-limit-cut episode's return with gamma * V(final observation)."""
 
     vectorization_mode: VectorizationMode = "auto"
     """Gymnasium vectorisation: the env's own vectorised class where it has one (auto), sync or async."""
@@ -107,8 +140,9 @@ class TrainConfig:
                 f"unknown hyperparameter(s) {', '.join(unknown)}: valid names are {', '.join(sorted(names))}"
             )
         kwargs = dict(values)
-        if isinstance(kwargs.get("hidden_sizes"), list):
-            kwargs["hidden_sizes"] = tuple(kwargs["hidden_sizes"])
+        for name in ("hidden_sizes", "value_hidden_sizes"):
+            if isinstance(kwargs.get(name), list):
+                kwargs[name] = tuple(kwargs[name])
         return cls(**kwargs)
 
 
@@ -286,14 +320,23 @@ def check_config(config: TrainConfig) -> None:
         raise _fail("lr", config.lr, "must be a number > 0")
     if config.max_grad_norm is not None and (not _is_number(config.max_grad_norm) or config.max_grad_norm <= 0):
         raise _fail("max_grad_norm", config.max_grad_norm, "must be a number > 0")
-    if not isinstance(config.hidden_sizes, tuple) or not all(
-        _is_int(size) and size >= 1 for size in config.hidden_sizes
-    ):
-        raise _fail("hidden_sizes", config.hidden_sizes, "must be a tuple of integers >= 1, e.g. 64,64")
+    for name in ("hidden_sizes", "value_hidden_sizes"):
+        sizes = getattr(config, name)
+        if not isinstance(sizes, tuple) or not all(_is_int(size) and size >= 1 for size in sizes):
+            raise _fail(name, sizes, "must be a tuple of integers >= 1, e.g. 64,64")
     if config.reward_threshold is not None and not _is_number(config.reward_threshold):
         raise _fail("reward_threshold", config.reward_threshold, "must be a finite number")
-    if not isinstance(config.stop_on_solve, bool):
-        raise _fail("stop_on_solve", config.stop_on_solve, "must be true or false")
+    for name in ("stop_on_solve", "reward_to_go", "discount_gradient", "bootstrap_truncated"):
+        if not isinstance(getattr(config, name), bool):
+            raise _fail(name, getattr(config, name), "must be true or false")
+    if not _is_number(config.entropy_coef) or config.entropy_coef < 0.0:
+        raise _fail("entropy_coef", config.entropy_coef, "must be a number >= 0")
+    if not _is_number(config.value_lr) or config.value_lr <= 0.0:
+        raise _fail("value_lr", config.value_lr, "must be a number > 0")
+    if not _is_int(config.value_steps) or config.value_steps < 1:
+        raise _fail("value_steps", config.value_steps, "must be an integer >= 1")
+    if config.baseline == "leave_one_out" and episodes_per_update(config) < 2:
+        raise _fail("baseline", config.baseline, "needs at least 2 episodes per update (--episodes-per-update)")
     if not _is_int(config.num_threads) or not 0 <= config.num_threads <= MAX_THREADS:
         raise _fail("num_threads", config.num_threads, f"must be an integer in [0, {MAX_THREADS}] (0: torch's default)")
     if not _is_number(config.log_std_init) or not -5.0 <= config.log_std_init <= 2.0:

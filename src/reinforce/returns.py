@@ -91,3 +91,95 @@ def standardize(values: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -
     mean = selected.mean()
     std = selected.std(correction=0)
     return torch.where(mask, (values - mean) / (std + eps), torch.zeros_like(values))
+
+
+def episode_steps(dones: Tensor, mask: Tensor) -> Tensor:
+    """Index of each valid step within its episode (0 at the episode's first step), over ``[T]`` or ``[T, N]``.
+
+    Steps outside ``mask`` (reset and idle steps) neither count nor belong to an episode; they get 0.
+
+    Args:
+        dones: bool tensor, true where an episode ends after step t.
+        mask: bool tensor of the same shape, true on the steps that belong to an episode.
+
+    Example:
+        >>> episode_steps(torch.tensor([False, True, False, False]), torch.tensor([True, True, False, True]))
+        tensor([0, 1, 0, 0])
+    """
+    if dones.shape != mask.shape:
+        raise ValueError(f"dones {tuple(dones.shape)} and mask {tuple(mask.shape)} must have one shape")
+    dones, mask = dones.bool(), mask.bool()
+    steps = torch.zeros(mask.shape, dtype=torch.long)
+    counter = torch.zeros(mask.shape[1:], dtype=torch.long)
+    for t in range(mask.shape[0]):
+        steps[t] = counter
+        counter = torch.where(dones[t] & mask[t], torch.zeros_like(counter), counter + mask[t].long())
+    return torch.where(mask, steps, torch.zeros_like(steps))
+
+
+def episode_ids(dones: Tensor, mask: Tensor) -> tuple[Tensor, int]:
+    """Number the episodes of a ``[T]`` or ``[T, N]`` batch ``0..E-1`` and label each valid step with its own.
+
+    Args:
+        dones: bool tensor, true where an episode ends after step t.
+        mask: bool tensor of the same shape, true on the steps that belong to an episode.
+
+    Returns:
+        A long tensor of the shape of ``mask`` (-1 outside it) and the number of episodes ``E``.
+    """
+    if dones.shape != mask.shape:
+        raise ValueError(f"dones {tuple(dones.shape)} and mask {tuple(mask.shape)} must have one shape")
+    dones_TN = dones.bool().reshape(mask.shape[0], -1)
+    mask_TN = mask.bool().reshape(dones_TN.shape)
+    ended = dones_TN.long().cumsum(0) - dones_TN.long()  # episodes of this env that ended before step t
+    keys = ended * dones_TN.shape[1] + torch.arange(dones_TN.shape[1])
+    numbered, inverse = torch.unique(keys[mask_TN], return_inverse=True)
+    ids = torch.full(mask_TN.shape, -1, dtype=torch.long)
+    ids[mask_TN] = inverse
+    return ids.reshape(mask.shape), int(numbered.numel())
+
+
+def standardize_per_episode(values: Tensor, ids: Tensor, eps: float = 1e-8) -> Tensor:
+    """`standardize` within each episode: ``(v - mean_e) / (std_e + eps)`` over the steps with id ``e``.
+
+    Args:
+        values: float tensor.
+        ids: long tensor of the same shape from `episode_ids` (-1: not in an episode, returned as 0).
+        eps: added to each episode's standard deviation (an episode of one step gets 0).
+    """
+    if ids.shape != values.shape:
+        raise ValueError(f"ids {tuple(ids.shape)} must have the shape of values {tuple(values.shape)}")
+    valid = ids >= 0
+    if not valid.any():
+        return torch.zeros_like(values)
+    index = ids[valid]
+    selected = values[valid]
+    count = torch.zeros(int(index.max()) + 1, dtype=values.dtype).index_add_(0, index, torch.ones_like(selected))
+    mean = torch.zeros_like(count).index_add_(0, index, selected) / count
+    centred = selected - mean[index]
+    std = (torch.zeros_like(count).index_add_(0, index, centred**2) / count).sqrt()
+    result = torch.zeros_like(values)
+    result[valid] = centred / (std[index] + eps)
+    return result
+
+
+def whole_episode_returns(returns: Tensor, dones: Tensor, mask: Tensor) -> Tensor:
+    """Give every valid step the return of its episode's first step (``G_0``, Williams' whole-episode return).
+
+    Args:
+        returns: float tensor ``[T]`` or ``[T, N]`` of reward-to-go (`discounted_returns`).
+        dones: bool tensor of the same shape, true where an episode ends after step t.
+        mask: bool tensor of the same shape, true on the steps that belong to an episode.
+
+    Returns:
+        Float tensor of the same shape (0 outside ``mask``).
+    """
+    if not returns.shape == dones.shape == mask.shape:
+        raise ValueError(f"returns {tuple(returns.shape)}, dones and mask must have one shape")
+    starts = mask.bool() & (episode_steps(dones, mask) == 0)
+    result = torch.zeros_like(returns)
+    current = torch.zeros_like(returns[0])
+    for t in range(returns.shape[0]):
+        current = torch.where(starts[t], returns[t], current)
+        result[t] = torch.where(mask[t].bool(), current, torch.zeros_like(current))
+    return result

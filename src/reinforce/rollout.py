@@ -47,6 +47,8 @@ class RolloutBatch:
     that falls on a terminal step counts as terminated only); unmasked like ``terminated``."""
     mask: Tensor
     """``[T, N]`` bool: step t of env n belongs to one of the batch's episodes (false on reset and idle steps)."""
+    last_observations: Tensor
+    """``[N, *obs_shape]`` observations returned by the last step (see `next_observations`)."""
     episode_returns: list[float]
     """Undiscounted return of each episode, in order of completion."""
     episode_lengths: list[int]
@@ -58,6 +60,15 @@ class RolloutBatch:
     def dones(self) -> Tensor:
         """``[T, N]`` bool: a batch episode ends after step t (terminated or truncated)."""
         return (self.terminated | self.truncated) & self.mask
+
+    @property
+    def next_observations(self) -> Tensor:
+        """``[T, N, *obs_shape]`` observation returned by step t.
+
+        With next-step autoreset, where an episode ends after step t this is the episode's final observation
+        (the state a time-limit cut leaves the agent in), since the reset happens on the following step.
+        """
+        return torch.cat([self.observations[1:], self.last_observations[None]])
 
     @property
     def num_steps(self) -> int:
@@ -212,6 +223,7 @@ def collect(
     tensors = {key: torch.from_numpy(np.stack(values)) for key, values in buffers.items()}
     return RolloutBatch(
         **tensors,
+        last_observations=torch.from_numpy(np.asarray(observations)),
         episode_returns=episode_returns,
         episode_lengths=episode_lengths,
         episode_truncated=episode_truncated,

@@ -13,7 +13,8 @@ import gymnasium
 import numpy as np
 import torch
 
-from reinforce.algorithm import make_optimizer, update_policy
+from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_baseline, update_policy
+from reinforce.baselines import RunningMeanBaseline, ValueFunction
 from reinforce.checkpoint import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -32,7 +33,7 @@ from reinforce.envs import FLATTENED_OBSERVATION_SPACES, env_spec, flatten_obser
 from reinforce.errors import ReinforceError
 from reinforce.logging import CSVLogger
 from reinforce.policies import make_policy
-from reinforce.rollout import collect, sample_actions, to_env_actions
+from reinforce.rollout import RolloutBatch, collect, sample_actions, to_env_actions
 
 SOLVED_WINDOW = 100
 """Episodes in the moving mean that decides 'solved' (Gymnasium's convention)."""
@@ -53,12 +54,14 @@ METRIC_FIELDS = (
     "losses/policy_loss",
     "losses/entropy",
     "losses/grad_norm",
+    "losses/value_loss",
+    "losses/explained_variance",
     "perf/steps_per_s",
     "perf/step_efficiency",
     "wall_time_s",
 )
 """Columns of metrics.csv, one row per update. ``perf/steps_per_s`` and ``wall_time_s`` are timings; the rest
-is reproducible from the seed."""
+is reproducible from the seed. The value columns are filled only with ``baseline="value"``."""
 EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncated")
 """Columns of episodes.csv, one row per training episode."""
 
@@ -152,6 +155,12 @@ class Reinforce:
             raise
         self.policy.to(self.device)
         self.optimizer = make_optimizer(self.config, self.policy.parameters())
+        self.value_function: ValueFunction | None = None
+        self.value_optimizer: torch.optim.Optimizer | None = None
+        if self.config.baseline == "value":
+            self.value_function = ValueFunction(self.observation_space, self.config.value_hidden_sizes).to(self.device)
+            self.value_optimizer = torch.optim.Adam(self.value_function.parameters(), lr=self.config.value_lr)
+        self.running_mean = RunningMeanBaseline() if self.config.baseline == "running_mean" else None
         self.num_updates = 0
         self.num_env_steps = 0
         self.num_episodes = 0
@@ -185,7 +194,7 @@ class Reinforce:
             device=self.device,
         )
         self._reset_seed = None  # later collections continue the environments' random streams
-        losses = update_policy(self.policy, self.optimizer, batch, self.config)
+        losses = self.train_on_batch(batch)
         # after the step, so that one batch is collected and trained on with the same statistics
         self.policy.encoder.update_normalization(batch.observations[batch.mask])
         elapsed = time.perf_counter() - start
@@ -219,6 +228,22 @@ class Reinforce:
             "episode_lengths": batch.episode_lengths,
             "episode_truncated": batch.episode_truncated,
         }
+
+    def train_on_batch(self, batch: RolloutBatch) -> dict[str, float]:
+        """Returns, weights, policy step(s) and baseline fitting on ``batch``; returns the loss metrics."""
+        returns_TN = batch_returns(batch, self.config, self.value_function)
+        weights_TN = policy_weights(
+            batch, returns_TN, self.config, value_function=self.value_function, running_mean=self.running_mean
+        )
+        losses = update_policy(self.policy, self.optimizer, batch, weights_TN, self.config)
+        return losses | update_baseline(
+            batch,
+            returns_TN,
+            self.config,
+            value_function=self.value_function,
+            value_optimizer=self.value_optimizer,
+            running_mean=self.running_mean,
+        )
 
     def learn(self, total_steps: int, *, run_dir: str | Path | None = None, progress_bar: bool = False) -> Reinforce:
         """Update until ``total_steps`` more env steps are done, or the task is solved (``stop_on_solve``).

@@ -5,7 +5,7 @@ import torch
 from gymnasium import spaces
 
 from reinforce import RolloutBatch, TrainConfig, make_policy, reinforce_loss
-from reinforce.algorithm import make_optimizer, update_policy
+from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_policy
 from reinforce.errors import NonFiniteError
 
 
@@ -58,10 +58,12 @@ def test_a_non_finite_loss_never_reaches_the_optimizer(bad: float) -> None:
         episode_returns=[1.0 + bad],
         episode_lengths=[2],
         episode_truncated=[False],
+        last_observations=torch.zeros(1, 2),
     )
+    weights_TN = policy_weights(batch, batch_returns(batch, config), config)
     before = [p.detach().clone() for p in policy.parameters()]
     with pytest.raises(NonFiniteError, match=r"non-finite loss.*lower --lr"):
-        update_policy(policy, optimizer, batch, config)
+        update_policy(policy, optimizer, batch, weights_TN, config)
     for parameter, old in zip(policy.parameters(), before, strict=True):
         assert torch.equal(parameter, old) and parameter.grad is None
     assert not optimizer.state  # Adam never stepped

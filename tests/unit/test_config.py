@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,15 @@ from reinforce.config import _tuned_table, episodes_per_update, field_docs, tune
         ("log_std_init", 2.5, "log_std_init"),
         ("log_std_init", float("nan"), "log_std_init"),
         ("normalize_observations", 1, "normalize_observations"),
+        ("reward_to_go", 1, "reward_to_go"),
+        ("baseline", "critic", "baseline"),
+        ("return_normalization", "step", "return_normalization"),
+        ("entropy_coef", -0.1, "entropy_coef"),
+        ("update", "online", "update"),
+        ("loss_reduction", "sum", "loss_reduction"),
+        ("value_lr", 0.0, "value_lr"),
+        ("value_hidden_sizes", (0,), "value_hidden_sizes"),
+        ("value_steps", 0, "value_steps"),
     ],
 )
 def test_invalid_values_name_the_field_and_the_flag(field: str, value: object, named: str) -> None:
@@ -59,6 +69,29 @@ def test_every_field_has_a_docstring() -> None:
 def test_episodes_per_update_defaults_to_num_envs() -> None:
     assert episodes_per_update(TrainConfig(num_envs=7)) == 7
     assert episodes_per_update(TrainConfig(num_envs=7, episodes_per_update=3)) == 3
+
+
+def test_leave_one_out_needs_two_episodes_per_update() -> None:
+    with pytest.raises(ReinforceError, match="at least 2 episodes"):
+        TrainConfig(baseline="leave_one_out", num_envs=1)
+    assert TrainConfig(baseline="leave_one_out", num_envs=1, episodes_per_update=2).baseline == "leave_one_out"
+
+
+def test_config_file_reads_yaml_and_saved_runs(tmp_path: Path) -> None:
+    from reinforce.config import read_config_file, tuned_hyperparameters
+
+    path = tmp_path / "run.yaml"
+    path.write_text("env_id: Acrobot-v1\nseed: 4\nhyperparameters:\n  lr: 1e-3\n  value_hidden_sizes: [8]\n")
+    settings = read_config_file(path)
+    assert settings.env_id == "Acrobot-v1" and settings.seed == 4 and settings.total_steps is None
+    assert settings.hyperparameters == {"lr": 1e-3, "value_hidden_sizes": [8]}  # YAML's string "1e-3" coerced
+    saved = {"format_version": 1, "env_id": "CartPole-v1", "total_steps": 10, "versions": {}, "reward_threshold": 1}
+    path.write_text(json.dumps({**saved, "hyperparameters": TrainConfig().to_dict()}))
+    assert TrainConfig.from_dict(read_config_file(path).hyperparameters) == TrainConfig()
+    path.write_text("hyperparameters: {lr: fast}")
+    with pytest.raises(ReinforceError, match="lr"):
+        read_config_file(path)
+    assert tuned_hyperparameters("NoSuchEnv-v0") == {}
 
 
 def test_every_shipped_entry_is_a_valid_config_for_a_registered_env() -> None:

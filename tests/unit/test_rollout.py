@@ -154,8 +154,10 @@ def test_unnormalised_weights_are_the_discounted_returns() -> None:
     envs = make_vec_env("toy/Counting-v0", 2)
     batch = collect(envs, counting_policy(), 4, seed=0)
     config = TrainConfig(gamma=0.9, return_normalization="none")
-    torch.testing.assert_close(policy_weights(batch, config), discounted_returns(batch.rewards, batch.dones, 0.9))
-    standardised = policy_weights(batch, TrainConfig(gamma=0.9))[batch.mask]
+    returns = discounted_returns(batch.rewards, batch.dones, 0.9)
+    expected = torch.where(batch.mask, returns, torch.zeros_like(returns))
+    torch.testing.assert_close(policy_weights(batch, returns, config), expected)
+    standardised = policy_weights(batch, returns, TrainConfig(gamma=0.9))[batch.mask]
     assert abs(standardised.mean().item()) < 1e-5 and standardised.std(correction=0).item() == pytest.approx(
         1, rel=1e-4
     )
