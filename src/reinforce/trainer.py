@@ -158,7 +158,11 @@ class Reinforce:
         self.value_function: ValueFunction | None = None
         self.value_optimizer: torch.optim.Optimizer | None = None
         if self.config.baseline == "value":
-            self.value_function = ValueFunction(self.observation_space, self.config.value_hidden_sizes).to(self.device)
+            self.value_function = ValueFunction(
+                self.observation_space,
+                self.config.value_hidden_sizes,
+                normalize=self.config.normalize_observations,
+            ).to(self.device)
             self.value_optimizer = torch.optim.Adam(self.value_function.parameters(), lr=self.config.value_lr)
         self.running_mean = RunningMeanBaseline() if self.config.baseline == "running_mean" else None
         self.num_updates = 0
@@ -196,7 +200,10 @@ class Reinforce:
         self._reset_seed = None  # later collections continue the environments' random streams
         losses = self.train_on_batch(batch)
         # after the step, so that one batch is collected and trained on with the same statistics
-        self.policy.encoder.update_normalization(batch.observations[batch.mask])
+        valid_observations = batch.observations[batch.mask]
+        self.policy.encoder.update_normalization(valid_observations)
+        if self.value_function is not None:
+            self.value_function.encoder.update_normalization(valid_observations)
         elapsed = time.perf_counter() - start
         self.train_time_s += elapsed
         steps = batch.num_steps

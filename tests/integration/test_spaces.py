@@ -86,6 +86,17 @@ def test_normalization_statistics_survive_save_and_load(tmp_path: Path) -> None:
     loaded.close()
 
 
+def test_the_value_baseline_sees_the_same_normalised_observations() -> None:
+    agent = Reinforce("toy/Continuous-v0", seed=0, num_envs=4, normalize_observations=True, baseline="value")
+    agent.learn(60)
+    assert agent.value_function is not None
+    for name in ("obs_count", "obs_mean", "obs_var"):
+        value_statistic = getattr(agent.value_function.encoder, name)
+        torch.testing.assert_close(value_statistic, getattr(agent.policy.encoder, name), rtol=0, atol=0)
+    assert agent.policy.encoder.obs_count.item() == agent.num_env_steps
+    agent.close()
+
+
 def test_nan_rewards_stop_training_naming_the_env() -> None:
     agent = Reinforce("toy/NanReward-v0", seed=0, num_envs=2)
     with pytest.raises(NonFiniteError, match=r"toy/NanReward-v0 returned non-finite rewards"):
