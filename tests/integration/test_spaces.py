@@ -12,8 +12,7 @@ import torch
 from toy_envs import ACTION_SPACES, OBSERVATION_SPACES
 
 import reinforce
-from reinforce import Reinforce
-from reinforce.errors import NonFiniteError
+from reinforce import NonFiniteError, Reinforce
 
 BOX_ACTION_MODES = [
     {"action_squash": "clip"},
