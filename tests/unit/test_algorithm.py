@@ -4,6 +4,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
+import reinforce
 from reinforce import RolloutBatch, TrainConfig, make_policy, reinforce_loss
 from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_policy
 from reinforce.errors import NonFiniteError
@@ -67,3 +68,25 @@ def test_a_non_finite_loss_never_reaches_the_optimizer(bad: float) -> None:
     for parameter, old in zip(policy.parameters(), before, strict=True):
         assert torch.equal(parameter, old) and parameter.grad is None
     assert not optimizer.state  # Adam never stepped
+
+
+def test_clip_trains_on_the_log_prob_of_the_unclipped_sample() -> None:
+    from reinforce.algorithm import policy_loss
+    from reinforce.envs import make_vec_env
+
+    envs = make_vec_env("toy/Continuous-v0", 3)
+    torch.manual_seed(0)
+    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=())
+    with torch.no_grad():
+        policy.log_std.fill_(1.5)  # wide enough that samples fall outside [-1, 1]
+    batch = reinforce.collect(envs, policy, 3, seed=0)
+    envs.close()
+    config = TrainConfig(return_normalization="none")
+    weights_TN = policy_weights(batch, batch_returns(batch, config), config)
+    loss, _ = policy_loss(policy, batch, weights_TN, config)
+    observations, actions, weights = (x[batch.mask] for x in (batch.observations, batch.actions, weights_TN))
+    assert (actions.abs() > 1).any()
+    gaussian = torch.distributions.Normal(policy.body(observations), policy.log_std.exp())
+    torch.testing.assert_close(loss, -(gaussian.log_prob(actions).sum(-1) * weights).mean())
+    clipped_loss = -(gaussian.log_prob(actions.clamp(-1, 1)).sum(-1) * weights).mean()
+    assert not torch.allclose(loss, clipped_loss)
