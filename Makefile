@@ -1,5 +1,6 @@
 # Two entry points: `make demo` trains CartPole-v1 with the defaults, `make test` runs the whole suite.
 # Both create .venv on first use and reinstall only when pyproject.toml or constraints.txt change.
+# The test install includes the [mujoco] extra: the InvertedPendulum-v5 learning test needs it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,7 +16,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,mujoco]'
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed

@@ -66,6 +66,57 @@ class TextActionEnv(CountingEnv):
         self.action_space = spaces.Text(5)  # type: ignore[assignment]
 
 
+class SpacesEnv(gymnasium.Env[Any, Any]):
+    """Four-step episodes with random observations of any space; it checks every action is in its space.
+
+    The reward is the sum of the flattened action, so every action space has something to learn.
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self._t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        self.observation_space.seed(int(self.np_random.integers(2**31)))
+        self._t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        assert self.action_space.contains(action), (action, self.action_space)
+        self._t += 1
+        reward = float(np.sum(spaces.flatten(self.action_space, action)))
+        return self.observation_space.sample(), reward, self._t >= 4, False, {}
+
+
+OBSERVATION_SPACES: dict[str, spaces.Space] = {
+    "box": spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32),
+    "discrete": spaces.Discrete(4, start=2),
+    "multidiscrete": spaces.MultiDiscrete([2, 3]),
+    "multibinary": spaces.MultiBinary(3),
+    "dict": spaces.Dict({"position": spaces.Box(-1.0, 1.0, shape=(2,)), "mode": spaces.Discrete(3)}),
+    "tuple": spaces.Tuple((spaces.Box(-1.0, 1.0, shape=(2,)), spaces.MultiBinary(2))),
+    "image": spaces.Box(0, 255, shape=(12, 10, 3), dtype=np.uint8),
+}
+"""Observation spaces of the toy/Spaces-OBS-ACT-v0 envs."""
+ACTION_SPACES: dict[str, spaces.Space] = {
+    "discrete": spaces.Discrete(3, start=-1),
+    "multidiscrete": spaces.MultiDiscrete([2, 3], start=[1, -1]),
+    "multibinary": spaces.MultiBinary(4),
+    "box": spaces.Box(np.array([-2.0, 0.0], dtype=np.float32), np.array([1.0, 0.5], dtype=np.float32)),
+}
+"""Action spaces of the toy/Spaces-OBS-ACT-v0 envs."""
+
+
+class NanRewardEnv(CountingEnv):
+    """A counting env whose third step returns a NaN reward."""
+
+    def step(self, action: np.int64) -> tuple[np.ndarray, float, bool, bool, dict]:
+        observation, reward, terminated, truncated, info = super().step(action)
+        return observation, (float("nan") if self._t == 3 else reward), terminated, truncated, info
+
+
 def register_toy_envs() -> None:
     """Register the toy envs once (idempotent)."""
     if "toy/Counting-v0" in gymnasium.registry:
@@ -76,6 +127,19 @@ def register_toy_envs() -> None:
     )
     gymnasium.register("toy/Continuous-v0", entry_point=ContinuousEnv)
     gymnasium.register("toy/TextAction-v0", entry_point=TextActionEnv)
+    gymnasium.register("toy/NanReward-v0", entry_point=NanRewardEnv, kwargs={"max_length": 8})
+    gymnasium.register(
+        "toy/DictAction-v0",
+        entry_point=SpacesEnv,
+        kwargs={"observation_space": OBSERVATION_SPACES["box"], "action_space": spaces.Dict({"a": spaces.Discrete(2)})},
+    )
+    for obs_name, observation_space in OBSERVATION_SPACES.items():
+        for act_name, action_space in ACTION_SPACES.items():
+            gymnasium.register(
+                f"toy/Spaces-{obs_name}-{act_name}-v0",
+                entry_point=SpacesEnv,
+                kwargs={"observation_space": observation_space, "action_space": action_space},
+            )
 
 
 register_toy_envs()

@@ -9,13 +9,14 @@ Example:
 
 from reinforce.algorithm import reinforce_loss, score_function_surrogate
 from reinforce.config import TrainConfig
-from reinforce.errors import ReinforceError, TrainingInterrupted
+from reinforce.errors import NonFiniteError, ReinforceError, TrainingInterrupted
 from reinforce.policies import make_policy
 from reinforce.returns import discounted_returns, standardize
 from reinforce.rollout import RolloutBatch, collect
 from reinforce.trainer import Reinforce, load, resume
 
 __all__ = [
+    "NonFiniteError",
     "Reinforce",
     "ReinforceError",
     "RolloutBatch",

@@ -100,12 +100,16 @@ class ValueFunction(nn.Module):
     """A learned state-value estimate ``V(s)``: its own observation encoder and MLP, one output.
 
     REINFORCE with baseline (Sutton & Barto 13.4) subtracts ``V(s_t)``, fitted by regression to the
-    Monte-Carlo returns. A baseline that depends only on the state keeps the estimate unbiased.
+    Monte-Carlo returns. A baseline that depends only on the state keeps the estimate unbiased. With
+    ``normalize``, its encoder keeps running observation statistics like the policy's (updated by the
+    trainer from the same observations, at the same time).
     """
 
-    def __init__(self, observation_space: spaces.Space[object], hidden_sizes: Sequence[int]) -> None:
+    def __init__(
+        self, observation_space: spaces.Space[object], hidden_sizes: Sequence[int], *, normalize: bool = False
+    ) -> None:
         super().__init__()
-        self.encoder = ObservationEncoder(observation_space)
+        self.encoder = ObservationEncoder(observation_space, normalize=normalize)
         self.body = mlp(self.encoder.features, hidden_sizes, 1)
 
     def forward(self, observations: Tensor) -> Tensor:

@@ -29,6 +29,8 @@ BaselineName = Literal["none", "batch_mean", "running_mean", "leave_one_out", "v
 UpdateMode = Literal["batch", "per_step"]
 LossReduction = Literal["mean_over_steps", "mean_over_episodes"]
 VectorizationMode = Literal["auto", "vector_entry_point", "sync", "async"]
+ActionSquash = Literal["clip", "tanh"]
+LogStd = Literal["state_independent", "state_dependent"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,21 @@ class TrainConfig:
 
     num_threads: int = 1
     """Torch CPU threads (torch.set_num_threads, process-wide); 1 is fastest for small MLPs, 0 keeps torch's."""
+
+    action_squash: ActionSquash = "clip"
+    """How Gaussian actions meet a bounded Box: clip (train on the raw sample, clip what the env gets) or tanh
+    (squashed Gaussian rescaled to the bounds, log-det-Jacobian in the log-prob; needs finite bounds)."""
+
+    log_std: LogStd = "state_independent"
+    """Gaussian log standard deviation: one learned vector (state_independent) or a head of the network
+    (state_dependent); either is clamped to [-5, 2]."""
+
+    log_std_init: float = 0.0
+    """Initial Gaussian log standard deviation (the bias of the head when state_dependent), in [-5, 2]."""
+
+    normalize_observations: bool = False
+    """Standardise Box observations with running mean/std statistics (kept in the policy, saved with it) and
+    clip them to [-10, 10]."""
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -325,6 +342,10 @@ def check_config(config: TrainConfig) -> None:
         raise _fail("baseline", config.baseline, "needs at least 2 episodes per update (--episodes-per-update)")
     if not _is_int(config.num_threads) or not 0 <= config.num_threads <= MAX_THREADS:
         raise _fail("num_threads", config.num_threads, f"must be an integer in [0, {MAX_THREADS}] (0: torch's default)")
+    if not _is_number(config.log_std_init) or not -5.0 <= config.log_std_init <= 2.0:
+        raise _fail("log_std_init", config.log_std_init, "must be a number in [-5, 2] (the log-std range)")
+    if not isinstance(config.normalize_observations, bool):
+        raise _fail("normalize_observations", config.normalize_observations, "must be true or false")
     if not isinstance(config.device, str) or not config.device:
         raise _fail("device", config.device, "must be a torch device name such as cpu or cuda")
 

@@ -6,9 +6,13 @@ import importlib
 from typing import Any
 
 import gymnasium
+import numpy as np
 from gymnasium import error as gym_error
+from gymnasium import spaces
 from gymnasium.envs.registration import EnvSpec
+from gymnasium.spaces.utils import flatten
 from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space, iterate
 
 from reinforce.errors import ReinforceError
 
@@ -53,6 +57,10 @@ def make_vec_env(
             ``"sync"``, ``"async"``.
         render_mode: passed to the environments (``"rgb_array"`` for video).
 
+    Dict, Tuple, MultiDiscrete and MultiBinary observations are flattened into a Box by Gymnasium's own
+    ``gymnasium.wrappers.vector.FlattenObservation`` (`FLATTENED_OBSERVATION_SPACES`): Discrete and
+    MultiDiscrete parts become one-hot vectors, the rest is concatenated.
+
     Raises:
         ReinforceError: unknown id, a missing optional dependency, or an autoreset mode other than next-step.
     """
@@ -84,4 +92,39 @@ def make_vec_env(
             f"{env_id}'s vector env uses autoreset mode {autoreset}, reinforce needs next-step autoreset: "
             "use --vectorization-mode sync"
         )
+    if isinstance(envs.single_observation_space, FLATTENED_OBSERVATION_SPACES):
+        from gymnasium.wrappers.vector import FlattenObservation
+
+        try:
+            envs = FlattenObservation(envs)
+        except Exception as exc:  # a nested space Gymnasium cannot flatten (Graph, Sequence, ...)
+            envs.close()
+            raise ReinforceError(
+                f"cannot flatten {env_id}'s observation space {envs.single_observation_space} ({exc}): "
+                "reinforce handles Box, Discrete, MultiDiscrete, MultiBinary and Dict/Tuple of them"
+            ) from None
     return envs
+
+
+FLATTENED_OBSERVATION_SPACES = (spaces.Dict, spaces.Tuple, spaces.MultiDiscrete, spaces.MultiBinary)
+"""Observation spaces that `make_vec_env` flattens into a Box for the policy."""
+
+
+def _leading_dim(observation: Any) -> int:
+    if isinstance(observation, dict):
+        return _leading_dim(next(iter(observation.values())))
+    if isinstance(observation, tuple):
+        return _leading_dim(observation[0])
+    return len(observation)
+
+
+def flatten_observations(space: spaces.Space[Any], observation: Any) -> tuple[np.ndarray[Any, Any], bool]:
+    """Flatten one observation of ``space`` (or a batch, as a vector env returns it) as the env wrapper does.
+
+    Returns:
+        The ``[B, features]`` flattened batch (``B = 1`` for one observation) and whether a batch was given.
+    """
+    if space.contains(observation):
+        return np.asarray(flatten(space, observation))[None], False
+    batched_space = batch_space(space, _leading_dim(observation))
+    return np.stack([np.asarray(flatten(space, item)) for item in iterate(batched_space, observation)]), True

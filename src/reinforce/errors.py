@@ -42,3 +42,10 @@ class TrainingInterrupted(Exception):
     def exit_code(self) -> int:
         """The shell's exit status for death by this signal: 128 + its number (130 for SIGINT, 143 for SIGTERM)."""
         return 128 + self.signal_number
+
+
+class NonFiniteError(ReinforceError):
+    """A NaN or an infinity in the observations, rewards, actions, loss or gradient: training stopped.
+
+    Raised before the optimizer step, so the policy's parameters are the last finite ones.
+    """

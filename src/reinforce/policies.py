@@ -1,27 +1,43 @@
 """Policies: ``nn.Module``s that map an observation tensor to a ``torch.distributions.Distribution``.
 
-`make_policy` picks the head from the action space: a Categorical over logits for ``Discrete`` actions, a
-diagonal Gaussian with a state-independent log standard deviation for ``Box`` actions (log-probs summed over
-the action dimensions). The body is an MLP with ReLU; ``hidden_sizes=()`` gives the linear policy of the
-textbook (softmax of a linear function of the features, or a linear-mean Gaussian).
+`make_policy` picks the head from the action space:
+
+* ``Discrete``: a Categorical over logits;
+* ``MultiDiscrete``: independent Categoricals, one per component (log-probs summed);
+* ``MultiBinary``: independent Bernoullis (log-probs summed);
+* ``Box``: a diagonal Gaussian (log-probs summed over the action dimensions) with a log standard deviation
+  that is one learned vector or a head of the network, clamped to [`LOG_STD_MIN`, `LOG_STD_MAX`]; with
+  ``action_squash="tanh"`` it is a squashed Gaussian (`TanhNormal`).
+
+The encoder (`ObservationEncoder`) turns observations into features: ``Box`` vectors are flattened (and
+standardised by running statistics if asked), ``Discrete`` observations are one-hot encoded, and images
+(``uint8`` ``H x W x C``) go through a small CNN. The body is an MLP with ReLU; ``hidden_sizes=()`` gives the
+linear policy of the textbook.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
-from torch.distributions import Categorical, Distribution, Independent, Normal
+from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal, constraints
 
+from reinforce.config import ActionSquash, LogStd
 from reinforce.errors import ReinforceError
 
 LOG_STD_MIN = -5.0
 """Lower bound of the Gaussian head's log standard deviation (std >= 6.7e-3)."""
 LOG_STD_MAX = 2.0
 """Upper bound of the Gaussian head's log standard deviation (std <= 7.4)."""
+NORMALIZED_OBSERVATION_CLIP = 10.0
+"""Standardised observations are clipped to [-10, 10], so an outlier cannot blow up the features."""
+IMAGE_CHANNELS = (1, 3, 4)
+"""Channel counts of a ``uint8`` ``H x W x C`` Box that is read as an image (grey, RGB, RGBA)."""
 
 
 def mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int) -> nn.Sequential:
@@ -35,38 +51,128 @@ def mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int) -> nn.
     return nn.Sequential(*layers)
 
 
+def is_image_space(space: spaces.Space[Any]) -> bool:
+    """Whether ``space`` is read as an image: a ``uint8`` Box of shape ``H x W x C`` with C in 1, 3, 4."""
+    return (
+        isinstance(space, spaces.Box)
+        and space.dtype == np.uint8
+        and len(space.shape) == 3
+        and space.shape[-1] in IMAGE_CHANNELS
+    )
+
+
+def image_cnn(shape: tuple[int, ...]) -> tuple[nn.Sequential, int]:
+    """A small CNN for ``H x W x C`` images (two stride-2 3x3 convolutions, 16 and 32 channels, ReLU).
+
+    Returns:
+        The network (input ``[B, C, H, W]`` floats) and its number of output features.
+    """
+    height, width, channels = shape
+    cnn = nn.Sequential(
+        nn.Conv2d(channels, 16, kernel_size=3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, kernel_size=3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+    )
+    with torch.no_grad():
+        features = int(cnn(torch.zeros(1, channels, height, width)).shape[1])
+    return cnn, features
+
+
 class ObservationEncoder(nn.Module):
     """Turns a batch of raw observations ``[B, *shape]`` into float features ``[B, features]``.
 
-    ``Box`` observations are flattened; ``Discrete`` observations become one-hot vectors (the tabular case).
+    ``Box`` observations are flattened; ``Discrete`` observations become one-hot vectors (the tabular case);
+    ``uint8`` ``H x W x C`` images are scaled to [0, 1] and go through `image_cnn`. With ``normalize=True``
+    (Box vectors only), features are standardised by running statistics, ``(x - mean) / sqrt(var + 1e-8)``
+    clipped to [-10, 10]; the statistics are buffers (``obs_count``, ``obs_mean``, ``obs_var``), so they are
+    saved and loaded with the policy's ``state_dict``, and only `update_normalization` changes them.
+    Dict, Tuple, MultiDiscrete and MultiBinary observations are flattened by the environment wrapper first
+    (`reinforce.envs.make_vec_env`), so the encoder sees a Box.
     """
 
-    def __init__(self, observation_space: spaces.Space[object]) -> None:
+    obs_count: Tensor
+    obs_mean: Tensor
+    obs_var: Tensor
+
+    def __init__(self, observation_space: spaces.Space[Any], normalize: bool = False) -> None:
         super().__init__()
+        self.cnn: nn.Module | None = None
+        self.num_categories: int | None = None
+        self.start = 0
         if isinstance(observation_space, spaces.Discrete):
-            self.num_categories: int | None = int(observation_space.n)
+            self.num_categories = int(observation_space.n)
             self.start = int(observation_space.start)
             self.features = self.num_categories
+        elif is_image_space(observation_space):
+            self.cnn, self.features = image_cnn(tuple(observation_space.shape or ()))
         elif isinstance(observation_space, spaces.Box):
-            self.num_categories = None
-            self.start = 0
             self.features = int(np.prod(observation_space.shape))
         else:
             raise ReinforceError(
-                f"unsupported observation space {observation_space}: "
-                "reinforce handles Box and Discrete observations; wrap the env (e.g. FlattenObservation)"
+                f"unsupported observation space {observation_space}: the policy takes Box or Discrete "
+                "observations; Dict, Tuple, MultiDiscrete and MultiBinary are flattened by reinforce's env "
+                "wrapper (gymnasium.wrappers.FlattenObservation)"
             )
+        self.normalize = normalize
+        if normalize:
+            if self.cnn is not None or self.num_categories is not None:
+                raise ReinforceError(
+                    f"normalize_observations applies to Box vector observations, not {observation_space} "
+                    "(images are scaled by 1/255, Discrete ones are one-hot): drop --normalize-observations"
+                )
+            self.register_buffer("obs_count", torch.zeros((), dtype=torch.float64))
+            self.register_buffer("obs_mean", torch.zeros(self.features, dtype=torch.float64))
+            self.register_buffer("obs_var", torch.ones(self.features, dtype=torch.float64))
 
     def forward(self, observations: Tensor) -> Tensor:
         """Encode ``[B, *shape]`` observations as ``[B, features]`` floats."""
         if self.num_categories is not None:
             indices = observations.reshape(-1).long() - self.start
             return nn.functional.one_hot(indices, self.num_categories).float()
-        return observations.reshape(observations.shape[0], -1).float()
+        if self.cnn is not None:
+            images = observations.permute(0, 3, 1, 2).float() / 255.0
+            features: Tensor = self.cnn(images)
+            return features
+        flat = observations.reshape(observations.shape[0], -1).float()
+        if not self.normalize:
+            return flat
+        scale = (self.obs_var + 1e-8).rsqrt().float()
+        normalized = (flat - self.obs_mean.float()) * scale
+        return normalized.clamp(-NORMALIZED_OBSERVATION_CLIP, NORMALIZED_OBSERVATION_CLIP)
+
+    @torch.no_grad()
+    def update_normalization(self, observations: Tensor) -> None:
+        """Fold a batch ``[B, *shape]`` of raw observations into the running mean and variance (no-op if off).
+
+        The batch's mean and (population) variance are combined with the running ones by the parallel
+        formula of Chan et al., in float64, so the result equals the statistics of all observations seen.
+        """
+        if not self.normalize or observations.shape[0] == 0:
+            return
+        flat = observations.reshape(observations.shape[0], -1).to(self.obs_mean.device, torch.float64)
+        batch_count = float(flat.shape[0])
+        batch_mean = flat.mean(0)
+        batch_var = flat.var(0, unbiased=False)
+        total = self.obs_count + batch_count
+        delta = batch_mean - self.obs_mean
+        self.obs_mean += delta * batch_count / total
+        self.obs_var.copy_(
+            (self.obs_var * self.obs_count + batch_var * batch_count + delta**2 * self.obs_count * batch_count / total)
+            / total
+        )
+        self.obs_count.copy_(total)
 
 
 class Policy(nn.Module):
-    """Observations in, a distribution over actions out (the one policy interface of reinforce)."""
+    """Observations in, a distribution over actions out (the one policy interface of reinforce).
+
+    ``action_squash`` says how `reinforce.rollout.to_env_actions` maps a sampled action to the env: ``"clip"``
+    (the default; a no-op for discrete actions) or ``"tanh"`` (`TanhNormal` samples are pre-squash values).
+    """
+
+    action_squash: ActionSquash = "clip"
 
     def __init__(self, encoder: ObservationEncoder, body: nn.Module) -> None:
         super().__init__()
@@ -88,42 +194,216 @@ class CategoricalPolicy(Policy):
         return Categorical(logits=logits, validate_args=False)
 
 
-class GaussianPolicy(Policy):
-    """Diagonal Gaussian policy: mean from the body, a state-independent learned log standard deviation."""
+class MultiCategoricalPolicy(Policy):
+    """Independent softmax policies, one per component of a MultiDiscrete space with sizes ``nvec``.
 
-    def __init__(self, encoder: ObservationEncoder, body: nn.Module, action_dim: int) -> None:
+    The body outputs ``sum(nvec)`` logits; they are laid out as ``[B, D, max(nvec)]`` with the missing
+    entries of smaller components at a huge negative logit (probability 0), so that one ``Independent``
+    Categorical serves all components: ``log pi(a|s) = sum_d log softmax(logits_d)[a_d]``.
+    """
+
+    index: Tensor
+    padding: Tensor
+
+    def __init__(self, encoder: ObservationEncoder, body: nn.Module, nvec: Sequence[int]) -> None:
         super().__init__(encoder, body)
-        self.log_std = nn.Parameter(torch.zeros(action_dim))
+        self.nvec = [int(n) for n in nvec]
+        width = max(self.nvec)
+        index = torch.full((len(self.nvec), width), -1, dtype=torch.long)
+        offset = 0
+        for component, n in enumerate(self.nvec):
+            index[component, :n] = torch.arange(offset, offset + n)
+            offset += n
+        self.register_buffer("index", index.clamp(min=0), persistent=False)
+        self.register_buffer("padding", index < 0, persistent=False)
 
     def forward(self, observations: Tensor) -> Distribution:
-        """Independent Normal over the flattened action vector; ``log_prob`` sums over its dimensions."""
-        mean = self.body(self.encoder(observations))
-        std = self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp().expand_as(mean)
+        """Independent Categoricals over the ``D`` components; ``log_prob`` takes ``[B, D]`` indices from 0."""
+        flat = self.body(self.encoder(observations))
+        logits = flat[:, self.index].masked_fill(self.padding, torch.finfo(flat.dtype).min)
+        return Independent(Categorical(logits=logits, validate_args=False), 1, validate_args=False)
+
+
+class BernoulliPolicy(Policy):
+    """Independent Bernoulli policies over the ``n`` bits of a MultiBinary space: ``p_i = sigmoid(body(s)_i)``."""
+
+    def forward(self, observations: Tensor) -> Distribution:
+        """Independent Bernoullis; ``log_prob`` takes ``[B, n]`` float bits and sums over them."""
+        logits = self.body(self.encoder(observations))
+        return Independent(Bernoulli(logits=logits, validate_args=False), 1, validate_args=False)
+
+
+class TanhNormal(Distribution):
+    """A diagonal Gaussian over pre-squash values ``u``, squashed by ``a = low + (tanh(u) + 1) / 2 * (high - low)``.
+
+    Samples and ``log_prob`` arguments are the pre-squash ``u`` (what a `reinforce.rollout.RolloutBatch`
+    stores); ``log_prob(u)`` is the log-density of the *squashed* action ``a`` at ``a(u)``, by the change of
+    variables ``log pi(a) = log N(u) - sum_i log(scale_i * (1 - tanh(u_i)^2))`` with ``scale = (high - low)
+    / 2``, computed stably as ``log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u))`` (finite for every
+    finite ``u``). ``mode`` is the Gaussian mean, so the deterministic action is the squashed mean (the mode
+    of the squashed density itself can lie elsewhere). ``entropy`` is the entropy of the pre-squash Gaussian
+    (the squashed one has no closed form).
+    """
+
+    arg_constraints: dict[str, constraints.Constraint] = {}  # noqa: RUF012 (torch's class attribute)
+    has_rsample = True
+
+    def __init__(self, mean: Tensor, std: Tensor, log_scale: Tensor) -> None:
+        self.base = Independent(Normal(mean, std, validate_args=False), 1, validate_args=False)
+        self.log_scale = log_scale
+        super().__init__(self.base.batch_shape, self.base.event_shape, validate_args=False)
+
+    @property
+    def mean(self) -> Tensor:
+        """The pre-squash Gaussian mean."""
+        mean: Tensor = self.base.mean
+        return mean
+
+    @property
+    def mode(self) -> Tensor:
+        """The pre-squash Gaussian mean: its squashed value is the deterministic action."""
+        return self.mean
+
+    @property
+    def stddev(self) -> Tensor:
+        """The pre-squash Gaussian standard deviation."""
+        stddev: Tensor = self.base.stddev
+        return stddev
+
+    def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = ()) -> Tensor:
+        """Pre-squash samples ``u``."""
+        sample: Tensor = self.base.sample(sample_shape)
+        return sample
+
+    def rsample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = ()) -> Tensor:
+        """Reparameterised pre-squash samples ``u``."""
+        sample: Tensor = self.base.rsample(sample_shape)
+        return sample
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """Log-density of the squashed action ``a(value)``, for pre-squash values ``value`` ``[..., D]``."""
+        log_det = self.log_scale + 2.0 * (math.log(2.0) - value - nn.functional.softplus(-2.0 * value))
+        log_prob: Tensor = self.base.log_prob(value) - log_det.sum(-1)  # type: ignore[no-untyped-call]
+        return log_prob
+
+    def entropy(self) -> Tensor:
+        """Entropy of the pre-squash Gaussian."""
+        entropy: Tensor = self.base.entropy()  # type: ignore[no-untyped-call]
+        return entropy
+
+
+class GaussianPolicy(Policy):
+    """Diagonal Gaussian policy: the mean from the body, the log standard deviation learned, clamped.
+
+    Args:
+        encoder: the observation encoder.
+        body: maps features to ``action_dim`` means, or ``2 * action_dim`` (means, then log-stds) if
+            ``state_dependent``.
+        action_dim: the number of action dimensions.
+        state_dependent: the log-std is a head of the body (else one learned vector, the default).
+        log_std_init: the initial log-std (the vector, or the bias of the log-std head).
+        bounds: ``(low, high)`` of the action space, needed (finite) for ``action_squash="tanh"``.
+        action_squash: ``"clip"`` (a Gaussian; the env gets a clipped copy of the sample) or ``"tanh"``
+            (`TanhNormal`).
+    """
+
+    log_scale: Tensor
+
+    def __init__(
+        self,
+        encoder: ObservationEncoder,
+        body: nn.Module,
+        action_dim: int,
+        *,
+        state_dependent: bool = False,
+        log_std_init: float = 0.0,
+        bounds: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None,
+        action_squash: ActionSquash = "clip",
+    ) -> None:
+        super().__init__(encoder, body)
+        self.action_dim = action_dim
+        self.state_dependent = state_dependent
+        self.action_squash = action_squash
+        if state_dependent:
+            last = [module for module in body.modules() if isinstance(module, nn.Linear)][-1]
+            with torch.no_grad():
+                last.bias[action_dim:].fill_(log_std_init)
+        else:
+            self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
+        if action_squash == "tanh":
+            if bounds is None or not (np.isfinite(bounds[0]).all() and np.isfinite(bounds[1]).all()):
+                raise ReinforceError(
+                    "action_squash=tanh needs a Box action space with finite bounds: use --action-squash clip"
+                )
+            scale = (np.asarray(bounds[1], np.float64) - np.asarray(bounds[0], np.float64)).reshape(-1) / 2
+            self.register_buffer("log_scale", torch.as_tensor(np.log(scale), dtype=torch.float32), persistent=False)
+
+    def forward(self, observations: Tensor) -> Distribution:
+        """Independent Normal (or `TanhNormal`) over the flattened action vector; ``log_prob`` sums over it."""
+        out = self.body(self.encoder(observations))
+        if self.state_dependent:
+            mean, log_std = out[:, : self.action_dim], out[:, self.action_dim :]
+        else:
+            mean, log_std = out, self.log_std.expand_as(out)
+        std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+        if self.action_squash == "tanh":
+            return TanhNormal(mean, std, self.log_scale)
         return Independent(Normal(mean, std, validate_args=False), 1, validate_args=False)
 
 
+def unsupported_action_space(action_space: spaces.Space[Any]) -> ReinforceError:
+    """The error for an action space reinforce has no policy for, naming it."""
+    return ReinforceError(
+        f"unsupported action space {action_space} ({type(action_space).__name__}): reinforce handles Discrete, "
+        "MultiDiscrete, MultiBinary and Box actions; wrap the env to expose one of them"
+    )
+
+
 def make_policy(
-    observation_space: spaces.Space[object],
-    action_space: spaces.Space[object],
+    observation_space: spaces.Space[Any],
+    action_space: spaces.Space[Any],
     hidden_sizes: Sequence[int] = (128,),
+    *,
+    action_squash: ActionSquash = "clip",
+    log_std: LogStd = "state_independent",
+    log_std_init: float = 0.0,
+    normalize_observations: bool = False,
 ) -> Policy:
     """Build the policy for one environment's (not the vector env's) spaces.
 
     Args:
-        observation_space: a ``Box`` or ``Discrete`` space.
-        action_space: a ``Discrete`` space (Categorical head) or a ``Box`` space (Gaussian head).
+        observation_space: a ``Box`` (a ``uint8`` ``H x W x C`` one is an image) or ``Discrete`` space.
+        action_space: ``Discrete`` (Categorical head), ``MultiDiscrete`` (independent Categoricals),
+            ``MultiBinary`` (independent Bernoullis) or ``Box`` (Gaussian head).
         hidden_sizes: MLP hidden widths; ``()`` for a linear policy.
+        action_squash: Box actions only: ``"clip"`` or ``"tanh"`` (see `GaussianPolicy`).
+        log_std: Box actions only: ``"state_independent"`` or ``"state_dependent"``.
+        log_std_init: Box actions only: the initial log standard deviation.
+        normalize_observations: standardise Box observations by running statistics (see `ObservationEncoder`).
 
     Raises:
-        ReinforceError: for any other space.
+        ReinforceError: for any other space, naming it.
     """
-    encoder = ObservationEncoder(observation_space)
+    encoder = ObservationEncoder(observation_space, normalize=normalize_observations)
     if isinstance(action_space, spaces.Discrete):
         return CategoricalPolicy(encoder, mlp(encoder.features, hidden_sizes, int(action_space.n)))
+    if isinstance(action_space, spaces.MultiDiscrete):
+        nvec = [int(n) for n in np.asarray(action_space.nvec).reshape(-1)]
+        return MultiCategoricalPolicy(encoder, mlp(encoder.features, hidden_sizes, sum(nvec)), nvec)
+    if isinstance(action_space, spaces.MultiBinary):
+        bits = int(np.prod(action_space.shape))
+        return BernoulliPolicy(encoder, mlp(encoder.features, hidden_sizes, bits))
     if isinstance(action_space, spaces.Box):
         action_dim = int(np.prod(action_space.shape))
-        return GaussianPolicy(encoder, mlp(encoder.features, hidden_sizes, action_dim), action_dim)
-    raise ReinforceError(
-        f"unsupported action space {action_space}: reinforce handles Discrete and Box actions; "
-        "wrap the env to expose one of them"
-    )
+        state_dependent = log_std == "state_dependent"
+        body = mlp(encoder.features, hidden_sizes, 2 * action_dim if state_dependent else action_dim)
+        return GaussianPolicy(
+            encoder,
+            body,
+            action_dim,
+            state_dependent=state_dependent,
+            log_std_init=log_std_init,
+            bounds=(action_space.low, action_space.high),
+            action_squash=action_squash,
+        )
+    raise unsupported_action_space(action_space)

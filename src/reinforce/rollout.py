@@ -22,10 +22,10 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from torch import Tensor
-from torch.distributions import Categorical, Distribution
+from torch.distributions import Bernoulli, Categorical, Distribution, Independent
 
-from reinforce.errors import ReinforceError
-from reinforce.policies import Policy
+from reinforce.errors import NonFiniteError
+from reinforce.policies import Policy, unsupported_action_space
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class RolloutBatch:
     observations: Tensor
     """``[T, N, *obs_shape]`` observation at which each action was taken."""
     actions: Tensor
-    """``[T, N]`` (discrete) or ``[T, N, action_dim]`` (continuous) actions as sampled, before any clipping."""
+    """``[T, N]`` (Discrete) or ``[T, N, D]`` (MultiDiscrete indices from 0, MultiBinary bits, Box) actions as
+    sampled: before any clipping, and for ``action_squash="tanh"`` the pre-squash Gaussian value."""
     rewards: Tensor
     """``[T, N]`` float32 reward received after each action."""
     terminated: Tensor
@@ -75,36 +76,74 @@ class RolloutBatch:
         return int(self.mask.sum())
 
 
-def to_env_actions(actions: np.ndarray[Any, Any], action_space: spaces.Space[Any]) -> np.ndarray[Any, Any]:
+def to_env_actions(
+    actions: np.ndarray[Any, Any], action_space: spaces.Space[Any], squash: str = "clip"
+) -> np.ndarray[Any, Any]:
     """Map a batch of policy actions ``[N, ...]`` to what the vector env expects.
 
-    ``Discrete`` actions are shifted by the space's ``start``; ``Box`` actions are reshaped to the space's
-    shape and clipped to its bounds (the unclipped sample is the one whose log-prob is trained on).
+    ``Discrete`` and ``MultiDiscrete`` actions are shifted by the space's ``start`` (and reshaped to a
+    MultiDiscrete space's shape); ``MultiBinary`` bits are reshaped and cast to the space's dtype. ``Box``
+    actions are reshaped to the space's shape, then with ``squash="clip"`` clipped to its bounds (the
+    unclipped sample is the one whose log-prob is trained on), with ``squash="tanh"`` mapped from the
+    pre-squash value ``u`` to ``low + (tanh(u) + 1) / 2 * (high - low)``.
     """
     if isinstance(action_space, spaces.Discrete):
         return actions + int(action_space.start) if action_space.start else actions
+    if isinstance(action_space, spaces.MultiDiscrete):
+        indices: np.ndarray[Any, Any] = actions.reshape((actions.shape[0], *action_space.shape)) + action_space.start
+        return indices.astype(action_space.dtype, copy=False)
+    if isinstance(action_space, spaces.MultiBinary):
+        return actions.reshape((actions.shape[0], *action_space.shape)).astype(action_space.dtype)
     if isinstance(action_space, spaces.Box):
         shaped = actions.reshape((actions.shape[0], *action_space.shape))
+        if squash == "tanh":
+            low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
+            squashed = low + (np.tanh(shaped.astype(np.float64)) + 1.0) / 2.0 * (high - low)
+            return np.clip(squashed, action_space.low, action_space.high).astype(action_space.dtype)
         return np.clip(shaped, action_space.low, action_space.high).astype(action_space.dtype, copy=False)
-    raise ReinforceError(f"unsupported action space {action_space}: reinforce handles Discrete and Box actions")
+    raise unsupported_action_space(action_space)
 
 
 def sample_actions(distribution: Distribution, deterministic: bool = False) -> Tensor:
     """Actions from ``distribution``: its mode if ``deterministic``, else a sample.
 
-    A Categorical is sampled by inverse CDF (one uniform per row, the first index whose cumulative probability
-    exceeds it), which draws from the same distribution as ``Categorical.sample`` and is cheaper for large
-    batches (benchmarks/sampling.py); other distributions use their own ``sample``.
+    A Categorical (or independent Categoricals, for MultiDiscrete) is sampled by inverse CDF (one uniform
+    per row, the first index whose cumulative probability exceeds it), which draws from the same
+    distribution as ``Categorical.sample`` and is cheaper for large batches (benchmarks/sampling.py); other
+    distributions use their own ``sample``. The mode of a Bernoulli bit is 1 where its probability is above
+    one half (torch's ``mode`` is NaN at exactly one half).
     """
+    base = distribution.base_dist if isinstance(distribution, Independent) else distribution
     if deterministic:
+        if isinstance(base, Bernoulli):
+            return (base.logits > 0).to(base.logits.dtype)
         return distribution.mode
-    if isinstance(distribution, Categorical):
-        cumulative = distribution.probs.cumsum(-1)
+    if isinstance(base, Categorical):
+        cumulative = base.probs.cumsum(-1)
         # scaled by the total, so that rounding in the cumulative sum cannot push a draw past the last action
         uniform = torch.rand((*cumulative.shape[:-1], 1), device=cumulative.device, dtype=cumulative.dtype)
         uniform = uniform * cumulative[..., -1:]
         return (cumulative <= uniform).sum(-1).clamp_(max=cumulative.shape[-1] - 1)
     return distribution.sample()
+
+
+def _env_name(envs: VectorEnv[Any, Any, Any]) -> str:
+    spec = getattr(envs, "spec", None)
+    return f"environment {spec.id}" if spec is not None else "the environment"
+
+
+def check_finite(values: np.ndarray[Any, Any], what: str, envs: VectorEnv[Any, Any, Any]) -> None:
+    """Raise `NonFiniteError` if a float array from (or for) ``envs`` holds a NaN or an infinity."""
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        if what == "actions":
+            raise NonFiniteError(
+                f"the policy produced non-finite actions for {_env_name(envs)}: its parameters have diverged; "
+                "lower --lr, set --max-grad-norm or --normalize-observations"
+            )
+        raise NonFiniteError(
+            f"{_env_name(envs)} returned non-finite {what} (NaN or inf): fix or wrap the environment "
+            "(e.g. clip or replace them) before training on it"
+        )
 
 
 def collect(
@@ -134,6 +173,7 @@ def collect(
     num_envs = envs.num_envs
     action_space = envs.single_action_space
     observations, _ = envs.reset(seed=seed)
+    check_finite(np.asarray(observations), "observations", envs)
     started = min(num_envs, num_episodes)
     active = np.arange(num_envs) < started
     resetting = np.zeros(num_envs, dtype=bool)
@@ -149,7 +189,12 @@ def collect(
         while active.any():
             distribution = policy(torch.as_tensor(observations, device=device))
             actions = sample_actions(distribution, deterministic).cpu().numpy()
-            next_observations, rewards, terminated, truncated, _ = envs.step(to_env_actions(actions, action_space))
+            check_finite(actions, "actions", envs)
+            next_observations, rewards, terminated, truncated, _ = envs.step(
+                to_env_actions(actions, action_space, policy.action_squash)
+            )
+            check_finite(np.asarray(rewards), "rewards", envs)
+            check_finite(np.asarray(next_observations), "observations", envs)
             terminated = np.asarray(terminated, dtype=bool)
             # a time limit that falls on a terminal step is a termination: the state really is terminal
             truncated = np.asarray(truncated, dtype=bool) & ~terminated

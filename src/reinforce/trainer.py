@@ -46,7 +46,7 @@ from reinforce.config import (
     episodes_per_update,
     tuned_hyperparameters,
 )
-from reinforce.envs import env_spec, make_vec_env
+from reinforce.envs import FLATTENED_OBSERVATION_SPACES, env_spec, flatten_observations, make_vec_env
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.logging import CSVLogger, TensorBoardLogger, require_tensorboard
 from reinforce.policies import make_policy
@@ -160,7 +160,15 @@ class Reinforce:
         if seed is not None:
             torch.manual_seed(seed)
         try:
-            self.policy = make_policy(self.observation_space, self.action_space, self.config.hidden_sizes)
+            self.policy = make_policy(
+                self.observation_space,
+                self.action_space,
+                self.config.hidden_sizes,
+                action_squash=self.config.action_squash,
+                log_std=self.config.log_std,
+                log_std_init=self.config.log_std_init,
+                normalize_observations=self.config.normalize_observations,
+            )
         except ReinforceError:
             self.envs.close()
             raise
@@ -169,7 +177,11 @@ class Reinforce:
         self.value_function: ValueFunction | None = None
         self.value_optimizer: torch.optim.Optimizer | None = None
         if self.config.baseline == "value":
-            self.value_function = ValueFunction(self.observation_space, self.config.value_hidden_sizes).to(self.device)
+            self.value_function = ValueFunction(
+                self.observation_space,
+                self.config.value_hidden_sizes,
+                normalize=self.config.normalize_observations,
+            ).to(self.device)
             self.value_optimizer = torch.optim.Adam(self.value_function.parameters(), lr=self.config.value_lr)
         self.running_mean = RunningMeanBaseline() if self.config.baseline == "running_mean" else None
         self.num_updates = 0
@@ -232,6 +244,11 @@ class Reinforce:
             device=self.device,
         )
         losses = self.train_on_batch(batch)
+        # after the step, so that one batch is collected and trained on with the same statistics
+        valid_observations = batch.observations[batch.mask]
+        self.policy.encoder.update_normalization(valid_observations)
+        if self.value_function is not None:
+            self.value_function.encoder.update_normalization(valid_observations)
         elapsed = time.perf_counter() - start
         self.train_time_s += elapsed
         steps = batch.num_steps
@@ -446,13 +463,17 @@ class Reinforce:
             One action (shape of the single action space) or a batch of ``B`` actions, as the env expects
             them (Box actions clipped to the bounds).
         """
-        observations = np.asarray(observation)
-        single_ndim = len(self.observation_space.shape or ())
-        batched = observations.ndim > single_ndim
-        batch = observations if batched else observations[None]
+        env_space = self.envs.unwrapped.single_observation_space
+        if isinstance(env_space, FLATTENED_OBSERVATION_SPACES):  # as the env wrapper flattens them
+            batch, batched = flatten_observations(env_space, observation)
+        else:
+            observations = np.asarray(observation)
+            single_ndim = len(self.observation_space.shape or ())
+            batched = observations.ndim > single_ndim
+            batch = observations if batched else observations[None]
         with torch.inference_mode():
             actions = sample_actions(self.policy(torch.as_tensor(batch, device=self.device)), deterministic)
-        env_actions = to_env_actions(actions.cpu().numpy(), self.action_space)
+        env_actions = to_env_actions(actions.cpu().numpy(), self.action_space, self.policy.action_squash)
         return env_actions if batched else env_actions[0]
 
     def evaluate(self, episodes: int = 100, deterministic: bool = True, seed: int | None = None) -> dict[str, Any]:

@@ -114,6 +114,24 @@ def test_config_prints_the_effective_settings_as_a_reusable_file(tmp_path: Path)
     assert again.returncode == 0 and yaml.safe_load(again.stdout) == printed
 
 
+def test_config_shows_the_shipped_values_under_the_flags(tmp_path: Path) -> None:
+    import yaml
+
+    result = run_cli("config", "Acrobot-v1", "--lr", "0.1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    hyperparameters = yaml.safe_load(result.stdout)["hyperparameters"]
+    assert hyperparameters["lr"] == 0.1  # the flag
+    assert hyperparameters["num_envs"] == 16 and hyperparameters["reward_threshold"] == -90  # hyperparams.yaml
+
+
+def test_nan_rewards_end_training_with_one_line_naming_the_env(tmp_path: Path) -> None:
+    result = run_cli("train", "toy_envs:toy/NanReward-v0", "--quiet", "--run-dir", tmp_path / "run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("reinforce: error: environment toy/NanReward-v0 returned non-finite rewards")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "policy.safetensors").exists()
+
+
 BAD_INPUTS = [
     (["train", "NoSuchEnv-v0", "--quiet"], "unknown environment"),
     (["train", "CartPole-v1", "--gamma", "1.5"], "gamma"),
@@ -126,6 +144,10 @@ BAD_INPUTS = [
     (["train", "CartPole-v1", "--run-dir", "{run}"], "already exists"),
     (["train", "toy_envs:toy/TextAction-v0", "--quiet"], "unsupported action space"),
     (["train", ".relative:X-v0", "--quiet"], "cannot import"),
+    (["train", "toy_envs:toy/DictAction-v0", "--quiet"], "unsupported action space Dict"),
+    (["train", "Pendulum-v1", "--action-squash", "squish"], "action-squash"),
+    (["train", "Pendulum-v1", "--log-std-init", "3", "--quiet"], "log_std_init"),
+    (["train", "toy_envs:toy/Spaces-image-discrete-v0", "--normalize-observations", "-q"], "normalize_observations"),
     (["train", "CartPole-v1", "--device", "meta", "--quiet"], "device"),
     (["train", "CartPole-v1", "--num-threads", "100000", "--quiet"], "num_threads"),
     (["train", "CartPole-v1", "--seed", "100000000000000000000000"], "seed"),

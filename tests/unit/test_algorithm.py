@@ -4,7 +4,10 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from reinforce import make_policy, reinforce_loss
+import reinforce
+from reinforce import RolloutBatch, TrainConfig, make_policy, reinforce_loss
+from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_policy
+from reinforce.errors import NonFiniteError
 
 
 def test_surrogate_equals_cross_entropy_with_the_taken_action_as_label() -> None:
@@ -37,3 +40,53 @@ def test_weights_are_constants() -> None:
 def test_mismatched_shapes_are_rejected() -> None:
     with pytest.raises(ValueError):
         reinforce_loss(torch.zeros(3), torch.zeros(3, 1))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_loss_never_reaches_the_optimizer(bad: float) -> None:
+    torch.manual_seed(0)
+    policy = make_policy(spaces.Box(-1, 1, (2,)), spaces.Discrete(2), hidden_sizes=(4,))
+    config = TrainConfig(return_normalization="none")
+    optimizer = make_optimizer(config, policy.parameters())
+    rewards = torch.tensor([[1.0], [bad]])
+    batch = RolloutBatch(
+        observations=torch.randn(2, 1, 2),
+        actions=torch.tensor([[0], [1]]),
+        rewards=rewards,
+        terminated=torch.tensor([[False], [True]]),
+        truncated=torch.zeros(2, 1, dtype=torch.bool),
+        mask=torch.ones(2, 1, dtype=torch.bool),
+        episode_returns=[1.0 + bad],
+        episode_lengths=[2],
+        episode_truncated=[False],
+        last_observations=torch.zeros(1, 2),
+    )
+    weights_TN = policy_weights(batch, batch_returns(batch, config), config)
+    before = [p.detach().clone() for p in policy.parameters()]
+    with pytest.raises(NonFiniteError, match=r"non-finite loss.*lower --lr"):
+        update_policy(policy, optimizer, batch, weights_TN, config)
+    for parameter, old in zip(policy.parameters(), before, strict=True):
+        assert torch.equal(parameter, old) and parameter.grad is None
+    assert not optimizer.state  # Adam never stepped
+
+
+def test_clip_trains_on_the_log_prob_of_the_unclipped_sample() -> None:
+    from reinforce.algorithm import policy_loss
+    from reinforce.envs import make_vec_env
+
+    envs = make_vec_env("toy/Continuous-v0", 3)
+    torch.manual_seed(0)
+    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=())
+    with torch.no_grad():
+        policy.log_std.fill_(1.5)  # wide enough that samples fall outside [-1, 1]
+    batch = reinforce.collect(envs, policy, 3, seed=0)
+    envs.close()
+    config = TrainConfig(return_normalization="none")
+    weights_TN = policy_weights(batch, batch_returns(batch, config), config)
+    loss, _ = policy_loss(policy, batch, weights_TN, config)
+    observations, actions, weights = (x[batch.mask] for x in (batch.observations, batch.actions, weights_TN))
+    assert (actions.abs() > 1).any()
+    gaussian = torch.distributions.Normal(policy.body(observations), policy.log_std.exp())
+    torch.testing.assert_close(loss, -(gaussian.log_prob(actions).sum(-1) * weights).mean())
+    clipped_loss = -(gaussian.log_prob(actions.clamp(-1, 1)).sum(-1) * weights).mean()
+    assert not torch.allclose(loss, clipped_loss)

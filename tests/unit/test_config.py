@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reinforce import ReinforceError, TrainConfig
-from reinforce.config import episodes_per_update, field_docs
+from reinforce.config import _tuned_table, episodes_per_update, field_docs, tuned_hyperparameters
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,11 @@ from reinforce.config import episodes_per_update, field_docs
         ("hidden_sizes", (64, 0), "hidden_sizes"),
         ("max_grad_norm", 0.0, "max_grad_norm"),
         ("stop_on_solve", "yes", "stop_on_solve"),
+        ("action_squash", "sigmoid", "action_squash"),
+        ("log_std", "learned", "log_std"),
+        ("log_std_init", 2.5, "log_std_init"),
+        ("log_std_init", float("nan"), "log_std_init"),
+        ("normalize_observations", 1, "normalize_observations"),
         ("reward_to_go", 1, "reward_to_go"),
         ("baseline", "critic", "baseline"),
         ("return_normalization", "step", "return_normalization"),
@@ -87,3 +92,14 @@ def test_config_file_reads_yaml_and_saved_runs(tmp_path: Path) -> None:
     with pytest.raises(ReinforceError, match="lr"):
         read_config_file(path)
     assert tuned_hyperparameters("NoSuchEnv-v0") == {}
+
+
+def test_every_shipped_entry_is_a_valid_config_for_a_registered_env() -> None:
+    import gymnasium
+
+    table = _tuned_table()
+    assert {"Acrobot-v1", "InvertedPendulum-v5", "Pendulum-v1", "LunarLander-v3"} <= set(table)
+    for env_id in table:
+        assert env_id in gymnasium.registry, env_id
+        config = TrainConfig.from_dict(tuned_hyperparameters(env_id))
+        assert config.to_dict() != TrainConfig().to_dict(), f"{env_id}'s entry changes nothing"
