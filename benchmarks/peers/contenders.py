@@ -131,12 +131,12 @@ def set_num_threads(num_threads: int) -> None:
         torch.set_num_threads(num_threads)
 
 
-def train_reinforce(seed: int, judge: Judge, num_threads: int) -> None:
-    """reinforce's defaults for CartPole-v1 (`reinforce train CartPole-v1`), driven update by update."""
+def train_reinforce(seed: int, judge: Judge, num_threads: int, preset: str | None = None) -> None:
+    """reinforce for CartPole-v1 (`reinforce train CartPole-v1 [--preset P]`), driven update by update."""
     from reinforce import Reinforce
 
     judge.mark_imported()
-    agent = Reinforce(ENV_ID, seed=seed, **({"num_threads": num_threads} if num_threads else {}))
+    agent = Reinforce(ENV_ID, seed=seed, preset=preset, **({"num_threads": num_threads} if num_threads else {}))
 
     def act(observations: np.ndarray) -> np.ndarray:
         return agent.predict(observations, deterministic=True)
@@ -368,6 +368,12 @@ class Contender:
 
 CONTENDERS = {
     "reinforce": Contender("reinforce (defaults)", "project", "reinforce", train_reinforce),
+    "reinforce-sample-efficient": Contender(
+        "reinforce --preset sample-efficient",
+        "project",
+        "reinforce",
+        partial(train_reinforce, preset="sample-efficient"),
+    ),
     "tianshou-reinforce": Contender(
         "Tianshou Reinforce (its CartPole example)", "peers", "tianshou", train_tianshou_reinforce
     ),

@@ -119,14 +119,20 @@ DEFAULT_TOTAL_STEPS = 500_000
 
 
 def config_option(command: Any) -> Any:
-    """The ``--config FILE`` option: a YAML file (or a saved config.json) of settings under the flags."""
-    return click.option(
+    """The ``--config FILE`` and ``--preset NAME`` options: settings under the flags, over the shipped values."""
+    command = click.option(
         "--config",
         "config_file",
         type=click.Path(path_type=Path, dir_okay=False),
         default=None,
         help="YAML file of env_id, seed, total_steps and hyperparameters (a saved config.json works too); "
-        "flags override it, it overrides the shipped per-env values.",
+        "flags override it, it overrides the preset and the shipped per-env values.",
+    )(command)
+    return click.option(
+        "--preset",
+        default=None,
+        help="A named set of values shipped with reinforce, over the per-env ones: sample-efficient "
+        "(CartPole-v1: fewest env steps to solve).",
     )(command)
 
 
@@ -137,12 +143,14 @@ def run_settings(
     total_steps: int | None,
     flags: dict[str, Any],
 ) -> tuple[str, int | None, int, TrainConfig]:
-    """Merge, lowest first: TrainConfig defaults < shipped per-env values < ``--config`` file < flags.
+    """Merge, lowest first: TrainConfig defaults < shipped per-env values < preset < ``--config`` file < flags.
+
+    ``flags`` holds the hyperparameter flags (None where not given) and ``preset`` (the ``--preset`` name).
 
     Returns:
         The env id, seed, step budget and the effective config.
     """
-    from reinforce.config import RunSettings, read_config_file, tuned_hyperparameters
+    from reinforce.config import RunSettings, preset_hyperparameters, read_config_file, tuned_hyperparameters
     from reinforce.envs import env_spec
 
     settings = read_config_file(config_file) if config_file is not None else RunSettings()
@@ -156,7 +164,11 @@ def run_settings(
         )
     env_spec(env_id)  # an unknown environment fails here, before anything else
     given = {key: value for key, value in flags.items() if value is not None}
-    config = TrainConfig.from_dict({**tuned_hyperparameters(env_id), **settings.hyperparameters, **given})
+    preset = given.pop("preset", None)
+    preset_values = preset_hyperparameters(preset, env_id) if preset is not None else {}
+    config = TrainConfig.from_dict(
+        {**tuned_hyperparameters(env_id), **preset_values, **settings.hyperparameters, **given}
+    )
     seed = seed if seed is not None else settings.seed
     if total_steps is None:
         total_steps = settings.total_steps if settings.total_steps is not None else DEFAULT_TOTAL_STEPS

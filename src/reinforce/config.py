@@ -244,10 +244,31 @@ TUNED_FILE = "hyperparams.yaml"
 """The per-environment hyperparameters shipped inside the package (the RL Zoo habit)."""
 
 
+PRESETS_FILE = "presets.yaml"
+"""Named alternatives to the tuned values (``--preset NAME``), per environment, shipped inside the package."""
+
+
 @functools.cache
-def _tuned_table() -> dict[str, Any]:
-    text = resources.files("reinforce").joinpath(TUNED_FILE).read_text(encoding="utf-8")
-    return _yaml_mapping(text, f"reinforce/{TUNED_FILE}")
+def _package_yaml(name: str) -> dict[str, Any]:
+    text = resources.files("reinforce").joinpath(name).read_text(encoding="utf-8")
+    return _yaml_mapping(text, f"reinforce/{name}")
+
+
+def preset_hyperparameters(preset: str, env_id: str) -> dict[str, Any]:
+    """The hyperparameters of the shipped preset ``preset`` for ``env_id`` (presets.yaml).
+
+    Raises:
+        ReinforceError: no such preset, or the preset has no values for ``env_id``.
+    """
+    presets = _package_yaml(PRESETS_FILE)
+    if preset not in presets:
+        raise ReinforceError(f"unknown preset {preset!r} (--preset): the presets are {', '.join(sorted(presets))}")
+    entry = presets[preset].get(env_id.split(":")[-1])
+    if entry is None:
+        raise ReinforceError(
+            f"preset {preset!r} has no values for {env_id}: it exists for {', '.join(sorted(presets[preset]))}"
+        )
+    return _coerce_numbers(dict(entry))
 
 
 def tuned_hyperparameters(env_id: str) -> dict[str, Any]:
@@ -255,7 +276,7 @@ def tuned_hyperparameters(env_id: str) -> dict[str, Any]:
 
     They sit between `TrainConfig`'s defaults and what the user gives: the defaults are CartPole-v1's.
     """
-    entry = _tuned_table().get(env_id.split(":")[-1], {})
+    entry = _package_yaml(TUNED_FILE).get(env_id.split(":")[-1], {})
     return _coerce_numbers(dict(entry))
 
 

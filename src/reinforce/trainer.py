@@ -44,6 +44,7 @@ from reinforce.config import (
     as_count,
     check_seed,
     episodes_per_update,
+    preset_hyperparameters,
     tuned_hyperparameters,
 )
 from reinforce.envs import FLATTENED_OBSERVATION_SPACES, env_spec, flatten_observations, make_vec_env
@@ -135,16 +136,21 @@ class Reinforce:
     Args:
         env_id: a registered Gymnasium id.
         seed: seeds torch (the policy's initial weights and sampling) and the environments; None for random.
+        preset: a named set of values shipped with the package for ``env_id`` (presets.yaml, e.g.
+            ``"sample-efficient"`` for CartPole-v1), over the tuned ones.
         **hyperparameters: fields of `reinforce.config.TrainConfig` (``num_envs``, ``gamma``, ``lr``, ...);
-            they override the package's tuned values for ``env_id`` (`reinforce.config.tuned_hyperparameters`),
-            which override the dataclass defaults.
+            they override the preset, which overrides the package's tuned values for ``env_id``
+            (`reinforce.config.tuned_hyperparameters`), which override the dataclass defaults.
 
     Raises:
         ReinforceError: an unknown hyperparameter or environment, an invalid value, an unsupported space.
     """
 
-    def __init__(self, env_id: str, *, seed: int | None = None, **hyperparameters: Any) -> None:
-        self.config = TrainConfig.from_dict({**tuned_hyperparameters(env_id), **hyperparameters})
+    def __init__(
+        self, env_id: str, *, seed: int | None = None, preset: str | None = None, **hyperparameters: Any
+    ) -> None:
+        preset_values = preset_hyperparameters(preset, env_id) if preset is not None else {}
+        self.config = TrainConfig.from_dict({**tuned_hyperparameters(env_id), **preset_values, **hyperparameters})
         seed = check_seed(seed)
         self.env_id = env_id
         self.seed = seed

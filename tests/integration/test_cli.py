@@ -161,6 +161,8 @@ BAD_INPUTS = [
     (["config", "CartPole-v1", "--config", "{unknown_key}"], "unknown key(s) learning_rate"),
     (["config", "CartPole-v1", "--config", "{bad_value}"], "invalid gamma=2"),
     (["config", "NoSuchEnv-v0"], "unknown environment"),
+    (["train", "CartPole-v1", "--preset", "fast"], "unknown preset 'fast'"),
+    (["config", "Acrobot-v1", "--preset", "sample-efficient"], "no values for Acrobot-v1"),
     (["fly"], "No such command"),
     (["eval", "missing-dir"], "does not exist"),
     (["eval", "{run}/config.json"], "is not a directory"),

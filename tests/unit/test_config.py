@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reinforce import ReinforceError, TrainConfig
-from reinforce.config import _tuned_table, episodes_per_update, field_docs, tuned_hyperparameters
+from reinforce.config import TUNED_FILE, _package_yaml, episodes_per_update, field_docs, tuned_hyperparameters
 
 
 @pytest.mark.parametrize(
@@ -97,9 +97,30 @@ def test_config_file_reads_yaml_and_saved_runs(tmp_path: Path) -> None:
 def test_every_shipped_entry_is_a_valid_config_for_a_registered_env() -> None:
     import gymnasium
 
-    table = _tuned_table()
+    table = _package_yaml(TUNED_FILE)
     assert {"Acrobot-v1", "InvertedPendulum-v5", "Pendulum-v1", "LunarLander-v3"} <= set(table)
     for env_id in table:
         assert env_id in gymnasium.registry, env_id
         config = TrainConfig.from_dict(tuned_hyperparameters(env_id))
         assert config.to_dict() != TrainConfig().to_dict(), f"{env_id}'s entry changes nothing"
+
+
+def test_presets_are_valid_and_layered_under_the_caller() -> None:
+    import gymnasium
+
+    from reinforce import Reinforce
+    from reinforce.config import PRESETS_FILE, preset_hyperparameters
+
+    presets = _package_yaml(PRESETS_FILE)
+    assert "sample-efficient" in presets
+    for name, table in presets.items():
+        for env_id in table:
+            assert env_id in gymnasium.registry, env_id
+            assert TrainConfig.from_dict(preset_hyperparameters(name, env_id)) != TrainConfig()
+    agent = Reinforce("CartPole-v1", preset="sample-efficient", lr=0.02)
+    assert agent.config.num_envs == 4 and agent.config.lr == 0.02  # the caller's value wins
+    agent.close()
+    with pytest.raises(ReinforceError, match="unknown preset 'fast'"):
+        preset_hyperparameters("fast", "CartPole-v1")
+    with pytest.raises(ReinforceError, match="no values for Acrobot-v1"):
+        Reinforce("Acrobot-v1", preset="sample-efficient")
