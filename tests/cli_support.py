@@ -16,9 +16,15 @@ def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*COMMAND, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300, env=ENV)
 
 
-def start_cli(*args: str | Path, cwd: Path) -> subprocess.Popen[str]:
+def start_cli(*args: str | Path, cwd: Path, new_session: bool = False) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [*COMMAND, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+        [*COMMAND, *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        start_new_session=new_session,
     )
 
 

@@ -22,7 +22,7 @@ from reinforce.baselines import (
     leave_one_out_baseline,
 )
 from reinforce.config import TrainConfig
-from reinforce.errors import NonFiniteError
+from reinforce.guards import check_finite_step
 from reinforce.policies import Policy
 from reinforce.returns import (
     discounted_returns,
@@ -167,22 +167,6 @@ def make_optimizer(config: TrainConfig, parameters: Iterable[nn.Parameter]) -> t
     return torch.optim.RMSprop(parameters, lr=config.lr)
 
 
-def check_finite_step(loss: Tensor, grad_norm: Tensor, optimizer: torch.optim.Optimizer) -> None:
-    """Raise `NonFiniteError` (after clearing the gradients) unless the loss and the gradient norm are finite.
-
-    Called between ``backward`` and ``optimizer.step``, so a non-finite update never reaches the parameters.
-    """
-    if bool(torch.isfinite(loss)) and bool(torch.isfinite(grad_norm)):
-        return
-    optimizer.zero_grad(set_to_none=True)
-    what = "loss" if not bool(torch.isfinite(loss)) else "gradient"
-    raise NonFiniteError(
-        f"non-finite {what} (loss {float(loss.item())}, gradient norm {float(grad_norm.item())}): the step was "
-        "skipped, the parameters are the last finite ones; likely causes: a learning rate too high (lower --lr), "
-        "exploding gradients (set --max-grad-norm), unscaled observations (--normalize-observations)"
-    )
-
-
 def policy_loss(policy: Policy, batch: RolloutBatch, weights_TN: Tensor, config: TrainConfig) -> tuple[Tensor, Tensor]:
     """The loss of one batch update: `reinforce_loss` minus ``entropy_coef`` times the mean entropy.
 
@@ -207,7 +191,7 @@ def _step(policy: Policy, optimizer: torch.optim.Optimizer, loss: Tensor, config
     loss.backward()  # type: ignore[no-untyped-call]
     max_norm = math.inf if config.max_grad_norm is None else config.max_grad_norm
     grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
-    check_finite_step(loss, grad_norm, optimizer)
+    check_finite_step(loss, grad_norm, optimizer, "--lr")
     optimizer.step()
     return float(grad_norm.item())
 

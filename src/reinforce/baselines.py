@@ -14,6 +14,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from reinforce.guards import check_finite_step
 from reinforce.policies import ObservationEncoder, mlp
 
 RUNNING_MEAN_RATE = 0.1
@@ -118,6 +119,10 @@ class ValueFunction(nn.Module):
         return values
 
 
+def _gradients(module: nn.Module) -> list[Tensor]:
+    return [parameter.grad for parameter in module.parameters() if parameter.grad is not None]
+
+
 def fit_value_function(
     value_function: ValueFunction,
     optimizer: torch.optim.Optimizer,
@@ -131,5 +136,6 @@ def fit_value_function(
         loss = nn.functional.mse_loss(value_function(observations), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
+        check_finite_step(loss, nn.utils.get_total_norm(_gradients(value_function)), optimizer, "--value-lr")
         optimizer.step()
     return float(loss.item())

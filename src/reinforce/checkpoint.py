@@ -104,13 +104,6 @@ def read_json(path: Path) -> dict[str, Any]:
     return document
 
 
-def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> str:
-    """Atomically save tensors as safetensors (contiguous CPU copies); returns the file's SHA-256 (hex)."""
-    data = save({key: value.detach().cpu().contiguous() for key, value in tensors.items()})
-    atomic_write(path, data)
-    return hashlib.sha256(data).hexdigest()
-
-
 def save_state_file(run_dir: Path, update: int, tensors: Mapping[str, torch.Tensor]) -> tuple[str, str]:
     """Atomically write a checkpoint's tensors to a new state file; returns its name and SHA-256.
 
@@ -328,19 +321,31 @@ def trim_csv(path: Path, fieldnames: Sequence[str], max_update: int) -> None:
 
     A run killed after writing rows but before its next checkpoint has rows the checkpoint does not cover;
     resuming drops them (they are written again) so that no row is duplicated. A torn last line is dropped
-    too. A file whose header is not ``fieldnames`` is left alone (it is not one reinforce wrote).
+    too, and a header torn by a crash. Any other header is an error: the file is not one this version wrote.
     """
     if not path.is_file():
         return
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise _damaged(path, "cannot be read as UTF-8 text") from None
     lines = text.splitlines(keepends=True)
-    if not lines or lines[0].rstrip("\r\n") != ",".join(fieldnames):
+    if not lines:
         return
+    header = lines[0].rstrip("\r\n")
+    if header != ",".join(fieldnames):
+        if ",".join(fieldnames).startswith(header) and len(lines) == 1:  # a header torn by a crash
+            atomic_write(path, b"")
+            return
+        raise _damaged(path, "has columns this version of reinforce does not write (another version's run?)")
     kept = [lines[0]]
     for line in lines[1:]:
         if not line.endswith("\n"):
             break
-        row = next(csv.DictReader(io.StringIO(line), fieldnames=list(fieldnames)))
+        try:
+            row = next(csv.DictReader(io.StringIO(line), fieldnames=list(fieldnames)))
+        except csv.Error:
+            break
         try:
             update = int(row["update"])
         except (TypeError, ValueError):

@@ -305,7 +305,8 @@ def _new_run(
 
 
 RESUME_OVERRIDES = ("device",)
-"""The hyperparameter flags that ``--resume`` accepts: they change where the run computes, not what."""
+"""The hyperparameter flags that ``--resume`` accepts: where the run computes (a change of device continues the
+run, but its random stream differs from an uninterrupted run on the first device)."""
 
 
 def _resumed_run(
@@ -481,6 +482,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(exc.format_message())
     except ReinforceError as exc:
         _fail(str(exc))
+    except OSError as exc:  # a full disk, a read-only run directory, ...: the file and the reason, one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}: check the path, its permissions and the free space", code=1)
     except TrainingInterrupted as exc:
         click.echo(f"reinforce: interrupted: {exc}", err=True)
         sys.exit(exc.exit_code)

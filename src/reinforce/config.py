@@ -359,6 +359,20 @@ def check_config(config: TrainConfig) -> None:
         raise _fail("value_lr", config.value_lr, "must be a number > 0")
     if not _is_int(config.value_steps) or config.value_steps < 1:
         raise _fail("value_steps", config.value_steps, "must be an integer >= 1")
+    if config.discount_gradient and not config.reward_to_go:
+        raise _fail(
+            "discount_gradient",
+            True,
+            "goes with reward-to-go only: a whole-episode return already weighs step t's rewards by gamma^t "
+            "(drop --discount-gradient or --no-reward-to-go)",
+        )
+    if config.return_normalization == "episode" and not config.reward_to_go and config.baseline != "value":
+        raise _fail(
+            "return_normalization",
+            "episode",
+            "with whole-episode returns gives every step of an episode the same weight, which standardises to 0: "
+            "use batch or none, or a value baseline",
+        )
     if config.baseline == "leave_one_out" and episodes_per_update(config) < 2:
         raise _fail("baseline", config.baseline, "needs at least 2 episodes per update (--episodes-per-update)")
     if not _is_int(config.num_threads) or not 0 <= config.num_threads <= MAX_THREADS:

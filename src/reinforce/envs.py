@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import gymnasium
@@ -40,6 +44,24 @@ def env_spec(env_id: str) -> EnvSpec:
         ) from None
 
 
+@contextlib.contextmanager
+def _workers_ignore_signals(active: bool) -> Iterator[None]:
+    """Ignore SIGINT while async workers are started, so that they inherit the disposition.
+
+    Ctrl-C in a terminal reaches the whole process group; the workers must not die of it, so that the main
+    process can finish its update and write the checkpoint. SIGTERM is left alone (Gymnasium terminates
+    stuck workers with it): send it to the main process only, not to the group.
+    """
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
 def make_vec_env(
     env_id: str,
     num_envs: int,
@@ -71,9 +93,10 @@ def make_vec_env(
     vector_kwargs = {} if mode == "vector_entry_point" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
     kwargs: dict[str, Any] = {} if render_mode is None else {"render_mode": render_mode}
     try:
-        envs = gymnasium.make_vec(
-            env_id, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs, **kwargs
-        )
+        with _workers_ignore_signals(mode == "async"):
+            envs = gymnasium.make_vec(
+                env_id, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs, **kwargs
+            )
     except gym_error.DependencyNotInstalled as exc:
         raise ReinforceError(
             f"{env_id} needs an optional dependency ({str(exc).strip().splitlines()[0]}): install it first"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
@@ -30,6 +31,10 @@ class CSVLogger:
         """Write one row; keys outside the header are ignored, missing ones left empty."""
         self._writer.writerow(row)
         self._file.flush()
+
+    def sync(self) -> None:
+        """Force the rows written so far to disk (called before a checkpoint that covers them is committed)."""
+        os.fsync(self._file.fileno())
 
     def close(self) -> None:
         """Close the file."""
@@ -71,6 +76,10 @@ class TensorBoardLogger:
         for key, value in metrics.items():
             if key.startswith(self.NAMESPACES) and isinstance(value, (int, float)):
                 self._writer.add_scalar(key, value, global_step=step)
+
+    def sync(self) -> None:
+        """Write the pending events to the event file (called before a checkpoint that covers them)."""
+        self._writer.flush()
 
     def close(self) -> None:
         """Flush and close the event file."""

@@ -74,7 +74,8 @@ def discounted_returns(
 def standardize(values: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tensor:
     """``(values - mean) / (std + eps)`` with mean and std taken over the entries where ``mask`` is true.
 
-    Entries outside the mask are returned as 0. A single valid entry gets 0 (its std is taken as 0).
+    Entries outside the mask are returned as 0, and so are all entries when the valid ones are equal (a single
+    one included): computed in float64, so that the rounding noise of a constant input is not blown up to ±1.
 
     Args:
         values: float tensor of any shape.
@@ -85,12 +86,19 @@ def standardize(values: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -
         mask = torch.ones_like(values, dtype=torch.bool)
     if mask.shape != values.shape:
         raise ValueError(f"mask {tuple(mask.shape)} must have the shape of values {tuple(values.shape)}")
-    selected = values[mask]
+    selected = values[mask].double()
     if selected.numel() == 0:
         return torch.zeros_like(values)
     mean = selected.mean()
-    std = selected.std(correction=0)
-    return torch.where(mask, (values - mean) / (std + eps), torch.zeros_like(values))
+    std = _spread(selected.std(correction=0), mean)
+    standardised = ((values.double() - mean) / (std + eps)).to(values.dtype)
+    return torch.where(mask, standardised, torch.zeros_like(values))
+
+
+def _spread(std: Tensor, mean: Tensor) -> Tensor:
+    """``std``, or 0 where it is only the rounding noise of a constant input (so constants standardise to 0)."""
+    noise = 64 * torch.finfo(torch.float64).eps * mean.abs().clamp(min=1.0)
+    return torch.where(std <= noise, torch.zeros_like(std), std)
 
 
 def episode_steps(dones: Tensor, mask: Tensor) -> Tensor:
@@ -153,13 +161,13 @@ def standardize_per_episode(values: Tensor, ids: Tensor, eps: float = 1e-8) -> T
     if not valid.any():
         return torch.zeros_like(values)
     index = ids[valid]
-    selected = values[valid]
-    count = torch.zeros(int(index.max()) + 1, dtype=values.dtype).index_add_(0, index, torch.ones_like(selected))
+    selected = values[valid].double()
+    count = torch.zeros(int(index.max()) + 1, dtype=torch.float64).index_add_(0, index, torch.ones_like(selected))
     mean = torch.zeros_like(count).index_add_(0, index, selected) / count
     centred = selected - mean[index]
-    std = (torch.zeros_like(count).index_add_(0, index, centred**2) / count).sqrt()
+    std = _spread((torch.zeros_like(count).index_add_(0, index, centred**2) / count).sqrt(), mean)
     result = torch.zeros_like(values)
-    result[valid] = centred / (std[index] + eps)
+    result[valid] = (centred / (std[index] + eps)).to(values.dtype)
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import signal
@@ -90,6 +91,7 @@ COUNTERS = ("num_updates", "num_env_steps", "num_simulated_steps", "num_episodes
 """The integer counters of an agent, saved in checkpoint.json."""
 
 
+@functools.cache
 def library_versions() -> dict[str, str]:
     """Versions of reinforce, torch, gymnasium and numpy, recorded in every run directory."""
     try:
@@ -368,9 +370,16 @@ class Reinforce:
             metrics_log = CSVLogger(path / METRICS_FILE, METRIC_FIELDS)
             episodes_log = CSVLogger(path / EPISODES_FILE, EPISODE_FIELDS)
         bar = tqdm(
-            total=total_steps, unit="step", disable=not progress_bar, dynamic_ncols=True, leave=True, smoothing=0.1
+            total=target,
+            initial=self.num_env_steps,  # a resumed run's bar starts where the run is
+            unit="step",
+            disable=not progress_bar,
+            dynamic_ncols=True,
+            leave=True,
+            smoothing=0.1,
         )
         self._stop_signal = None
+        committed: int | None = None  # the update of the last checkpoint this call wrote
         previous = self._install_signal_handlers(path)
         try:
             while self.num_env_steps < target and not (self.config.stop_on_solve and self.solved):
@@ -387,11 +396,12 @@ class Reinforce:
                 if writer is not None:
                     writer.write(metrics, step=self.num_env_steps)
                 if path is not None and checkpoint_every and self.num_updates % checkpoint_every == 0:
-                    self.save(path)
+                    self._commit(path, (metrics_log, episodes_log, writer))
+                    committed = self.num_updates
                 if self._stop_signal is not None:
                     break
-            if path is not None:
-                self.save(path)
+            if path is not None and committed != self.num_updates:
+                self._commit(path, (metrics_log, episodes_log, writer))
         finally:
             self._restore_signal_handlers(previous)
             bar.close()
@@ -403,6 +413,13 @@ class Reinforce:
             logger.info("stopped by signal %d after update %d", signal_number, self.num_updates)
             raise TrainingInterrupted(signal_number, None if path is None else str(path), self.num_updates)
         return self
+
+    def _commit(self, run_dir: Path, logs: tuple[CSVLogger | TensorBoardLogger | None, ...]) -> None:
+        """Put the metrics rows on disk, then the checkpoint that covers them (so a crash cannot lose rows)."""
+        for log in logs:
+            if log is not None:
+                log.sync()
+        self.save(run_dir)
 
     def _claim(self, run_dir: Path) -> None:
         """Refuse a run directory whose checkpoint belongs to another run (or to another point of this one)."""
@@ -434,7 +451,8 @@ class Reinforce:
 
         previous: dict[int, Any] = {}
         for signal_number in (signal.SIGINT, signal.SIGTERM):
-            previous[signal_number] = signal.signal(signal_number, handler)
+            # None: the handler was not set from Python; restoring the default is the closest
+            previous[signal_number] = signal.signal(signal_number, handler) or signal.SIG_DFL
         return previous
 
     @staticmethod

@@ -314,3 +314,19 @@ def test_default_run_directories_never_collide(tmp_path: Path, monkeypatch: pyte
     second = claim_run_dir("CartPole-v1", 3)
     assert second != first and second.name.startswith(first.name) and second.is_dir()
     assert "/" not in claim_run_dir("toy_envs:toy/Counting-v0", None).name
+
+
+def test_an_os_error_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reinforce import cli
+
+    def full_disk(**kwargs: object) -> None:
+        raise OSError(28, "No space left on device", "runs/x/metrics.csv")
+
+    monkeypatch.setattr(cli.cli, "main", full_disk)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "CartPole-v1"])
+    assert exit_info.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("reinforce: error: runs/x/metrics.csv: No space left on device: check the path")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 import re
 import signal
@@ -49,6 +50,19 @@ def assert_same_parameters(first: Path, second: Path) -> None:
     assert one.num_env_steps == two.num_env_steps and list(one.recent_returns) == list(two.recent_returns)
     one.close()
     two.close()
+
+
+def test_ctrl_c_to_the_process_group_spares_async_workers(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals every process of the group, the async env's workers included."""
+    run = tmp_path / "run"
+    args = ("--seed", "0", "--total-steps", "100000000", *HYPERPARAMETERS, "--vectorization-mode", "async", *OUTPUT)
+    process = start_cli("train", "CartPole-v1", *args, "--run-dir", run, cwd=tmp_path, new_session=True)
+    wait_for_rows(run / "metrics.csv", 2, process)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert one_line(stderr).startswith(f"reinforce: interrupted: checkpoint saved in {run} at update ")
+    reinforce.load(run).close()
 
 
 @pytest.mark.parametrize(("signal_number", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -247,3 +247,16 @@ def test_a_second_signal_abandons_the_update_and_keeps_the_last_checkpoint(
     else:
         assert reinforce.load(tmp_path).num_updates == saved
     agent.close()
+
+
+def test_metrics_with_foreign_columns_are_refused_and_left_alone(tmp_path: Path) -> None:
+    from reinforce.checkpoint import trim_csv
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("update,some_other_column\n1,2\n")
+    with pytest.raises(ReinforceError, match="columns this version of reinforce does not write"):
+        trim_csv(path, ("update", "env_steps"), 0)
+    assert path.read_text() == "update,some_other_column\n1,2\n"
+    path.write_text("upd")  # a header torn by a crash: started again
+    trim_csv(path, ("update", "env_steps"), 0)
+    assert path.read_text() == ""

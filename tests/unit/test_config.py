@@ -71,6 +71,14 @@ def test_episodes_per_update_defaults_to_num_envs() -> None:
     assert episodes_per_update(TrainConfig(num_envs=7, episodes_per_update=3)) == 3
 
 
+def test_switch_combinations_that_make_no_sense_are_refused() -> None:
+    with pytest.raises(ReinforceError, match=r"discount_gradient=True .*reward-to-go only"):
+        TrainConfig(discount_gradient=True, reward_to_go=False)
+    with pytest.raises(ReinforceError, match=r"return_normalization=.episode. .*standardises to 0"):
+        TrainConfig(return_normalization="episode", reward_to_go=False)
+    assert TrainConfig(return_normalization="episode", reward_to_go=False, baseline="value").reward_to_go is False
+
+
 def test_leave_one_out_needs_two_episodes_per_update() -> None:
     with pytest.raises(ReinforceError, match="at least 2 episodes"):
         TrainConfig(baseline="leave_one_out", num_envs=1)

@@ -16,6 +16,7 @@ from reinforce.algorithm import batch_returns, policy_weights, score_function_su
 from reinforce.baselines import RunningMeanBaseline, ValueFunction, leave_one_out_baseline
 from reinforce.config import TrainConfig
 from reinforce.envs import make_vec_env
+from reinforce.policies import Policy
 from reinforce.returns import (
     discounted_returns,
     episode_ids,
@@ -23,6 +24,7 @@ from reinforce.returns import (
     standardize_per_episode,
     whole_episode_returns,
 )
+from reinforce.rollout import RolloutBatch
 
 # env 0: an episode of 2 steps, a reset step, an episode of 1 step, idle
 # env 1: an episode of 4 steps, idle
@@ -119,17 +121,19 @@ def test_loss_reductions_differ_by_steps_per_episode() -> None:
     torch.testing.assert_close(per_episode, per_step * 4 / 2)
 
 
-def collected(config: TrainConfig, env_id: str = "toy/Counting-v0", seed: int = 0):  # type: ignore[no-untyped-def]
-    envs = make_vec_env(env_id, 3)
+def collected(
+    env_id: str = "toy/Counting-v0", *, num_envs: int = 3, episodes: int = 7, hidden_sizes: tuple[int, ...] = (4,)
+) -> tuple[Policy, RolloutBatch]:
+    envs = make_vec_env(env_id, num_envs)
     torch.manual_seed(0)
-    policy = make_policy(envs.single_observation_space, envs.single_action_space, (4,))
-    batch = collect(envs, policy, 7, seed=seed)
+    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes)
+    batch = collect(envs, policy, episodes, seed=0)
     envs.close()
     return policy, batch
 
 
 def test_weights_of_each_switch() -> None:
-    _, batch = collected(TrainConfig())
+    _, batch = collected()
     returns = discounted_returns(batch.rewards, batch.dones, 0.9)
     steps = episode_steps(batch.dones, batch.mask)
     base = {"gamma": 0.9, "return_normalization": "none"}
@@ -153,7 +157,7 @@ def test_weights_of_each_switch() -> None:
 
 def test_value_bootstraps_only_at_time_limit_cuts() -> None:
     # CountingTruncated: episodes of 1..6 steps cut at 3; reward at step t is t + 1
-    _, batch = collected(TrainConfig(), env_id="toy/CountingTruncated-v0")
+    _, batch = collected("toy/CountingTruncated-v0")
     assert (batch.truncated & batch.mask).any() and (batch.terminated & batch.mask).any()
     value = ValueFunction(spaces.Box(0.0, np.inf, (2,)), ())
     with torch.no_grad():
@@ -179,20 +183,31 @@ def test_value_bootstraps_only_at_time_limit_cuts() -> None:
 
 
 def test_per_step_update_is_the_textbook_loop() -> None:
-    """update="per_step" with SGD: theta += lr * w_t * grad log pi(a_t|s_t), one step at a time, in order."""
-    config = TrainConfig(update="per_step", optimizer="sgd", lr=0.1, gamma=0.9, return_normalization="none")
-    policy, batch = collected(config)
-    weights = policy_weights(batch, discounted_returns(batch.rewards, batch.dones, 0.9), config)
-    reference = make_policy(spaces.Box(0.0, np.inf, (2,)), spaces.Discrete(2), (4,))
+    """Sutton & Barto 13.3 on one episode: theta += lr * gamma^t * G_t * grad ln pi(A_t|S_t), t = 0, 1, ..."""
+    config = TrainConfig(
+        update="per_step",
+        optimizer="sgd",
+        lr=0.1,
+        gamma=0.9,
+        discount_gradient=True,
+        return_normalization="none",
+        hidden_sizes=(),
+        num_envs=1,
+    )
+    policy, batch = collected(num_envs=1, episodes=1, hidden_sizes=())
+    assert len(batch.episode_returns) == 1 and batch.num_steps > 1
+    reference = make_policy(spaces.Box(0.0, np.inf, (2,)), spaces.Discrete(2), ())
     reference.load_state_dict(policy.state_dict())
-    ids, _ = episode_ids(batch.dones, batch.mask)
-    for episode in range(int(ids.max()) + 1):
-        for t, n in (ids == episode).nonzero().tolist():  # in time order within the episode
-            log_prob = reference(batch.observations[t, n][None]).log_prob(batch.actions[t, n][None]).sum()
-            grads = torch.autograd.grad(log_prob, list(reference.parameters()))
-            with torch.no_grad():
-                for parameter, grad in zip(reference.parameters(), grads, strict=True):
-                    parameter += 0.1 * weights[t, n] * grad
+    steps = batch.mask[:, 0].nonzero().flatten().tolist()
+    rewards = [float(batch.rewards[t, 0]) for t in steps]
+    for k, t in enumerate(steps):  # the book's loop, written out
+        g = sum(0.9 ** (i - k) * rewards[i] for i in range(k, len(steps)))
+        log_prob = reference(batch.observations[t, 0][None]).log_prob(batch.actions[t, 0][None]).sum()
+        grads = torch.autograd.grad(log_prob, list(reference.parameters()))
+        with torch.no_grad():
+            for parameter, grad in zip(reference.parameters(), grads, strict=True):
+                parameter += 0.1 * 0.9**k * g * grad
+    weights = policy_weights(batch, discounted_returns(batch.rewards, batch.dones, 0.9), config)
     update_policy(policy, torch.optim.SGD(policy.parameters(), lr=0.1), batch, weights, config)
     for ours, theirs in zip(policy.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(ours, theirs)
@@ -244,3 +259,15 @@ def test_the_score_function_example_estimates_the_exact_gradient() -> None:
         estimates = example.gradient_estimates(method, 8)
         standard_error = estimates.std(0) / math.sqrt(len(estimates))
         assert ((estimates.mean(0) - exact).abs() < 4 * standard_error).all(), method
+
+
+def test_a_diverging_value_network_stops_before_its_optimizer_step() -> None:
+    from reinforce import NonFiniteError
+
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=4, baseline="value", value_lr=1e30, value_steps=3)
+    with pytest.raises(NonFiniteError, match=r"value network.*lower --value-lr"):
+        for _ in range(3):
+            agent.update()
+    assert agent.value_function is not None
+    assert all(bool(torch.isfinite(parameter).all()) for parameter in agent.value_function.parameters())
+    agent.close()

@@ -90,6 +90,7 @@ UNBIASED = {
     "running mean": ({"gamma": 1.0, "baseline": "running_mean"}, 1.0),
     "value": ({"gamma": 1.0, "baseline": "value"}, 1.0),
     "gamma 0.8, discounted gradient": ({"gamma": 0.8, "discount_gradient": True}, 0.8),
+    "gamma 0.8, whole-episode return": ({"gamma": 0.8, "reward_to_go": False}, 0.8),
     "gamma 0.8, discounted gradient, value": ({"gamma": 0.8, "discount_gradient": True, "baseline": "value"}, 0.8),
 }
 
@@ -104,7 +105,7 @@ def test_unbiased_estimators_match_the_exact_gradient(variant: str) -> None:
 BIASED = {
     "batch mean (includes the episode itself)": ({"gamma": 1.0, "baseline": "batch_mean"}, 1.0),
     "batch normalisation": ({"gamma": 1.0, "return_normalization": "batch"}, 1.0),
-    "gamma 0.8 without the gamma^t factor": ({"gamma": 0.8}, 0.8),
+    "gamma 0.8, reward-to-go without the gamma^t factor": ({"gamma": 0.8}, 0.8),
 }
 
 

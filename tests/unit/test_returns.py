@@ -128,3 +128,16 @@ def test_golden_bootstrap_at_a_truncation_only() -> None:
 def test_integer_rewards_are_discounted_as_floats() -> None:
     out = discounted_returns(torch.tensor([1, 1]), torch.tensor([False, True]), 0.5)
     torch.testing.assert_close(out, torch.tensor([1.5, 1.0]))
+
+
+def test_constant_values_standardise_to_exactly_zero() -> None:
+    from reinforce.returns import standardize_per_episode
+
+    # 32 episodes all cut at the same length with the same reward: float32 means are off by an ulp, and a
+    # standardisation in float32 turns that noise into weights of +-1
+    values = torch.full((500, 32), -0.3 * (1 - 0.99**500) / (1 - 0.99), dtype=torch.float32)
+    mask = torch.ones_like(values, dtype=torch.bool)
+    assert (standardize(values, mask) == 0).all()
+    ids = torch.arange(32).expand(500, 32).contiguous()
+    assert (standardize_per_episode(values, ids) == 0).all()
+    torch.testing.assert_close(standardize(torch.tensor([1.0, 3.0])), torch.tensor([-1.0, 1.0]))
