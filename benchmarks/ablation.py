@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import seed_range
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": ("default: reward-to-go, batch-standardised", {}),
@@ -165,11 +166,6 @@ def plot(
     fig.savefig(out, dpi=110)
     plt.close(fig)
     print(f"\nwrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
-
-
-def seed_range(text: str) -> list[int]:
-    low, _, high = text.partition("-")
-    return list(range(int(low), int(high or low) + 1))
 
 
 def main() -> None:

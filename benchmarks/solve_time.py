@@ -21,16 +21,10 @@ import statistics
 import time
 
 import torch
+from common import seed_range
 from tutorial_reinforce import solve
 
 from reinforce import Reinforce
-
-
-def seed_range(text: str) -> list[int]:
-    if "-" in text:
-        low, high = text.split("-")
-        return list(range(int(low), int(high) + 1))
-    return [int(part) for part in text.split(",") if part]
 
 
 def summarise(name: str, rows: list[dict[str, float | bool]]) -> None:

@@ -15,6 +15,7 @@ import json
 import statistics
 
 import numpy as np
+from common import seed_range
 
 from reinforce import Reinforce
 
@@ -24,13 +25,6 @@ def value_of(text: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError:
         return text  # a bare string such as tanh
-
-
-def seed_range(text: str) -> list[int]:
-    if "-" in text:
-        low, high = text.split("-")
-        return list(range(int(low), int(high) + 1))
-    return [int(part) for part in text.split(",") if part]
 
 
 def main() -> None:

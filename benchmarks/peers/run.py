@@ -25,17 +25,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
+
+from common import seed_range
 from contenders import CONTENDERS, EVAL_EPISODES, RESULT_PREFIX, SOLVED_MEAN_RETURN
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-
-
-def seed_range(text: str) -> list[int]:
-    if "-" in text:
-        low, high = text.split("-")
-        return list(range(int(low), int(high) + 1))
-    return [int(part) for part in text.split(",") if part]
 
 
 def cpu_model() -> str:

@@ -24,17 +24,21 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return (cumulative[index] - cumulative[start]) / (index - start)
 
 
-def read_episodes(run_dir: Path) -> dict[str, np.ndarray]:
-    """The columns of a run's episodes.csv as arrays (``return``, ``length``, ``env_steps``, ...)."""
-    path = run_dir / EPISODES_FILE
+def read_columns(path: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """The given columns of a CSV file reinforce wrote, as float arrays; a missing or damaged file is an error."""
     if not path.is_file():
         raise ReinforceError(f"{path} is missing: pass a run directory written by `reinforce train`")
     try:
         with path.open(newline="") as file:
             rows = list(csv.DictReader(file))
-        return {key: np.asarray([float(row[key]) for row in rows]) for key in ("return", "length", "env_steps")}
-    except (KeyError, ValueError, TypeError, csv.Error) as exc:
+        return {key: np.asarray([float(row[key]) for row in rows]) for key in columns}
+    except (KeyError, ValueError, TypeError, csv.Error, UnicodeDecodeError) as exc:
         raise ReinforceError(f"{path} is damaged ({exc}): re-run training to rebuild it") from None
+
+
+def read_episodes(run_dir: Path) -> dict[str, np.ndarray]:
+    """The columns of a run's episodes.csv as arrays (``return``, ``length``, ``env_steps``)."""
+    return read_columns(run_dir / EPISODES_FILE, ("return", "length", "env_steps"))
 
 
 def plot_runs(run_dirs: Sequence[Path], out: Path, *, threshold: float | None = None) -> Path:
@@ -134,17 +138,9 @@ def mean_and_band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def read_metrics(run_dir: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
     """The given columns of a run's metrics.csv as float arrays (one entry per update)."""
-    path = run_dir / METRICS_FILE
-    if not path.is_file():
-        raise ReinforceError(f"{path} is missing: pass a run directory written by `reinforce train`")
-    try:
-        with path.open(newline="") as file:
-            rows = list(csv.DictReader(file))
-        values = {key: np.asarray([float(row[key]) for row in rows]) for key in columns}
-    except (KeyError, ValueError, TypeError, csv.Error) as exc:
-        raise ReinforceError(f"{path} is damaged ({exc}): re-run training to rebuild it") from None
-    if not rows:
-        raise ReinforceError(f"{path} has no updates yet: train (or resume) the run first")
+    values = read_columns(run_dir / METRICS_FILE, columns)
+    if not len(next(iter(values.values()), ())):
+        raise ReinforceError(f"{run_dir / METRICS_FILE} has no updates yet: train (or resume) the run first")
     return values
 
 
