@@ -133,7 +133,7 @@ def policy_weights(
             raise ValueError("baseline='running_mean' needs its RunningMeanBaseline")
         weights = weights - running_mean(weights)
     elif config.baseline == "leave_one_out" and ids is not None and steps is not None:
-        weights = weights - leave_one_out_baseline(weights, ids, steps, per_step=config.reward_to_go)
+        weights = weights - leave_one_out_baseline(weights, ids, steps, time_dependent=config.reward_to_go)
     elif config.baseline == "value":
         if value_function is None:
             raise ValueError("baseline='value' needs its ValueFunction")

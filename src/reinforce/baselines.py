@@ -30,10 +30,10 @@ def batch_mean_baseline(returns_TN: Tensor, mask: Tensor) -> Tensor:
     return returns_TN[mask].mean().expand_as(returns_TN) if mask.any() else torch.zeros_like(returns_TN)
 
 
-def leave_one_out_baseline(returns_TN: Tensor, ids: Tensor, steps: Tensor, *, per_step: bool = True) -> Tensor:
+def leave_one_out_baseline(returns_TN: Tensor, ids: Tensor, steps: Tensor, *, time_dependent: bool = True) -> Tensor:
     """For each episode, the mean of the *other* episodes of the batch (the RLOO idea).
 
-    With ``per_step`` (reward-to-go), the baseline of episode i at its step t is the mean of ``G_t`` over
+    With ``time_dependent`` (reward-to-go), the baseline of episode i at its step t is the mean of ``G_t`` over
     the other episodes that lasted more than t steps (0 if none did): a time-dependent baseline. Without it
     (whole-episode returns), every step of episode i gets the mean return of the other episodes. Either way
     it is computed from episodes independent of episode i, so the estimate stays unbiased.
@@ -42,7 +42,7 @@ def leave_one_out_baseline(returns_TN: Tensor, ids: Tensor, steps: Tensor, *, pe
         returns_TN: ``[T, N]`` float returns (``G_t``, or each step's whole-episode return).
         ids: ``[T, N]`` episode ids from `reinforce.returns.episode_ids` (-1 outside the batch).
         steps: ``[T, N]`` step index within the episode from `reinforce.returns.episode_steps`.
-        per_step: compare step t with step t of the other episodes (True) or whole episodes (False).
+        time_dependent: compare step t with step t of the other episodes (True) or whole episodes (False).
 
     Returns:
         ``[T, N]`` baseline values (0 outside the batch).
@@ -51,7 +51,7 @@ def leave_one_out_baseline(returns_TN: Tensor, ids: Tensor, steps: Tensor, *, pe
     if not valid.any():
         return torch.zeros_like(returns_TN)
     index = ids[valid]
-    step = steps[valid] if per_step else torch.zeros_like(index)  # without per_step, one cell per episode
+    step = steps[valid] if time_dependent else torch.zeros_like(index)  # otherwise one cell per episode
     num_episodes, length = int(index.max()) + 1, int(step.max()) + 1
     if num_episodes < 2:
         return torch.zeros_like(returns_TN)

@@ -71,7 +71,7 @@ class TrainConfig:
     """Standardise the weights (returns minus baseline) over the batch, within each episode, or not (none)."""
 
     entropy_coef: float = 0.0
-    """Weight of the policy's mean entropy, subtracted from the loss (an exploration bonus)."""
+    """Weight of the policy's entropy, subtracted from the loss (an exploration bonus), reduced like the loss."""
 
     loss_reduction: LossReduction = "mean_over_steps"
     """Average the per-step terms over all steps of the batch, or sum them per episode and average over episodes."""

@@ -81,7 +81,7 @@ def test_episode_functions_match_a_naive_loop(steps: int, envs: int, seed: int) 
     whole = whole_episode_returns(returns, dones, mask)
     normalised = standardize_per_episode(returns, ids)
     loo = leave_one_out_baseline(returns, ids, stepped)
-    loo_whole = leave_one_out_baseline(whole, ids, stepped, per_step=False)
+    loo_whole = leave_one_out_baseline(whole, ids, stepped, time_dependent=False)
     for episode in episodes:
         assert len({int(ids[cell]) for cell in episode}) == 1
         assert [int(stepped[cell]) for cell in episode] == list(range(len(episode)))
