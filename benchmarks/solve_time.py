@@ -16,12 +16,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
 
 import argparse
-import json
 import statistics
 import time
 
 import torch
-from common import seed_range
+from common import add_set_option, overrides, seed_range
 from tutorial_reinforce import solve
 
 from reinforce import Reinforce
@@ -49,13 +48,11 @@ def main() -> None:
     parser.add_argument("--tutorial-seeds", default="0-2")
     parser.add_argument("--tutorial-max-seconds", type=float, default=120.0)
     parser.add_argument("--max-steps", type=int, default=300_000)
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE", help="override a hyperparameter, e.g. lr=0.03"
-    )
+    add_set_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)  # reinforce's default; the tutorial loop gets the same
 
-    overrides = {name: json.loads(value) for name, value in (item.split("=", 1) for item in args.set)}
+    settings = overrides(args.set)
     ours = []
     print(
         "| seed | implementation | solved | env steps | simulated steps | train seconds | "
@@ -63,7 +60,7 @@ def main() -> None:
     )
     print("| ---: | --- | --- | ---: | ---: | ---: | ---: |")
     for seed in seed_range(args.seeds):
-        agent = Reinforce("CartPole-v1", seed=seed, **overrides)
+        agent = Reinforce("CartPole-v1", seed=seed, **settings)
         start = time.perf_counter()
         agent.learn(args.max_steps)
         seconds = time.perf_counter() - start

@@ -11,20 +11,12 @@ does), then evaluate the deterministic policy over 100 episodes. Prints a Markdo
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 
 import numpy as np
-from common import seed_range
+from common import add_set_option, overrides, seed_range
 
 from reinforce import Reinforce
-
-
-def value_of(text: str) -> object:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text  # a bare string such as tanh
 
 
 def main() -> None:
@@ -33,19 +25,17 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--max-steps", type=int, default=1_000_000)
     parser.add_argument("--eval-episodes", type=int, default=100)
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE", help="override a hyperparameter, e.g. lr=0.01"
-    )
+    add_set_option(parser)
     parser.add_argument("--verbose", action="store_true", help="print the training mean every 10 updates")
     args = parser.parse_args()
-    overrides = {name: value_of(value) for name, value in (item.split("=", 1) for item in args.set)}
+    settings = overrides(args.set)
 
     print("| env | seed | solved (training) | env steps | updates | last-100 training mean | deterministic eval |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for env_id in args.env_ids:
         evals = []
         for seed in seed_range(args.seeds):
-            agent = Reinforce(env_id, seed=seed, **overrides)
+            agent = Reinforce(env_id, seed=seed, **settings)
             target = args.max_steps
             while agent.num_env_steps < target and not (agent.config.stop_on_solve and agent.solved):
                 metrics = agent.update()

@@ -93,7 +93,7 @@ def batch_returns(batch: RolloutBatch, config: TrainConfig, value_function: Valu
     device = next(value_function.parameters()).device
     bootstrap_values = torch.zeros_like(batch.rewards)
     with torch.no_grad():
-        bootstrap_values[cut] = value_function(batch.next_observations[cut].to(device)).to(batch.rewards.dtype).cpu()
+        bootstrap_values[cut] = value_function(batch.next_observations(cut).to(device)).to(batch.rewards.dtype).cpu()
     return discounted_returns(
         batch.rewards, batch.dones, config.gamma, truncated=cut, bootstrap_values=bootstrap_values
     )
@@ -251,9 +251,7 @@ def update_baseline(
         device = next(value_function.parameters()).device
         observations = batch.observations[mask].to(device)
         targets = returns_TN[mask].to(device)
-        with torch.no_grad():
-            before = value_function(observations)
-        loss = fit_value_function(value_function, value_optimizer, observations, targets, config.value_steps)
+        loss, before = fit_value_function(value_function, value_optimizer, observations, targets, config.value_steps)
         variance = targets.var(correction=0)
         explained = 1.0 - float(((targets - before).var(correction=0) / variance).item()) if variance > 0 else math.nan
         return {"losses/value_loss": loss, "losses/explained_variance": explained}

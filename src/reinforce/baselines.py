@@ -101,16 +101,26 @@ class ValueFunction(nn.Module):
     """A learned state-value estimate ``V(s)``: its own observation encoder and MLP, one output.
 
     REINFORCE with baseline (Sutton & Barto 13.4) subtracts ``V(s_t)``, fitted by regression to the
-    Monte-Carlo returns. A baseline that depends only on the state keeps the estimate unbiased. With
-    ``normalize``, its encoder keeps running observation statistics like the policy's (updated by the
-    trainer from the same observations, at the same time).
+    Monte-Carlo returns. A baseline that depends only on the state keeps the estimate unbiased.
+
+    Args:
+        observation_space: the env's single observation space.
+        hidden_sizes: MLP hidden widths.
+        encoder: an encoder to share, such as the policy's when it normalises observations (it then holds
+            only the running statistics, no parameters, so the value fit never changes it); None builds one.
     """
 
     def __init__(
-        self, observation_space: spaces.Space[object], hidden_sizes: Sequence[int], *, normalize: bool = False
+        self,
+        observation_space: spaces.Space[object],
+        hidden_sizes: Sequence[int],
+        *,
+        encoder: ObservationEncoder | None = None,
     ) -> None:
         super().__init__()
-        self.encoder = ObservationEncoder(observation_space, normalize=normalize)
+        if encoder is not None and next(encoder.parameters(), None) is not None:
+            raise ValueError("a shared encoder must have no parameters, or the value fit would train it")
+        self.encoder = encoder if encoder is not None else ObservationEncoder(observation_space)
         self.body = mlp(self.encoder.features, hidden_sizes, 1)
 
     def forward(self, observations: Tensor) -> Tensor:
@@ -129,13 +139,21 @@ def fit_value_function(
     observations: Tensor,
     targets: Tensor,
     steps: int,
-) -> float:
-    """``steps`` full-batch gradient steps of the mean squared error ``(V(s) - target)^2``; the last loss."""
+) -> tuple[float, Tensor]:
+    """``steps`` full-batch gradient steps of the mean squared error ``(V(s) - target)^2``.
+
+    Returns:
+        The last loss, and the values before the first step (detached), for the explained variance.
+    """
     loss = torch.zeros(())
-    for _ in range(steps):
-        loss = nn.functional.mse_loss(value_function(observations), targets)
+    before = torch.zeros(())
+    for step in range(steps):
+        values = value_function(observations)
+        if step == 0:
+            before = values.detach()
+        loss = nn.functional.mse_loss(values, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         check_finite_step(loss, nn.utils.get_total_norm(_gradients(value_function)), optimizer, "--value-lr")
         optimizer.step()
-    return float(loss.item())
+    return float(loss.item()), before

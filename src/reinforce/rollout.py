@@ -48,7 +48,7 @@ class RolloutBatch:
     mask: Tensor
     """``[T, N]`` bool: step t of env n belongs to one of the batch's episodes (false on reset and idle steps)."""
     last_observations: Tensor
-    """``[N, *obs_shape]`` observations returned by the last step (see `next_observations`)."""
+    """``[N, *obs_shape]`` observations returned by the last step (see `RolloutBatch.next_observations`)."""
     episode_returns: list[float]
     """Undiscounted return of each episode, in order of completion."""
     episode_lengths: list[int]
@@ -61,14 +61,18 @@ class RolloutBatch:
         """``[T, N]`` bool: a batch episode ends after step t (terminated or truncated)."""
         return (self.terminated | self.truncated) & self.mask
 
-    @property
-    def next_observations(self) -> Tensor:
-        """``[T, N, *obs_shape]`` observation returned by step t.
+    def next_observations(self, where: Tensor) -> Tensor:
+        """``[K, *obs_shape]`` observations returned by the K steps where the ``[T, N]`` bool ``where`` is true.
 
         With next-step autoreset, where an episode ends after step t this is the episode's final observation
-        (the state a time-limit cut leaves the agent in), since the reset happens on the following step.
+        (the state a time-limit cut leaves the agent in), since the reset happens on the following step. Only
+        the selected rows are gathered.
         """
-        return torch.cat([self.observations[1:], self.last_observations[None]])
+        t, n = where.nonzero(as_tuple=True)
+        following = self.observations[(t + 1).clamp(max=self.observations.shape[0] - 1), n]
+        at_end = t == self.observations.shape[0] - 1
+        following[at_end] = self.last_observations[n[at_end]]
+        return following
 
     @property
     def num_steps(self) -> int:
@@ -119,7 +123,9 @@ def sample_actions(distribution: Distribution, deterministic: bool = False) -> T
             return (base.logits > 0).to(base.logits.dtype)
         return distribution.mode
     if isinstance(base, Categorical):
-        cumulative = base.probs.cumsum(-1)
+        # Categorical(logits=...) already normalised its logits: exp gives the probabilities without the
+        # second normalisation (softmax) that `.probs` would run
+        cumulative = base.logits.exp().cumsum(-1)
         # scaled by the total, so that rounding in the cumulative sum cannot push a draw past the last action
         uniform = torch.rand((*cumulative.shape[:-1], 1), device=cumulative.device, dtype=cumulative.dtype)
         uniform = uniform * cumulative[..., -1:]
@@ -132,17 +138,22 @@ def _env_name(envs: VectorEnv[Any, Any, Any]) -> str:
     return f"environment {spec.id}" if spec is not None else "the environment"
 
 
-def check_finite(values: np.ndarray[Any, Any], what: str, envs: VectorEnv[Any, Any, Any]) -> None:
-    """Raise `NonFiniteError` if a float array from (or for) ``envs`` holds a NaN or an infinity."""
-    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
-        if what == "actions":
-            raise NonFiniteError(
-                f"the policy produced non-finite actions for {_env_name(envs)}: its parameters have diverged; "
-                "lower --lr, set --max-grad-norm or --normalize-observations"
-            )
+def check_finite(values: Tensor, what: str, envs: VectorEnv[Any, Any, Any]) -> None:
+    """Raise `NonFiniteError` if float ``values`` that ``envs`` returned (``what``) hold a NaN or an infinity."""
+    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
         raise NonFiniteError(
             f"{_env_name(envs)} returned non-finite {what} (NaN or inf): fix or wrap the environment "
             "(e.g. clip or replace them) before training on it"
+        )
+
+
+def _check_actions(actions: np.ndarray[Any, Any], observations: Any, envs: VectorEnv[Any, Any, Any]) -> None:
+    """Stop non-finite (continuous) actions before they reach the env, naming their cause."""
+    if np.issubdtype(actions.dtype, np.floating) and not np.isfinite(actions).all():
+        check_finite(torch.as_tensor(np.asarray(observations)), "observations", envs)  # the usual cause
+        raise NonFiniteError(
+            f"the policy produced non-finite actions for {_env_name(envs)}: its parameters have diverged; "
+            "lower --lr or set --max-grad-norm"
         )
 
 
@@ -173,7 +184,6 @@ def collect(
     num_envs = envs.num_envs
     action_space = envs.single_action_space
     observations, _ = envs.reset(seed=seed)
-    check_finite(np.asarray(observations), "observations", envs)
     started = min(num_envs, num_episodes)
     active = np.arange(num_envs) < started
     resetting = np.zeros(num_envs, dtype=bool)
@@ -189,12 +199,10 @@ def collect(
         while active.any():
             distribution = policy(torch.as_tensor(observations, device=device))
             actions = sample_actions(distribution, deterministic).cpu().numpy()
-            check_finite(actions, "actions", envs)
+            _check_actions(actions, observations, envs)
             next_observations, rewards, terminated, truncated, _ = envs.step(
                 to_env_actions(actions, action_space, policy.action_squash)
             )
-            check_finite(np.asarray(rewards), "rewards", envs)
-            check_finite(np.asarray(next_observations), "observations", envs)
             terminated = np.asarray(terminated, dtype=bool)
             # a time limit that falls on a terminal step is a termination: the state really is terminal
             truncated = np.asarray(truncated, dtype=bool) & ~terminated
@@ -221,9 +229,14 @@ def collect(
             resetting = done
             observations = next_observations
     tensors = {key: torch.from_numpy(np.stack(values)) for key, values in buffers.items()}
+    last_observations = torch.from_numpy(np.asarray(observations))
+    # once per batch rather than per step: nothing reaches the returns or the optimizer before this
+    for what, values in (("rewards", tensors["rewards"]), ("observations", tensors["observations"])):
+        check_finite(values, what, envs)
+    check_finite(last_observations, "observations", envs)
     return RolloutBatch(
         **tensors,
-        last_observations=torch.from_numpy(np.asarray(observations)),
+        last_observations=last_observations,
         episode_returns=episode_returns,
         episode_lengths=episode_lengths,
         episode_truncated=episode_truncated,

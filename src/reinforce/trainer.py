@@ -87,6 +87,9 @@ EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncat
 
 logger = logging.getLogger("reinforce")
 
+EVALUATION_SEED_OFFSET = 1_000_003
+"""Added to the agent's seed for the default evaluation seed, so evaluation episodes differ from training's."""
+
 COUNTERS = ("num_updates", "num_env_steps", "num_simulated_steps", "num_episodes")
 """The integer counters of an agent, saved in checkpoint.json."""
 
@@ -188,7 +191,8 @@ class Reinforce:
             self.value_function = ValueFunction(
                 self.observation_space,
                 self.config.value_hidden_sizes,
-                normalize=self.config.normalize_observations,
+                # one set of running statistics: the value network reads them from the policy's encoder
+                encoder=self.policy.encoder if self.config.normalize_observations else None,
             ).to(self.device)
             self.value_optimizer = torch.optim.Adam(self.value_function.parameters(), lr=self.config.value_lr)
         self.running_mean = RunningMeanBaseline() if self.config.baseline == "running_mean" else None
@@ -252,11 +256,9 @@ class Reinforce:
             device=self.device,
         )
         losses = self.train_on_batch(batch)
-        # after the step, so that one batch is collected and trained on with the same statistics
-        valid_observations = batch.observations[batch.mask]
-        self.policy.encoder.update_normalization(valid_observations)
-        if self.value_function is not None:
-            self.value_function.encoder.update_normalization(valid_observations)
+        if self.config.normalize_observations:
+            # after the step, so that one batch is collected and trained on with the same statistics
+            self.policy.encoder.update_normalization(batch.observations[batch.mask])
         elapsed = time.perf_counter() - start
         self.train_time_s += elapsed
         steps = batch.num_steps
@@ -500,6 +502,11 @@ class Reinforce:
         env_actions = to_env_actions(actions.cpu().numpy(), self.action_space, self.policy.action_squash)
         return env_actions if batched else env_actions[0]
 
+    def _evaluation_seed(self, seed: object) -> int | None:
+        """``seed`` checked, or by default one derived from the agent's (offset so it differs from training)."""
+        checked = check_seed(seed)
+        return self.seed + EVALUATION_SEED_OFFSET if checked is None and self.seed is not None else checked
+
     def evaluate(self, episodes: int = 100, deterministic: bool = True, seed: int | None = None) -> dict[str, Any]:
         """Run ``episodes`` complete episodes in parallel, without learning, and summarise them.
 
@@ -513,25 +520,13 @@ class Reinforce:
             and ``returns`` (the list).
         """
         episodes = as_count("episodes", episodes, 1)
-        seed = check_seed(seed)
-        if seed is None and self.seed is not None:
-            seed = self.seed + 1_000_003
+        seed = self._evaluation_seed(seed)
         envs = make_vec_env(self.env_id, min(episodes, 100), vectorization_mode=self.config.vectorization_mode)
         try:
             batch = collect(envs, self.policy, episodes, deterministic=deterministic, seed=seed, device=self.device)
         finally:
             envs.close()
-        returns = np.asarray(batch.episode_returns)
-        return {
-            "episodes": episodes,
-            "deterministic": deterministic,
-            "mean_return": float(returns.mean()),
-            "std_return": float(returns.std()),
-            "min_return": float(returns.min()),
-            "max_return": float(returns.max()),
-            "mean_length": float(np.mean(batch.episode_lengths)),
-            "returns": batch.episode_returns,
-        }
+        return _summary(batch.episode_returns, batch.episode_lengths, deterministic)
 
     def record_video(
         self, path: str | Path, *, episodes: int = 1, deterministic: bool = True, seed: int | None = None
@@ -554,9 +549,7 @@ class Reinforce:
 
         path = Path(path)
         episodes = as_count("episodes", episodes, 1)
-        seed = check_seed(seed)
-        if seed is None and self.seed is not None:
-            seed = self.seed + 1_000_003
+        seed = self._evaluation_seed(seed)
         check_video_path(path)
         with headless_sdl():
             return self._record(path, episodes, deterministic, seed)
@@ -588,18 +581,7 @@ class Reinforce:
                 writer.close()
         finally:
             env.close()
-        values = np.asarray(returns)
-        return {
-            "episodes": episodes,
-            "deterministic": deterministic,
-            "mean_return": float(values.mean()),
-            "std_return": float(values.std()),
-            "min_return": float(values.min()),
-            "max_return": float(values.max()),
-            "mean_length": float(np.mean(lengths)),
-            "returns": returns,
-            "frames": writer.num_frames,
-        }
+        return {**_summary(returns, lengths, deterministic), "frames": writer.num_frames}
 
     def _append_frame(self, writer: Any, frame: Any) -> None:
         if not isinstance(frame, np.ndarray) or frame.ndim != 3:
@@ -654,6 +636,21 @@ class Reinforce:
     def close(self) -> None:
         """Close the environments."""
         self.envs.close()
+
+
+def _summary(returns: list[float], lengths: list[int], deterministic: bool) -> dict[str, Any]:
+    """The summary of `Reinforce.evaluate` for episodes with these returns and lengths."""
+    values = np.asarray(returns)
+    return {
+        "episodes": len(returns),
+        "deterministic": deterministic,
+        "mean_return": float(values.mean()),
+        "std_return": float(values.std()),
+        "min_return": float(values.min()),
+        "max_return": float(values.max()),
+        "mean_length": float(np.mean(lengths)),
+        "returns": returns,
+    }
 
 
 def _counters(checkpoint: dict[str, Any], path: Path) -> dict[str, int]:

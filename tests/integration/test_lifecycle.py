@@ -41,6 +41,22 @@ def assert_same_state(first: Reinforce, second: Reinforce) -> None:
     assert first.num_env_steps == second.num_env_steps and first.num_updates == second.num_updates
 
 
+def signal_after_update(agent: Reinforce, update: int, *signals: int) -> None:
+    """Make ``agent`` send itself ``signals`` right after its update number ``update``."""
+    import os
+
+    original_update = agent.update
+
+    def update_then_signal() -> dict:
+        metrics = original_update()
+        if agent.num_updates == update:
+            for number in signals:
+                os.kill(os.getpid(), number)
+        return metrics
+
+    agent.update = update_then_signal  # type: ignore[method-assign]
+
+
 @pytest.mark.parametrize(
     "extra",
     [{}, {"baseline": "value", "value_hidden_sizes": (8,)}, {"baseline": "running_mean"}],
@@ -175,19 +191,10 @@ def test_tensorboard_scalars_have_the_metric_names(tmp_path: Path) -> None:
 
 
 def test_a_signal_finishes_the_update_saves_and_raises(tmp_path: Path) -> None:
-    import os
     import signal
 
     agent = Reinforce("CartPole-v1", seed=0, **SETTINGS)
-    original_update = agent.update
-
-    def update_then_signal() -> dict:
-        metrics = original_update()
-        if agent.num_updates == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return metrics
-
-    agent.update = update_then_signal  # type: ignore[method-assign]
+    signal_after_update(agent, 3, signal.SIGTERM)
     previous = signal.getsignal(signal.SIGTERM)
     with pytest.raises(reinforce.TrainingInterrupted) as caught:
         agent.learn(100_000, run_dir=tmp_path, checkpoint_every=0)
@@ -223,20 +230,10 @@ def test_a_run_loads_while_its_training_commits_a_newer_checkpoint(tmp_path: Pat
 def test_a_second_signal_abandons_the_update_and_keeps_the_last_checkpoint(
     tmp_path: Path, checkpoint_every: int, saved: int | None
 ) -> None:
-    import os
     import signal
 
     agent = Reinforce("CartPole-v1", seed=0, **SETTINGS)
-    original_update = agent.update
-
-    def update_then_two_signals() -> dict:
-        metrics = original_update()
-        if agent.num_updates == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)  # raises in here, before update 3 is logged or saved
-        return metrics
-
-    agent.update = update_then_two_signals  # type: ignore[method-assign]
+    signal_after_update(agent, 3, signal.SIGINT, signal.SIGINT)  # the second raises before update 3 is saved
     with pytest.raises(reinforce.TrainingInterrupted) as caught:
         agent.learn(100_000, run_dir=tmp_path, checkpoint_every=checkpoint_every)
     assert caught.value.exit_code == 130 and caught.value.update == saved

@@ -89,9 +89,7 @@ def test_the_value_baseline_sees_the_same_normalised_observations() -> None:
     agent = Reinforce("toy/Continuous-v0", seed=0, num_envs=4, normalize_observations=True, baseline="value")
     agent.learn(60)
     assert agent.value_function is not None
-    for name in ("obs_count", "obs_mean", "obs_var"):
-        value_statistic = getattr(agent.value_function.encoder, name)
-        torch.testing.assert_close(value_statistic, getattr(agent.policy.encoder, name), rtol=0, atol=0)
+    assert agent.value_function.encoder is agent.policy.encoder  # one set of statistics, read by both
     assert agent.policy.encoder.obs_count.item() == agent.num_env_steps
     agent.close()
 

@@ -177,7 +177,10 @@ def test_value_bootstraps_only_at_time_limit_cuts() -> None:
         returns[first_of_cut & batch.mask], torch.full_like(returns[first_of_cut & batch.mask], 4.0)
     )
     # the final observation of a cut episode is what V saw: [3, length] with length > 3
-    assert (batch.next_observations[cut][:, 0] == 3).all() and (batch.next_observations[cut][:, 1] > 3).all()
+    finals = batch.next_observations(cut)
+    assert (finals[:, 0] == 3).all() and (finals[:, 1] > 3).all()
+    everything = torch.cat([batch.observations[1:], batch.last_observations[None]])
+    torch.testing.assert_close(batch.next_observations(batch.mask), everything[batch.mask])
     no_bootstrap = TrainConfig(gamma=0.5, baseline="value", bootstrap_truncated=False)
     torch.testing.assert_close(batch_returns(batch, no_bootstrap, value), plain)
 
