@@ -1,6 +1,7 @@
 # Two entry points: `make demo` trains CartPole-v1 with the defaults, `make test` runs the whole suite.
 # Both create .venv on first use and reinstall only when pyproject.toml or constraints.txt change.
-# The test install includes the [mujoco] extra: the InvertedPendulum-v5 learning test needs it.
+# The test install includes the [mujoco] extra (the InvertedPendulum-v5 learning test needs it) and the [ray]
+# extra (the distributed-rollout and sweep tests start a local Ray).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,7 +17,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) -e '.[dev,mujoco]'
+	$(PIP) -e '.[dev,mujoco,ray]'
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
