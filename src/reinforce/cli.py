@@ -205,7 +205,7 @@ def run_settings(
     default=None,
     help="Continue the run in this directory from its last checkpoint, with its saved settings. Only "
     "--total-steps (the run's total budget, default the saved one), --device, --checkpoint-every, "
-    "--eval-episodes, --tensorboard and --quiet may go with it.",
+    "--eval-episodes, --tensorboard, --address and --quiet may go with it.",
 )
 @click.option(
     "--checkpoint-every",
@@ -219,6 +219,12 @@ def run_settings(
     is_flag=True,
     help="Also write the metrics as TensorBoard scalars to RUN_DIR/tensorboard (needs reinforce[tensorboard]).",
 )
+@click.option(
+    "--address",
+    default=None,
+    help="With --backend ray: the Ray cluster to join (HOST:PORT of its head node, or auto) [default: start a "
+    "local Ray with this machine's CPUs].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
 @hyperparameter_options
 def train(
@@ -231,6 +237,7 @@ def train(
     resume_dir: Path | None,
     checkpoint_every: int,
     tensorboard: bool,
+    address: str | None,
     quiet: bool,
     **hyperparameters: Any,
 ) -> None:
@@ -245,10 +252,12 @@ def train(
         require_tensorboard()
     if resume_dir is not None:
         agent, run_dir, total_steps = _resumed_run(
-            resume_dir, env_id, config_file, seed, total_steps, run_dir, hyperparameters
+            resume_dir, env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
     else:
-        agent, run_dir, total_steps = _new_run(env_id, config_file, seed, total_steps, run_dir, hyperparameters)
+        agent, run_dir, total_steps = _new_run(
+            env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
+        )
 
     from reinforce.checkpoint import CURVE_FILE, EVALUATION_FILE, write_json
     from reinforce.plotting import plot_runs
@@ -280,9 +289,11 @@ def _new_run(
     total_steps: int | None,
     run_dir: Path | None,
     hyperparameters: dict[str, Any],
+    address: str | None,
 ) -> tuple[Any, Path, int]:
     """A fresh agent and its newly created run directory, everything validated before anything is written."""
     env_id, seed, total_steps, config = run_settings(env_id, config_file, seed, total_steps, hyperparameters)
+    _check_address(address, config.backend)
     if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ReinforceError(
             f"run directory {run_dir} already exists and is not empty: choose another --run-dir, "
@@ -290,14 +301,17 @@ def _new_run(
         )
     from reinforce.trainer import Reinforce
 
-    agent = Reinforce(env_id, seed=seed, **config.to_dict())
+    agent = Reinforce(env_id, seed=seed, ray_address=address, **config.to_dict())
     try:
+        agent.start_workers()  # Ray's errors come before the run directory exists
         if run_dir is None:
             run_dir = claim_run_dir(env_id, seed)
         else:
             run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    except BaseException as exc:
         agent.close()
+        if not isinstance(exc, OSError):
+            raise
         raise ReinforceError(
             f"cannot create run directory {exc.filename or run_dir} ({exc.strerror}): choose another --run-dir"
         ) from None
@@ -317,6 +331,7 @@ def _resumed_run(
     total_steps: int | None,
     run_dir: Path | None,
     hyperparameters: dict[str, Any],
+    address: str | None,
 ) -> tuple[Any, Path, int]:
     """The agent of ``resume_dir`` at its last checkpoint and the run's total step budget."""
     conflicts = [
@@ -339,7 +354,12 @@ def _resumed_run(
     from reinforce.config import parse_config_document
     from reinforce.trainer import resume
 
-    agent = resume(resume_dir, device=hyperparameters.get("device"))
+    agent = resume(resume_dir, device=hyperparameters.get("device"), ray_address=address)
+    try:
+        _check_address(address, agent.config.backend)
+    except ReinforceError:
+        agent.close()
+        raise
     logging.getLogger("reinforce").info("resuming %s at update %d", resume_dir, agent.num_updates)
     if total_steps is None:
         try:
@@ -349,6 +369,11 @@ def _resumed_run(
             raise
         total_steps = saved.total_steps if saved.total_steps is not None else DEFAULT_TOTAL_STEPS
     return agent, resume_dir, total_steps
+
+
+def _check_address(address: str | None, backend: str) -> None:
+    if address is not None and backend != "ray":
+        raise ReinforceError("--address names a Ray cluster for Ray rollouts: add --backend ray, or drop --address")
 
 
 def _evaluation_line(evaluation: dict[str, Any]) -> str:

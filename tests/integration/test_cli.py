@@ -195,6 +195,18 @@ BAD_INPUTS = [
     (["eval", "{run}", "--video", "{run}/config.json/x.gif"], "cannot write"),
     (["eval", "{run}", "--video", "out"], ".mp4 or .gif"),
     (["--log-level", "loud", "eval", "{run}"], "log-level"),
+    (["train", "CartPole-v1", "--workers", "2", "--quiet"], "add --backend ray"),
+    (["train", "CartPole-v1", "--envs-per-worker", "4", "--quiet"], "add --backend ray"),
+    (["train", "CartPole-v1", "--backend", "ray", "--envs-per-worker", "0"], "envs_per_worker"),
+    (["train", "CartPole-v1", "--backend", "ray", "--workers", "40"], "must not exceed the episodes per update"),
+    (["train", "CartPole-v1", "--address", "auto", "--quiet"], "add --backend ray, or drop --address"),
+    (["train", "--resume", "{run}", "--address", "auto"], "add --backend ray, or drop --address"),
+    (["train", "CartPole-v1", "--backend", "ray", "--address", "127.0.0.1:1", "-q"], "no Ray cluster answers"),
+    (["train", "CartPole-v1", "--backend", "ray", "--address", "head-node", "-q"], "invalid Ray address"),
+    (
+        ["train", "CartPole-v1", "--backend", "ray", "--workers", "4096", "--episodes-per-update", "4096", "-q"],
+        "4096 Ray workers need 4096 CPUs",
+    ),
 ]
 
 
