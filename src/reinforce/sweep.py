@@ -353,8 +353,8 @@ def check_sweep_dir(plan: SweepPlan) -> None:
     if differing:
         names = ", ".join(key.replace("_", " ") for key in differing)
         raise ReinforceError(
-            f"{out} holds a sweep of {saved.get('env_id')} with other {names} (see {out / SWEEP_FILE}): "
-            "re-run it with its own settings to continue it, or choose another --out"
+            f"{out} holds another sweep: its {names} differ (see {out / SWEEP_FILE}); run that sweep's own "
+            "command to continue it, or choose another --out"
         )
 
 

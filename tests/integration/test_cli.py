@@ -195,6 +195,12 @@ BAD_INPUTS = [
     (["eval", "{run}", "--video", "{run}/config.json/x.gif"], "cannot write"),
     (["eval", "{run}", "--video", "out"], ".mp4 or .gif"),
     (["--log-level", "loud", "eval", "{run}"], "log-level"),
+    (["sweep", "CartPole-v1", "--grid", "lrr=0.1"], "unknown hyperparameter 'lrr' in --grid"),
+    (["sweep", "CartPole-v1", "--grid", "lr=0.1,x"], "invalid --grid value lr='x'"),
+    (["sweep", "CartPole-v1", "--grid", "gamma=0.9,1.5"], "grid setting gamma=1.5: invalid gamma=1.5"),
+    (["sweep", "CartPole-v1", "--seeds", "0-x"], "invalid --seeds '0-x'"),
+    (["sweep", "CartPole-v1", "--lr", "0.1", "--grid", "lr=0.2"], "lr is given both as --lr and in --grid"),
+    (["sweep", "CartPole-v1", "--out", "{run}"], "not a sweep directory"),
 ]
 
 
