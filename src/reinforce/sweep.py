@@ -183,13 +183,14 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 def check_seeds(seeds: Iterable[object]) -> tuple[int, ...]:
     """``seeds`` as a tuple of valid seeds; `ReinforceError` if there is none, one is invalid or repeated."""
-    checked = tuple(check_seed(seed) for seed in seeds)
-    if not checked or None in checked:
-        raise ReinforceError("a sweep needs at least one seed (--seeds): e.g. 0-9")
-    repeated = sorted({seed for seed in checked if checked.count(seed) > 1}, key=str)
+    checked = [check_seed(seed) for seed in seeds]
+    valid = tuple(seed for seed in checked if seed is not None)
+    if not valid or len(valid) < len(checked):
+        raise ReinforceError("a sweep needs at least one seed (--seeds), and no None: e.g. 0-9")
+    repeated = sorted({seed for seed in valid if valid.count(seed) > 1})
     if repeated:
         raise ReinforceError(f"seed {repeated[0]} is given twice in --seeds: list every seed once")
-    return checked  # type: ignore[return-value]  # None was ruled out above
+    return valid
 
 
 MAX_SLUG_LENGTH = 120
@@ -491,7 +492,7 @@ def summarize_trials(settings: Mapping[str, Mapping[str, Any]], results: Sequenc
 
 
 def _steps(value: float | None) -> str:
-    return "?" if value is None else "not solved" if math.isinf(value) else f"{value:,.0f}"
+    return "n/a" if value is None else "not solved" if math.isinf(value) else f"{value:,.0f}"
 
 
 def _interval(summary: MedianSummary | None, number: Callable[[float | None], str]) -> str:
@@ -501,7 +502,7 @@ def _interval(summary: MedianSummary | None, number: Callable[[float | None], st
 
 
 def _return(value: float | None) -> str:
-    return "?" if value is None else f"{value:.1f}"
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def format_table(rows: Sequence[SweepRow], spec: Mapping[str, Any]) -> str:
