@@ -124,3 +124,14 @@ def test_the_sweep_command_runs_skips_and_refuses(tmp_path: Path) -> None:
     other = run_cli(*[arg if arg != "300" else "400" for arg in args], cwd=tmp_path)
     assert other.returncode == 2 and "its total steps differ" in one_line(other.stderr)
     assert snapshot(tmp_path) == before
+
+
+def test_a_diverging_trial_is_an_unsolved_result_not_a_failure(tmp_path: Path) -> None:
+    from reinforce.sweep import plan_sweep, run_trial, summarize_trials
+
+    plan = plan_sweep("toy_envs:toy/NanReward-v0", seeds=[0], total_steps=100, out=tmp_path, eval_episodes=2)
+    result = run_trial(plan.trials[0])
+    assert "non-finite rewards" in result["error"] and result["final_return"] is None
+    assert json.loads((Path(plan.trials[0].run_dir) / "result.json").read_text()) == result
+    (row,) = summarize_trials(plan.settings, [result])
+    assert (row.solved, row.failed, row.final_return) == (0, 1, None)

@@ -9,6 +9,12 @@ from reinforce.errors import ReinforceError
 from reinforce.ray_support import init_ray, require_ray
 
 
+@pytest.fixture(autouse=True)
+def no_ray_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if no Ray ran in this process: the session's `local_ray`, if a test started it, would be reused."""
+    monkeypatch.setattr(require_ray(), "is_initialized", lambda: False)
+
+
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ReinforceError, match=r"reinforce\[ray\]"):
