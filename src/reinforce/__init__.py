@@ -13,6 +13,7 @@ from reinforce.errors import NonFiniteError, ReinforceError, TrainingInterrupted
 from reinforce.policies import make_policy
 from reinforce.returns import discounted_returns, standardize
 from reinforce.rollout import RolloutBatch, collect
+from reinforce.sweep import run_sweep
 from reinforce.trainer import Reinforce, load, resume
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "make_policy",
     "reinforce_loss",
     "resume",
+    "run_sweep",
     "score_function_surrogate",
     "standardize",
 ]

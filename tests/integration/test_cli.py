@@ -207,6 +207,14 @@ BAD_INPUTS = [
         ["train", "CartPole-v1", "--backend", "ray", "--workers", "4096", "--episodes-per-update", "4096", "-q"],
         "4096 Ray workers need 4096 CPUs",
     ),
+    (["sweep", "CartPole-v1", "--grid", "lrr=0.1"], "unknown hyperparameter 'lrr' in --grid"),
+    (["sweep", "CartPole-v1", "--grid", "lr=0.1,x"], "invalid --grid value lr='x'"),
+    (["sweep", "CartPole-v1", "--grid", "gamma=0.9,1.5"], "grid setting gamma=1.5: invalid gamma=1.5"),
+    (["sweep", "CartPole-v1", "--seeds", "0-x"], "invalid --seeds '0-x'"),
+    (["sweep", "CartPole-v1", "--lr", "0.1", "--grid", "lr=0.2"], "lr is given both as --lr and in --grid"),
+    (["sweep", "CartPole-v1", "--out", "{run}"], "not a sweep directory"),
+    (["sweep", "CartPole-v1", "--backend", "ray"], "sweep trials train locally"),
+    (["sweep", "CartPole-v1", "--grid", "backend=local,ray"], "sweep trials train locally"),
 ]
 
 
