@@ -90,3 +90,39 @@ def test_clip_trains_on_the_log_prob_of_the_unclipped_sample() -> None:
     torch.testing.assert_close(loss, -(gaussian.log_prob(actions).sum(-1) * weights).mean())
     clipped_loss = -(gaussian.log_prob(actions.clamp(-1, 1)).sum(-1) * weights).mean()
     assert not torch.allclose(loss, clipped_loss)
+
+
+@pytest.mark.parametrize("loss_reduction", ["mean_over_steps", "mean_over_episodes"])
+def test_a_chunked_backward_gives_the_one_pass_loss_and_gradient(
+    loss_reduction: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reinforce import algorithm
+    from reinforce.envs import make_vec_env
+
+    envs = make_vec_env("CartPole-v1", 5)
+    torch.manual_seed(0)
+    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=(8,))
+    batch = reinforce.collect(envs, policy, 9, seed=0)
+    envs.close()
+    config = TrainConfig(loss_reduction=loss_reduction, entropy_coef=0.3)  # type: ignore[arg-type]
+    weights_TN = policy_weights(batch, batch_returns(batch, config), config)
+    loss, entropy = algorithm.policy_loss(policy, batch, weights_TN, config)
+    expected = torch.autograd.grad(loss, list(policy.parameters()))
+
+    chunk = 7
+    assert batch.num_steps > 3 * chunk and batch.num_steps % chunk  # several chunks, the last one shorter
+    monkeypatch.setattr(algorithm, "ONE_PASS_MAX_STEPS", chunk)
+    monkeypatch.setattr(algorithm, "LOSS_CHUNK_STEPS", chunk)
+    policy.zero_grad(set_to_none=True)
+    chunked_loss, chunked_entropy = algorithm.backward_policy_loss(policy, batch, weights_TN, config)
+    torch.testing.assert_close(chunked_loss, loss.detach())
+    torch.testing.assert_close(chunked_entropy, entropy)
+    for parameter, grad in zip(policy.parameters(), expected, strict=True):
+        torch.testing.assert_close(parameter.grad, grad)
+    # chunking is used only above the threshold: at or below it, one pass gives exactly the same floats
+    monkeypatch.setattr(algorithm, "ONE_PASS_MAX_STEPS", batch.num_steps)
+    policy.zero_grad(set_to_none=True)
+    one_pass_loss, _ = algorithm.backward_policy_loss(policy, batch, weights_TN, config)
+    assert torch.equal(one_pass_loss, loss.detach())
+    for parameter, grad in zip(policy.parameters(), expected, strict=True):
+        assert torch.equal(parameter.grad, grad)
