@@ -7,6 +7,7 @@ from gymnasium import spaces
 import reinforce
 from reinforce import RolloutBatch, TrainConfig, make_policy, reinforce_loss
 from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_policy
+from reinforce.config import LossReduction
 from reinforce.errors import NonFiniteError
 
 
@@ -92,9 +93,35 @@ def test_clip_trains_on_the_log_prob_of_the_unclipped_sample() -> None:
     assert not torch.allclose(loss, clipped_loss)
 
 
+def test_the_loss_over_the_valid_steps_equals_the_padded_one() -> None:
+    # the loss runs the policy on the masked (valid) steps only; over the whole padded [T, N] buffer, with the
+    # weights that are 0 outside the mask and the sum divided by the number of valid steps, it is the same
+    from reinforce.algorithm import policy_loss
+    from reinforce.envs import make_vec_env
+
+    envs = make_vec_env("CartPole-v1", 4)
+    torch.manual_seed(0)
+    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=(8,))
+    batch = reinforce.collect(envs, policy, 6, seed=0)
+    envs.close()
+    assert not batch.mask.all()  # reset and idle steps pad the buffer
+    config = TrainConfig()
+    weights_TN = policy_weights(batch, batch_returns(batch, config), config)
+    loss, _ = policy_loss(policy, batch, weights_TN, config)
+    padded_log_probs = policy(batch.observations.flatten(0, 1)).log_prob(batch.actions.flatten())
+    padded = -(padded_log_probs * weights_TN.flatten()).sum() / batch.num_steps
+    torch.testing.assert_close(loss, padded)
+    for grad, padded_grad in zip(
+        torch.autograd.grad(loss, list(policy.parameters())),
+        torch.autograd.grad(padded, list(policy.parameters())),
+        strict=True,
+    ):
+        torch.testing.assert_close(grad, padded_grad)
+
+
 @pytest.mark.parametrize("loss_reduction", ["mean_over_steps", "mean_over_episodes"])
 def test_a_chunked_backward_gives_the_one_pass_loss_and_gradient(
-    loss_reduction: str, monkeypatch: pytest.MonkeyPatch
+    loss_reduction: LossReduction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from reinforce import algorithm
     from reinforce.envs import make_vec_env
@@ -104,7 +131,7 @@ def test_a_chunked_backward_gives_the_one_pass_loss_and_gradient(
     policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=(8,))
     batch = reinforce.collect(envs, policy, 9, seed=0)
     envs.close()
-    config = TrainConfig(loss_reduction=loss_reduction, entropy_coef=0.3)  # type: ignore[arg-type]
+    config = TrainConfig(loss_reduction=loss_reduction, entropy_coef=0.3)
     weights_TN = policy_weights(batch, batch_returns(batch, config), config)
     loss, entropy = algorithm.policy_loss(policy, batch, weights_TN, config)
     expected = torch.autograd.grad(loss, list(policy.parameters()))
