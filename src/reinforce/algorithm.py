@@ -173,8 +173,8 @@ default fits (e.g. CartPole-v1's 32 episodes of at most 500 steps), so their run
 single pass always did."""
 LOSS_CHUNK_STEPS = 4096
 """Valid steps per forward and backward pass of a batch larger than `ONE_PASS_MAX_STEPS`. Chunks this small
-keep the activations in cache and reuse their memory, where one pass over 160k CartPole steps spends more time
-on fresh pages than on arithmetic (docs/benchmarks.md, "Where the time goes")."""
+keep the activations in cache and reuse their memory, where one pass over a few hundred thousand CartPole
+steps spends more time on fresh pages than on arithmetic (docs/benchmarks.md, "Where the time goes")."""
 
 
 def policy_loss(policy: Policy, batch: RolloutBatch, weights_TN: Tensor, config: TrainConfig) -> tuple[Tensor, Tensor]:
@@ -223,7 +223,8 @@ def backward_policy_loss(
         loss, entropy = _valid_steps_loss(policy, observations, actions, weights, batch, config)
         loss.backward()  # type: ignore[no-untyped-call]
         return loss.detach(), entropy
-    # "mean_over_steps" divides each chunk by its own size: rescaled to the batch's; the per-episode sum is not
+    # the mean over steps divides a chunk's sum by the chunk's size: weighted by the chunk's share of the batch
+    # (the mean over episodes already divides by the batch's number of episodes)
     per_step_mean = config.loss_reduction == "mean_over_steps"
     total_loss, total_entropy = torch.zeros(()), torch.zeros(())
     for start in range(0, num_steps, LOSS_CHUNK_STEPS):

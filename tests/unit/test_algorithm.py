@@ -9,6 +9,7 @@ from reinforce import RolloutBatch, TrainConfig, make_policy, reinforce_loss
 from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_policy
 from reinforce.config import LossReduction
 from reinforce.errors import NonFiniteError
+from reinforce.policies import Policy
 
 
 def test_surrogate_equals_cross_entropy_with_the_taken_action_as_label() -> None:
@@ -93,17 +94,24 @@ def test_clip_trains_on_the_log_prob_of_the_unclipped_sample() -> None:
     assert not torch.allclose(loss, clipped_loss)
 
 
+def cartpole_batch(*, num_envs: int, episodes: int) -> tuple[Policy, RolloutBatch]:
+    """A small seeded policy (one hidden layer of 8) and the CartPole-v1 episodes it collects."""
+    from reinforce.envs import make_vec_env
+
+    envs = make_vec_env("CartPole-v1", num_envs)
+    torch.manual_seed(0)
+    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=(8,))
+    batch = reinforce.collect(envs, policy, episodes, seed=0)
+    envs.close()
+    return policy, batch
+
+
 def test_the_loss_over_the_valid_steps_equals_the_padded_one() -> None:
     # the loss runs the policy on the masked (valid) steps only; over the whole padded [T, N] buffer, with the
     # weights that are 0 outside the mask and the sum divided by the number of valid steps, it is the same
     from reinforce.algorithm import policy_loss
-    from reinforce.envs import make_vec_env
 
-    envs = make_vec_env("CartPole-v1", 4)
-    torch.manual_seed(0)
-    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=(8,))
-    batch = reinforce.collect(envs, policy, 6, seed=0)
-    envs.close()
+    policy, batch = cartpole_batch(num_envs=4, episodes=6)
     assert not batch.mask.all()  # reset and idle steps pad the buffer
     config = TrainConfig()
     weights_TN = policy_weights(batch, batch_returns(batch, config), config)
@@ -124,13 +132,8 @@ def test_a_chunked_backward_gives_the_one_pass_loss_and_gradient(
     loss_reduction: LossReduction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from reinforce import algorithm
-    from reinforce.envs import make_vec_env
 
-    envs = make_vec_env("CartPole-v1", 5)
-    torch.manual_seed(0)
-    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=(8,))
-    batch = reinforce.collect(envs, policy, 9, seed=0)
-    envs.close()
+    policy, batch = cartpole_batch(num_envs=5, episodes=9)
     config = TrainConfig(loss_reduction=loss_reduction, entropy_coef=0.3)
     weights_TN = policy_weights(batch, batch_returns(batch, config), config)
     loss, entropy = algorithm.policy_loss(policy, batch, weights_TN, config)
