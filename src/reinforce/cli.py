@@ -599,8 +599,9 @@ def sweep(
     continues the others from their last checkpoint. Flags and --config set the values under the grid (the
     seed of a --config file is not used: --seeds decides).
     """
-    from reinforce.sweep import SweepInterrupted, parse_seeds, run_sweep
+    from reinforce.sweep import SweepInterrupted, check_local_trials, parse_seeds, run_sweep
 
+    check_local_trials(name for name, value in hyperparameters.items() if value is not None)
     grid = parse_grid(grid_items)
     both = [name for name in grid if hyperparameters.get(name) is not None]
     if both:

@@ -179,12 +179,19 @@ class RayRollouts:
                 result: tuple[int, RolloutBatch] = self._ray.get(ref)
             except exceptions.RayActorError:
                 logger.warning("Ray worker %d is gone: starting a new one and collecting its share again", index)
+                self._ray.kill(self.workers[index])  # it may only be unreachable: it must not keep its CPU
                 self.workers[index] = self._actor.remote(*self._arguments)
-                result = self._ray.get(self.workers[index].collect.remote(*arguments))
+                result = self._ray.get(self.workers[index].collect.remote(*arguments), timeout=START_TIMEOUT_S)
         except exceptions.RayTaskError as exc:
             if isinstance(exc.cause, ReinforceError):  # bad input found in the worker: the same one-line error
                 raise exc.cause from None
             raise
+        except (exceptions.RayActorError, exceptions.GetTimeoutError) as exc:
+            reason = "did not start in time" if isinstance(exc, exceptions.GetTimeoutError) else _last_line(exc)
+            raise ReinforceError(
+                f"Ray worker {index} died and its replacement failed too ({reason}): check the Ray cluster's nodes "
+                "and the worker logs (ray logs), then resume the run"
+            ) from None
         return result
 
     def close(self) -> None:

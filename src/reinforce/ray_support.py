@@ -23,19 +23,24 @@ def require_ray() -> ModuleType:
     return ray
 
 
-def _check_reachable(address: str) -> None:
-    """Fail fast on a ``host:port`` nobody listens on (``ray.init`` would retry for minutes)."""
+def _host_and_port(address: str) -> tuple[str, int]:
+    """``(host, port)`` of a ``HOST:PORT`` address, or a `ReinforceError` naming the expected form."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise ReinforceError(
             f"invalid Ray address {address!r}: use HOST:PORT of the head node (as `ray start --head` prints) or auto"
         )
+    return host, int(port)
+
+
+def _check_reachable(host: str, port: int) -> None:
+    """Fail fast on a ``host:port`` nobody listens on (``ray.init`` would retry for minutes)."""
     try:
-        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as exc:
         raise ReinforceError(
-            f"no Ray cluster answers at {address} ({exc.strerror or exc}): start one with `ray start --head` "
+            f"no Ray cluster answers at {host}:{port} ({exc.strerror or exc}): start one with `ray start --head` "
             "or check the address"
         ) from None
 
@@ -45,23 +50,36 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> Modu
 
     Args:
         address: ``HOST:PORT`` of a cluster's head node, ``"auto"`` for the one ``ray start`` left running on
-            this machine, or None to start a local Ray with this machine's CPUs (or ``num_cpus``).
+            this machine (or ``$RAY_ADDRESS``), or None to start a local Ray with this machine's CPUs (or
+            ``num_cpus``), whatever ``$RAY_ADDRESS`` says.
         num_cpus: CPUs a local Ray offers (None: all); ignored when joining a cluster.
 
     Returns:
-        The ``ray`` module.
+        The ``ray`` module. Ray stays up until the process ends (or ``ray.shutdown()``).
 
     Raises:
-        ReinforceError: Ray is not installed, the address is malformed, or no cluster answers there.
+        ReinforceError: Ray is not installed, the address is malformed, no cluster answers there, or this
+            process is already connected to another cluster.
     """
     ray = require_ray()
+    explicit = address is not None and address != "auto" and not address.startswith("ray://")
+    if explicit:
+        assert address is not None
+        host, port = _host_and_port(address)
     if ray.is_initialized():
+        current = ray.get_runtime_context().gcs_address
+        # compared by port: the same head node may be named by another host name or IP than Ray reports
+        if explicit and _host_and_port(current)[1] != port:
+            raise ReinforceError(
+                f"this process is already connected to the Ray cluster at {current}, not {address}: use one "
+                "cluster per process (drop the address, or run in a new process)"
+            )
         return ray
-    if address is not None and address != "auto" and not address.startswith("ray://"):
-        _check_reachable(address)
+    if explicit:
+        _check_reachable(host, port)
     try:
         if address is None:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR")
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR")
         else:
             ray.init(address=address, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as exc:

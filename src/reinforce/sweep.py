@@ -237,6 +237,20 @@ class SweepPlan:
     trials: tuple[Trial, ...]
 
 
+RAY_ROLLOUT_FIELDS = ("backend", "workers", "envs_per_worker")
+"""Hyperparameters of Ray rollouts, which sweep trials do not use: each trial trains locally in one Ray task."""
+
+
+def check_local_trials(names: Iterable[str]) -> None:
+    """Refuse Ray-rollout hyperparameters among ``names`` (set for a sweep), naming them."""
+    given = [name for name in RAY_ROLLOUT_FIELDS if name in set(names)]
+    if given:
+        raise ReinforceError(
+            f"sweep trials train locally, each in a Ray task of its own, so {', '.join(given)} cannot be set: drop "
+            f"{'them' if len(given) > 1 else 'it'} from the sweep"
+        )
+
+
 def plan_sweep(
     env_id: str,
     *,
@@ -257,14 +271,16 @@ def plan_sweep(
             setting), no or repeated seeds or grid values, or Ray rollouts (``backend="ray"``) for the trials.
     """
     from reinforce.envs import env_spec
+    from reinforce.trainer import resolve_device
 
     env_spec(env_id)
     seeds = check_seeds(seeds)
     total_steps = as_count("total_steps", total_steps, 1)
     eval_episodes = as_count("eval_episodes", eval_episodes, 0)
     checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
-    base = TrainConfig.from_dict({**tuned_hyperparameters(env_id), **(hyperparameters or {})}).to_dict()
     grid = {key: list(values) for key, values in (grid or {}).items()}
+    check_local_trials(grid)
+    base = TrainConfig.from_dict({**tuned_hyperparameters(env_id), **(hyperparameters or {})}).to_dict()
     names = {field.name for field in dataclasses.fields(TrainConfig)}
     for key, values in grid.items():
         if key not in names:
@@ -289,12 +305,14 @@ def plan_sweep(
         except (ReinforceError, TypeError) as exc:
             raise ReinforceError(f"grid setting {slug}: {exc}") from None
         if configs[slug]["backend"] != "local":
-            raise ReinforceError(
-                "sweep trials train locally, each in a Ray task of its own: drop backend=ray (and workers) from "
-                "the sweep"
-            )
+            check_local_trials(["backend"])
+        try:
+            resolve_device(configs[slug]["device"])
+        except ReinforceError as exc:
+            raise ReinforceError(f"grid setting {slug}: {exc}") from None
         settings[slug] = setting
-    out = Path(out)
+    # absolute: Ray's workers run in the directory where Ray was started, not necessarily the driver's
+    out = Path(out).resolve()
     trials = tuple(
         Trial(
             env_id=env_id,
@@ -459,7 +477,7 @@ class SweepRow:
     solved: int
     """Trials whose training reached the solved criterion."""
     failed: int
-    """Trials stopped by a NaN or an infinity (counted as unsolved, without a final return)."""
+    """Trials stopped by a NaN or an infinity (counted as unsolved, and as the worst final return)."""
     steps_to_solve: MedianSummary
     """Env steps to solve: median and interval, inf for 'not solved' (null in results.json)."""
     final_return: MedianSummary | None
@@ -475,20 +493,32 @@ class SweepRow:
         return document
 
 
-def summarize_trials(settings: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[str, Any]]) -> list[SweepRow]:
-    """One `SweepRow` per setting from the trials' result documents (`run_trial`'s)."""
+def summarize_trials(
+    settings: Mapping[str, Mapping[str, Any]], results: Sequence[Mapping[str, Any]], *, evaluated: bool = True
+) -> list[SweepRow]:
+    """One `SweepRow` per setting from the trials' result documents (`run_trial`'s).
+
+    ``evaluated``: whether the trials ended with an evaluation (the sweep's ``eval_episodes`` > 0); without
+    one no setting has a final return.
+    """
     rows = []
     for slug, setting in settings.items():
         own = [result for result in results if result["setting"] == slug]
         steps = [math.inf if result["steps_to_solve"] is None else float(result["steps_to_solve"]) for result in own]
-        returns = [float(result["final_return"]) for result in own if result["final_return"] is not None]
+        # a diverged trial has no final return: it counts as the worst, as an unsolved trial counts as infinite
+        diverged = sum(result.get("error") is not None for result in own)
+        returns = [
+            -math.inf if result.get("error") is not None else float(result["final_return"])
+            for result in own
+            if evaluated
+        ]
         rows.append(
             SweepRow(
                 setting=slug,
                 hyperparameters=dict(setting),
                 trials=len(own),
                 solved=sum(math.isfinite(value) for value in steps),
-                failed=sum(result.get("error") is not None for result in own),
+                failed=diverged,
                 steps_to_solve=summarize_median(steps),
                 final_return=summarize_median(returns) if returns else None,
             )
@@ -507,7 +537,7 @@ def _interval(summary: MedianSummary | None, number: Callable[[float | None], st
 
 
 def _return(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
+    return "n/a" if value is None else "diverged" if value == -math.inf else f"{value:.1f}"
 
 
 def format_table(rows: Sequence[SweepRow], spec: Mapping[str, Any]) -> str:
@@ -583,9 +613,25 @@ def _finished_result(trial: Trial) -> dict[str, Any] | None:
     path = Path(trial.run_dir) / RESULT_FILE
     if not path.is_file():
         return None
-    result = read_json(path)
+    fix = "delete it to run that trial again"
+    try:
+        result = read_json(path)
+    except ReinforceError as exc:
+        raise ReinforceError(f"{exc} ({fix})") from None
     if result.get("setting") != trial.setting or result.get("seed") != trial.seed:
-        raise ReinforceError(f"{path} belongs to another trial: the sweep directory is damaged; remove that run")
+        raise ReinforceError(f"{path} belongs to another trial: the sweep directory is damaged; {fix}")
+    numbers: dict[str, type | tuple[type, ...]] = {
+        "steps_to_solve": int,
+        "final_return": (int, float),
+        "env_steps": int,
+    }
+    for key, kind in numbers.items():
+        value = result.get(key)
+        if (key != "env_steps" and value is None) or (isinstance(value, kind) and not isinstance(value, bool)):
+            continue
+        raise ReinforceError(f"{path} has an invalid or missing {key!r}: the trial's result is damaged; {fix}")
+    if not isinstance(result.get("error"), (str, type(None))):
+        raise ReinforceError(f"{path} has an invalid 'error': the trial's result is damaged; {fix}")
     return result
 
 
@@ -647,7 +693,7 @@ def _write_results(plan: SweepPlan, results: Sequence[dict[str, Any]], say: Call
     from reinforce.checkpoint import atomic_write
     from reinforce.plotting import plot_comparison
 
-    rows = summarize_trials(plan.settings, results)
+    rows = summarize_trials(plan.settings, results, evaluated=plan.spec["eval_episodes"] > 0)
     table = format_table(rows, plan.spec)
     atomic_write(plan.out / TABLE_FILE, f"# Sweep of {plan.spec['env_id']}\n\n{table}\n".encode())
     write_json(plan.out / ROWS_FILE, {"sweep": plan.spec, "rows": [row.to_dict() for row in rows]})

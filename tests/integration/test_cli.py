@@ -214,6 +214,7 @@ BAD_INPUTS = [
     (["sweep", "CartPole-v1", "--lr", "0.1", "--grid", "lr=0.2"], "lr is given both as --lr and in --grid"),
     (["sweep", "CartPole-v1", "--out", "{run}"], "not a sweep directory"),
     (["sweep", "CartPole-v1", "--backend", "ray"], "sweep trials train locally"),
+    (["sweep", "CartPole-v1", "--workers", "2"], "so workers cannot be set"),
     (["sweep", "CartPole-v1", "--grid", "backend=local,ray"], "sweep trials train locally"),
 ]
 

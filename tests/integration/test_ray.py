@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray
 import torch
 
-from reinforce import NonFiniteError, Reinforce
+from reinforce import NonFiniteError, Reinforce, ReinforceError
+from reinforce.ray_support import init_ray
 from reinforce.rollout import collect
 
 pytestmark = pytest.mark.usefixtures("local_ray")
@@ -59,7 +61,9 @@ def test_one_worker_collects_episodes_from_the_local_distribution() -> None:
     remote.close()
 
 
-def _train(updates: int, kill_after: int | None = None) -> tuple[list[list[float]], list[torch.Tensor], int]:
+def _train(
+    updates: int, kill_after: int | None = None, remove_after: int | None = None
+) -> tuple[list[list[float]], list[torch.Tensor], int]:
     """Episode returns of each update, final parameters and worker restarts of a 2-worker run on a slow env."""
     agent = Reinforce("toy_envs:toy/SlowCartPole-v0", seed=3, num_envs=8, backend="ray", workers=2)
     agent.start_workers()
@@ -77,7 +81,11 @@ def _train(updates: int, kill_after: int | None = None) -> tuple[list[list[float
         killer = threading.Thread(target=kill_during_collection)
         killer.start()
     try:
-        returns = [agent.update()["episode_returns"] for _ in range(updates)]
+        returns = []
+        for update in range(updates):
+            if update == remove_after:  # gone for good: Ray will not restart it, the learner replaces it
+                ray.kill(agent._rollouts.workers[0], no_restart=True)
+            returns.append(agent.update()["episode_returns"])
         return returns, [p.detach().clone() for p in agent.policy.parameters()], agent._rollouts.restarts
     finally:
         if killer is not None:
@@ -95,6 +103,16 @@ def test_a_fixed_worker_count_reproduces_the_run_even_when_a_worker_is_killed() 
     assert killed_returns == plain_returns
     for a, b in zip(plain_parameters, killed_parameters, strict=True):
         assert torch.equal(a, b)
+    replaced_returns, replaced_parameters, replaced = _train(updates=4, remove_after=2)
+    assert replaced == 1 and replaced_returns == plain_returns
+    for a, b in zip(plain_parameters, replaced_parameters, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_an_address_other_than_the_connected_cluster_is_refused() -> None:
+    with pytest.raises(ReinforceError, match="already connected to the Ray cluster"):
+        init_ray("127.0.0.1:1")
+    assert init_ray() is ray and init_ray("auto") is ray  # the running Ray is reused
 
 
 def test_bad_input_found_by_a_worker_is_the_same_one_line_error() -> None:

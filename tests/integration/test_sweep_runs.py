@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -134,4 +135,15 @@ def test_a_diverging_trial_is_an_unsolved_result_not_a_failure(tmp_path: Path) -
     assert "non-finite rewards" in result["error"] and result["final_return"] is None
     assert json.loads((Path(plan.trials[0].run_dir) / "result.json").read_text()) == result
     (row,) = summarize_trials(plan.settings, [result])
-    assert (row.solved, row.failed, row.final_return) == (0, 1, None)
+    assert (row.solved, row.failed) == (0, 1)
+    assert row.final_return is not None and row.final_return.median == -math.inf  # 'diverged' in the table
+
+
+def test_a_damaged_trial_result_is_a_one_line_error_that_names_the_fix(tmp_path: Path) -> None:
+    from reinforce.sweep import Trial, _finished_result
+
+    trial = Trial("CartPole-v1", 0, "default", {}, str(tmp_path), 1000, 0, 10)
+    for text in ("{", '{"setting": "default", "seed": 0}', '{"setting": "default", "seed": 0, "steps_to_solve": "x"}'):
+        (tmp_path / "result.json").write_text(text)
+        with pytest.raises(ReinforceError, match="delete it to run that trial again"):
+            _finished_result(trial)

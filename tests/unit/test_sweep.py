@@ -97,6 +97,9 @@ def test_a_plan_validates_every_setting_before_anything_exists(tmp_path: Path) -
         ({"lr": []}, "no value for lr"),
         ({"lr": [0.1, 0.1]}, "lr=0.1 twice"),
         ({"gamma": [0.5, 2.0]}, r"grid setting gamma=2.0: invalid gamma=2.0"),
+        ({"device": ["cpu", "meta"]}, r"grid setting device=meta: device 'meta'"),
+        ({"workers": [1, 2]}, "sweep trials train locally, each in a Ray task of its own, so workers cannot be set"),
+        ({"backend": ["local", "ray"]}, "so backend cannot be set"),
     ]
     for grid, message in bad:
         with pytest.raises(ReinforceError, match=message):
@@ -126,3 +129,25 @@ def test_a_directory_of_another_sweep_or_of_something_else_is_refused(tmp_path: 
         check_sweep_dir(
             plan_sweep("Acrobot-v1", seeds=[0, 1], total_steps=1000, out=tmp_path, grid={"lr": [0.01, 0.03]})
         )
+
+
+def test_a_relative_sweep_directory_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ray's workers run where Ray was started: a relative path would put the trials somewhere else
+    monkeypatch.chdir(tmp_path)
+    plan = plan_sweep("CartPole-v1", seeds=[0], total_steps=1000, out="sweeps/x")
+    assert Path(plan.trials[0].run_dir) == tmp_path / "sweeps" / "x" / "default" / "seed-0"
+
+
+def test_a_diverged_trial_counts_as_the_worst_final_return() -> None:
+    from reinforce.sweep import summarize_trials
+
+    def result(seed: int, final_return: float | None, error: str | None = None) -> dict[str, object]:
+        return {"setting": "default", "seed": seed, "steps_to_solve": None, "final_return": final_return} | {
+            "error": error
+        }
+
+    results = [result(0, 100.0), result(1, 200.0), result(2, None, "non-finite rewards")]
+    (row,) = summarize_trials({"default": {}}, results)
+    assert row.failed == 1 and row.final_return is not None and row.final_return.median == 100.0
+    (unevaluated,) = summarize_trials({"default": {}}, [result(0, None), result(1, None, "diverged")], evaluated=False)
+    assert unevaluated.final_return is None  # no evaluations asked for: no final return, diverged or not
