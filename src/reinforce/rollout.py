@@ -51,7 +51,8 @@ class RolloutBatch:
     last_observations: Tensor
     """``[N, *obs_shape]`` observations returned by the last step (see `RolloutBatch.next_observations`)."""
     episode_returns: list[float]
-    """Undiscounted return of each episode, in order of completion."""
+    """Undiscounted return of each episode, in order of completion (worker by worker in a joined batch, see
+    `concatenate_batches`)."""
     episode_lengths: list[int]
     """Length of each episode, in the same order."""
     episode_truncated: list[bool]
