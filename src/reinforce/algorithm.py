@@ -23,6 +23,7 @@ from reinforce.baselines import (
 )
 from reinforce.config import TrainConfig
 from reinforce.guards import check_finite_step
+from reinforce.optimizers import EagerOptimizer, Optimizer
 from reinforce.policies import Policy
 from reinforce.returns import (
     discounted_returns,
@@ -158,13 +159,12 @@ def episode_weights(batch: RolloutBatch, returns_TN: Tensor, config: TrainConfig
     return whole_episode_returns(returns_TN, batch.dones, batch.mask)
 
 
-def make_optimizer(config: TrainConfig, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    """The policy optimizer named by ``config.optimizer`` with learning rate ``config.lr``."""
-    if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=config.lr)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.lr)
-    return torch.optim.RMSprop(parameters, lr=config.lr)
+def make_optimizer(config: TrainConfig, parameters: Iterable[nn.Parameter]) -> EagerOptimizer:
+    """The policy optimizer named by ``config.optimizer`` with learning rate ``config.lr``.
+
+    An `EagerOptimizer`: torch.optim's arithmetic, without the ``torch._dynamo`` import torch.optim costs.
+    """
+    return EagerOptimizer(parameters, config.optimizer, lr=config.lr)
 
 
 def policy_loss(policy: Policy, batch: RolloutBatch, weights_TN: Tensor, config: TrainConfig) -> tuple[Tensor, Tensor]:
@@ -186,7 +186,7 @@ def policy_loss(policy: Policy, batch: RolloutBatch, weights_TN: Tensor, config:
     return loss, entropy.mean().detach()
 
 
-def _step(policy: Policy, optimizer: torch.optim.Optimizer, loss: Tensor, config: TrainConfig) -> float:
+def _step(policy: Policy, optimizer: Optimizer, loss: Tensor, config: TrainConfig) -> float:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()  # type: ignore[no-untyped-call]
     max_norm = math.inf if config.max_grad_norm is None else config.max_grad_norm
@@ -197,7 +197,7 @@ def _step(policy: Policy, optimizer: torch.optim.Optimizer, loss: Tensor, config
 
 
 def update_policy(
-    policy: Policy, optimizer: torch.optim.Optimizer, batch: RolloutBatch, weights_TN: Tensor, config: TrainConfig
+    policy: Policy, optimizer: Optimizer, batch: RolloutBatch, weights_TN: Tensor, config: TrainConfig
 ) -> dict[str, float]:
     """Policy-gradient step(s) on ``batch`` with the given weights; returns the loss metrics.
 
@@ -240,7 +240,7 @@ def update_baseline(
     config: TrainConfig,
     *,
     value_function: ValueFunction | None = None,
-    value_optimizer: torch.optim.Optimizer | None = None,
+    value_optimizer: Optimizer | None = None,
     running_mean: RunningMeanBaseline | None = None,
 ) -> dict[str, float]:
     """Let the stateful baselines learn from the batch, after its weights were computed."""

@@ -27,6 +27,7 @@ from safetensors.torch import load, save
 from torch import nn
 
 from reinforce.errors import ReinforceError
+from reinforce.optimizers import Optimizer
 
 FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
@@ -169,7 +170,7 @@ def _json_value(value: Any, where: str) -> Any:
 
 
 def pack_state(
-    modules: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer]
+    modules: Mapping[str, nn.Module], optimizers: Mapping[str, Optimizer]
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split modules, optimizers and torch's RNG state into safetensors tensors and a JSON document.
 
@@ -251,7 +252,7 @@ def _check_group(saved: Any, current: dict[str, Any], path: Path, name: str) -> 
 
 
 def restore_optimizers(
-    optimizers: Mapping[str, torch.optim.Optimizer],
+    optimizers: Mapping[str, Optimizer],
     documents: Any,
     tensors: Mapping[str, torch.Tensor],
     path: Path,
@@ -291,7 +292,7 @@ def restore_optimizers(
         try:
             optimizer.load_state_dict({"state": state, "param_groups": groups})
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-            raise _damaged(path, f"holds an optimizer state that torch refuses ({exc})") from None
+            raise _damaged(path, f"holds an optimizer state that the optimizer refuses ({exc})") from None
 
 
 def restore_rng(tensors: Mapping[str, torch.Tensor], path: Path) -> None:

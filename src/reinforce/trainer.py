@@ -51,6 +51,7 @@ from reinforce.config import (
 from reinforce.envs import FLATTENED_OBSERVATION_SPACES, env_spec, flatten_observations, make_vec_env
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.logging import CSVLogger, TensorBoardLogger, require_tensorboard
+from reinforce.optimizers import EagerOptimizer
 from reinforce.policies import make_policy
 from reinforce.rollout import RolloutBatch, collect, sample_actions, to_env_actions
 
@@ -186,7 +187,7 @@ class Reinforce:
         self.policy.to(self.device)
         self.optimizer = make_optimizer(self.config, self.policy.parameters())
         self.value_function: ValueFunction | None = None
-        self.value_optimizer: torch.optim.Optimizer | None = None
+        self.value_optimizer: EagerOptimizer | None = None
         if self.config.baseline == "value":
             self.value_function = ValueFunction(
                 self.observation_space,
@@ -194,7 +195,7 @@ class Reinforce:
                 # one set of running statistics: the value network reads them from the policy's encoder
                 encoder=self.policy.encoder if self.config.normalize_observations else None,
             ).to(self.device)
-            self.value_optimizer = torch.optim.Adam(self.value_function.parameters(), lr=self.config.value_lr)
+            self.value_optimizer = EagerOptimizer(self.value_function.parameters(), "adam", lr=self.config.value_lr)
         self.running_mean = RunningMeanBaseline() if self.config.baseline == "running_mean" else None
         self.num_updates = 0
         self.num_env_steps = 0
@@ -214,7 +215,7 @@ class Reinforce:
             modules["running_mean"] = self.running_mean
         return modules
 
-    def _state_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+    def _state_optimizers(self) -> dict[str, EagerOptimizer]:
         """The optimizers a checkpoint saves and `load` restores, by name."""
         optimizers = {"policy": self.optimizer}
         if self.value_optimizer is not None:
