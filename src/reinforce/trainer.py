@@ -21,15 +21,9 @@ from torch import Tensor, nn
 from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_baseline, update_policy
 from reinforce.baselines import RunningMeanBaseline, ValueFunction
 from reinforce.checkpoint import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    EPISODES_FILE,
     FORMAT_VERSION,
-    METRICS_FILE,
-    TENSORBOARD_DIR,
     load_tensors,
     pack_state,
-    read_json,
     remove_stale_files,
     require,
     restore_modules,
@@ -37,7 +31,6 @@ from reinforce.checkpoint import (
     restore_rng,
     save_state_file,
     trim_csv,
-    write_json,
 )
 from reinforce.config import (
     DEFAULT_CHECKPOINT_EVERY,
@@ -54,6 +47,15 @@ from reinforce.logging import CSVLogger, TensorBoardLogger, require_tensorboard
 from reinforce.optimizers import EagerOptimizer
 from reinforce.policies import make_policy
 from reinforce.rollout import RolloutBatch, collect, sample_actions, to_env_actions
+from reinforce.runfiles import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    EPISODES_FILE,
+    METRICS_FILE,
+    TENSORBOARD_DIR,
+    read_json,
+    write_json,
+)
 
 SOLVED_WINDOW = 100
 """Episodes in the moving mean that decides 'solved' (Gymnasium's convention)."""
