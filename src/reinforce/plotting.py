@@ -298,10 +298,12 @@ class PlotProcess:
         return plot_runs(run_dirs, out, threshold=threshold)
 
     def close(self) -> None:
-        """End the child: it exits when its input closes, and is killed if it does not within 5 s."""
+        """End the child: killed if nothing was submitted, else it exits when its input closes (or in 5 s, killed)."""
         process, self.process = self.process, None
         if process is None:
             return
+        if self._request is None:
+            process.kill()  # nothing to draw (training failed or was interrupted): no need to wait for its imports
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):  # a child that died leaves a broken pipe
