@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gymnasium
@@ -117,6 +118,18 @@ class NanRewardEnv(CountingEnv):
         return observation, (float("nan") if self._t == 3 else reward), terminated, truncated, info
 
 
+class SlowCartPole(gymnasium.Wrapper):
+    """CartPole-v1 that spends ``seconds`` per step asleep: a stand-in for a slow simulator."""
+
+    def __init__(self, seconds: float = 0.002) -> None:
+        super().__init__(gymnasium.make("CartPole-v1"))
+        self.seconds = seconds
+
+    def step(self, action: Any) -> Any:
+        time.sleep(self.seconds)
+        return self.env.step(action)
+
+
 def register_toy_envs() -> None:
     """Register the toy envs once (idempotent)."""
     if "toy/Counting-v0" in gymnasium.registry:
@@ -127,6 +140,7 @@ def register_toy_envs() -> None:
     )
     gymnasium.register("toy/Continuous-v0", entry_point=ContinuousEnv)
     gymnasium.register("toy/TextAction-v0", entry_point=TextActionEnv)
+    gymnasium.register("toy/SlowCartPole-v0", entry_point=SlowCartPole)
     gymnasium.register("toy/NanReward-v0", entry_point=NanRewardEnv, kwargs={"max_length": 8})
     gymnasium.register(
         "toy/DictAction-v0",

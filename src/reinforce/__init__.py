@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr
     from reinforce.returns import standardize as standardize
     from reinforce.rollout import RolloutBatch as RolloutBatch
     from reinforce.rollout import collect as collect
+    from reinforce.sweep import run_sweep as run_sweep
     from reinforce.trainer import Reinforce as Reinforce
     from reinforce.trainer import load as load
     from reinforce.trainer import resume as resume
@@ -43,6 +44,7 @@ _MODULES = {
     "make_policy": "policies",
     "reinforce_loss": "algorithm",
     "resume": "trainer",
+    "run_sweep": "sweep",
     "score_function_surrogate": "algorithm",
     "standardize": "returns",
 }

@@ -167,18 +167,35 @@ def make_optimizer(config: TrainConfig, parameters: Iterable[nn.Parameter]) -> E
     return EagerOptimizer(parameters, config.optimizer, lr=config.lr)
 
 
+ONE_PASS_MAX_STEPS = 16384
+"""The largest batch (in valid steps) that `backward_policy_loss` differentiates in one pass. Every shipped
+default fits (e.g. CartPole-v1's 32 episodes of at most 500 steps), so their runs give the same floats as a
+single pass always did."""
+LOSS_CHUNK_STEPS = 4096
+"""Valid steps per forward and backward pass of a batch larger than `ONE_PASS_MAX_STEPS`. Chunks this small
+keep the activations in cache and reuse their memory, where one pass over a few hundred thousand CartPole
+steps spends more time on fresh pages than on arithmetic (docs/benchmarks.md, "Where the time goes")."""
+
+
 def policy_loss(policy: Policy, batch: RolloutBatch, weights_TN: Tensor, config: TrainConfig) -> tuple[Tensor, Tensor]:
     """The loss of one batch update: `reinforce_loss` minus ``entropy_coef`` times the mean entropy.
 
     Returns:
         The loss and the policy's mean entropy over the batch's steps (detached).
     """
-    device = next(policy.parameters()).device
     mask = batch.mask
-    distribution = policy(batch.observations[mask].to(device))
-    log_probs = distribution.log_prob(batch.actions[mask].to(device))
+    return _valid_steps_loss(policy, batch.observations[mask], batch.actions[mask], weights_TN[mask], batch, config)
+
+
+def _valid_steps_loss(
+    policy: Policy, observations: Tensor, actions: Tensor, weights: Tensor, batch: RolloutBatch, config: TrainConfig
+) -> tuple[Tensor, Tensor]:
+    """`policy_loss` of some of ``batch``'s valid steps, reduced as if they were the whole batch."""
+    device = next(policy.parameters()).device
+    distribution = policy(observations.to(device))
+    log_probs = distribution.log_prob(actions.to(device))
     num_episodes = len(batch.episode_returns) if config.loss_reduction == "mean_over_episodes" else None
-    loss = reinforce_loss(log_probs, weights_TN[mask].to(device), num_episodes=num_episodes)
+    loss = reinforce_loss(log_probs, weights.to(device), num_episodes=num_episodes)
     entropy = distribution.entropy()
     if config.entropy_coef:
         scale = entropy.numel() / num_episodes if num_episodes is not None else 1.0
@@ -186,9 +203,43 @@ def policy_loss(policy: Policy, batch: RolloutBatch, weights_TN: Tensor, config:
     return loss, entropy.mean().detach()
 
 
+def backward_policy_loss(
+    policy: Policy, batch: RolloutBatch, weights_TN: Tensor, config: TrainConfig
+) -> tuple[Tensor, Tensor]:
+    """Add the gradient of `policy_loss` to the policy's ``.grad``, in chunks of the valid steps if the batch is large.
+
+    A batch of up to `ONE_PASS_MAX_STEPS` valid steps is differentiated in one pass. A larger one is cut into
+    chunks of `LOSS_CHUNK_STEPS` steps, each differentiated on its own: a chunk's loss is reduced as the
+    batch's (a sum over its steps divided by the batch's number of steps or episodes), so the chunks' losses
+    and gradients add up to the batch's, equal to one pass up to float rounding.
+
+    Returns:
+        The loss and the policy's mean entropy over the batch's steps, both detached.
+    """
+    mask = batch.mask
+    observations, actions, weights = batch.observations[mask], batch.actions[mask], weights_TN[mask]
+    num_steps = observations.shape[0]
+    if num_steps <= ONE_PASS_MAX_STEPS:
+        loss, entropy = _valid_steps_loss(policy, observations, actions, weights, batch, config)
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss.detach(), entropy
+    # the mean over steps divides a chunk's sum by the chunk's size: weighted by the chunk's share of the batch
+    # (the mean over episodes already divides by the batch's number of episodes)
+    per_step_mean = config.loss_reduction == "mean_over_steps"
+    total_loss, total_entropy = torch.zeros(()), torch.zeros(())
+    for start in range(0, num_steps, LOSS_CHUNK_STEPS):
+        rows = slice(start, start + LOSS_CHUNK_STEPS)
+        share = observations[rows].shape[0] / num_steps
+        loss, entropy = _valid_steps_loss(policy, observations[rows], actions[rows], weights[rows], batch, config)
+        loss = loss * share if per_step_mean else loss
+        loss.backward()  # type: ignore[no-untyped-call]
+        total_loss += loss.detach().cpu()
+        total_entropy += entropy.cpu() * share
+    return total_loss, total_entropy
+
+
 def _step(policy: Policy, optimizer: Optimizer, loss: Tensor, config: TrainConfig) -> float:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()  # type: ignore[no-untyped-call]
+    """Clip the gradients that ``loss`` left in the policy's ``.grad``, check them, and step; the gradient norm."""
     max_norm = math.inf if config.max_grad_norm is None else config.max_grad_norm
     grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
     check_finite_step(loss, grad_norm, optimizer, "--lr")
@@ -206,7 +257,8 @@ def update_policy(
     policy re-evaluated after every step; ``loss_reduction`` does not apply, each step is its own update).
     """
     if config.update == "batch":
-        loss, entropy = policy_loss(policy, batch, weights_TN, config)
+        optimizer.zero_grad(set_to_none=True)
+        loss, entropy = backward_policy_loss(policy, batch, weights_TN, config)
         grad_norm = _step(policy, optimizer, loss, config)
         return {
             "losses/policy_loss": float(loss.item()),
@@ -224,6 +276,8 @@ def update_policy(
         log_prob = distribution.log_prob(batch.actions[t, n][None].to(device))
         entropy = distribution.entropy()
         loss = reinforce_loss(log_prob, weights_TN[t, n][None].to(device)) - config.entropy_coef * entropy.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
         norms.append(_step(policy, optimizer, loss, config))
         losses.append(float(loss.item()))
         entropies.append(float(entropy.mean().item()))

@@ -1,4 +1,4 @@
-"""The ``reinforce`` command: ``train`` (and ``train --resume``), ``eval``, ``plot`` and ``config``.
+"""The ``reinforce`` command: ``train`` (and ``train --resume``), ``eval``, ``plot``, ``config`` and ``sweep``.
 
 Every `TrainConfig` field is a ``train`` flag with the same name (``num_envs`` -> ``--num-envs``) and the
 field's docstring as help. Bad input ends with one line on stderr, ``reinforce: error: ...``, and exit 2;
@@ -12,6 +12,7 @@ import gc
 import importlib
 import json
 import logging
+import shlex
 import sys
 import time
 import types
@@ -121,13 +122,18 @@ def cli(log_level: str) -> None:
     logger.propagate = False
 
 
+def env_file_name(env_id: str) -> str:
+    """``env_id`` as a file name: ``/`` and ``:`` (of namespaced and ``module:Env`` ids) become ``_``."""
+    return env_id.replace("/", "_").replace(":", "_")
+
+
 def claim_run_dir(env_id: str, seed: int | None) -> Path:
     """Create and return a fresh run directory ``runs/ENV-seedS-YYYYmmdd-HHMMSS``.
 
     Without a seed the ``-seedS`` part is left out; if the name is taken, ``-2``, ``-3``, ... is appended. The
     directory is claimed by creating it, so two runs started in the same second never share one.
     """
-    name = env_id.replace("/", "_").replace(":", "_") + ("" if seed is None else f"-seed{seed}")
+    name = env_file_name(env_id) + ("" if seed is None else f"-seed{seed}")
     base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     base.parent.mkdir(parents=True, exist_ok=True)
     candidate, number = base, 1
@@ -230,7 +236,7 @@ def run_settings(
     default=None,
     help="Continue the run in this directory from its last checkpoint, with its saved settings. Only "
     "--total-steps (the run's total budget, default the saved one), --device, --checkpoint-every, "
-    "--eval-episodes, --tensorboard and --quiet may go with it.",
+    "--eval-episodes, --tensorboard, --address and --quiet may go with it.",
 )
 @click.option(
     "--checkpoint-every",
@@ -244,6 +250,12 @@ def run_settings(
     is_flag=True,
     help="Also write the metrics as TensorBoard scalars to RUN_DIR/tensorboard (needs reinforce[tensorboard]).",
 )
+@click.option(
+    "--address",
+    default=None,
+    help="With --backend ray: the Ray cluster to join (HOST:PORT of its head node, or auto) [default: start a "
+    "local Ray with this machine's CPUs].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
 @hyperparameter_options
 def train(
@@ -256,6 +268,7 @@ def train(
     resume_dir: Path | None,
     checkpoint_every: int,
     tensorboard: bool,
+    address: str | None,
     quiet: bool,
     **hyperparameters: Any,
 ) -> None:
@@ -275,10 +288,12 @@ def train(
         require_tensorboard()
     if resume_dir is not None:
         agent, run_dir, total_steps = _resumed_run(
-            resume_dir, env_id, config_file, seed, total_steps, run_dir, hyperparameters
+            resume_dir, env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
     else:
-        agent, run_dir, total_steps = _new_run(env_id, config_file, seed, total_steps, run_dir, hyperparameters)
+        agent, run_dir, total_steps = _new_run(
+            env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
+        )
 
     from reinforce.runfiles import CURVE_FILE, EVALUATION_FILE, write_json
 
@@ -310,9 +325,11 @@ def _new_run(
     total_steps: int | None,
     run_dir: Path | None,
     hyperparameters: dict[str, Any],
+    address: str | None,
 ) -> tuple[Any, Path, int]:
     """A fresh agent and its newly created run directory, everything validated before anything is written."""
     env_id, seed, total_steps, config = run_settings(env_id, config_file, seed, total_steps, hyperparameters)
+    _check_address(address, config.backend)
     if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ReinforceError(
             f"run directory {run_dir} already exists and is not empty: choose another --run-dir, "
@@ -320,14 +337,17 @@ def _new_run(
         )
     from reinforce.trainer import Reinforce
 
-    agent = Reinforce(env_id, seed=seed, **config.to_dict())
+    agent = Reinforce(env_id, seed=seed, ray_address=address, **config.to_dict())
     try:
+        agent.start_workers()  # Ray's errors come before the run directory exists
         if run_dir is None:
             run_dir = claim_run_dir(env_id, seed)
         else:
             run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    except BaseException as exc:
         agent.close()
+        if not isinstance(exc, OSError):
+            raise
         raise ReinforceError(
             f"cannot create run directory {exc.filename or run_dir} ({exc.strerror}): choose another --run-dir"
         ) from None
@@ -347,6 +367,7 @@ def _resumed_run(
     total_steps: int | None,
     run_dir: Path | None,
     hyperparameters: dict[str, Any],
+    address: str | None,
 ) -> tuple[Any, Path, int]:
     """The agent of ``resume_dir`` at its last checkpoint and the run's total step budget."""
     conflicts = [
@@ -369,7 +390,12 @@ def _resumed_run(
     from reinforce.runfiles import CONFIG_FILE, read_json
     from reinforce.trainer import resume
 
-    agent = resume(resume_dir, device=hyperparameters.get("device"))
+    agent = resume(resume_dir, device=hyperparameters.get("device"), ray_address=address)
+    try:
+        _check_address(address, agent.config.backend)
+    except ReinforceError:
+        agent.close()
+        raise
     logging.getLogger("reinforce").info("resuming %s at update %d", resume_dir, agent.num_updates)
     if total_steps is None:
         try:
@@ -379,6 +405,11 @@ def _resumed_run(
             raise
         total_steps = saved.total_steps if saved.total_steps is not None else DEFAULT_TOTAL_STEPS
     return agent, resume_dir, total_steps
+
+
+def _check_address(address: str | None, backend: str) -> None:
+    if address is not None and backend != "ray":
+        raise ReinforceError("--address names a Ray cluster for Ray rollouts: add --backend ray, or drop --address")
 
 
 def _evaluation_line(evaluation: dict[str, Any]) -> str:
@@ -493,6 +524,141 @@ def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None
     else:
         plot_comparison(run_dirs, out, x=x_axis or "steps", threshold=threshold)
     click.echo(f"wrote {out}")
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
+    """``--grid NAME=V1,V2`` options as lists of typed values, each parsed as its ``train`` flag parses it.
+
+    The values of the layer-width fields (``hidden_sizes``, ``value_hidden_sizes``) hold commas themselves,
+    so they are separated by ``/``: ``hidden_sizes=64,64/128/none``. ``NAME`` may be written with ``-``.
+
+    Raises:
+        ReinforceError: a malformed item, an unknown name, a name given twice, or a value its flag refuses.
+    """
+    hints = get_type_hints(TrainConfig)
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        name, equals, text = item.partition("=")
+        key = name.strip().replace("-", "_")
+        if not equals or not key:
+            raise ReinforceError(f"invalid --grid {item!r}: write NAME=VALUE1,VALUE2 (e.g. --grid lr=0.01,0.03)")
+        if key not in hints:
+            raise ReinforceError(
+                f"unknown hyperparameter {key!r} in --grid {item}: use a train flag's name, such as lr, num_envs or "
+                "baseline (see `reinforce train --help`)"
+            )
+        if key in grid:
+            raise ReinforceError(f"--grid {key} is given twice: list all its values in one --grid {key}=V1,V2")
+        param_type = click.BOOL if hints[key] is bool else click.types.convert_type(_click_type(hints[key]))
+        values = []
+        for value in text.split("/" if isinstance(param_type, HiddenSizes) else ","):
+            try:
+                values.append(param_type.convert(value.strip(), None, None))
+            except click.BadParameter as exc:
+                raise ReinforceError(f"invalid --grid value {key}={value.strip()!r}: {exc.message}") from None
+        grid[key] = values
+    return grid
+
+
+@cli.command()
+@click.argument("env_id", required=False)
+@config_option
+@click.option(
+    "--seeds",
+    default="0-9",
+    show_default=True,
+    help="Seeds of every setting: a range (0-9), a list (0,2,5) or both (0-3,7).",
+)
+@click.option(
+    "--grid",
+    "grid_items",
+    multiple=True,
+    metavar="NAME=V1,V2",
+    help="Values to try for one hyperparameter, written as its train flag takes them (lr=0.005,0.01; "
+    "baseline=none,value; reward_to_go=true,false; hidden_sizes=64,64/128, with / between layer lists). "
+    "Repeat it for more; every combination runs with every seed.",
+)
+@click.option(
+    "--total-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Env-step budget of each trial [default: {DEFAULT_TOTAL_STEPS}].",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The sweep directory; the same command run again continues the sweep there [default: sweeps/ENV_ID].",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="HOST:PORT of a Ray cluster's head node, or auto [default: start a local Ray with this machine's CPUs].",
+)
+@click.option(
+    "--eval-episodes",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Deterministic evaluation episodes after each trial; the final return is their mean (0: none).",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=0),
+    default=DEFAULT_CHECKPOINT_EVERY,
+    show_default=True,
+    help="Each trial writes a checkpoint every N updates; an interrupted sweep continues from them.",
+)
+@hyperparameter_options
+def sweep(
+    env_id: str | None,
+    config_file: Path | None,
+    seeds: str,
+    grid_items: Sequence[str],
+    total_steps: int | None,
+    out: Path | None,
+    address: str | None,
+    eval_episodes: int,
+    checkpoint_every: int,
+    **hyperparameters: Any,
+) -> None:
+    """Train every combination of the --grid values with every seed, in parallel on Ray, and compare them.
+
+    Each trial is a run directory OUT/SETTING/seed-S, as `reinforce train` writes it. At the end a table (per
+    setting: trials, how many solved, median and 95% interval of the env steps to solve and of the final
+    return) is printed and written to OUT/results.md and OUT/results.json, and the learning curves to
+    OUT/curves.png. Ctrl-C stops the sweep; the same command run again skips the finished trials and
+    continues the others from their last checkpoint. Flags and --config set the values under the grid (the
+    seed of a --config file is not used: --seeds decides).
+    """
+    from reinforce.sweep import SweepInterrupted, check_local_trials, parse_seeds, run_sweep
+
+    check_local_trials(name for name, value in hyperparameters.items() if value is not None)
+    grid = parse_grid(grid_items)
+    both = [name for name in grid if hyperparameters.get(name) is not None]
+    if both:
+        flag = "--" + both[0].replace("_", "-")
+        raise ReinforceError(f"{both[0]} is given both as {flag} and in --grid: keep one of them")
+    seed_list = parse_seeds(seeds)
+    env_id, _, total_steps, config = run_settings(env_id, config_file, None, total_steps, hyperparameters)
+    try:
+        run_sweep(
+            env_id,
+            seeds=seed_list,
+            total_steps=total_steps,
+            out=out if out is not None else Path("sweeps") / env_file_name(env_id),
+            grid=grid,
+            hyperparameters=config.to_dict(),
+            eval_episodes=eval_episodes,
+            address=address,
+            checkpoint_every=checkpoint_every,
+            echo=click.echo,
+        )
+    except KeyboardInterrupt as exc:
+        done = f"{exc.finished} of {exc.total} trials finished; " if isinstance(exc, SweepInterrupted) else ""
+        command = shlex.join(["reinforce", *sys.argv[1:]])
+        click.echo(f"reinforce: interrupted: {done}continue the sweep with the same command: {command}", err=True)
+        sys.exit(130)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:

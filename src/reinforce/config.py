@@ -31,6 +31,7 @@ LossReduction = Literal["mean_over_steps", "mean_over_episodes"]
 VectorizationMode = Literal["auto", "vector_entry_point", "sync", "async"]
 ActionSquash = Literal["clip", "tanh"]
 LogStd = Literal["state_independent", "state_dependent"]
+Backend = Literal["local", "ray"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,15 @@ class TrainConfig:
     normalize_observations: bool = False
     """Standardise Box observations with running mean/std statistics (kept in the policy, saved with it) and
     clip them to [-10, 10]."""
+
+    backend: Backend = "local"
+    """Who collects the episodes: this process (local) or Ray actors (ray: needs the ray extra, see --workers)."""
+
+    workers: int = 1
+    """Ray rollout workers (backend=ray), each with its own vector env and a copy of the policy."""
+
+    envs_per_worker: int | None = None
+    """Environments of each Ray worker (backend=ray; default: num_envs / workers, rounded up)."""
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -285,6 +295,11 @@ def episodes_per_update(config: TrainConfig) -> int:
     return config.num_envs if config.episodes_per_update is None else config.episodes_per_update
 
 
+def worker_num_envs(config: TrainConfig) -> int:
+    """Environments of each Ray worker: ``envs_per_worker``, or ``num_envs`` shared out among the workers."""
+    return config.envs_per_worker if config.envs_per_worker is not None else -(-config.num_envs // config.workers)
+
+
 DEFAULT_CHECKPOINT_EVERY = 10
 """Updates between periodic checkpoints of `Reinforce.learn` and ``reinforce train`` (0: only the final one)."""
 
@@ -383,6 +398,15 @@ def check_config(config: TrainConfig) -> None:
         raise _fail("normalize_observations", config.normalize_observations, "must be true or false")
     if not isinstance(config.device, str) or not config.device:
         raise _fail("device", config.device, "must be a torch device name such as cpu or cuda")
+    if not _is_int(config.workers) or config.workers < 1:
+        raise _fail("workers", config.workers, "must be an integer >= 1")
+    if config.envs_per_worker is not None and (not _is_int(config.envs_per_worker) or config.envs_per_worker < 1):
+        raise _fail("envs_per_worker", config.envs_per_worker, "must be an integer >= 1")
+    if config.backend == "local" and (config.workers != 1 or config.envs_per_worker is not None):
+        name = "workers" if config.workers != 1 else "envs_per_worker"
+        raise _fail(name, getattr(config, name), "applies to Ray rollouts only: add --backend ray")
+    if config.backend == "ray" and episodes_per_update(config) < config.workers:
+        raise _fail("workers", config.workers, "must not exceed the episodes per update (each worker collects a share)")
 
 
 @functools.cache

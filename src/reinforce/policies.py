@@ -27,7 +27,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal, constraints
 
-from reinforce.config import ActionSquash, LogStd
+from reinforce.config import ActionSquash, LogStd, TrainConfig
 from reinforce.errors import ReinforceError
 
 LOG_STD_MIN = -5.0
@@ -407,3 +407,18 @@ def make_policy(
             action_squash=action_squash,
         )
     raise unsupported_action_space(action_space)
+
+
+def policy_from_config(
+    config: TrainConfig, observation_space: spaces.Space[Any], action_space: spaces.Space[Any]
+) -> Policy:
+    """`make_policy` with the architecture settings of ``config`` (what the learner and every worker build)."""
+    return make_policy(
+        observation_space,
+        action_space,
+        config.hidden_sizes,
+        action_squash=config.action_squash,
+        log_std=config.log_std,
+        log_std_init=config.log_std_init,
+        normalize_observations=config.normalize_observations,
+    )

@@ -14,6 +14,7 @@ How episodes are chosen, so that none is dropped, counted twice, or picked for b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,9 @@ class RolloutBatch:
     """Length of each episode, in the same order."""
     episode_truncated: list[bool]
     """Whether each episode ended by truncation, in the same order."""
+    simulated_steps: int | None = None
+    """Env transitions computed to collect the batch, reset and idle steps included (None: ``T * N``; less
+    for a batch assembled from several workers' batches of different lengths, see `concatenate_batches`)."""
 
     @property
     def dones(self) -> Tensor:
@@ -78,6 +82,57 @@ class RolloutBatch:
     def num_steps(self) -> int:
         """Number of valid steps (env transitions that belong to the batch's episodes)."""
         return int(self.mask.sum())
+
+    @property
+    def num_simulated_steps(self) -> int:
+        """Number of env transitions computed for the batch (`simulated_steps`)."""
+        return self.mask.numel() if self.simulated_steps is None else self.simulated_steps
+
+
+def _pad_time(values: Tensor, length: int, fill: Tensor) -> Tensor:
+    """``values`` ``[T, N, ...]`` extended to ``[length, N, ...]`` with rows of ``fill`` (``[N, ...]``)."""
+    missing = length - values.shape[0]
+    if missing == 0:
+        return values
+    return torch.cat([values, fill.unsqueeze(0).expand(missing, *fill.shape)])
+
+
+def concatenate_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
+    """One batch holding the episodes of ``batches`` (e.g. one per Ray worker), their environments side by side.
+
+    Shorter batches are padded in time to the longest one with masked steps (zero reward and action, not
+    terminated, not truncated), whose observations repeat the batch's ``last_observations``, so that
+    `RolloutBatch.next_observations` still finds each episode's final observation. Masked steps never enter
+    the loss or the statistics, so the padding changes nothing but the buffers' length; the episode lists are
+    concatenated in the order of ``batches``.
+    """
+    if not batches:
+        raise ValueError("concatenate_batches needs at least one batch")
+    if len(batches) == 1:
+        return batches[0]
+    length = max(batch.mask.shape[0] for batch in batches)
+
+    def joined(name: str) -> Tensor:
+        parts = []
+        for batch in batches:
+            values = getattr(batch, name)
+            fill = batch.last_observations if name == "observations" else values.new_zeros(values.shape[1:])
+            parts.append(_pad_time(values, length, fill))
+        return torch.cat(parts, dim=1)
+
+    return RolloutBatch(
+        observations=joined("observations"),
+        actions=joined("actions"),
+        rewards=joined("rewards"),
+        terminated=joined("terminated"),
+        truncated=joined("truncated"),
+        mask=joined("mask"),
+        last_observations=torch.cat([batch.last_observations for batch in batches]),
+        episode_returns=[value for batch in batches for value in batch.episode_returns],
+        episode_lengths=[value for batch in batches for value in batch.episode_lengths],
+        episode_truncated=[value for batch in batches for value in batch.episode_truncated],
+        simulated_steps=sum(batch.num_simulated_steps for batch in batches),
+    )
 
 
 def to_env_actions(
@@ -235,7 +290,12 @@ def collect(
         check_finite(values, what, envs)
     check_finite(last_observations, "observations", envs)
     return RolloutBatch(
-        **tensors,
+        observations=tensors["observations"],
+        actions=tensors["actions"],
+        rewards=tensors["rewards"],
+        terminated=tensors["terminated"],
+        truncated=tensors["truncated"],
+        mask=tensors["mask"],
         last_observations=last_observations,
         episode_returns=episode_returns,
         episode_lengths=episode_lengths,

@@ -41,11 +41,12 @@ from reinforce.config import (
     preset_hyperparameters,
     tuned_hyperparameters,
 )
+from reinforce.distributed import RayRollouts
 from reinforce.envs import FLATTENED_OBSERVATION_SPACES, env_spec, flatten_observations, make_vec_env
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.logging import CSVLogger, TensorBoardLogger, require_tensorboard
 from reinforce.optimizers import EagerOptimizer
-from reinforce.policies import make_policy
+from reinforce.policies import policy_from_config
 from reinforce.rollout import RolloutBatch, collect, sample_actions, to_env_actions
 from reinforce.runfiles import (
     CHECKPOINT_FILE,
@@ -146,6 +147,8 @@ class Reinforce:
         seed: seeds torch (the policy's initial weights and sampling) and the environments; None for random.
         preset: a named set of values shipped with the package for ``env_id`` (presets.yaml, e.g.
             ``"sample-efficient"`` for CartPole-v1), over the tuned ones.
+        ray_address: with ``backend="ray"``, the Ray cluster to join (``HOST:PORT`` or ``"auto"``); None starts
+            a local Ray with this machine's CPUs. Ray and the workers start at the first update.
         **hyperparameters: fields of `reinforce.config.TrainConfig` (``num_envs``, ``gamma``, ``lr``, ...);
             they override the preset, which overrides the package's tuned values for ``env_id``
             (`reinforce.config.tuned_hyperparameters`), which override the dataclass defaults.
@@ -155,7 +158,13 @@ class Reinforce:
     """
 
     def __init__(
-        self, env_id: str, *, seed: int | None = None, preset: str | None = None, **hyperparameters: Any
+        self,
+        env_id: str,
+        *,
+        seed: int | None = None,
+        preset: str | None = None,
+        ray_address: str | None = None,
+        **hyperparameters: Any,
     ) -> None:
         preset_values = preset_hyperparameters(preset, env_id) if preset is not None else {}
         self.config = TrainConfig.from_dict({**tuned_hyperparameters(env_id), **preset_values, **hyperparameters})
@@ -166,7 +175,11 @@ class Reinforce:
         spec = env_spec(env_id)
         threshold = self.config.reward_threshold
         self.reward_threshold: float | None = threshold if threshold is not None else spec.reward_threshold
-        self.envs = make_vec_env(env_id, self.config.num_envs, vectorization_mode=self.config.vectorization_mode)
+        # with Ray workers collecting, the learner's own vector env serves only to know the spaces
+        local_envs = self.config.num_envs if self.config.backend == "local" else 1
+        self.envs = make_vec_env(env_id, local_envs, vectorization_mode=self.config.vectorization_mode)
+        self.ray_address = ray_address
+        self._rollouts: RayRollouts | None = None
         self.observation_space = self.envs.single_observation_space
         self.action_space = self.envs.single_action_space
         if self.config.num_threads:
@@ -174,15 +187,7 @@ class Reinforce:
         if seed is not None:
             torch.manual_seed(seed)
         try:
-            self.policy = make_policy(
-                self.observation_space,
-                self.action_space,
-                self.config.hidden_sizes,
-                action_squash=self.config.action_squash,
-                log_std=self.config.log_std,
-                log_std_init=self.config.log_std_init,
-                normalize_observations=self.config.normalize_observations,
-            )
+            self.policy = policy_from_config(self.config, self.observation_space, self.action_space)
         except ReinforceError:
             self.envs.close()
             raise
@@ -234,6 +239,18 @@ class Reinforce:
             return None
         return int(np.random.SeedSequence([self.seed, self.num_updates]).generate_state(1)[0])
 
+    def start_workers(self) -> None:
+        """With ``backend="ray"``, start (or join) Ray and the rollout workers now, if not yet done.
+
+        `learn` calls it before writing anything, and `update` when needed, so an agent that is only evaluated
+        never starts Ray.
+
+        Raises:
+            ReinforceError: Ray is missing or unreachable, or has fewer CPUs than ``workers``.
+        """
+        if self.config.backend == "ray" and self._rollouts is None:
+            self._rollouts = RayRollouts(self.env_id, self.config, address=self.ray_address)
+
     @property
     def solved(self) -> bool:
         """Whether the mean return of the last 100 training episodes reached the reward threshold."""
@@ -250,14 +267,18 @@ class Reinforce:
             The update's metrics (the columns of metrics.csv) plus ``episode_returns``, ``episode_lengths``
             and ``episode_truncated``: one entry per episode the update used.
         """
+        self.start_workers()
         start = time.perf_counter()
-        batch = collect(
-            self.envs,
-            self.policy,
-            episodes_per_update(self.config),
-            seed=self._collection_seed(),
-            device=self.device,
-        )
+        if self._rollouts is not None:
+            batch = self._rollouts.collect(self.policy, episodes_per_update(self.config), self._collection_seed())
+        else:
+            batch = collect(
+                self.envs,
+                self.policy,
+                episodes_per_update(self.config),
+                seed=self._collection_seed(),
+                device=self.device,
+            )
         losses = self.train_on_batch(batch)
         if self.config.normalize_observations:
             # after the step, so that one batch is collected and trained on with the same statistics
@@ -267,7 +288,7 @@ class Reinforce:
         steps = batch.num_steps
         self.num_updates += 1
         self.num_env_steps += steps
-        self.num_simulated_steps += batch.mask.numel()
+        self.num_simulated_steps += batch.num_simulated_steps
         self.num_episodes += len(batch.episode_returns)
         self.recent_returns.extend(batch.episode_returns)
         returns = np.asarray(batch.episode_returns)
@@ -287,7 +308,7 @@ class Reinforce:
             "charts/truncated_fraction": float(np.mean(batch.episode_truncated)),
             **losses,
             "perf/steps_per_s": steps / elapsed if elapsed > 0 else math.inf,
-            "perf/step_efficiency": steps / batch.mask.numel(),
+            "perf/step_efficiency": steps / batch.num_simulated_steps,
             "wall_time_s": self.train_time_s,
             "episode_returns": batch.episode_returns,
             "episode_lengths": batch.episode_lengths,
@@ -358,6 +379,7 @@ class Reinforce:
 
         target = self.num_env_steps + total_steps
         path = Path(run_dir) if run_dir is not None else None
+        self.start_workers()
         if tensorboard:
             if path is None:
                 raise ReinforceError("tensorboard=True needs a run_dir to write the event files to: pass run_dir")
@@ -637,8 +659,11 @@ class Reinforce:
         logger.debug("checkpoint at update %d written to %s", self.num_updates, path)
 
     def close(self) -> None:
-        """Close the environments."""
+        """Close the environments (and stop the Ray workers, if any)."""
         self.envs.close()
+        if self._rollouts is not None:
+            self._rollouts.close()
+            self._rollouts = None
 
 
 def _summary(returns: list[float], lengths: list[int], deterministic: bool) -> dict[str, Any]:
@@ -691,7 +716,7 @@ def _check_format(document: dict[str, Any], path: Path) -> None:
         )
 
 
-def _agent_from_config(path: Path, device: str | None) -> Reinforce:
+def _agent_from_config(path: Path, device: str | None, ray_address: str | None = None) -> Reinforce:
     """A fresh agent (update 0) built from ``path/config.json``, validated like CLI input."""
     config = read_json(path / CONFIG_FILE)
     _check_format(config, path / CONFIG_FILE)
@@ -701,7 +726,7 @@ def _agent_from_config(path: Path, device: str | None) -> Reinforce:
         resolve_device(device)  # a bad override is the caller's, not config.json's
         hyperparameters = {**hyperparameters, "device": device}
     try:
-        return Reinforce(env_id, seed=config.get("seed"), **hyperparameters)
+        return Reinforce(env_id, seed=config.get("seed"), ray_address=ray_address, **hyperparameters)
     except ReinforceError as exc:
         raise ReinforceError(f"{path / CONFIG_FILE} is invalid: {exc}") from None
 
@@ -755,7 +780,7 @@ def _restore_checkpoint(agent: Reinforce, path: Path) -> None:
     agent._checkpoint_update = agent.num_updates
 
 
-def load(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
+def load(run_dir: str | Path, *, device: str | None = None, ray_address: str | None = None) -> Reinforce:
     """Rebuild the agent saved in ``run_dir`` from its config.json, checkpoint.json and state file.
 
     No pickle: the tensors come from safetensors (after their SHA-256 is checked against checkpoint.json) and
@@ -767,6 +792,7 @@ def load(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
     Args:
         run_dir: a directory written by `Reinforce.save` or ``reinforce train``.
         device: overrides the saved ``device`` (e.g. ``"cpu"`` for a run trained on a GPU).
+        ray_address: the Ray cluster a ``backend="ray"`` run trains on if it is trained further (see `Reinforce`).
 
     Raises:
         ReinforceError: the directory or one of its files is missing or damaged, or it has no checkpoint yet.
@@ -778,7 +804,7 @@ def load(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
             f"{path} has no checkpoint yet (training stopped before the first one): "
             f"resume it with `reinforce train --resume {path}`"
         )
-    agent = _agent_from_config(path, device)
+    agent = _agent_from_config(path, device, ray_address)
     try:
         _restore_checkpoint(agent, path)
     except BaseException:
@@ -787,7 +813,7 @@ def load(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
     return agent
 
 
-def resume(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
+def resume(run_dir: str | Path, *, device: str | None = None, ray_address: str | None = None) -> Reinforce:
     """The agent of ``run_dir`` at its last checkpoint, ready to continue with ``learn(..., run_dir=run_dir)``.
 
     Like `load`, except that a run stopped before its first checkpoint (config.json but no checkpoint.json)
@@ -803,5 +829,5 @@ def resume(run_dir: str | Path, *, device: str | None = None) -> Reinforce:
     path = Path(run_dir)
     _check_run_dir(path)
     if (path / CHECKPOINT_FILE).exists():
-        return load(path, device=device)
-    return _agent_from_config(path, device)
+        return load(path, device=device, ray_address=ray_address)
+    return _agent_from_config(path, device, ray_address)

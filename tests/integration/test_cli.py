@@ -221,6 +221,27 @@ BAD_INPUTS = [
     (["eval", "{run}", "--video", "{run}/config.json/x.gif"], "cannot write"),
     (["eval", "{run}", "--video", "out"], ".mp4 or .gif"),
     (["--log-level", "loud", "eval", "{run}"], "log-level"),
+    (["train", "CartPole-v1", "--workers", "2", "--quiet"], "add --backend ray"),
+    (["train", "CartPole-v1", "--envs-per-worker", "4", "--quiet"], "add --backend ray"),
+    (["train", "CartPole-v1", "--backend", "ray", "--envs-per-worker", "0"], "envs_per_worker"),
+    (["train", "CartPole-v1", "--backend", "ray", "--workers", "40"], "must not exceed the episodes per update"),
+    (["train", "CartPole-v1", "--address", "auto", "--quiet"], "add --backend ray, or drop --address"),
+    (["train", "--resume", "{run}", "--address", "auto"], "add --backend ray, or drop --address"),
+    (["train", "CartPole-v1", "--backend", "ray", "--address", "127.0.0.1:1", "-q"], "no Ray cluster answers"),
+    (["train", "CartPole-v1", "--backend", "ray", "--address", "head-node", "-q"], "invalid Ray address"),
+    (
+        ["train", "CartPole-v1", "--backend", "ray", "--workers", "4096", "--episodes-per-update", "4096", "-q"],
+        "4096 Ray workers need 4096 CPUs",
+    ),
+    (["sweep", "CartPole-v1", "--grid", "lrr=0.1"], "unknown hyperparameter 'lrr' in --grid"),
+    (["sweep", "CartPole-v1", "--grid", "lr=0.1,x"], "invalid --grid value lr='x'"),
+    (["sweep", "CartPole-v1", "--grid", "gamma=0.9,1.5"], "grid setting gamma=1.5: invalid gamma=1.5"),
+    (["sweep", "CartPole-v1", "--seeds", "0-x"], "invalid --seeds '0-x'"),
+    (["sweep", "CartPole-v1", "--lr", "0.1", "--grid", "lr=0.2"], "lr is given both as --lr and in --grid"),
+    (["sweep", "CartPole-v1", "--out", "{run}"], "not a sweep directory"),
+    (["sweep", "CartPole-v1", "--backend", "ray"], "sweep trials train locally"),
+    (["sweep", "CartPole-v1", "--workers", "2"], "so workers cannot be set"),
+    (["sweep", "CartPole-v1", "--grid", "backend=local,ray"], "sweep trials train locally"),
 ]
 
 

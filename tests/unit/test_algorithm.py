@@ -7,7 +7,9 @@ from gymnasium import spaces
 import reinforce
 from reinforce import RolloutBatch, TrainConfig, make_policy, reinforce_loss
 from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_policy
+from reinforce.config import LossReduction
 from reinforce.errors import NonFiniteError
+from reinforce.policies import Policy
 
 
 def test_surrogate_equals_cross_entropy_with_the_taken_action_as_label() -> None:
@@ -90,3 +92,67 @@ def test_clip_trains_on_the_log_prob_of_the_unclipped_sample() -> None:
     torch.testing.assert_close(loss, -(gaussian.log_prob(actions).sum(-1) * weights).mean())
     clipped_loss = -(gaussian.log_prob(actions.clamp(-1, 1)).sum(-1) * weights).mean()
     assert not torch.allclose(loss, clipped_loss)
+
+
+def cartpole_batch(*, num_envs: int, episodes: int) -> tuple[Policy, RolloutBatch]:
+    """A small seeded policy (one hidden layer of 8) and the CartPole-v1 episodes it collects."""
+    from reinforce.envs import make_vec_env
+
+    envs = make_vec_env("CartPole-v1", num_envs)
+    torch.manual_seed(0)
+    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=(8,))
+    batch = reinforce.collect(envs, policy, episodes, seed=0)
+    envs.close()
+    return policy, batch
+
+
+def test_the_loss_over_the_valid_steps_equals_the_padded_one() -> None:
+    # the loss runs the policy on the masked (valid) steps only; over the whole padded [T, N] buffer, with the
+    # weights that are 0 outside the mask and the sum divided by the number of valid steps, it is the same
+    from reinforce.algorithm import policy_loss
+
+    policy, batch = cartpole_batch(num_envs=4, episodes=6)
+    assert not batch.mask.all()  # reset and idle steps pad the buffer
+    config = TrainConfig()
+    weights_TN = policy_weights(batch, batch_returns(batch, config), config)
+    loss, _ = policy_loss(policy, batch, weights_TN, config)
+    padded_log_probs = policy(batch.observations.flatten(0, 1)).log_prob(batch.actions.flatten())
+    padded = -(padded_log_probs * weights_TN.flatten()).sum() / batch.num_steps
+    torch.testing.assert_close(loss, padded)
+    for grad, padded_grad in zip(
+        torch.autograd.grad(loss, list(policy.parameters())),
+        torch.autograd.grad(padded, list(policy.parameters())),
+        strict=True,
+    ):
+        torch.testing.assert_close(grad, padded_grad)
+
+
+@pytest.mark.parametrize("loss_reduction", ["mean_over_steps", "mean_over_episodes"])
+def test_a_chunked_backward_gives_the_one_pass_loss_and_gradient(
+    loss_reduction: LossReduction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reinforce import algorithm
+
+    policy, batch = cartpole_batch(num_envs=5, episodes=9)
+    config = TrainConfig(loss_reduction=loss_reduction, entropy_coef=0.3)
+    weights_TN = policy_weights(batch, batch_returns(batch, config), config)
+    loss, entropy = algorithm.policy_loss(policy, batch, weights_TN, config)
+    expected = torch.autograd.grad(loss, list(policy.parameters()))
+
+    chunk = 7
+    assert batch.num_steps > 3 * chunk and batch.num_steps % chunk  # several chunks, the last one shorter
+    monkeypatch.setattr(algorithm, "ONE_PASS_MAX_STEPS", chunk)
+    monkeypatch.setattr(algorithm, "LOSS_CHUNK_STEPS", chunk)
+    policy.zero_grad(set_to_none=True)
+    chunked_loss, chunked_entropy = algorithm.backward_policy_loss(policy, batch, weights_TN, config)
+    torch.testing.assert_close(chunked_loss, loss.detach())
+    torch.testing.assert_close(chunked_entropy, entropy)
+    for parameter, grad in zip(policy.parameters(), expected, strict=True):
+        torch.testing.assert_close(parameter.grad, grad)
+    # chunking is used only above the threshold: at or below it, one pass gives exactly the same floats
+    monkeypatch.setattr(algorithm, "ONE_PASS_MAX_STEPS", batch.num_steps)
+    policy.zero_grad(set_to_none=True)
+    one_pass_loss, _ = algorithm.backward_policy_loss(policy, batch, weights_TN, config)
+    assert torch.equal(one_pass_loss, loss.detach())
+    for parameter, grad in zip(policy.parameters(), expected, strict=True):
+        assert torch.equal(parameter.grad, grad)
