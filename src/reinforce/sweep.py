@@ -243,7 +243,8 @@ RAY_ROLLOUT_FIELDS = ("backend", "workers", "envs_per_worker")
 
 def check_local_trials(names: Iterable[str]) -> None:
     """Refuse Ray-rollout hyperparameters among ``names`` (set for a sweep), naming them."""
-    given = [name for name in RAY_ROLLOUT_FIELDS if name in set(names)]
+    named = set(names)  # once: ``names`` may be an iterator
+    given = [name for name in RAY_ROLLOUT_FIELDS if name in named]
     if given:
         raise ReinforceError(
             f"sweep trials train locally, each in a Ray task of its own, so {', '.join(given)} cannot be set: drop "
