@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
 
 
 def seed_range(text: str) -> list[int]:
@@ -31,3 +35,26 @@ def overrides(items: list[str]) -> dict[str, object]:
         except json.JSONDecodeError:
             parsed[name] = text
     return parsed
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, or what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """``x86_64, 2 CPUs (MODEL), Linux RELEASE``: where a benchmark ran."""
+    return f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), {platform.system()} {platform.release()}"
+
+
+def versions(*distributions: str) -> str:
+    """``Python 3.11.7, torch 2.13.0+cpu, ...``: the interpreter and the installed versions of ``distributions``."""
+    return ", ".join(
+        [f"Python {platform.python_version()}", *(f"{name} {metadata.version(name)}" for name in distributions)]
+    )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -27,21 +26,12 @@ from typing import Any
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 
+from common import machine as describe_machine
 from common import seed_range
 from contenders import CONTENDERS, EVAL_EPISODES, RESULT_PREFIX, SOLVED_MEAN_RETURN
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run_one(python: Path, name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -133,7 +123,7 @@ def main() -> None:
     seeds = seed_range(args.seeds)
 
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), {platform.system()} {platform.release()}"
+    machine = describe_machine()
     print(f"{date}; {machine}")
     print(
         f"CartPole-v1, solved = {EVAL_EPISODES}-episode greedy evaluation >= {SOLVED_MEAN_RETURN:g}, checked at "

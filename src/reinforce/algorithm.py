@@ -23,6 +23,7 @@ from reinforce.baselines import (
 )
 from reinforce.config import TrainConfig
 from reinforce.guards import check_finite_step
+from reinforce.optimizers import EagerOptimizer, Optimizer
 from reinforce.policies import Policy
 from reinforce.returns import (
     discounted_returns,
@@ -158,13 +159,12 @@ def episode_weights(batch: RolloutBatch, returns_TN: Tensor, config: TrainConfig
     return whole_episode_returns(returns_TN, batch.dones, batch.mask)
 
 
-def make_optimizer(config: TrainConfig, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    """The policy optimizer named by ``config.optimizer`` with learning rate ``config.lr``."""
-    if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=config.lr)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.lr)
-    return torch.optim.RMSprop(parameters, lr=config.lr)
+def make_optimizer(config: TrainConfig, parameters: Iterable[nn.Parameter]) -> EagerOptimizer:
+    """The policy optimizer named by ``config.optimizer`` with learning rate ``config.lr``.
+
+    An `EagerOptimizer`: torch.optim's arithmetic, without the ``torch._dynamo`` import torch.optim costs.
+    """
+    return EagerOptimizer(parameters, config.optimizer, lr=config.lr)
 
 
 ONE_PASS_MAX_STEPS = 16384
@@ -238,7 +238,7 @@ def backward_policy_loss(
     return total_loss, total_entropy
 
 
-def _step(policy: Policy, optimizer: torch.optim.Optimizer, loss: Tensor, config: TrainConfig) -> float:
+def _step(policy: Policy, optimizer: Optimizer, loss: Tensor, config: TrainConfig) -> float:
     """Clip the gradients that ``loss`` left in the policy's ``.grad``, check them, and step; the gradient norm."""
     max_norm = math.inf if config.max_grad_norm is None else config.max_grad_norm
     grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
@@ -248,7 +248,7 @@ def _step(policy: Policy, optimizer: torch.optim.Optimizer, loss: Tensor, config
 
 
 def update_policy(
-    policy: Policy, optimizer: torch.optim.Optimizer, batch: RolloutBatch, weights_TN: Tensor, config: TrainConfig
+    policy: Policy, optimizer: Optimizer, batch: RolloutBatch, weights_TN: Tensor, config: TrainConfig
 ) -> dict[str, float]:
     """Policy-gradient step(s) on ``batch`` with the given weights; returns the loss metrics.
 
@@ -294,7 +294,7 @@ def update_baseline(
     config: TrainConfig,
     *,
     value_function: ValueFunction | None = None,
-    value_optimizer: torch.optim.Optimizer | None = None,
+    value_optimizer: Optimizer | None = None,
     running_mean: RunningMeanBaseline | None = None,
 ) -> dict[str, float]:
     """Let the stateful baselines learn from the batch, after its weights were computed."""

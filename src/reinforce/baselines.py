@@ -15,6 +15,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from reinforce.guards import check_finite_step
+from reinforce.optimizers import Optimizer
 from reinforce.policies import ObservationEncoder, mlp
 
 RUNNING_MEAN_RATE = 0.1
@@ -135,7 +136,7 @@ def _gradients(module: nn.Module) -> list[Tensor]:
 
 def fit_value_function(
     value_function: ValueFunction,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Optimizer,
     observations: Tensor,
     targets: Tensor,
     steps: int,

@@ -14,10 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,81 +24,15 @@ from safetensors.torch import load, save
 from torch import nn
 
 from reinforce.errors import ReinforceError
+from reinforce.optimizers import Optimizer
+from reinforce.runfiles import CHECKPOINT_FILE, atomic_write
 
 FORMAT_VERSION = 2
-CONFIG_FILE = "config.json"
-CHECKPOINT_FILE = "checkpoint.json"
 STATE_PREFIX = "state-"
 STATE_SUFFIX = ".safetensors"
-METRICS_FILE = "metrics.csv"
-EPISODES_FILE = "episodes.csv"
-EVALUATION_FILE = "evaluation.json"
-CURVE_FILE = "curve.png"
-TENSORBOARD_DIR = "tensorboard"
 
 RNG_KEY = "rng.torch"
 """The safetensors key of ``torch.get_rng_state()`` (a 1-D uint8 tensor)."""
-
-
-def _read_umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-FILE_MODE = 0o666 & ~_read_umask()
-"""Permissions of the files a run writes: those of a normally created file (umask read once, at import)."""
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename: readers never see half a file.
-
-    The file gets the permissions of a normally created one (0o666 less the umask), not mkstemp's 0o600. The
-    directory is fsynced after the rename, so the new name survives a crash of the machine too.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fchmod(file.fileno(), FILE_MODE)
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Atomically write a JSON document (indented, keys in insertion order)."""
-    atomic_write(path, (json.dumps(document, indent=2, allow_nan=False) + "\n").encode())
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """Read a JSON object, or raise a `ReinforceError` that names the file."""
-    if not path.is_file():
-        raise ReinforceError(f"{path} is missing: pass a run directory written by `reinforce train`")
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ReinforceError(f"{path} is not valid JSON ({exc}): the run directory is damaged") from None
-    if not isinstance(document, dict):
-        raise ReinforceError(f"{path} does not hold a JSON object: the run directory is damaged")
-    return document
 
 
 def save_state_file(run_dir: Path, update: int, tensors: Mapping[str, torch.Tensor]) -> tuple[str, str]:
@@ -169,7 +100,7 @@ def _json_value(value: Any, where: str) -> Any:
 
 
 def pack_state(
-    modules: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer]
+    modules: Mapping[str, nn.Module], optimizers: Mapping[str, Optimizer]
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split modules, optimizers and torch's RNG state into safetensors tensors and a JSON document.
 
@@ -251,7 +182,7 @@ def _check_group(saved: Any, current: dict[str, Any], path: Path, name: str) -> 
 
 
 def restore_optimizers(
-    optimizers: Mapping[str, torch.optim.Optimizer],
+    optimizers: Mapping[str, Optimizer],
     documents: Any,
     tensors: Mapping[str, torch.Tensor],
     path: Path,
@@ -291,7 +222,7 @@ def restore_optimizers(
         try:
             optimizer.load_state_dict({"state": state, "param_groups": groups})
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-            raise _damaged(path, f"holds an optimizer state that torch refuses ({exc})") from None
+            raise _damaged(path, f"holds an optimizer state that the optimizer refuses ({exc})") from None
 
 
 def restore_rng(tensors: Mapping[str, torch.Tensor], path: Path) -> None:

@@ -8,6 +8,8 @@ SIGINT or SIGTERM during training with one line, ``reinforce: interrupted: ...``
 from __future__ import annotations
 
 import dataclasses
+import gc
+import importlib
 import json
 import logging
 import shlex
@@ -73,6 +75,29 @@ def hyperparameter_options(command: Any) -> Any:
             option = click.option(flag, field.name, type=_click_type(hints[field.name]), help=help_text)
         command = option(command)
     return command
+
+
+def import_long_lived(*modules: str) -> None:
+    """Import ``modules`` with the cyclic garbage collector paused, then leave what exists out of later collections.
+
+    Importing torch (or matplotlib) creates hundreds of thousands of objects that live as long as the process.
+    With the collector running, their creation triggers full collections that walk them again and again (0.1 s
+    of torch's import); frozen afterwards (`gc.freeze`), they are skipped by every later collection, the ones
+    at exit included (0.3 s). Only the CLI does this: it owns its process, a library does not.
+    """
+    gc.disable()
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+TRAINING_MODULES = ("reinforce.trainer",)
+"""What training needs: torch, Gymnasium, safetensors (`import_long_lived` before the commands use them)."""
+PLOTTING_MODULES = ("reinforce.plotting", "matplotlib.figure")
+"""What `reinforce.plotting` draws with."""
 
 
 LOG_LEVELS = ("warning", "info", "debug")
@@ -252,6 +277,11 @@ def train(
     SIGINT (Ctrl-C) or SIGTERM finishes the current update, saves a checkpoint and exits with 130 or 143;
     `reinforce train --resume RUN_DIR` then continues exactly where the run stopped.
     """
+    from reinforce.plotting import PlotProcess
+
+    # the curve's child process imports matplotlib while this one imports torch and trains
+    plotter = click.get_current_context().with_resource(PlotProcess())
+    import_long_lived(*TRAINING_MODULES)
     if tensorboard:
         from reinforce.logging import require_tensorboard
 
@@ -265,15 +295,14 @@ def train(
             env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
 
-    from reinforce.checkpoint import CURVE_FILE, EVALUATION_FILE, write_json
-    from reinforce.plotting import plot_runs
+    from reinforce.runfiles import CURVE_FILE, EVALUATION_FILE, write_json
 
     try:
         budget = max(0, total_steps - agent.num_env_steps)
         agent.learn(
             budget, run_dir=run_dir, progress_bar=not quiet, checkpoint_every=checkpoint_every, tensorboard=tensorboard
         )
-        plot_runs([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
+        plotter.submit([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
         outcome = "solved" if agent.solved else "trained"
         click.echo(
             f"{outcome} {agent.env_id} in {agent.num_env_steps:,} env steps, {agent.num_episodes:,} episodes, "
@@ -283,6 +312,7 @@ def train(
             evaluation = agent.evaluate(episodes=eval_episodes)
             write_json(run_dir / EVALUATION_FILE, evaluation)
             click.echo(_evaluation_line(evaluation))
+        plotter.result()
     finally:
         agent.close()
     click.echo(f"run directory: {run_dir} (curve: {run_dir / CURVE_FILE})")
@@ -356,8 +386,8 @@ def _resumed_run(
             f"{'them' if len(conflicts) > 1 else 'it'} (or start a new run with --config RUN_DIR/config.json "
             "and the new values)"
         )
-    from reinforce.checkpoint import CONFIG_FILE, read_json
     from reinforce.config import parse_config_document
+    from reinforce.runfiles import CONFIG_FILE, read_json
     from reinforce.trainer import resume
 
     agent = resume(resume_dir, device=hyperparameters.get("device"), ray_address=address)
@@ -442,6 +472,7 @@ def evaluate(
         from reinforce.video import check_video_path
 
         check_video_path(video)
+    import_long_lived(*TRAINING_MODULES)
     from reinforce.trainer import load
 
     agent = load(run_dir, device=device)
@@ -475,8 +506,9 @@ def evaluate(
 )
 def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None:
     """Plot one run per episode (return and length), or compare several runs and seeds on one figure."""
-    from reinforce.checkpoint import CONFIG_FILE, CURVE_FILE, read_json
+    import_long_lived(*PLOTTING_MODULES)
     from reinforce.plotting import plot_comparison, plot_runs
+    from reinforce.runfiles import CONFIG_FILE, CURVE_FILE, read_json
 
     for run_dir in run_dirs:
         if not run_dir.is_dir():

@@ -6,9 +6,10 @@ import torch
 from torch import Tensor
 
 from reinforce.errors import NonFiniteError
+from reinforce.optimizers import Optimizer
 
 
-def check_finite_step(loss: Tensor, grad_norm: Tensor, optimizer: torch.optim.Optimizer, lr_flag: str) -> None:
+def check_finite_step(loss: Tensor, grad_norm: Tensor, optimizer: Optimizer, lr_flag: str) -> None:
     """Raise `NonFiniteError` (after clearing the gradients) unless the loss and the gradient norm are finite.
 
     Called between ``backward`` and ``optimizer.step``, so a non-finite update never reaches the parameters.

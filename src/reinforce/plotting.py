@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from reinforce.checkpoint import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, read_json
 from reinforce.errors import ReinforceError
+from reinforce.runfiles import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, read_json
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -52,13 +57,9 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, *, threshold: float | None = 
     Returns:
         ``out``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     runs = [(run_dir, read_episodes(run_dir)) for run_dir in run_dirs]
-    figure, (ax_return, ax_length) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
+    figure = new_figure(9, 6.5)
+    ax_return, ax_length = figure.subplots(2, 1, sharex=True)
     for index, (run_dir, episodes) in enumerate(runs):
         colour = f"C{index}"
         label = run_dir.name if len(runs) > 1 else ""
@@ -93,18 +94,25 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, *, threshold: float | None = 
     return save_figure(figure, out)
 
 
-def save_figure(figure: Any, out: Path) -> Path:
-    """Lay out, write and close ``figure``; an unwritable ``out`` is a `ReinforceError`."""
-    import matplotlib.pyplot as plt
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib ``Figure`` of this size in inches, outside pyplot.
 
+    No pyplot: its import and its global state (the current backend, the list of open figures) are not needed
+    to write a file, so plotting neither changes the backend of a program that uses reinforce nor leaks figures.
+    """
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def save_figure(figure: Any, out: Path) -> Path:
+    """Lay out and write ``figure`` (PNG, SVG or PDF by extension); an unwritable ``out`` is a `ReinforceError`."""
     figure.tight_layout()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(out, dpi=110)
     except OSError as exc:
         raise ReinforceError(f"cannot write {out} ({exc.strerror or exc}): choose another output path") from None
-    finally:
-        plt.close(figure)
     return out
 
 
@@ -189,14 +197,10 @@ def plot_comparison(
     if x not in X_AXES:
         raise ReinforceError(f"cannot plot against {x!r}: use one of {', '.join(X_AXES)}")
     column, label = X_AXES[x]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     groups = group_runs(run_dirs)
     curves = {name: [read_metrics(run, (column, CURVE_COLUMN)) for run in runs] for name, runs in groups.items()}
-    figure, axis = plt.subplots(figsize=(9, 5))
+    figure = new_figure(9, 5)
+    axis = figure.subplots()
     for index, (name, runs) in enumerate(curves.items()):
         colour = f"C{index}"
         if len(runs) == 1:
@@ -216,3 +220,120 @@ def plot_comparison(
     axis.legend(loc="lower right", fontsize="small")
     axis.grid(alpha=0.3)
     return save_figure(figure, out)
+
+
+class PlotProcess:
+    """`plot_runs` in a child process, started early so that its imports overlap the caller's own work.
+
+    Importing matplotlib takes about 0.25 s and drawing a curve 0.15 s. The CLI starts a `PlotProcess` before
+    it imports torch and trains: the child imports numpy and matplotlib meanwhile, on another core; when
+    training ends, `submit` hands it the run, the CLI evaluates the policy while the child draws, and `result`
+    waits for the file. If the child cannot be started, or fails in any way other than a `ReinforceError` of
+    `plot_runs`, the plot is drawn in this process instead: the file is the same either way.
+
+    Example:
+        >>> with PlotProcess() as plotter:  # doctest: +SKIP
+        ...     ...  # train, writing runs/X
+        ...     plotter.submit([Path("runs/X")], Path("runs/X/curve.png"), threshold=475.0)
+        ...     ...  # evaluate
+        ...     plotter.result()
+    """
+
+    def __init__(self) -> None:
+        self._request: tuple[list[Path], Path, float | None] | None = None
+        self.process: subprocess.Popen[str] | None
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "reinforce.plotting"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,  # its failures are reproduced, and reported, by the fallback
+                text=True,
+                start_new_session=True,  # a Ctrl-C in the terminal is the parent's to handle
+            )
+        except OSError:
+            self.process = None
+
+    def __enter__(self) -> PlotProcess:
+        """The plotter itself; leaving the ``with`` block ends the child."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """End the child (see `close`)."""
+        self.close()
+
+    def submit(self, run_dirs: Sequence[Path], out: Path, *, threshold: float | None = None) -> None:
+        """Ask for ``plot_runs(run_dirs, out, threshold=threshold)``; it is drawn while the caller goes on."""
+        self._request = (list(run_dirs), out, threshold)
+        if self.process is None or self.process.stdin is None:
+            return
+        document = {"run_dirs": [str(path) for path in run_dirs], "out": str(out), "threshold": threshold}
+        try:
+            self.process.stdin.write(json.dumps(document) + "\n")
+            self.process.stdin.close()
+        except OSError:  # the child died: `result` draws the plot here
+            self.close()
+
+    def result(self) -> Path:
+        """Wait for the submitted plot and return its path (drawn here if the child failed).
+
+        Raises:
+            ReinforceError: `plot_runs` refused the request (e.g. an unwritable ``out``).
+        """
+        if self._request is None:
+            raise RuntimeError("PlotProcess.result() before submit()")
+        reply: Any = None
+        if self.process is not None and self.process.stdout is not None:
+            line = self.process.stdout.readline()
+            self.close()
+            try:
+                reply = json.loads(line)
+            except json.JSONDecodeError:
+                reply = None
+        if isinstance(reply, dict) and isinstance(reply.get("error"), str):
+            raise ReinforceError(reply["error"])
+        if isinstance(reply, dict) and isinstance(reply.get("out"), str):
+            return Path(reply["out"])
+        run_dirs, out, threshold = self._request
+        return plot_runs(run_dirs, out, threshold=threshold)
+
+    def close(self) -> None:
+        """End the child: killed if nothing was submitted, else it exits when its input closes (or in 5 s, killed)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if self._request is None:
+            process.kill()  # nothing to draw (training failed or was interrupted): no need to wait for its imports
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):  # a child that died leaves a broken pipe
+                    stream.close()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _serve() -> None:
+    """The child of `PlotProcess`: import, read one request from stdin, draw it, reply on stdout, exit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import matplotlib.figure  # noqa: F401  (the import that overlaps the parent's work)
+
+    line = sys.stdin.readline()
+    if line:
+        request = json.loads(line)
+        try:
+            out = plot_runs(
+                [Path(path) for path in request["run_dirs"]], Path(request["out"]), threshold=request["threshold"]
+            )
+            reply = {"out": str(out)}
+        except ReinforceError as exc:
+            reply = {"error": str(exc)}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+    os._exit(0)  # the file is written and closed; the interpreter's teardown would only delay the parent
+
+
+if __name__ == "__main__":
+    _serve()

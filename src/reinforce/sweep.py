@@ -35,7 +35,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from reinforce.checkpoint import CONFIG_FILE, CURVE_FILE, EVALUATION_FILE, read_json, write_json
 from reinforce.config import (
     DEFAULT_CHECKPOINT_EVERY,
     TrainConfig,
@@ -44,6 +43,7 @@ from reinforce.config import (
     tuned_hyperparameters,
 )
 from reinforce.errors import NonFiniteError, ReinforceError
+from reinforce.runfiles import CONFIG_FILE, CURVE_FILE, EVALUATION_FILE, read_json, write_json
 
 SWEEP_FILE = "sweep.json"
 """The sweep's specification in its directory: a re-run must ask for exactly the same."""
@@ -243,7 +243,8 @@ RAY_ROLLOUT_FIELDS = ("backend", "workers", "envs_per_worker")
 
 def check_local_trials(names: Iterable[str]) -> None:
     """Refuse Ray-rollout hyperparameters among ``names`` (set for a sweep), naming them."""
-    given = [name for name in RAY_ROLLOUT_FIELDS if name in set(names)]
+    named = set(names)  # once: ``names`` may be an iterator
+    given = [name for name in RAY_ROLLOUT_FIELDS if name in named]
     if given:
         raise ReinforceError(
             f"sweep trials train locally, each in a Ray task of its own, so {', '.join(given)} cannot be set: drop "
@@ -391,8 +392,8 @@ def steps_to_solve(run_dir: Path, reward_threshold: float | None) -> int | None:
     Solved is `Reinforce.solved`: at least 100 training episodes, and the mean return of the last 100 at or
     above ``reward_threshold``. None if that never held (or there is no threshold).
     """
-    from reinforce.checkpoint import METRICS_FILE
     from reinforce.plotting import CURVE_COLUMN, read_columns
+    from reinforce.runfiles import METRICS_FILE
     from reinforce.trainer import SOLVED_WINDOW
 
     if reward_threshold is None:
@@ -690,8 +691,8 @@ def _run_trials(
 
 def _write_results(plan: SweepPlan, results: Sequence[dict[str, Any]], say: Callable[[str], None]) -> list[SweepRow]:
     """The table (results.md, results.json, stdout) and the comparison plot (curves.png) of a finished sweep."""
-    from reinforce.checkpoint import atomic_write
     from reinforce.plotting import plot_comparison
+    from reinforce.runfiles import atomic_write
 
     rows = summarize_trials(plan.settings, results, evaluated=plan.spec["eval_episodes"] > 0)
     table = format_table(rows, plan.spec)

@@ -21,15 +21,9 @@ from torch import Tensor, nn
 from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_baseline, update_policy
 from reinforce.baselines import RunningMeanBaseline, ValueFunction
 from reinforce.checkpoint import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    EPISODES_FILE,
     FORMAT_VERSION,
-    METRICS_FILE,
-    TENSORBOARD_DIR,
     load_tensors,
     pack_state,
-    read_json,
     remove_stale_files,
     require,
     restore_modules,
@@ -37,7 +31,6 @@ from reinforce.checkpoint import (
     restore_rng,
     save_state_file,
     trim_csv,
-    write_json,
 )
 from reinforce.config import (
     DEFAULT_CHECKPOINT_EVERY,
@@ -52,8 +45,18 @@ from reinforce.distributed import RayRollouts
 from reinforce.envs import FLATTENED_OBSERVATION_SPACES, env_spec, flatten_observations, make_vec_env
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.logging import CSVLogger, TensorBoardLogger, require_tensorboard
+from reinforce.optimizers import EagerOptimizer
 from reinforce.policies import policy_from_config
 from reinforce.rollout import RolloutBatch, collect, sample_actions, to_env_actions
+from reinforce.runfiles import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    EPISODES_FILE,
+    METRICS_FILE,
+    TENSORBOARD_DIR,
+    read_json,
+    write_json,
+)
 
 SOLVED_WINDOW = 100
 """Episodes in the moving mean that decides 'solved' (Gymnasium's convention)."""
@@ -191,7 +194,7 @@ class Reinforce:
         self.policy.to(self.device)
         self.optimizer = make_optimizer(self.config, self.policy.parameters())
         self.value_function: ValueFunction | None = None
-        self.value_optimizer: torch.optim.Optimizer | None = None
+        self.value_optimizer: EagerOptimizer | None = None
         if self.config.baseline == "value":
             self.value_function = ValueFunction(
                 self.observation_space,
@@ -199,7 +202,7 @@ class Reinforce:
                 # one set of running statistics: the value network reads them from the policy's encoder
                 encoder=self.policy.encoder if self.config.normalize_observations else None,
             ).to(self.device)
-            self.value_optimizer = torch.optim.Adam(self.value_function.parameters(), lr=self.config.value_lr)
+            self.value_optimizer = EagerOptimizer(self.value_function.parameters(), "adam", lr=self.config.value_lr)
         self.running_mean = RunningMeanBaseline() if self.config.baseline == "running_mean" else None
         self.num_updates = 0
         self.num_env_steps = 0
@@ -219,7 +222,7 @@ class Reinforce:
             modules["running_mean"] = self.running_mean
         return modules
 
-    def _state_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+    def _state_optimizers(self) -> dict[str, EagerOptimizer]:
         """The optimizers a checkpoint saves and `load` restores, by name."""
         optimizers = {"policy": self.optimizer}
         if self.value_optimizer is not None:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,30 @@ def test_train_writes_a_complete_run_directory(trained_run: Path) -> None:
         "wall_time_s",
     } <= set(header)
     assert (trained_run / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+IMPORTED_AFTER = """
+import sys
+from reinforce.cli import main
+before = sorted(name for name in ("torch", "matplotlib") if name in sys.modules)
+try:
+    main(sys.argv[1:])
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+print(before, sorted(name for name in ("torch._dynamo", "matplotlib") if name in sys.modules))
+"""
+
+
+def test_the_train_command_imports_neither_torch_dynamo_nor_matplotlib(tmp_path: Path) -> None:
+    """torch.optim's optimizers would import torch._dynamo (1.2-1.5 s); the curve is drawn by a child process."""
+    args = ("train", "CartPole-v1", "--seed", "0", "--total-steps", "2000", "--num-envs", "4", "--quiet")
+    settings = ("--baseline", "value", "--checkpoint-every", "1", "--run-dir", str(tmp_path / "run"))
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED_AFTER, *args, *settings], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[] []"
+    assert (tmp_path / "run" / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_eval_json(trained_run: Path) -> None:

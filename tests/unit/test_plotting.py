@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from reinforce import ReinforceError
-from reinforce.plotting import group_runs, mean_and_band, plot_comparison, t_quantile_95
+from reinforce.plotting import PlotProcess, group_runs, mean_and_band, plot_comparison, plot_runs, t_quantile_95
 from reinforce.trainer import METRIC_FIELDS
 
 
@@ -59,3 +59,49 @@ def test_a_run_without_updates_is_a_clear_error(tmp_path: Path) -> None:
     (run / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
     with pytest.raises(ReinforceError, match="no updates yet"):
         plot_comparison([run], tmp_path / "x.png")
+
+
+def episodes_run(root: Path) -> Path:
+    run = root / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"env_id": "CartPole-v1"}))
+    with (run / "episodes.csv").open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["return", "length", "env_steps"])
+        writer.writerows([[float(n % 50), n % 50, 10 * n] for n in range(1, 300)])
+    return run
+
+
+def test_the_plot_process_draws_in_its_child_what_plot_runs_draws_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = episodes_run(tmp_path)
+    expected = plot_runs([run], tmp_path / "here.png", threshold=20.0)
+    with PlotProcess() as plotter:
+        monkeypatch.setattr("reinforce.plotting.plot_runs", lambda *args, **kwargs: pytest.fail("drawn here"))
+        plotter.submit([run], tmp_path / "child.png", threshold=20.0)
+        assert plotter.result() == tmp_path / "child.png"
+    assert (tmp_path / "child.png").read_bytes() == expected.read_bytes()
+
+
+def test_the_plot_process_reports_what_plot_runs_refuses(tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_text("a file, not a directory")
+    with PlotProcess() as plotter, pytest.raises(ReinforceError, match="cannot write"):
+        plotter.submit([episodes_run(tmp_path)], tmp_path / "blocked" / "curve.png")
+        plotter.result()
+
+
+@pytest.mark.parametrize("failure", ["not started", "died"])
+def test_without_its_child_the_plot_process_draws_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    if failure == "not started":
+        monkeypatch.setattr("sys.executable", str(tmp_path / "no-python"))
+    plotter = PlotProcess()
+    assert (plotter.process is None) == (failure == "not started")
+    if plotter.process is not None:
+        plotter.process.kill()
+        plotter.process.wait()
+    plotter.submit([episodes_run(tmp_path)], tmp_path / "curve.png")
+    assert plotter.result() == tmp_path / "curve.png" and (tmp_path / "curve.png").stat().st_size > 0
+    plotter.close()

@@ -1,0 +1,164 @@
+"""Wall time and peak memory of whole `reinforce train CartPole-v1` processes, and where that time goes.
+
+Each seed runs ``reinforce train CartPole-v1 --seed S --quiet --run-dir DIR`` (plus any flags after ``--``) in a
+fresh process, as a user runs it: the wall clock is taken from the start of the process to its exit, the peak
+resident memory comes from ``wait4``, the env steps, training seconds and evaluation from what it prints. Run it
+with the project's interpreter (``.venv/bin/python``), whose ``reinforce`` script it starts.
+
+With ``--phases``, every seed runs a second time through a driver that times the command's steps inside the
+process: importing ``reinforce.cli``, starting the curve's child process, importing torch and the rest of the
+training code, building the agent, ``learn`` (training, metrics and checkpoints), the evaluation and the wait for
+the curve; "interpreter start and exit" is the process's wall clock less the time inside the driver.
+
+    .venv/bin/python benchmarks/process_time.py [--seeds 0-4] [--phases] [-- --num-envs 16 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from common import machine, seed_range, versions
+
+REINFORCE = Path(sys.executable).parent / "reinforce"
+PHASES_PREFIX = "PHASES "
+SUMMARY = re.compile(r"in ([\d,]+) env steps, .* ([\d.]+) s of training")
+EVALUATION = re.compile(r"mean return ([-\d.]+)")
+
+
+def run_process(command: list[str]) -> tuple[float, int, str, str]:
+    """Wall seconds, peak RSS (KiB), stdout and stderr of one process run to its exit."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall_s = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{stderr}")
+    return wall_s, usage.ru_maxrss, stdout, stderr
+
+
+def train_args(seed: int, run_dir: Path, extra: list[str]) -> list[str]:
+    return ["train", "CartPole-v1", "--seed", str(seed), "--quiet", "--run-dir", str(run_dir), *extra]
+
+
+def drive(args: list[str]) -> None:
+    """The ``--driver`` child: run the CLI with its steps timed, then print them after ``PHASES``."""
+    entered = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def timed(owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*arguments: Any, **keywords: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(*arguments, **keywords)
+            finally:
+                phases[label] = phases.get(label, 0.0) + time.perf_counter() - start
+
+        setattr(owner, name, wrapper)
+
+    start = time.perf_counter()
+    import reinforce.cli
+    import reinforce.plotting
+
+    phases["import reinforce.cli"] = time.perf_counter() - start
+    timed(reinforce.plotting.PlotProcess, "__init__", "start the curve's child process")
+    timed(reinforce.plotting.PlotProcess, "result", "wait for the curve")
+    import_long_lived = reinforce.cli.import_long_lived
+
+    def import_and_wrap(*modules: str) -> None:
+        start = time.perf_counter()
+        import_long_lived(*modules)
+        phases["import torch, Gymnasium, the trainer"] = time.perf_counter() - start
+        from reinforce.trainer import Reinforce
+
+        timed(Reinforce, "__init__", "create the agent")
+        timed(Reinforce, "learn", "learn (training, metrics, checkpoints)")
+        timed(Reinforce, "evaluate", "evaluate (100 episodes)")
+
+    reinforce.cli.import_long_lived = import_and_wrap
+    try:
+        reinforce.cli.main(args)
+    except SystemExit as exit:
+        if exit.code:
+            raise
+    phases["inside Python"] = time.perf_counter() - entered
+    print(PHASES_PREFIX + json.dumps(phases), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="0-4")
+    parser.add_argument("--phases", action="store_true", help="also time the steps inside each process")
+    parser.add_argument("extra", nargs="*", help="flags for `reinforce train` (after --)")
+    if sys.argv[1:2] == ["--driver"]:
+        drive(sys.argv[2:])
+        return
+    args = parser.parse_args()
+    if not REINFORCE.exists():
+        parser.error(f"{REINFORCE} does not exist: run this with the project's .venv/bin/python (make install)")
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"{date}; {machine()}; {versions('torch', 'gymnasium')}")
+    print(f"`reinforce train CartPole-v1 --seed S --quiet {' '.join(args.extra)}`".replace(" `", "`"))
+    print()
+    print("| seed | env steps | training s | process wall s | deterministic eval | peak RSS |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    walls, trainings, phase_runs = [], [], []
+    with tempfile.TemporaryDirectory() as root:
+        for seed in seed_range(args.seeds):
+            wall_s, rss_kib, stdout, _ = run_process(
+                [str(REINFORCE), *train_args(seed, Path(root, f"{seed}"), args.extra)]
+            )
+            summary, evaluation = SUMMARY.search(stdout), EVALUATION.search(stdout)
+            if summary is None:
+                raise RuntimeError(f"unexpected output of seed {seed}:\n{stdout}")
+            steps, training_s = summary.group(1), float(summary.group(2))
+            walls.append(wall_s)
+            trainings.append(training_s)
+            print(
+                f"| {seed} | {steps} | {training_s:.2f} | {wall_s:.2f} | "
+                f"{evaluation.group(1) if evaluation else '-'} | {rss_kib / 1024:.0f} MiB |",
+                flush=True,
+            )
+            if args.phases:
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--driver",
+                    *train_args(seed, Path(root, f"{seed}-phases"), args.extra),
+                ]
+                wall_s, _, stdout, _ = run_process(command)
+                line = next(line for line in stdout.splitlines() if line.startswith(PHASES_PREFIX))
+                phases = json.loads(line[len(PHASES_PREFIX) :])
+                phases["interpreter start and exit"] = wall_s - phases.pop("inside Python")
+                phases["whole process"] = wall_s
+                phase_runs.append(phases)
+    print(f"| median | | {statistics.median(trainings):.2f} | {statistics.median(walls):.2f} | | |")
+    if phase_runs:
+        print()
+        print("| phase | median s | " + " | ".join(f"seed {seed}" for seed in seed_range(args.seeds)) + " |")
+        print("| --- | ---: |" + " ---: |" * len(phase_runs))
+        for name in phase_runs[0]:
+            values = [run.get(name, 0.0) for run in phase_runs]
+            cells = " | ".join(f"{value:.2f}" for value in values)
+            print(f"| {name} | {statistics.median(values):.2f} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The files of a run directory that hold no tensors: their names, JSON documents, atomic writes.
+
+Apart from `reinforce.checkpoint` (tensors, with torch and safetensors), so that what reads or plots a run's
+metrics (`reinforce.plotting`, ``reinforce plot``) does not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from reinforce.errors import ReinforceError
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.json"
+METRICS_FILE = "metrics.csv"
+EPISODES_FILE = "episodes.csv"
+EVALUATION_FILE = "evaluation.json"
+CURVE_FILE = "curve.png"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def _read_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+FILE_MODE = 0o666 & ~_read_umask()
+"""Permissions of the files a run writes: those of a normally created file (umask read once, at import)."""
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, fsync and rename: readers never see half a file.
+
+    The file gets the permissions of a normally created one (0o666 less the umask), not mkstemp's 0o600. The
+    directory is fsynced after the rename, so the new name survives a crash of the machine too.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fchmod(file.fileno(), FILE_MODE)
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    """Atomically write a JSON document (indented, keys in insertion order)."""
+    atomic_write(path, (json.dumps(document, indent=2, allow_nan=False) + "\n").encode())
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object, or raise a `ReinforceError` that names the file."""
+    if not path.is_file():
+        raise ReinforceError(f"{path} is missing: pass a run directory written by `reinforce train`")
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ReinforceError(f"{path} is not valid JSON ({exc}): the run directory is damaged") from None
+    if not isinstance(document, dict):
+        raise ReinforceError(f"{path} does not hold a JSON object: the run directory is damaged")
+    return document
