@@ -64,8 +64,10 @@ def test_one_worker_collects_episodes_from_the_local_distribution() -> None:
 def _train(
     updates: int, kill_after: int | None = None, remove_after: int | None = None
 ) -> tuple[list[list[float]], list[torch.Tensor], int]:
-    """Episode returns of each update, final parameters and worker restarts of a 2-worker run on a slow env."""
-    agent = Reinforce("toy_envs:toy/SlowCartPole-v0", seed=3, num_envs=8, backend="ray", workers=2)
+    """Episode returns of each update, final policy state and worker restarts of a 2-worker run on a slow env."""
+    agent = Reinforce(
+        "toy_envs:toy/SlowCartPole-v0", seed=3, num_envs=8, backend="ray", workers=2, normalize_observations=True
+    )
     agent.start_workers()
     assert agent._rollouts is not None
     killer = None
@@ -86,7 +88,9 @@ def _train(
             if update == remove_after:  # gone for good: Ray will not restart it, the learner replaces it
                 ray.kill(agent._rollouts.workers[0], no_restart=True)
             returns.append(agent.update()["episode_returns"])
-        return returns, [p.detach().clone() for p in agent.policy.parameters()], agent._rollouts.restarts
+        return returns, [
+            value.clone() for value in agent.policy.state_dict().values()
+        ]  # statistics too, agent._rollouts.restarts
     finally:
         if killer is not None:
             killer.join()
