@@ -88,9 +88,8 @@ def _train(
             if update == remove_after:  # gone for good: Ray will not restart it, the learner replaces it
                 ray.kill(agent._rollouts.workers[0], no_restart=True)
             returns.append(agent.update()["episode_returns"])
-        return returns, [
-            value.clone() for value in agent.policy.state_dict().values()
-        ]  # statistics too, agent._rollouts.restarts
+        state = [value.clone() for value in agent.policy.state_dict().values()]  # normalisation statistics too
+        return returns, state, agent._rollouts.restarts
     finally:
         if killer is not None:
             killer.join()
