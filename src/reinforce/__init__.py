@@ -53,15 +53,16 @@ _MODULES = {
 __all__ = sorted(_MODULES)
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's submodule on first access (PEP 562)."""
-    if name not in _MODULES:
-        raise AttributeError(f"module 'reinforce' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"reinforce.{_MODULES[name]}"), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any name as reinforce.X
 
+    def __getattr__(name: str) -> Any:
+        """Import a public name's submodule on first access (PEP 562)."""
+        if name not in _MODULES:
+            raise AttributeError(f"module 'reinforce' has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"reinforce.{_MODULES[name]}"), name)
+        globals()[name] = value
+        return value
 
-def __dir__() -> list[str]:
-    """The module's attributes, the lazily imported public names included."""
-    return sorted({*globals(), *__all__})
+    def __dir__() -> list[str]:
+        """The module's attributes, the lazily imported public names included."""
+        return sorted({*globals(), *__all__})

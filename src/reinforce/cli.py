@@ -85,13 +85,15 @@ def import_long_lived(*modules: str) -> None:
     of torch's import); frozen afterwards (`gc.freeze`), they are skipped by every later collection, the ones
     at exit included (0.3 s). Only the CLI does this: it owns its process, a library does not.
     """
+    enabled = gc.isenabled()
     gc.disable()
     try:
         for module in modules:
             importlib.import_module(module)
     finally:
         gc.freeze()
-        gc.enable()
+        if enabled:
+            gc.enable()
 
 
 TRAINING_MODULES = ("reinforce.trainer",)

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -244,7 +245,9 @@ class PlotProcess:
         self.process: subprocess.Popen[str] | None
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "reinforce.plotting"],
+                # not `-m`, which puts the working directory first on the path: a matplotlib.py (or json.py,
+                # ...) there would be imported by the child; the code below drops that entry first
+                [sys.executable, "-c", CHILD_COMMAND],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,  # its failures are reproduced, and reported, by the fallback
@@ -284,7 +287,9 @@ class PlotProcess:
             raise RuntimeError("PlotProcess.result() before submit()")
         reply: Any = None
         if self.process is not None and self.process.stdout is not None:
-            line = self.process.stdout.readline()
+            # a child that hangs is given up on (and killed by `close`): the plot is drawn here instead
+            ready, _, _ = select.select([self.process.stdout], [], [], REPLY_TIMEOUT_S)
+            line = self.process.stdout.readline() if ready else ""
             self.close()
             try:
                 reply = json.loads(line)
@@ -313,6 +318,13 @@ class PlotProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+REPLY_TIMEOUT_S = 60.0
+"""How long `PlotProcess.result` waits for the child's reply before drawing the plot itself."""
+
+CHILD_COMMAND = "import sys; del sys.path[0]; from reinforce.plotting import _serve; _serve()"
+"""What the `PlotProcess` child runs: `_serve`, without the working directory on its module path."""
 
 
 def _serve() -> None:

@@ -84,11 +84,43 @@ def test_the_plot_process_draws_in_its_child_what_plot_runs_draws_here(
     assert (tmp_path / "child.png").read_bytes() == expected.read_bytes()
 
 
+def test_the_plot_process_child_ignores_modules_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shadow = tmp_path / "cwd"
+    shadow.mkdir()
+    (shadow / "matplotlib.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\nraise ImportError\n")
+    monkeypatch.chdir(shadow)
+    run = episodes_run(tmp_path)
+    with PlotProcess() as plotter:
+        monkeypatch.setattr("reinforce.plotting.plot_runs", lambda *args, **kwargs: pytest.fail("drawn here"))
+        plotter.submit([run], tmp_path / "child.png")
+        assert plotter.result() == tmp_path / "child.png"
+    assert not (tmp_path / "imported").exists()
+
+
 def test_the_plot_process_reports_what_plot_runs_refuses(tmp_path: Path) -> None:
     (tmp_path / "blocked").write_text("a file, not a directory")
     with PlotProcess() as plotter, pytest.raises(ReinforceError, match="cannot write"):
         plotter.submit([episodes_run(tmp_path)], tmp_path / "blocked" / "curve.png")
         plotter.result()
+
+
+def test_a_child_that_does_not_answer_in_time_is_given_up_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("reinforce.plotting.REPLY_TIMEOUT_S", 0.0)  # the child needs ~0.2 s to draw
+    drawn_here: list[Path] = []
+    original = plot_runs
+
+    def plot_here(run_dirs: list[Path], out: Path, **kwargs: object) -> Path:
+        drawn_here.append(out)
+        return original(run_dirs, out, **kwargs)  # type: ignore[arg-type]
+
+    with PlotProcess() as plotter:
+        monkeypatch.setattr("reinforce.plotting.plot_runs", plot_here)
+        plotter.submit([episodes_run(tmp_path)], tmp_path / "curve.png")
+        assert plotter.result() == tmp_path / "curve.png"
+        assert plotter.process is None  # the child was ended
+    assert drawn_here == [tmp_path / "curve.png"] and (tmp_path / "curve.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("failure", ["not started", "died"])
