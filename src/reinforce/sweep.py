@@ -28,6 +28,8 @@ import itertools
 import json
 import math
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -663,11 +665,15 @@ def _run_trials(
         The trials that failed (an exception other than a divergence, or a lost worker) with the reason.
 
     Raises:
-        KeyboardInterrupt: after cancelling the unfinished trials and waiting up to `CANCEL_GRACE_S` for them.
+        KeyboardInterrupt: on SIGINT or SIGTERM, after cancelling the unfinished trials and waiting up to
+            `CANCEL_GRACE_S` for them.
     """
     remote_trial = ray.remote(num_cpus=1)(run_trial)
     pending = {remote_trial.remote(trial): trial for trial in trials}
     failures: list[tuple[Trial, str]] = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM stops the sweep as Ctrl-C does
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -686,6 +692,9 @@ def _run_trials(
             ray.cancel(reference)  # a running trial gets a KeyboardInterrupt; its last checkpoint stays
         ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE_S)
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return failures
 
 

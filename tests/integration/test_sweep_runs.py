@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import one_line, run_cli, snapshot
+from cli_support import one_line, run_cli, snapshot, start_cli
 
 from reinforce import Reinforce, ReinforceError
 from reinforce.sweep import SweepRow, run_sweep
@@ -125,6 +128,29 @@ def test_the_sweep_command_runs_skips_and_refuses(tmp_path: Path) -> None:
     other = run_cli(*[arg if arg != "300" else "400" for arg in args], cwd=tmp_path)
     assert other.returncode == 2 and "its total steps differ" in one_line(other.stderr)
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_an_interrupted_sweep_continues_with_the_same_command(tmp_path: Path, stop: str) -> None:
+    args = ["sweep", "CartPole-v1", "--seeds", "0-1", "--total-steps", "200000", "--no-stop-on-solve"]
+    args += ["--eval-episodes", "2", "--checkpoint-every", "1", "--out", "out"]
+    process = start_cli(*args, cwd=tmp_path, new_session=True)
+    checkpoints = [tmp_path / "out" / "default" / f"seed-{seed}" / "checkpoint.json" for seed in (0, 1)]
+    deadline = time.monotonic() + 120
+    while not all(path.exists() for path in checkpoints) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if stop == "ctrl-c":
+        os.killpg(process.pid, signal.SIGINT)  # the terminal's Ctrl-C reaches the whole group
+    else:
+        process.send_signal(signal.SIGTERM)  # the driver alone
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "continue the sweep with the same command: reinforce sweep CartPole-v1" in one_line(stderr)
+    assert not any((path.parent / "result.json").exists() for path in checkpoints)
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "0 skipped (finished), 2 to resume, 0 to start" in again.stdout
+    assert all((path.parent / "result.json").exists() for path in checkpoints)
 
 
 def test_a_diverging_trial_is_an_unsolved_result_not_a_failure(tmp_path: Path) -> None:
