@@ -671,9 +671,11 @@ def _run_trials(
     remote_trial = ray.remote(num_cpus=1)(run_trial)
     pending = {remote_trial.remote(trial): trial for trial in trials}
     failures: list[tuple[Trial, str]] = []
-    previous = None
-    if threading.current_thread() is threading.main_thread():  # SIGTERM stops the sweep as Ctrl-C does
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM stops the sweep as Ctrl-C does; and Ctrl-C does so even where the parent ignored SIGINT
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, signal.default_int_handler)
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -693,8 +695,8 @@ def _run_trials(
         ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE_S)
         raise
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
     return failures
 
 
