@@ -24,8 +24,7 @@ from pathlib import Path
 import ray
 import torch
 
-from reinforce import Reinforce, collect
-from reinforce.config import episodes_per_update
+from reinforce import Reinforce
 
 BENCHMARKS = Path(__file__).parent
 sys.path.insert(0, str(BENCHMARKS))
@@ -37,17 +36,11 @@ def measure(env_id: str, envs: int, workers: dict[str, int], updates: int) -> di
     extra = {"backend": "ray", **workers} if workers else {}
     # lr 1e-8 holds the policy (every setting sees the same episode-length distribution) at full update cost
     agent = Reinforce(env_id, seed=0, num_envs=envs, stop_on_solve=False, lr=1e-8, **extra)
-    agent.start_workers()
-    episodes = episodes_per_update(agent.config)
-    agent.update()  # warm-up
+    agent.update()  # warm-up (it starts the workers)
     steps, collect_s, learn_s = 0, 0.0, 0.0
     for _ in range(updates):
-        seed = agent._collection_seed()
         start = time.perf_counter()
-        if agent._rollouts is not None:
-            batch = agent._rollouts.collect(agent.policy, episodes, seed)
-        else:
-            batch = collect(agent.envs, agent.policy, episodes, seed=seed)
+        batch = agent.collect_batch()
         middle = time.perf_counter()
         agent.train_on_batch(batch)
         agent.num_updates += 1  # the next collection seed, as update() would

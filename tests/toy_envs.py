@@ -130,6 +130,24 @@ class SlowCartPole(gymnasium.Wrapper):
         return self.env.step(action)
 
 
+def wide_gaussian_batch() -> tuple[Any, Any, spaces.Box]:
+    """A linear Gaussian policy on toy/Continuous-v0 (bounds [-1, 1]) with log-std 1.5, wide enough that its
+    samples fall outside the bounds, and 3 seeded episodes of it: (policy, batch, action space)."""
+    import torch
+
+    from reinforce import collect, make_policy
+    from reinforce.envs import make_vec_env
+
+    envs = make_vec_env("toy/Continuous-v0", 3)
+    torch.manual_seed(0)
+    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=())
+    with torch.no_grad():
+        policy.log_std.fill_(1.5)
+    batch = collect(envs, policy, 3, seed=0)
+    envs.close()
+    return policy, batch, envs.single_action_space
+
+
 def register_toy_envs() -> None:
     """Register the toy envs once (idempotent)."""
     if "toy/Counting-v0" in gymnasium.registry:

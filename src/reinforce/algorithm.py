@@ -219,16 +219,13 @@ def backward_policy_loss(
     mask = batch.mask
     observations, actions, weights = batch.observations[mask], batch.actions[mask], weights_TN[mask]
     num_steps = observations.shape[0]
-    if num_steps <= ONE_PASS_MAX_STEPS:
-        loss, entropy = _valid_steps_loss(policy, observations, actions, weights, batch, config)
-        loss.backward()  # type: ignore[no-untyped-call]
-        return loss.detach(), entropy
+    chunk = LOSS_CHUNK_STEPS if num_steps > ONE_PASS_MAX_STEPS else num_steps  # one chunk: one pass
     # the mean over steps divides a chunk's sum by the chunk's size: weighted by the chunk's share of the batch
-    # (the mean over episodes already divides by the batch's number of episodes)
+    # (the mean over episodes already divides by the batch's number of episodes); a share of 1 is exact
     per_step_mean = config.loss_reduction == "mean_over_steps"
     total_loss, total_entropy = torch.zeros(()), torch.zeros(())
-    for start in range(0, num_steps, LOSS_CHUNK_STEPS):
-        rows = slice(start, start + LOSS_CHUNK_STEPS)
+    for start in range(0, num_steps, chunk):
+        rows = slice(start, start + chunk)
         share = observations[rows].shape[0] / num_steps
         loss, entropy = _valid_steps_loss(policy, observations[rows], actions[rows], weights[rows], batch, config)
         loss = loss * share if per_step_mean else loss

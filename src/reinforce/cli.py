@@ -16,13 +16,13 @@ import shlex
 import sys
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, NoReturn, Union, get_args, get_origin, get_type_hints
 
 import click
 
-from reinforce.config import DEFAULT_CHECKPOINT_EVERY, MAX_SEED, TrainConfig, field_docs
+from reinforce.config import DEFAULT_CHECKPOINT_EVERY, DEFAULT_EVAL_EPISODES, MAX_SEED, TrainConfig, field_docs
 from reinforce.errors import ReinforceError, TrainingInterrupted
 
 
@@ -208,6 +208,37 @@ def run_settings(
     return env_id, seed, total_steps, config
 
 
+OptionDecorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+"""What ``click.option(...)`` returns: a decorator adding the option to a command."""
+
+
+def eval_episodes_option(help_text: str) -> OptionDecorator:
+    """``--eval-episodes K``, as `train` and `sweep` take it."""
+    return click.option(
+        "--eval-episodes", type=click.IntRange(min=0), default=DEFAULT_EVAL_EPISODES, show_default=True, help=help_text
+    )
+
+
+def checkpoint_every_option(help_text: str) -> OptionDecorator:
+    """``--checkpoint-every N``, as `train` and `sweep` take it."""
+    return click.option(
+        "--checkpoint-every",
+        type=click.IntRange(min=0),
+        default=DEFAULT_CHECKPOINT_EVERY,
+        show_default=True,
+        help=help_text,
+    )
+
+
+def address_option(purpose: str) -> OptionDecorator:
+    """``--address HOST:PORT|auto`` of a Ray cluster, as `train` and `sweep` take it."""
+    return click.option(
+        "--address",
+        default=None,
+        help=f"{purpose} (HOST:PORT of its head node, or auto) [default: start a local Ray with this machine's CPUs].",
+    )
+
+
 @cli.command()
 @click.argument("env_id", required=False)
 @config_option
@@ -224,13 +255,7 @@ def run_settings(
     default=None,
     help="Where to write the run (must not exist or be empty) [default: runs/ENV_ID-seedS-TIME].",
 )
-@click.option(
-    "--eval-episodes",
-    type=click.IntRange(min=0),
-    default=100,
-    show_default=True,
-    help="Deterministic evaluation episodes after training (0 to skip).",
-)
+@eval_episodes_option("Deterministic evaluation episodes after training (0 to skip).")
 @click.option(
     "--resume",
     "resume_dir",
@@ -240,24 +265,15 @@ def run_settings(
     "--total-steps (the run's total budget, default the saved one), --device, --checkpoint-every, "
     "--eval-episodes, --tensorboard, --address and --quiet may go with it.",
 )
-@click.option(
-    "--checkpoint-every",
-    type=click.IntRange(min=0),
-    default=DEFAULT_CHECKPOINT_EVERY,
-    show_default=True,
-    help="Write a checkpoint every N updates (0: only at the end); a killed run resumes from the last one.",
+@checkpoint_every_option(
+    "Write a checkpoint every N updates (0: only at the end); a killed run resumes from the last one."
 )
 @click.option(
     "--tensorboard",
     is_flag=True,
     help="Also write the metrics as TensorBoard scalars to RUN_DIR/tensorboard (needs reinforce[tensorboard]).",
 )
-@click.option(
-    "--address",
-    default=None,
-    help="With --backend ray: the Ray cluster to join (HOST:PORT of its head node, or auto) [default: start a "
-    "local Ray with this machine's CPUs].",
-)
+@address_option("With --backend ray: the Ray cluster to join")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
 @hyperparameter_options
 def train(
@@ -331,7 +347,6 @@ def _new_run(
 ) -> tuple[Any, Path, int]:
     """A fresh agent and its newly created run directory, everything validated before anything is written."""
     env_id, seed, total_steps, config = run_settings(env_id, config_file, seed, total_steps, hyperparameters)
-    _check_address(address, config.backend)
     if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ReinforceError(
             f"run directory {run_dir} already exists and is not empty: choose another --run-dir, "
@@ -393,11 +408,6 @@ def _resumed_run(
     from reinforce.trainer import resume
 
     agent = resume(resume_dir, device=hyperparameters.get("device"), ray_address=address)
-    try:
-        _check_address(address, agent.config.backend)
-    except ReinforceError:
-        agent.close()
-        raise
     logging.getLogger("reinforce").info("resuming %s at update %d", resume_dir, agent.num_updates)
     if total_steps is None:
         try:
@@ -407,11 +417,6 @@ def _resumed_run(
             raise
         total_steps = saved.total_steps if saved.total_steps is not None else DEFAULT_TOTAL_STEPS
     return agent, resume_dir, total_steps
-
-
-def _check_address(address: str | None, backend: str) -> None:
-    if address is not None and backend != "ray":
-        raise ReinforceError("--address names a Ray cluster for Ray rollouts: add --backend ray, or drop --address")
 
 
 def _evaluation_line(evaluation: dict[str, Any]) -> str:
@@ -592,25 +597,9 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     default=None,
     help="The sweep directory; the same command run again continues the sweep there [default: sweeps/ENV_ID].",
 )
-@click.option(
-    "--address",
-    default=None,
-    help="HOST:PORT of a Ray cluster's head node, or auto [default: start a local Ray with this machine's CPUs].",
-)
-@click.option(
-    "--eval-episodes",
-    type=click.IntRange(min=0),
-    default=100,
-    show_default=True,
-    help="Deterministic evaluation episodes after each trial; the final return is their mean (0: none).",
-)
-@click.option(
-    "--checkpoint-every",
-    type=click.IntRange(min=0),
-    default=DEFAULT_CHECKPOINT_EVERY,
-    show_default=True,
-    help="Each trial writes a checkpoint every N updates; an interrupted sweep continues from them.",
-)
+@address_option("The Ray cluster to run the trials on")
+@eval_episodes_option("Deterministic evaluation episodes after each trial; the final return is their mean (0: none).")
+@checkpoint_every_option("Each trial writes a checkpoint every N updates; an interrupted sweep continues from them.")
 @hyperparameter_options
 def sweep(
     env_id: str | None,

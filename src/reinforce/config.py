@@ -303,6 +303,9 @@ def worker_num_envs(config: TrainConfig) -> int:
 DEFAULT_CHECKPOINT_EVERY = 10
 """Updates between periodic checkpoints of `Reinforce.learn` and ``reinforce train`` (0: only the final one)."""
 
+DEFAULT_EVAL_EPISODES = 100
+"""Deterministic evaluation episodes after training, for ``reinforce train`` and each trial of a sweep."""
+
 MAX_THREADS = 1024
 MAX_SEED = 2**32 - 1
 

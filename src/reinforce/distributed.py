@@ -157,13 +157,11 @@ class RayRollouts:
         state_ref = self._ray.put(state)
         shares = episode_shares(num_episodes, len(self.workers))
         seeds = worker_seeds(seed, len(self.workers))
-        pending = [
-            worker.collect.remote(state_ref, share, seeds[index])
-            for index, (worker, share) in enumerate(zip(self.workers, shares, strict=True))
-        ]
+        arguments = [(state_ref, share, pair) for share, pair in zip(shares, seeds, strict=True)]
+        pending = [worker.collect.remote(*args) for worker, args in zip(self.workers, arguments, strict=True)]
         batches = []
-        for index, ref in enumerate(pending):
-            pid, batch = self._result(index, ref, (state_ref, shares[index], seeds[index]))
+        for index, (ref, args) in enumerate(zip(pending, arguments, strict=True)):
+            pid, batch = self._result(index, ref, args)
             if self.pids[index] != pid:
                 self.restarts += 1
                 logger.warning("Ray worker %d was restarted (its process died): its share was collected again", index)

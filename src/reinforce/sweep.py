@@ -39,6 +39,7 @@ from typing import Any
 
 from reinforce.config import (
     DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_EVAL_EPISODES,
     TrainConfig,
     as_count,
     check_seed,
@@ -58,9 +59,6 @@ SWEEP_FORMAT_VERSION = 1
 
 CONFIDENCE = 0.95
 """The confidence asked of the interval of a median (the actual coverage is at least this, and is reported)."""
-
-DEFAULT_EVAL_EPISODES = 100
-"""Deterministic evaluation episodes per trial after training: the 'final return' is their mean."""
 
 CANCEL_GRACE_S = 10.0
 """After an interrupt, how long the driver waits for cancelled trials to write their checkpoint."""

@@ -113,6 +113,15 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def check_ray_address(address: str | None, backend: str) -> None:
+    """Refuse a Ray cluster address for an agent that collects locally (it would be ignored)."""
+    if address is not None and backend != "ray":
+        raise ReinforceError(
+            "a Ray address is for Ray rollouts only: add --backend ray, or drop --address "
+            "(in Python: backend='ray', or no ray_address)"
+        )
+
+
 def resolve_device(name: str) -> torch.device:
     """``torch.device(name)``, or a `ReinforceError` if it is malformed or not available here."""
     try:
@@ -168,6 +177,7 @@ class Reinforce:
     ) -> None:
         preset_values = preset_hyperparameters(preset, env_id) if preset is not None else {}
         self.config = TrainConfig.from_dict({**tuned_hyperparameters(env_id), **preset_values, **hyperparameters})
+        check_ray_address(ray_address, self.config.backend)
         seed = check_seed(seed)
         self.env_id = env_id
         self.seed = seed
@@ -269,16 +279,7 @@ class Reinforce:
         """
         self.start_workers()
         start = time.perf_counter()
-        if self._rollouts is not None:
-            batch = self._rollouts.collect(self.policy, episodes_per_update(self.config), self._collection_seed())
-        else:
-            batch = collect(
-                self.envs,
-                self.policy,
-                episodes_per_update(self.config),
-                seed=self._collection_seed(),
-                device=self.device,
-            )
+        batch = self.collect_batch()
         losses = self.train_on_batch(batch)
         if self.config.normalize_observations:
             # after the step, so that one batch is collected and trained on with the same statistics
@@ -314,6 +315,18 @@ class Reinforce:
             "episode_lengths": batch.episode_lengths,
             "episode_truncated": batch.episode_truncated,
         }
+
+    def collect_batch(self) -> RolloutBatch:
+        """The next update's ``episodes_per_update`` episodes, from its collection seed; nothing learns.
+
+        They come from this process's vector env, or with ``backend="ray"`` from the workers (started first).
+        """
+        self.start_workers()
+        if self._rollouts is not None:
+            return self._rollouts.collect(self.policy, episodes_per_update(self.config), self._collection_seed())
+        return collect(
+            self.envs, self.policy, episodes_per_update(self.config), seed=self._collection_seed(), device=self.device
+        )
 
     def train_on_batch(self, batch: RolloutBatch) -> dict[str, float]:
         """Returns, weights, policy step(s) and baseline fitting on ``batch``; returns the loss metrics."""
@@ -722,8 +735,10 @@ def _agent_from_config(path: Path, device: str | None, ray_address: str | None =
     _check_format(config, path / CONFIG_FILE)
     env_id = require(config, "env_id", str, path / CONFIG_FILE)
     hyperparameters = require(config, "hyperparameters", dict, path / CONFIG_FILE)
+    # bad overrides are the caller's, not config.json's
+    check_ray_address(ray_address, hyperparameters.get("backend", "local"))
     if device is not None:
-        resolve_device(device)  # a bad override is the caller's, not config.json's
+        resolve_device(device)
         hyperparameters = {**hyperparameters, "device": device}
     try:
         return Reinforce(env_id, seed=config.get("seed"), ray_address=ray_address, **hyperparameters)

@@ -225,8 +225,14 @@ BAD_INPUTS = [
     (["train", "CartPole-v1", "--envs-per-worker", "4", "--quiet"], "add --backend ray"),
     (["train", "CartPole-v1", "--backend", "ray", "--envs-per-worker", "0"], "envs_per_worker"),
     (["train", "CartPole-v1", "--backend", "ray", "--workers", "40"], "must not exceed the episodes per update"),
-    (["train", "CartPole-v1", "--address", "auto", "--quiet"], "add --backend ray, or drop --address"),
-    (["train", "--resume", "{run}", "--address", "auto"], "add --backend ray, or drop --address"),
+    (
+        ["train", "CartPole-v1", "--address", "auto", "--quiet"],
+        "a Ray address is for Ray rollouts only: add --backend ray, or drop --address",
+    ),
+    (
+        ["train", "--resume", "{run}", "--address", "auto"],
+        "a Ray address is for Ray rollouts only: add --backend ray, or drop --address",
+    ),
     (["train", "CartPole-v1", "--backend", "ray", "--address", "127.0.0.1:1", "-q"], "no Ray cluster answers"),
     (["train", "CartPole-v1", "--backend", "ray", "--address", "head-node", "-q"], "invalid Ray address"),
     (

@@ -73,16 +73,11 @@ def test_a_non_finite_loss_never_reaches_the_optimizer(bad: float) -> None:
 
 
 def test_clip_trains_on_the_log_prob_of_the_unclipped_sample() -> None:
-    from reinforce.algorithm import policy_loss
-    from reinforce.envs import make_vec_env
+    from toy_envs import wide_gaussian_batch
 
-    envs = make_vec_env("toy/Continuous-v0", 3)
-    torch.manual_seed(0)
-    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=())
-    with torch.no_grad():
-        policy.log_std.fill_(1.5)  # wide enough that samples fall outside [-1, 1]
-    batch = reinforce.collect(envs, policy, 3, seed=0)
-    envs.close()
+    from reinforce.algorithm import policy_loss
+
+    policy, batch, _ = wide_gaussian_batch()
     config = TrainConfig(return_normalization="none")
     weights_TN = policy_weights(batch, batch_returns(batch, config), config)
     loss, _ = policy_loss(policy, batch, weights_TN, config)

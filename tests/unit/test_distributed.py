@@ -125,3 +125,10 @@ def test_a_worker_collects_exactly_what_local_collection_would_with_its_seeds() 
     assert remote.episode_returns == local.episode_returns
     worker.close()
     agent.close()
+
+
+def test_a_ray_address_without_ray_rollouts_is_refused() -> None:
+    from reinforce import ReinforceError
+
+    with pytest.raises(ReinforceError, match="a Ray address is for Ray rollouts only"):
+        Reinforce("CartPole-v1", ray_address="auto")

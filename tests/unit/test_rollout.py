@@ -96,19 +96,15 @@ def counting_policy_cartpole() -> torch.nn.Module:
 
 
 def test_box_actions_are_clipped_for_the_env_only() -> None:
-    envs = make_vec_env("toy/Continuous-v0", 3)
-    torch.manual_seed(0)
-    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=())
-    with torch.no_grad():
-        policy.log_std.fill_(1.5)  # wide enough that samples fall outside [-1, 1]
-    batch = collect(envs, policy, 3, seed=0)
+    from toy_envs import wide_gaussian_batch
+
+    _, batch, action_space = wide_gaussian_batch()
     actions = batch.actions[batch.mask]
     assert actions.shape[-1] == 2 and (actions.abs() > 1).any()
-    clipped = to_env_actions(actions.numpy(), envs.single_action_space)
+    clipped = to_env_actions(actions.numpy(), action_space)
     assert np.all(np.abs(clipped) <= 1.0)
     expected_rewards = -((clipped - 0.5) ** 2).sum(-1)
     np.testing.assert_allclose(batch.rewards[batch.mask].numpy(), expected_rewards, rtol=1e-5)
-    envs.close()
 
 
 def test_discrete_actions_with_an_offset_start() -> None:
