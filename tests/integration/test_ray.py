@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -124,6 +125,45 @@ def test_bad_input_found_by_a_worker_is_the_same_one_line_error() -> None:
         agent.update()
     assert "Traceback" not in str(caught.value) and len(str(caught.value).splitlines()) == 1
     agent.close()
+
+
+def test_a_replacement_that_fails_too_is_a_one_line_error() -> None:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=2, backend="ray", workers=1)
+    agent.start_workers()
+    assert agent._rollouts is not None
+    ray.kill(agent._rollouts.workers[0], no_restart=True)
+    _, *rest = agent._rollouts._arguments
+    agent._rollouts._arguments = ("NoSuchEnv-v0", *rest)  # the replacement cannot even make its env
+    with pytest.raises(ReinforceError, match="Ray worker 0 died and its replacement failed too") as caught:
+        agent.update()
+    assert len(str(caught.value).splitlines()) == 1
+    agent.close()
+
+
+def test_workers_that_cannot_get_a_cpu_in_time_are_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    holder = Reinforce("CartPole-v1", seed=0, num_envs=2, backend="ray", workers=2)
+    holder.start_workers()  # both CPUs of the local Ray are taken
+    monkeypatch.setattr("reinforce.distributed.START_TIMEOUT_S", 1.0)
+    waiting = Reinforce("CartPole-v1", seed=0, num_envs=2, backend="ray", workers=1)
+    with pytest.raises(ReinforceError, match=r"did not start within 1 s \(0 CPUs of the cluster are free\)"):
+        waiting.start_workers()
+    waiting.close()
+    holder.close()
+
+
+def test_without_an_address_a_local_ray_is_started_whatever_ray_address_says(tmp_path: Path) -> None:
+    from cli_support import COMMAND, ENV
+
+    args = ["train", "CartPole-v1", "--backend", "ray", "--workers", "1", "--num-envs", "2", "--total-steps", "200"]
+    result = subprocess.run(
+        [*COMMAND, *args, "--quiet", "--eval-episodes", "1", "--run-dir", "run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,  # joining the dead address would retry for minutes
+        env={**ENV, "RAY_ADDRESS": "127.0.0.1:1"},
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_learn_with_ray_workers_writes_a_run_that_resumes(tmp_path: Path) -> None:
