@@ -75,18 +75,18 @@ def drive(args: list[str]) -> None:
 
     start = time.perf_counter()
     import reinforce.cli
-    import reinforce.plotting
+    import reinforce.run.plotting
 
     phases["import reinforce.cli"] = time.perf_counter() - start
-    timed(reinforce.plotting.PlotProcess, "__init__", "start the curve's child process")
-    timed(reinforce.plotting.PlotProcess, "result", "wait for the curve")
+    timed(reinforce.run.plotting.PlotProcess, "__init__", "start the curve's child process")
+    timed(reinforce.run.plotting.PlotProcess, "result", "wait for the curve")
     import_long_lived = reinforce.cli.import_long_lived
 
     def import_and_wrap(*modules: str) -> None:
         start = time.perf_counter()
         import_long_lived(*modules)
         phases["import torch, Gymnasium, the trainer"] = time.perf_counter() - start
-        from reinforce.trainer import Reinforce
+        from reinforce.agent import Reinforce
 
         timed(Reinforce, "__init__", "create the agent")
         timed(Reinforce, "learn", "learn (training, metrics, checkpoints)")

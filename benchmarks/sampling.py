@@ -11,7 +11,7 @@ import time
 import torch
 from torch.distributions import Categorical
 
-from reinforce.rollout import sample_actions
+from reinforce.rollout.collect import sample_actions
 
 
 def per_call_us(function, calls: int = 3000) -> float:

@@ -4,7 +4,7 @@ Objective: J(mu, sigma) = E_{x ~ N(mu, sigma^2)}[(x - 2)^2] = (mu - 2)^2 + sigma
 dJ/dmu = 2 (mu - 2) and dJ/dsigma = 2 sigma. Each estimator averages N samples; repeating that many times
 gives its standard deviation, printed as a table and plotted against N.
 
-- score function: mean of (f(x) - b) * grad log p(x) via `reinforce.algorithm.score_function_surrogate`, with
+- score function: mean of (f(x) - b) * grad log p(x) via `reinforce.core.loss.score_function_surrogate`, with
   no baseline, and with the leave-one-out baseline (the mean of f over the other N - 1 samples);
 - pathwise: x = mu + sigma * eps (`rsample`), mean of grad f(x).
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from reinforce.algorithm import score_function_surrogate
+from reinforce.core.loss import score_function_surrogate
 
 MU, SIGMA = 0.5, 1.0
 SAMPLE_SIZES = (2, 4, 8, 16, 32, 64, 128, 256)

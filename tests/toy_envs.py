@@ -136,7 +136,7 @@ def wide_gaussian_batch() -> tuple[Any, Any, spaces.Box]:
     import torch
 
     from reinforce import collect, make_policy
-    from reinforce.envs import make_vec_env
+    from reinforce.rollout.envs import make_vec_env
 
     envs = make_vec_env("toy/Continuous-v0", 3)
     torch.manual_seed(0)

@@ -15,38 +15,38 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr__` imports them
-    from reinforce.algorithm import reinforce_loss as reinforce_loss
-    from reinforce.algorithm import score_function_surrogate as score_function_surrogate
+    from reinforce.agent import Reinforce as Reinforce
+    from reinforce.agent import load as load
+    from reinforce.agent import resume as resume
     from reinforce.config import TrainConfig as TrainConfig
+    from reinforce.core.batch import RolloutBatch as RolloutBatch
+    from reinforce.core.loss import reinforce_loss as reinforce_loss
+    from reinforce.core.loss import score_function_surrogate as score_function_surrogate
+    from reinforce.core.policies import make_policy as make_policy
+    from reinforce.core.returns import discounted_returns as discounted_returns
+    from reinforce.core.returns import standardize as standardize
     from reinforce.errors import NonFiniteError as NonFiniteError
     from reinforce.errors import ReinforceError as ReinforceError
     from reinforce.errors import TrainingInterrupted as TrainingInterrupted
-    from reinforce.policies import make_policy as make_policy
-    from reinforce.returns import discounted_returns as discounted_returns
-    from reinforce.returns import standardize as standardize
-    from reinforce.rollout import RolloutBatch as RolloutBatch
-    from reinforce.rollout import collect as collect
+    from reinforce.rollout.collect import collect as collect
     from reinforce.sweep import run_sweep as run_sweep
-    from reinforce.trainer import Reinforce as Reinforce
-    from reinforce.trainer import load as load
-    from reinforce.trainer import resume as resume
 
 _MODULES = {
     "NonFiniteError": "errors",
-    "Reinforce": "trainer",
+    "Reinforce": "agent",
     "ReinforceError": "errors",
-    "RolloutBatch": "rollout",
+    "RolloutBatch": "core.batch",
     "TrainConfig": "config",
     "TrainingInterrupted": "errors",
-    "collect": "rollout",
-    "discounted_returns": "returns",
-    "load": "trainer",
-    "make_policy": "policies",
-    "reinforce_loss": "algorithm",
-    "resume": "trainer",
+    "collect": "rollout.collect",
+    "discounted_returns": "core.returns",
+    "load": "agent",
+    "make_policy": "core.policies",
+    "reinforce_loss": "core.loss",
+    "resume": "agent",
     "run_sweep": "sweep",
-    "score_function_surrogate": "algorithm",
-    "standardize": "returns",
+    "score_function_surrogate": "core.loss",
+    "standardize": "core.returns",
 }
 """The public names and the submodules that define them."""
 

@@ -96,10 +96,10 @@ def import_long_lived(*modules: str) -> None:
             gc.enable()
 
 
-TRAINING_MODULES = ("reinforce.trainer",)
+TRAINING_MODULES = ("reinforce.agent",)
 """What training needs: torch, Gymnasium, safetensors (`import_long_lived` before the commands use them)."""
-PLOTTING_MODULES = ("reinforce.plotting", "matplotlib.figure")
-"""What `reinforce.plotting` draws with."""
+PLOTTING_MODULES = ("reinforce.run.plotting", "matplotlib.figure")
+"""What `reinforce.run.plotting` draws with."""
 
 
 LOG_LEVELS = ("warning", "info", "debug")
@@ -184,7 +184,7 @@ def run_settings(
         The env id, seed, step budget and the effective config.
     """
     from reinforce.config import RunSettings, preset_hyperparameters, read_config_file, tuned_hyperparameters
-    from reinforce.envs import env_spec
+    from reinforce.rollout.envs import env_spec
 
     settings = read_config_file(config_file) if config_file is not None else RunSettings()
     if env_id is None:
@@ -295,13 +295,13 @@ def train(
     SIGINT (Ctrl-C) or SIGTERM finishes the current update, saves a checkpoint and exits with 130 or 143;
     `reinforce train --resume RUN_DIR` then continues exactly where the run stopped.
     """
-    from reinforce.plotting import PlotProcess
+    from reinforce.run.plotting import PlotProcess
 
     # the curve's child process imports matplotlib while this one imports torch and trains
     plotter = click.get_current_context().with_resource(PlotProcess())
     import_long_lived(*TRAINING_MODULES)
     if tensorboard:
-        from reinforce.logging import require_tensorboard
+        from reinforce.run.metrics import require_tensorboard
 
         require_tensorboard()
     if resume_dir is not None:
@@ -313,7 +313,7 @@ def train(
             env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
 
-    from reinforce.runfiles import CURVE_FILE, EVALUATION_FILE, write_json
+    from reinforce.run.files import CURVE_FILE, EVALUATION_FILE, write_json
 
     try:
         budget = max(0, total_steps - agent.num_env_steps)
@@ -352,7 +352,7 @@ def _new_run(
             f"run directory {run_dir} already exists and is not empty: choose another --run-dir, "
             f"or continue it with --resume {run_dir}"
         )
-    from reinforce.trainer import Reinforce
+    from reinforce.agent import Reinforce
 
     agent = Reinforce(env_id, seed=seed, ray_address=address, **config.to_dict())
     try:
@@ -403,9 +403,9 @@ def _resumed_run(
             f"{'them' if len(conflicts) > 1 else 'it'} (or start a new run with --config RUN_DIR/config.json "
             "and the new values)"
         )
+    from reinforce.agent import resume
     from reinforce.config import parse_config_document
-    from reinforce.runfiles import CONFIG_FILE, read_json
-    from reinforce.trainer import resume
+    from reinforce.run.files import CONFIG_FILE, read_json
 
     agent = resume(resume_dir, device=hyperparameters.get("device"), ray_address=address)
     logging.getLogger("reinforce").info("resuming %s at update %d", resume_dir, agent.num_updates)
@@ -476,11 +476,11 @@ def evaluate(
 ) -> None:
     """Evaluate the policy saved in RUN_DIR (and record a video of it with --video)."""
     if video is not None:
-        from reinforce.video import check_video_path
+        from reinforce.run.video import check_video_path
 
         check_video_path(video)
     import_long_lived(*TRAINING_MODULES)
-    from reinforce.trainer import load
+    from reinforce.agent import load
 
     agent = load(run_dir, device=device)
     try:
@@ -514,8 +514,8 @@ def evaluate(
 def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None:
     """Plot one run per episode (return and length), or compare several runs and seeds on one figure."""
     import_long_lived(*PLOTTING_MODULES)
-    from reinforce.plotting import plot_comparison, plot_runs
-    from reinforce.runfiles import CONFIG_FILE, CURVE_FILE, read_json
+    from reinforce.run.files import CONFIG_FILE, CURVE_FILE, read_json
+    from reinforce.run.plotting import plot_comparison, plot_runs
 
     for run_dir in run_dirs:
         if not run_dir.is_dir():

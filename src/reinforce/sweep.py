@@ -46,7 +46,7 @@ from reinforce.config import (
     tuned_hyperparameters,
 )
 from reinforce.errors import NonFiniteError, ReinforceError
-from reinforce.runfiles import CONFIG_FILE, CURVE_FILE, EVALUATION_FILE, read_json, write_json
+from reinforce.run.files import CONFIG_FILE, CURVE_FILE, EVALUATION_FILE, read_json, write_json
 
 SWEEP_FILE = "sweep.json"
 """The sweep's specification in its directory: a re-run must ask for exactly the same."""
@@ -271,8 +271,8 @@ def plan_sweep(
         ReinforceError: an unknown environment or hyperparameter, an invalid value or combination (naming the
             setting), no or repeated seeds or grid values, or Ray rollouts (``backend="ray"``) for the trials.
     """
-    from reinforce.envs import env_spec
-    from reinforce.trainer import resolve_device
+    from reinforce.agent import resolve_device
+    from reinforce.rollout.envs import env_spec
 
     env_spec(env_id)
     seeds = check_seeds(seeds)
@@ -392,9 +392,9 @@ def steps_to_solve(run_dir: Path, reward_threshold: float | None) -> int | None:
     Solved is `Reinforce.solved`: at least 100 training episodes, and the mean return of the last 100 at or
     above ``reward_threshold``. None if that never held (or there is no threshold).
     """
-    from reinforce.plotting import CURVE_COLUMN, read_columns
-    from reinforce.runfiles import METRICS_FILE
-    from reinforce.trainer import SOLVED_WINDOW
+    from reinforce.agent import SOLVED_WINDOW
+    from reinforce.run.files import METRICS_FILE
+    from reinforce.run.plotting import CURVE_COLUMN, read_columns
 
     if reward_threshold is None:
         return None
@@ -416,8 +416,8 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     Returns:
         The result document, also written (atomically, last) to ``run_dir/result.json``.
     """
-    from reinforce.plotting import plot_runs
-    from reinforce.trainer import Reinforce, resume
+    from reinforce.agent import Reinforce, resume
+    from reinforce.run.plotting import plot_runs
 
     run_dir = Path(trial.run_dir)
     if (run_dir / RESULT_FILE).is_file():
@@ -700,8 +700,8 @@ def _run_trials(
 
 def _write_results(plan: SweepPlan, results: Sequence[dict[str, Any]], say: Callable[[str], None]) -> list[SweepRow]:
     """The table (results.md, results.json, stdout) and the comparison plot (curves.png) of a finished sweep."""
-    from reinforce.plotting import plot_comparison
-    from reinforce.runfiles import atomic_write
+    from reinforce.run.files import atomic_write
+    from reinforce.run.plotting import plot_comparison
 
     rows = summarize_trials(plan.settings, results, evaluated=plan.spec["eval_episodes"] > 0)
     table = format_table(rows, plan.spec)
@@ -796,7 +796,7 @@ def run_sweep(
         f"{total} trials; {len(results)} skipped (finished), {resumed} to resume, {len(todo) - resumed} to start"
     )
     if todo:
-        from reinforce.ray_support import init_ray, require_ray
+        from reinforce.rollout.ray_support import init_ray, require_ray
 
         started_here = not require_ray().is_initialized()
         ray = init_ray(address)

@@ -205,7 +205,7 @@ def test_a_signal_finishes_the_update_saves_and_raises(tmp_path: Path) -> None:
 
 
 def test_a_run_loads_while_its_training_commits_a_newer_checkpoint(tmp_path: Path, monkeypatch) -> None:
-    from reinforce import trainer
+    from reinforce import agent as trainer
 
     agent = Reinforce("CartPole-v1", seed=0, **SETTINGS).learn(200, run_dir=tmp_path)
     real_load_tensors = trainer.load_tensors
@@ -247,7 +247,7 @@ def test_a_second_signal_abandons_the_update_and_keeps_the_last_checkpoint(
 
 
 def test_metrics_with_foreign_columns_are_refused_and_left_alone(tmp_path: Path) -> None:
-    from reinforce.checkpoint import trim_csv
+    from reinforce.run.checkpoint import trim_csv
 
     path = tmp_path / "metrics.csv"
     path.write_text("update,some_other_column\n1,2\n")

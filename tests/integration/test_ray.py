@@ -17,8 +17,8 @@ import ray
 import torch
 
 from reinforce import NonFiniteError, Reinforce, ReinforceError
-from reinforce.ray_support import init_ray
-from reinforce.rollout import collect
+from reinforce.rollout.collect import collect
+from reinforce.rollout.ray_support import init_ray
 
 pytestmark = pytest.mark.usefixtures("local_ray")
 
@@ -143,7 +143,7 @@ def test_a_replacement_that_fails_too_is_a_one_line_error() -> None:
 def test_workers_that_cannot_get_a_cpu_in_time_are_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
     holder = Reinforce("CartPole-v1", seed=0, num_envs=2, backend="ray", workers=2)
     holder.start_workers()  # both CPUs of the local Ray are taken
-    monkeypatch.setattr("reinforce.distributed.START_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("reinforce.rollout.ray.START_TIMEOUT_S", 1.0)
     waiting = Reinforce("CartPole-v1", seed=0, num_envs=2, backend="ray", workers=1)
     with pytest.raises(ReinforceError, match=r"did not start within 1 s \(0 CPUs of the cluster are free\)"):
         waiting.start_workers()

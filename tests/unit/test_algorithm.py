@@ -6,10 +6,10 @@ from gymnasium import spaces
 
 import reinforce
 from reinforce import RolloutBatch, TrainConfig, make_policy, reinforce_loss
-from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_policy
 from reinforce.config import LossReduction
+from reinforce.core.loss import batch_returns, make_optimizer, policy_weights, update_policy
+from reinforce.core.policies import Policy
 from reinforce.errors import NonFiniteError
-from reinforce.policies import Policy
 
 
 def test_surrogate_equals_cross_entropy_with_the_taken_action_as_label() -> None:
@@ -75,7 +75,7 @@ def test_a_non_finite_loss_never_reaches_the_optimizer(bad: float) -> None:
 def test_clip_trains_on_the_log_prob_of_the_unclipped_sample() -> None:
     from toy_envs import wide_gaussian_batch
 
-    from reinforce.algorithm import policy_loss
+    from reinforce.core.loss import policy_loss
 
     policy, batch, _ = wide_gaussian_batch()
     config = TrainConfig(return_normalization="none")
@@ -91,7 +91,7 @@ def test_clip_trains_on_the_log_prob_of_the_unclipped_sample() -> None:
 
 def cartpole_batch(*, num_envs: int, episodes: int) -> tuple[Policy, RolloutBatch]:
     """A small seeded policy (one hidden layer of 8) and the CartPole-v1 episodes it collects."""
-    from reinforce.envs import make_vec_env
+    from reinforce.rollout.envs import make_vec_env
 
     envs = make_vec_env("CartPole-v1", num_envs)
     torch.manual_seed(0)
@@ -104,7 +104,7 @@ def cartpole_batch(*, num_envs: int, episodes: int) -> tuple[Policy, RolloutBatc
 def test_the_loss_over_the_valid_steps_equals_the_padded_one() -> None:
     # the loss runs the policy on the masked (valid) steps only; over the whole padded [T, N] buffer, with the
     # weights that are 0 outside the mask and the sum divided by the number of valid steps, it is the same
-    from reinforce.algorithm import policy_loss
+    from reinforce.core.loss import policy_loss
 
     policy, batch = cartpole_batch(num_envs=4, episodes=6)
     assert not batch.mask.all()  # reset and idle steps pad the buffer
@@ -126,7 +126,7 @@ def test_the_loss_over_the_valid_steps_equals_the_padded_one() -> None:
 def test_a_chunked_backward_gives_the_one_pass_loss_and_gradient(
     loss_reduction: LossReduction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reinforce import algorithm
+    from reinforce.core import loss as algorithm
 
     policy, batch = cartpole_batch(num_envs=5, episodes=9)
     config = TrainConfig(loss_reduction=loss_reduction, entropy_coef=0.3)

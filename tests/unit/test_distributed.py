@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from reinforce import Reinforce
-from reinforce.algorithm import policy_loss
-from reinforce.distributed import RolloutWorker, episode_shares, worker_seeds
-from reinforce.rollout import RolloutBatch, collect, concatenate_batches
+from reinforce.core.batch import RolloutBatch, concatenate_batches
+from reinforce.core.loss import policy_loss
+from reinforce.rollout.collect import collect
+from reinforce.rollout.ray import RolloutWorker, episode_shares, worker_seeds
 
 
 @pytest.mark.parametrize(("episodes", "workers", "shares"), [(8, 1, [8]), (8, 2, [4, 4]), (7, 3, [3, 2, 2])])

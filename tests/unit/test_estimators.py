@@ -12,19 +12,19 @@ from gymnasium import spaces
 from hypothesis import given, settings
 
 from reinforce import Reinforce, collect, make_policy, reinforce_loss
-from reinforce.algorithm import batch_returns, policy_weights, score_function_surrogate, update_policy
-from reinforce.baselines import RunningMeanBaseline, ValueFunction, leave_one_out_baseline
 from reinforce.config import TrainConfig
-from reinforce.envs import make_vec_env
-from reinforce.policies import Policy
-from reinforce.returns import (
+from reinforce.core.baselines import RunningMeanBaseline, ValueFunction, leave_one_out_baseline
+from reinforce.core.batch import RolloutBatch
+from reinforce.core.loss import batch_returns, policy_weights, score_function_surrogate, update_policy
+from reinforce.core.policies import Policy
+from reinforce.core.returns import (
     discounted_returns,
     episode_ids,
     episode_steps,
     standardize_per_episode,
     whole_episode_returns,
 )
-from reinforce.rollout import RolloutBatch
+from reinforce.rollout.envs import make_vec_env
 
 # env 0: an episode of 2 steps, a reset step, an episode of 1 step, idle
 # env 1: an episode of 4 steps, idle

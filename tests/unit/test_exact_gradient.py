@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from reinforce import Reinforce, collect
-from reinforce.algorithm import policy_loss
+from reinforce.core.loss import policy_loss
 
 NUM_BATCHES = 600
 EPISODES_PER_BATCH = 4

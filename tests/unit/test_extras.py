@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from reinforce import ReinforceError
-from reinforce.logging import require_tensorboard
-from reinforce.video import check_video_path
+from reinforce.run.metrics import require_tensorboard
+from reinforce.run.video import check_video_path
 
 
 def test_a_missing_tensorboard_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from reinforce.optimizers import RULES, EagerOptimizer
+from reinforce.core.optim import RULES, EagerOptimizer
 
 TORCH_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
 SHAPES = ((16, 4), (16,), (2, 16), (2,))

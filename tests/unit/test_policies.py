@@ -9,7 +9,7 @@ from gymnasium import spaces
 from torch.distributions import Categorical
 
 from reinforce import ReinforceError, make_policy
-from reinforce.policies import (
+from reinforce.core.policies import (
     LOG_STD_MAX,
     LOG_STD_MIN,
     BernoulliPolicy,
@@ -19,7 +19,7 @@ from reinforce.policies import (
     ObservationEncoder,
     TanhNormal,
 )
-from reinforce.rollout import sample_actions, to_env_actions
+from reinforce.rollout.collect import sample_actions, to_env_actions
 
 
 def test_default_policy_is_the_tutorial_network() -> None:

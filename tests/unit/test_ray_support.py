@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from reinforce.errors import ReinforceError
-from reinforce.ray_support import init_ray, require_ray
+from reinforce.rollout.ray_support import init_ray, require_ray
 
 
 @pytest.fixture(autouse=True)

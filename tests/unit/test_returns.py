@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 
-from reinforce.returns import discounted_returns, standardize
+from reinforce.core.returns import discounted_returns, standardize
 
 
 def test_golden_returns_single_env() -> None:
@@ -131,7 +131,7 @@ def test_integer_rewards_are_discounted_as_floats() -> None:
 
 
 def test_constant_values_standardise_to_exactly_zero() -> None:
-    from reinforce.returns import standardize_per_episode
+    from reinforce.core.returns import standardize_per_episode
 
     # 32 episodes all cut at the same length with the same reward: float32 means are off by an ulp, and a
     # standardisation in float32 turns that noise into weights of +-1

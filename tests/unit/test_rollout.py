@@ -7,8 +7,8 @@ import torch
 from gymnasium import spaces
 
 from reinforce import collect, make_policy
-from reinforce.envs import make_vec_env
-from reinforce.rollout import sample_actions, to_env_actions
+from reinforce.rollout.collect import sample_actions, to_env_actions
+from reinforce.rollout.envs import make_vec_env
 
 
 def counting_policy() -> torch.nn.Module:
@@ -143,9 +143,9 @@ def test_inverse_cdf_sampling_draws_from_the_categorical() -> None:
 
 
 def test_unnormalised_weights_are_the_discounted_returns() -> None:
-    from reinforce.algorithm import policy_weights
     from reinforce.config import TrainConfig
-    from reinforce.returns import discounted_returns
+    from reinforce.core.loss import policy_weights
+    from reinforce.core.returns import discounted_returns
 
     envs = make_vec_env("toy/Counting-v0", 2)
     batch = collect(envs, counting_policy(), 4, seed=0)

@@ -108,7 +108,7 @@ def test_a_plan_validates_every_setting_before_anything_exists(tmp_path: Path) -
 
 
 def test_a_directory_of_another_sweep_or_of_something_else_is_refused(tmp_path: Path) -> None:
-    from reinforce.runfiles import write_json
+    from reinforce.run.files import write_json
 
     plan = plan_sweep("CartPole-v1", seeds=[0, 1], total_steps=1000, out=tmp_path, grid={"lr": [0.01, 0.03]})
     (tmp_path / "notes.txt").write_text("mine")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from reinforce.errors import ReinforceError
-from reinforce.runfiles import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, read_json
+from reinforce.run.files import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, read_json
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -323,7 +323,7 @@ class PlotProcess:
 REPLY_TIMEOUT_S = 60.0
 """How long `PlotProcess.result` waits for the child's reply before drawing the plot itself."""
 
-CHILD_COMMAND = "import sys; del sys.path[0]; from reinforce.plotting import _serve; _serve()"
+CHILD_COMMAND = "import sys; del sys.path[0]; from reinforce.run.plotting import _serve; _serve()"
 """What the `PlotProcess` child runs: `_serve`, without the working directory on its module path."""
 
 

@@ -3,7 +3,7 @@
 Per update the learner puts the policy's weights (observation-normalisation statistics included) in Ray's
 object store once; each worker loads them, collects its share of the update's episodes with the same
 `reinforce.rollout.collect` as local training, and returns its `RolloutBatch`; the learner joins the batches
-in worker order (`reinforce.rollout.concatenate_batches`) and trains on them with the same code as local
+in worker order (`reinforce.core.batch.concatenate_batches`) and trains on them with the same code as local
 training. Only the collection moves; the returns, the loss, the optimizer and the statistics stay in the
 learner.
 
@@ -28,11 +28,12 @@ import torch
 from torch import Tensor
 
 from reinforce.config import TrainConfig, worker_num_envs
-from reinforce.envs import make_vec_env
+from reinforce.core.batch import RolloutBatch, concatenate_batches
+from reinforce.core.policies import Policy, policy_from_config
 from reinforce.errors import ReinforceError
-from reinforce.policies import Policy, policy_from_config
-from reinforce.ray_support import init_ray
-from reinforce.rollout import RolloutBatch, collect, concatenate_batches
+from reinforce.rollout.collect import collect
+from reinforce.rollout.envs import make_vec_env
+from reinforce.rollout.ray_support import init_ray
 
 logger = logging.getLogger("reinforce")
 
@@ -105,7 +106,7 @@ class RolloutWorker:
 class RayRollouts:
     """The learner's handle on ``config.workers`` Ray actors that collect episodes for it.
 
-    Creating it starts a local Ray, or joins the cluster at ``address`` (`reinforce.ray_support.init_ray`), and
+    Creating it starts a local Ray, or joins the cluster at ``address`` (`reinforce.rollout.ray_support.init_ray`), and
     starts the actors (one CPU each).
 
     Raises:

@@ -1,7 +1,7 @@
 """The files of a run directory that hold no tensors: their names, JSON documents, atomic writes.
 
-Apart from `reinforce.checkpoint` (tensors, with torch and safetensors), so that what reads or plots a run's
-metrics (`reinforce.plotting`, ``reinforce plot``) does not import torch.
+Apart from `reinforce.run.checkpoint` (tensors, with torch and safetensors), so that what reads or plots a run's
+metrics (`reinforce.run.plotting`, ``reinforce plot``) does not import torch.
 """
 
 from __future__ import annotations

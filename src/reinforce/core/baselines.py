@@ -14,9 +14,9 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from reinforce.guards import check_finite_step
-from reinforce.optimizers import Optimizer
-from reinforce.policies import ObservationEncoder, mlp
+from reinforce.core.guards import check_finite_step
+from reinforce.core.optim import Optimizer
+from reinforce.core.policies import ObservationEncoder, mlp
 
 RUNNING_MEAN_RATE = 0.1
 """Weight of the newest batch in the running-mean baseline's exponential moving average."""
@@ -41,8 +41,8 @@ def leave_one_out_baseline(returns_TN: Tensor, ids: Tensor, steps: Tensor, *, ti
 
     Args:
         returns_TN: ``[T, N]`` float returns (``G_t``, or each step's whole-episode return).
-        ids: ``[T, N]`` episode ids from `reinforce.returns.episode_ids` (-1 outside the batch).
-        steps: ``[T, N]`` step index within the episode from `reinforce.returns.episode_steps`.
+        ids: ``[T, N]`` episode ids from `reinforce.core.returns.episode_ids` (-1 outside the batch).
+        steps: ``[T, N]`` step index within the episode from `reinforce.core.returns.episode_steps`.
         time_dependent: compare step t with step t of the other episodes (True) or whole episodes (False).
 
     Returns:

@@ -18,9 +18,25 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from reinforce.algorithm import batch_returns, make_optimizer, policy_weights, update_baseline, update_policy
-from reinforce.baselines import RunningMeanBaseline, ValueFunction
-from reinforce.checkpoint import (
+from reinforce.config import (
+    DEFAULT_CHECKPOINT_EVERY,
+    TrainConfig,
+    as_count,
+    check_seed,
+    episodes_per_update,
+    preset_hyperparameters,
+    tuned_hyperparameters,
+)
+from reinforce.core.baselines import RunningMeanBaseline, ValueFunction
+from reinforce.core.batch import RolloutBatch
+from reinforce.core.loss import batch_returns, make_optimizer, policy_weights, update_baseline, update_policy
+from reinforce.core.optim import EagerOptimizer
+from reinforce.core.policies import policy_from_config
+from reinforce.errors import ReinforceError, TrainingInterrupted
+from reinforce.rollout.collect import collect, sample_actions, to_env_actions
+from reinforce.rollout.envs import FLATTENED_OBSERVATION_SPACES, env_spec, flatten_observations, make_vec_env
+from reinforce.rollout.ray import RayRollouts
+from reinforce.run.checkpoint import (
     FORMAT_VERSION,
     load_tensors,
     pack_state,
@@ -32,23 +48,7 @@ from reinforce.checkpoint import (
     save_state_file,
     trim_csv,
 )
-from reinforce.config import (
-    DEFAULT_CHECKPOINT_EVERY,
-    TrainConfig,
-    as_count,
-    check_seed,
-    episodes_per_update,
-    preset_hyperparameters,
-    tuned_hyperparameters,
-)
-from reinforce.distributed import RayRollouts
-from reinforce.envs import FLATTENED_OBSERVATION_SPACES, env_spec, flatten_observations, make_vec_env
-from reinforce.errors import ReinforceError, TrainingInterrupted
-from reinforce.logging import CSVLogger, TensorBoardLogger, require_tensorboard
-from reinforce.optimizers import EagerOptimizer
-from reinforce.policies import policy_from_config
-from reinforce.rollout import RolloutBatch, collect, sample_actions, to_env_actions
-from reinforce.runfiles import (
+from reinforce.run.files import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     EPISODES_FILE,
@@ -57,6 +57,7 @@ from reinforce.runfiles import (
     read_json,
     write_json,
 )
+from reinforce.run.metrics import CSVLogger, TensorBoardLogger, require_tensorboard
 
 SOLVED_WINDOW = 100
 """Episodes in the moving mean that decides 'solved' (Gymnasium's convention)."""
@@ -572,7 +573,7 @@ class Reinforce:
         """Play ``episodes`` episodes in one ``rgb_array``-rendering env and write them to an MP4 or GIF file.
 
         Needs the ``video`` extra (``pip install 'reinforce[video]'``). While it records, SDL (pygame's
-        renderer) is told to use no display and no sound device (`reinforce.video.headless_sdl`).
+        renderer) is told to use no display and no sound device (`reinforce.run.video.headless_sdl`).
 
         Args:
             path: the video file (``.mp4`` or ``.gif``).
@@ -583,7 +584,7 @@ class Reinforce:
         Returns:
             The summary of `evaluate` over the recorded episodes, plus ``frames`` (the number written).
         """
-        from reinforce.video import check_video_path, headless_sdl
+        from reinforce.run.video import check_video_path, headless_sdl
 
         path = Path(path)
         episodes = as_count("episodes", episodes, 1)
@@ -593,7 +594,7 @@ class Reinforce:
             return self._record(path, episodes, deterministic, seed)
 
     def _record(self, path: Path, episodes: int, deterministic: bool, seed: int | None) -> dict[str, Any]:
-        from reinforce.video import VideoWriter
+        from reinforce.run.video import VideoWriter
 
         env = gymnasium.make(self.env_id, render_mode="rgb_array")
         returns: list[float] = []

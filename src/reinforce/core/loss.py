@@ -14,18 +14,19 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from reinforce.baselines import (
+from reinforce.config import TrainConfig
+from reinforce.core.baselines import (
     RunningMeanBaseline,
     ValueFunction,
     batch_mean_baseline,
     fit_value_function,
     leave_one_out_baseline,
 )
-from reinforce.config import TrainConfig
-from reinforce.guards import check_finite_step
-from reinforce.optimizers import EagerOptimizer, Optimizer
-from reinforce.policies import Policy
-from reinforce.returns import (
+from reinforce.core.batch import RolloutBatch
+from reinforce.core.guards import check_finite_step
+from reinforce.core.optim import EagerOptimizer, Optimizer
+from reinforce.core.policies import Policy
+from reinforce.core.returns import (
     discounted_returns,
     episode_ids,
     episode_steps,
@@ -33,7 +34,6 @@ from reinforce.returns import (
     standardize_per_episode,
     whole_episode_returns,
 )
-from reinforce.rollout import RolloutBatch
 
 
 def score_function_surrogate(log_probs: Tensor, f: Tensor, baseline: Tensor | float | None = None) -> Tensor:

@@ -89,7 +89,7 @@ class ObservationEncoder(nn.Module):
     clipped to [-10, 10]; the statistics are buffers (``obs_count``, ``obs_mean``, ``obs_var``), so they are
     saved and loaded with the policy's ``state_dict``, and only `update_normalization` changes them.
     Dict, Tuple, MultiDiscrete and MultiBinary observations are flattened by the environment wrapper first
-    (`reinforce.envs.make_vec_env`), so the encoder sees a Box.
+    (`reinforce.rollout.envs.make_vec_env`), so the encoder sees a Box.
     """
 
     obs_count: Tensor
@@ -168,7 +168,7 @@ class ObservationEncoder(nn.Module):
 class Policy(nn.Module):
     """Observations in, a distribution over actions out (the one policy interface of reinforce).
 
-    ``action_squash`` says how `reinforce.rollout.to_env_actions` maps a sampled action to the env: ``"clip"``
+    ``action_squash`` says how `reinforce.rollout.collect.to_env_actions` maps a sampled action to the env: ``"clip"``
     (the default; a no-op for discrete actions) or ``"tanh"`` (`TanhNormal` samples are pre-squash values).
     """
 
@@ -236,7 +236,7 @@ class BernoulliPolicy(Policy):
 class TanhNormal(Distribution):
     """A diagonal Gaussian over pre-squash values ``u``, squashed by ``a = low + (tanh(u) + 1) / 2 * (high - low)``.
 
-    Samples and ``log_prob`` arguments are the pre-squash ``u`` (what a `reinforce.rollout.RolloutBatch`
+    Samples and ``log_prob`` arguments are the pre-squash ``u`` (what a `reinforce.core.batch.RolloutBatch`
     stores); ``log_prob(u)`` is the log-density of the *squashed* action ``a`` at ``a(u)``, by the change of
     variables ``log pi(a) = log N(u) - sum_i log(scale_i * (1 - tanh(u_i)^2))`` with ``scale = (high - low)
     / 2``, computed stably as ``log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u))`` (finite for every

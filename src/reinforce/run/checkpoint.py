@@ -23,9 +23,9 @@ import torch
 from safetensors.torch import load, save
 from torch import nn
 
+from reinforce.core.optim import Optimizer
 from reinforce.errors import ReinforceError
-from reinforce.optimizers import Optimizer
-from reinforce.runfiles import CHECKPOINT_FILE, atomic_write
+from reinforce.run.files import CHECKPOINT_FILE, atomic_write
 
 FORMAT_VERSION = 2
 STATE_PREFIX = "state-"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from reinforce.core.optim import Optimizer
 from reinforce.errors import NonFiniteError
-from reinforce.optimizers import Optimizer
 
 
 def check_finite_step(loss: Tensor, grad_norm: Tensor, optimizer: Optimizer, lr_flag: str) -> None:

@@ -1,0 +1,1 @@
+"""Episodes from environments: `RolloutBatch`, batched collection, env construction and Ray workers."""
