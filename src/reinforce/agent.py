@@ -57,38 +57,15 @@ from reinforce.run.files import (
     read_json,
     write_json,
 )
-from reinforce.run.metrics import CSVLogger, TensorBoardLogger, require_tensorboard
-
-SOLVED_WINDOW = 100
-"""Episodes in the moving mean that decides 'solved' (Gymnasium's convention)."""
-
-METRIC_FIELDS = (
-    "update",
-    "env_steps",
-    "simulated_steps",
-    "episodes",
-    "charts/episode_return_mean",
-    "charts/episode_return_min",
-    "charts/episode_return_max",
-    "charts/episode_length_mean",
-    "charts/episode_length_min",
-    "charts/episode_length_max",
-    "charts/episode_return_mean_100",
-    "charts/truncated_fraction",
-    "losses/policy_loss",
-    "losses/entropy",
-    "losses/grad_norm",
-    "losses/value_loss",
-    "losses/explained_variance",
-    "perf/steps_per_s",
-    "perf/step_efficiency",
-    "wall_time_s",
+from reinforce.run.metrics import (
+    EPISODE_FIELDS,
+    METRIC_FIELDS,
+    SOLVED_WINDOW,
+    CSVLogger,
+    TensorBoardLogger,
+    is_solved,
+    require_tensorboard,
 )
-"""Columns of metrics.csv, one row per update. ``perf/steps_per_s`` and ``wall_time_s`` are timings; the rest
-is reproducible from the seed. The value columns are filled only with ``baseline="value"``."""
-EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncated")
-"""Columns of episodes.csv, one row per training episode."""
-
 
 logger = logging.getLogger("reinforce")
 
@@ -265,11 +242,7 @@ class Reinforce:
     @property
     def solved(self) -> bool:
         """Whether the mean return of the last 100 training episodes reached the reward threshold."""
-        return (
-            self.reward_threshold is not None
-            and len(self.recent_returns) == SOLVED_WINDOW
-            and float(np.mean(self.recent_returns)) >= self.reward_threshold
-        )
+        return is_solved(self.recent_returns, self.reward_threshold)
 
     def update(self) -> dict[str, Any]:
         """Collect ``episodes_per_update`` complete episodes and take one policy-gradient step on them.

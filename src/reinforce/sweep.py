@@ -392,8 +392,8 @@ def steps_to_solve(run_dir: Path, reward_threshold: float | None) -> int | None:
     Solved is `Reinforce.solved`: at least 100 training episodes, and the mean return of the last 100 at or
     above ``reward_threshold``. None if that never held (or there is no threshold).
     """
-    from reinforce.agent import SOLVED_WINDOW
     from reinforce.run.files import METRICS_FILE
+    from reinforce.run.metrics import SOLVED_WINDOW
     from reinforce.run.plotting import CURVE_COLUMN, read_columns
 
     if reward_threshold is None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from reinforce import ReinforceError
-from reinforce.agent import METRIC_FIELDS
+from reinforce.run.metrics import METRIC_FIELDS
 from reinforce.run.plotting import PlotProcess, group_runs, mean_and_band, plot_comparison, plot_runs, t_quantile_95
 
 

@@ -1,4 +1,4 @@
-"""Metrics sinks of a run directory: CSV files and TensorBoard event files."""
+"""What a run records per update and episode (the columns, the 'solved' criterion) and where: CSV, TensorBoard."""
 
 from __future__ import annotations
 
@@ -8,7 +8,49 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 from reinforce.errors import ReinforceError
+
+SOLVED_WINDOW = 100
+"""Episodes in the moving mean that decides 'solved' (Gymnasium's convention)."""
+
+METRIC_FIELDS = (
+    "update",
+    "env_steps",
+    "simulated_steps",
+    "episodes",
+    "charts/episode_return_mean",
+    "charts/episode_return_min",
+    "charts/episode_return_max",
+    "charts/episode_length_mean",
+    "charts/episode_length_min",
+    "charts/episode_length_max",
+    "charts/episode_return_mean_100",
+    "charts/truncated_fraction",
+    "losses/policy_loss",
+    "losses/entropy",
+    "losses/grad_norm",
+    "losses/value_loss",
+    "losses/explained_variance",
+    "perf/steps_per_s",
+    "perf/step_efficiency",
+    "wall_time_s",
+)
+"""Columns of metrics.csv, one row per update. ``perf/steps_per_s`` and ``wall_time_s`` are timings; the rest
+is reproducible from the seed. The value columns are filled only with ``baseline="value"``."""
+EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncated")
+"""Columns of episodes.csv, one row per training episode."""
+
+
+def is_solved(recent_returns: Sequence[float], reward_threshold: float | None) -> bool:
+    """The training criterion of 'solved': a full window of returns whose mean reaches the threshold.
+
+    ``recent_returns`` are the returns of the last `SOLVED_WINDOW` training episodes (or fewer, early in a
+    run: then not solved); without a threshold nothing is solved.
+    """
+    window = list(recent_returns)[-SOLVED_WINDOW:]
+    return reward_threshold is not None and len(window) == SOLVED_WINDOW and float(np.mean(window)) >= reward_threshold
 
 
 class CSVLogger:
