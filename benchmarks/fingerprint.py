@@ -39,19 +39,22 @@ CASES: dict[str, tuple[str, int, dict[str, Any]]] = {
 
 
 def state_hash(agent: Any) -> str:
-    """SHA-256 over the names, shapes and bytes of the policy's (and value network's) state tensors."""
+    """SHA-256 over the names, shapes and bytes of the policy's state tensors and the value network's parameters.
+
+    (The value network's parameters, not its state_dict: where it shares the policy's normalisation statistics,
+    they are the policy's, hashed once.)
+    """
     digest = hashlib.sha256()
-    modules: list[tuple[str, torch.nn.Module]] = [("policy", agent.policy)]
+    tensors: list[tuple[str, torch.Tensor]] = [(f"policy.{k}", v) for k, v in agent.policy.state_dict().items()]
     value = getattr(agent, "value_function", None)
     if value is None:
         value = getattr(getattr(agent, "baseline", None), "network", None)
     if value is not None:
-        modules.append(("value", value))
-    for prefix, module in modules:
-        for name, tensor in sorted(module.state_dict().items()):
-            array = tensor.detach().cpu().contiguous()
-            digest.update(f"{prefix}.{name}:{tuple(array.shape)}:{array.dtype}".encode())
-            digest.update(array.numpy().tobytes())
+        tensors += [(f"value.{k}", v) for k, v in value.named_parameters()]
+    for name, tensor in sorted(tensors, key=lambda item: item[0]):
+        array = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(array.shape)}:{array.dtype}".encode())
+        digest.update(array.numpy().tobytes())
     return digest.hexdigest()[:16]
 
 

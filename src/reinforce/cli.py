@@ -12,6 +12,7 @@ import gc
 import importlib
 import json
 import logging
+import re
 import shlex
 import sys
 import time
@@ -183,8 +184,8 @@ def run_settings(
     Returns:
         The env id, seed, step budget and the effective config.
     """
-    from reinforce.config import RunSettings, preset_hyperparameters, read_config_file, tuned_hyperparameters
     from reinforce.rollout.envs import env_spec
+    from reinforce.settings import RunSettings, read_config_file, resolve
 
     settings = read_config_file(config_file) if config_file is not None else RunSettings()
     if env_id is None:
@@ -198,10 +199,7 @@ def run_settings(
     env_spec(env_id)  # an unknown environment fails here, before anything else
     given = {key: value for key, value in flags.items() if value is not None}
     preset = given.pop("preset", None)
-    preset_values = preset_hyperparameters(preset, env_id) if preset is not None else {}
-    config = TrainConfig.from_dict(
-        {**tuned_hyperparameters(env_id), **preset_values, **settings.hyperparameters, **given}
-    )
+    config = resolve(env_id, preset=preset, file=settings.hyperparameters, overrides=given)
     seed = seed if seed is not None else settings.seed
     if total_steps is None:
         total_steps = settings.total_steps if settings.total_steps is not None else DEFAULT_TOTAL_STEPS
@@ -404,8 +402,8 @@ def _resumed_run(
             "and the new values)"
         )
     from reinforce.agent import resume
-    from reinforce.config import parse_config_document
     from reinforce.run.files import CONFIG_FILE, read_json
+    from reinforce.settings import parse_config_document
 
     agent = resume(resume_dir, device=hyperparameters.get("device"), ray_address=address)
     logging.getLogger("reinforce").info("resuming %s at update %d", resume_dir, agent.num_updates)
@@ -652,6 +650,32 @@ def sweep(
         sys.exit(130)
 
 
+FLAG_NAMES = {"ray_address": "address"}
+"""Settings whose flag is not their name with dashes."""
+
+
+def flag_text(message: str, fields: Sequence[str]) -> str:
+    """``message`` (which names settings as Python does) with each of ``fields`` written as its flag.
+
+    ``lr`` becomes ``--lr``, ``backend='ray'`` becomes ``--backend ray``, ``reward_to_go=True`` becomes
+    ``--reward-to-go`` and ``=False`` ``--no-reward-to-go``: the CLI is the one place that knows flags.
+    """
+    for name in fields:
+        flag = "--" + FLAG_NAMES.get(name, name).replace("_", "-")
+
+        def as_flag(match: re.Match[str], flag: str = flag) -> str:
+            value = match.group(1)
+            if value is None or value == "True":
+                return flag
+            if value == "False":
+                return "--no-" + flag[2:]
+            return f"{flag} {value.strip(chr(39))}"
+
+        pattern = rf"(?<![\w.'-]){re.escape(name)}(?:=('[^']*'|-?[\w.+]+))?(?![\w-])"
+        message = re.sub(pattern, as_flag, message)
+    return message
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"reinforce: error: {' '.join(message.split())}", err=True)
     sys.exit(code)
@@ -670,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.ClickException as exc:
         _fail(exc.format_message())
     except ReinforceError as exc:
-        _fail(str(exc))
+        _fail(flag_text(str(exc), exc.fields))
     except OSError as exc:  # a full disk, a read-only run directory, ...: the file and the reason, one line
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"{where}{exc.strerror or exc}: check the path, its permissions and the free space", code=1)

@@ -8,16 +8,13 @@ run directory saves it as JSON. Values are validated once, when the dataclass is
 from __future__ import annotations
 
 import ast
-import contextlib
 import dataclasses
 import functools
 import inspect
 import itertools
 import math
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
-from typing import Any, Literal, get_args, get_type_hints
+from typing import Any, Literal, TypedDict, get_args, get_type_hints
 
 import numpy as np
 
@@ -36,7 +33,7 @@ Backend = Literal["local", "ray"]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters of a REINFORCE run. Every field is also a CLI flag (``--num-envs``, ``--lr``, ...)."""
+    """Hyperparameters of a REINFORCE run: the Python API's keyword arguments, the CLI's flags, config.json's keys."""
 
     num_envs: int = 32
     """Number of environments stepped in parallel; one batched policy call per step serves all of them."""
@@ -123,7 +120,7 @@ class TrainConfig:
     clip them to [-10, 10]."""
 
     backend: Backend = "local"
-    """Who collects the episodes: this process (local) or Ray actors (ray: needs the ray extra, see --workers)."""
+    """Who collects the episodes: this process (local) or Ray actors (ray: needs the ray extra, see workers)."""
 
     workers: int = 1
     """Ray rollout workers (backend=ray), each with its own vector env and a copy of the policy."""
@@ -156,138 +153,42 @@ class TrainConfig:
         return cls(**kwargs)
 
 
-CONFIG_FILE_KEYS = ("env_id", "seed", "total_steps", "hyperparameters")
-"""Keys a config file may set; a saved config.json also has these (and others, which are informational)."""
-INFORMATIONAL_KEYS = ("format_version", "reward_threshold", "versions")
-"""Keys of a saved config.json that a config file may carry but that do not configure anything."""
+class Hyperparameters(TypedDict, total=False):
+    """`TrainConfig`'s fields as keyword arguments (``Reinforce(env, lr=0.01)``), so that type checkers check them.
 
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What a config file sets: any of the env id, the seed, the step budget and hyperparameters."""
-
-    env_id: str | None = None
-    seed: int | None = None
-    total_steps: int | None = None
-    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-def _yaml_mapping(text: str, source: str) -> dict[str, Any]:
-    import yaml
-
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ReinforceError(f"{source} is not valid YAML{where}: fix the syntax") from None
-    if document is None:
-        return {}
-    if not isinstance(document, dict) or not all(isinstance(key, str) for key in document):
-        raise ReinforceError(f"{source} must hold a mapping of names to values: see docs/configuration.md")
-    return document
-
-
-def _coerce_numbers(hyperparameters: dict[str, Any]) -> dict[str, Any]:
-    """YAML reads ``1e-3`` (no dot) as a string: turn such strings into floats for the float-typed fields."""
-    hints = get_type_hints(TrainConfig)
-    coerced = dict(hyperparameters)
-    for key, value in hyperparameters.items():
-        if isinstance(value, str) and key in hints and float in (get_args(hints[key]) or (hints[key],)):
-            with contextlib.suppress(ValueError):  # otherwise check_config rejects it, naming the field
-                coerced[key] = float(value)
-    return coerced
-
-
-def parse_config_document(document: dict[str, Any], source: str) -> RunSettings:
-    """Validate a config document (the schema of config.json) and return what it sets.
-
-    Raises:
-        ReinforceError: an unknown key, a value of the wrong type or out of range, naming ``source``.
+    tests/unit/test_config.py keeps it equal to the dataclass, name by name and type by type.
     """
-    unknown = sorted(set(document) - set(CONFIG_FILE_KEYS) - set(INFORMATIONAL_KEYS))
-    if unknown:
-        raise ReinforceError(
-            f"{source} has unknown key(s) {', '.join(unknown)}: a config file may set "
-            f"{', '.join(CONFIG_FILE_KEYS)} (hyperparameters go under 'hyperparameters:')"
-        )
-    env_id = document.get("env_id")
-    if env_id is not None and (not isinstance(env_id, str) or not env_id):
-        raise ReinforceError(f"{source} has env_id={env_id!r}: it must be a Gymnasium id such as CartPole-v1")
-    hyperparameters = document.get("hyperparameters", {})
-    if hyperparameters is None:
-        hyperparameters = {}
-    if not isinstance(hyperparameters, dict):
-        raise ReinforceError(f"{source}: 'hyperparameters' must be a mapping such as {{lr: 0.01, num_envs: 16}}")
-    try:
-        hyperparameters = _coerce_numbers(hyperparameters)
-        TrainConfig.from_dict(hyperparameters)  # validates every value now, with the field's name
-        seed = check_seed(document.get("seed"))
-        total_steps = document.get("total_steps")
-        total_steps = None if total_steps is None else as_count("total_steps", total_steps, 0)
-    except (ReinforceError, TypeError) as exc:
-        raise ReinforceError(f"{source}: {exc}") from None
-    return RunSettings(env_id=env_id, seed=seed, total_steps=total_steps, hyperparameters=hyperparameters)
 
-
-def read_config_file(path: str | Path) -> RunSettings:
-    """Read a YAML (or JSON) config file, such as a saved run's config.json, and validate it.
-
-    The file is a mapping with any of ``env_id``, ``seed``, ``total_steps`` and ``hyperparameters`` (a
-    mapping of `TrainConfig` fields). Nothing in it is executed: YAML is read with ``safe_load``.
-
-    Raises:
-        ReinforceError: the file is missing, unreadable, not YAML, or holds an invalid value.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReinforceError(f"config file {path} does not exist: check the --config path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-        raise ReinforceError(f"cannot read config file {path} ({reason}): pass a readable YAML file") from None
-    return parse_config_document(_yaml_mapping(text, f"config file {path}"), f"config file {path}")
-
-
-TUNED_FILE = "hyperparams.yaml"
-"""The per-environment hyperparameters shipped inside the package (the RL Zoo habit)."""
-
-
-PRESETS_FILE = "presets.yaml"
-"""Named alternatives to the tuned values (``--preset NAME``), per environment, shipped inside the package."""
-
-
-@functools.cache
-def _package_yaml(name: str) -> dict[str, Any]:
-    text = resources.files("reinforce").joinpath(name).read_text(encoding="utf-8")
-    return _yaml_mapping(text, f"reinforce/{name}")
-
-
-def preset_hyperparameters(preset: str, env_id: str) -> dict[str, Any]:
-    """The hyperparameters of the shipped preset ``preset`` for ``env_id`` (presets.yaml).
-
-    Raises:
-        ReinforceError: no such preset, or the preset has no values for ``env_id``.
-    """
-    presets = _package_yaml(PRESETS_FILE)
-    if preset not in presets:
-        raise ReinforceError(f"unknown preset {preset!r} (--preset): the presets are {', '.join(sorted(presets))}")
-    entry = presets[preset].get(env_id.split(":")[-1])
-    if entry is None:
-        raise ReinforceError(
-            f"preset {preset!r} has no values for {env_id}: it exists for {', '.join(sorted(presets[preset]))}"
-        )
-    return _coerce_numbers(dict(entry))
-
-
-def tuned_hyperparameters(env_id: str) -> dict[str, Any]:
-    """The hyperparameters shipped for ``env_id`` (a copy; empty for an env without an entry).
-
-    They sit between `TrainConfig`'s defaults and what the user gives: the defaults are CartPole-v1's.
-    """
-    entry = _package_yaml(TUNED_FILE).get(env_id.split(":")[-1], {})
-    return _coerce_numbers(dict(entry))
+    num_envs: int
+    episodes_per_update: int | None
+    gamma: float
+    lr: float
+    optimizer: OptimizerName
+    max_grad_norm: float | None
+    hidden_sizes: tuple[int, ...]
+    reward_to_go: bool
+    discount_gradient: bool
+    baseline: BaselineName
+    return_normalization: ReturnNormalization
+    entropy_coef: float
+    loss_reduction: LossReduction
+    update: UpdateMode
+    value_lr: float
+    value_hidden_sizes: tuple[int, ...]
+    value_steps: int
+    bootstrap_truncated: bool
+    vectorization_mode: VectorizationMode
+    reward_threshold: float | None
+    stop_on_solve: bool
+    device: str
+    num_threads: int
+    action_squash: ActionSquash
+    log_std: LogStd
+    log_std_init: float
+    normalize_observations: bool
+    backend: Backend
+    workers: int
+    envs_per_worker: int | None
 
 
 def episodes_per_update(config: TrainConfig) -> int:
@@ -310,9 +211,9 @@ MAX_THREADS = 1024
 MAX_SEED = 2**32 - 1
 
 
-def _fail(name: str, value: object, requirement: str) -> ReinforceError:
-    flag = "--" + name.replace("_", "-")
-    return ReinforceError(f"invalid {name}={value!r} ({flag}): {requirement}")
+def _fail(name: str, value: object, requirement: str, *, also: tuple[str, ...] = ()) -> ReinforceError:
+    """``invalid NAME=VALUE: REQUIREMENT``, naming the field (and the fields in ``also`` that it mentions)."""
+    return ReinforceError(f"invalid {name}={value!r}: {requirement}", fields=(name, *also))
 
 
 def check_seed(seed: object) -> int | None:
@@ -382,7 +283,8 @@ def check_config(config: TrainConfig) -> None:
             "discount_gradient",
             True,
             "goes with reward-to-go only: a whole-episode return already weighs step t's rewards by gamma^t "
-            "(drop --discount-gradient or --no-reward-to-go)",
+            "(set discount_gradient=False or reward_to_go=True)",
+            also=("reward_to_go",),
         )
     if config.return_normalization == "episode" and not config.reward_to_go and config.baseline != "value":
         raise _fail(
@@ -392,7 +294,7 @@ def check_config(config: TrainConfig) -> None:
             "use batch or none, or a value baseline",
         )
     if config.baseline == "leave_one_out" and episodes_per_update(config) < 2:
-        raise _fail("baseline", config.baseline, "needs at least 2 episodes per update (--episodes-per-update)")
+        raise _fail("baseline", config.baseline, "needs episodes_per_update >= 2", also=("episodes_per_update",))
     if not _is_int(config.num_threads) or not 0 <= config.num_threads <= MAX_THREADS:
         raise _fail("num_threads", config.num_threads, f"must be an integer in [0, {MAX_THREADS}] (0: torch's default)")
     if not _is_number(config.log_std_init) or not -5.0 <= config.log_std_init <= 2.0:
@@ -407,7 +309,7 @@ def check_config(config: TrainConfig) -> None:
         raise _fail("envs_per_worker", config.envs_per_worker, "must be an integer >= 1")
     if config.backend == "local" and (config.workers != 1 or config.envs_per_worker is not None):
         name = "workers" if config.workers != 1 else "envs_per_worker"
-        raise _fail(name, getattr(config, name), "applies to Ray rollouts only: add --backend ray")
+        raise _fail(name, getattr(config, name), "applies to Ray rollouts only: set backend='ray'", also=("backend",))
     if config.backend == "ray" and episodes_per_update(config) < config.workers:
         raise _fail("workers", config.workers, "must not exceed the episodes per update (each worker collects a share)")
 

@@ -6,9 +6,24 @@ Every message names the problem and the fix in one line; the CLI prints it as
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class ReinforceError(ValueError):
-    """Bad input: an invalid hyperparameter, an unknown environment, an unsupported space, a bad run dir."""
+    """Bad input: an invalid hyperparameter, an unknown environment, an unsupported space, a bad run dir.
+
+    Messages name settings by their Python names (``lr``, ``value_lr``, ``backend='ray'``), never by a
+    command-line flag; ``fields`` lists the setting names a message mentions, so that the CLI can show them as
+    its flags (``--lr``, ``--backend ray``).
+
+    Args:
+        message: one line: the problem and the fix.
+        fields: the setting names that ``message`` mentions.
+    """
+
+    def __init__(self, message: str, *, fields: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.fields = tuple(fields)
 
 
 class TrainingInterrupted(Exception):

@@ -43,10 +43,10 @@ from reinforce.config import (
     TrainConfig,
     as_count,
     check_seed,
-    tuned_hyperparameters,
 )
 from reinforce.errors import NonFiniteError, ReinforceError
 from reinforce.run.files import CONFIG_FILE, CURVE_FILE, EVALUATION_FILE, read_json, write_json
+from reinforce.settings import resolve
 
 SWEEP_FILE = "sweep.json"
 """The sweep's specification in its directory: a re-run must ask for exactly the same."""
@@ -271,7 +271,7 @@ def plan_sweep(
         ReinforceError: an unknown environment or hyperparameter, an invalid value or combination (naming the
             setting), no or repeated seeds or grid values, or Ray rollouts (``backend="ray"``) for the trials.
     """
-    from reinforce.agent import resolve_device
+    from reinforce.core.device import resolve_device
     from reinforce.rollout.envs import env_spec
 
     env_spec(env_id)
@@ -281,7 +281,7 @@ def plan_sweep(
     checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
     grid = {key: list(values) for key, values in (grid or {}).items()}
     check_local_trials(grid)
-    base = TrainConfig.from_dict({**tuned_hyperparameters(env_id), **(hyperparameters or {})}).to_dict()
+    base = resolve(env_id, overrides=hyperparameters).to_dict()
     names = {field.name for field in dataclasses.fields(TrainConfig)}
     for key, values in grid.items():
         if key not in names:

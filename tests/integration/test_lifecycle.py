@@ -26,13 +26,13 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 
 def assert_same_state(first: Reinforce, second: Reinforce) -> None:
-    modules, optimizers = first._state_modules(), first._state_optimizers()
-    assert modules.keys() == second._state_modules().keys() and optimizers.keys() == second._state_optimizers().keys()
+    modules, optimizers = first.state()
+    assert modules.keys() == second.state()[0].keys() and optimizers.keys() == second.state()[1].keys()
     for name, module in modules.items():
         for key, tensor in module.state_dict().items():
-            torch.testing.assert_close(second._state_modules()[name].state_dict()[key], tensor, rtol=0, atol=0)
+            torch.testing.assert_close(second.state()[0][name].state_dict()[key], tensor, rtol=0, atol=0)
     for name, optimizer in optimizers.items():
-        one, two = optimizer.state_dict(), second._state_optimizers()[name].state_dict()
+        one, two = optimizer.state_dict(), second.state()[1][name].state_dict()
         assert one["param_groups"] == two["param_groups"]
         for index, entry in one["state"].items():
             for key, value in entry.items():
@@ -73,9 +73,7 @@ def test_interrupted_and_resumed_run_ends_with_the_parameters_of_an_uninterrupte
     resumed = reinforce.resume(tmp_path / "part")
     resumed.learn(2_000 - resumed.num_env_steps, run_dir=tmp_path / "part")
     assert_same_state(whole, resumed)
-    assert set(json.loads((tmp_path / "part" / "checkpoint.json").read_text())["modules"]) == set(
-        whole._state_modules()
-    )
+    assert set(json.loads((tmp_path / "part" / "checkpoint.json").read_text())["modules"]) == set(whole.state()[0])
     assert rows(tmp_path / "part" / "metrics.csv") == rows(tmp_path / "whole" / "metrics.csv")
     assert (tmp_path / "part" / "episodes.csv").read_text() == (tmp_path / "whole" / "episodes.csv").read_text()
     config = json.loads((tmp_path / "part" / "config.json").read_text())
@@ -205,7 +203,7 @@ def test_a_signal_finishes_the_update_saves_and_raises(tmp_path: Path) -> None:
 
 
 def test_a_run_loads_while_its_training_commits_a_newer_checkpoint(tmp_path: Path, monkeypatch) -> None:
-    from reinforce import agent as trainer
+    from reinforce.run import checkpoint as trainer
 
     agent = Reinforce("CartPole-v1", seed=0, **SETTINGS).learn(200, run_dir=tmp_path)
     real_load_tensors = trainer.load_tensors
@@ -257,3 +255,21 @@ def test_metrics_with_foreign_columns_are_refused_and_left_alone(tmp_path: Path)
     path.write_text("upd")  # a header torn by a crash: started again
     trim_csv(path, ("update", "env_steps"), 0)
     assert path.read_text() == ""
+
+
+def test_a_value_baseline_sharing_the_normalisation_statistics_checkpoints_resumes_and_loads(tmp_path: Path) -> None:
+    settings = {"baseline": "value", "num_envs": 2, "hidden_sizes": (8,), "value_hidden_sizes": (8,)}
+    first = Reinforce("Pendulum-v1", seed=0, **settings)
+    assert first.config.normalize_observations  # shipped for Pendulum-v1
+    first.learn(800, run_dir=tmp_path, checkpoint_every=1)
+    first.close()
+    resumed = reinforce.resume(tmp_path)
+    resumed.learn(800, run_dir=tmp_path)
+    uninterrupted = Reinforce("Pendulum-v1", seed=0, **settings).learn(1600)
+    assert_same_state(uninterrupted, resumed)
+    loaded = reinforce.load(tmp_path)
+    # one set of statistics, stored once (under the policy) and read by both networks
+    assert loaded.baseline.network.encoder is loaded.policy.encoder  # type: ignore[attr-defined]
+    assert float(loaded.policy.encoder.obs_count) == float(uninterrupted.policy.encoder.obs_count) > 0
+    for agent in (resumed, uninterrupted, loaded):
+        agent.close()

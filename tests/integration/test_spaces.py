@@ -13,6 +13,7 @@ from toy_envs import ACTION_SPACES, OBSERVATION_SPACES
 
 import reinforce
 from reinforce import NonFiniteError, Reinforce
+from reinforce.core.baselines import ValueBaseline
 
 BOX_ACTION_MODES = [
     {"action_squash": "clip"},
@@ -88,8 +89,8 @@ def test_normalization_statistics_survive_save_and_load(tmp_path: Path) -> None:
 def test_the_value_baseline_sees_the_same_normalised_observations() -> None:
     agent = Reinforce("toy/Continuous-v0", seed=0, num_envs=4, normalize_observations=True, baseline="value")
     agent.learn(60)
-    assert agent.value_function is not None
-    assert agent.value_function.encoder is agent.policy.encoder  # one set of statistics, read by both
+    assert isinstance(agent.baseline, ValueBaseline)
+    assert agent.baseline.network.encoder is agent.policy.encoder  # one set of statistics, read by both
     assert agent.policy.encoder.obs_count.item() == agent.num_env_steps
     agent.close()
 
@@ -116,7 +117,7 @@ def test_an_absurd_learning_rate_stops_before_the_optimizer_step_and_keeps_the_c
     }
     assert len(checkpoint) == 2
     last_good = _state(agent)
-    with pytest.raises(NonFiniteError, match=r"non-finite loss .*skipped.*lower --lr"):
+    with pytest.raises(NonFiniteError, match=r"non-finite loss .*skipped.*lower lr"):
         agent.learn(1, run_dir=tmp_path / "run")
     assert agent.num_updates == 1
     for key, value in _state(agent).items():
@@ -130,6 +131,6 @@ def test_an_absurd_learning_rate_stops_before_the_optimizer_step_and_keeps_the_c
 def test_a_diverged_gaussian_policy_is_caught_before_its_actions_reach_the_env() -> None:
     agent = Reinforce("toy/Continuous-v0", seed=0, num_envs=4, lr=1e30)
     agent.update()
-    with pytest.raises(NonFiniteError, match=r"non-finite actions for environment toy/Continuous-v0.*lower --lr"):
+    with pytest.raises(NonFiniteError, match=r"non-finite actions for environment toy/Continuous-v0.*lower lr"):
         agent.update()
     agent.close()

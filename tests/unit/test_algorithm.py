@@ -7,8 +7,10 @@ from gymnasium import spaces
 import reinforce
 from reinforce import RolloutBatch, TrainConfig, make_policy, reinforce_loss
 from reinforce.config import LossReduction
-from reinforce.core.loss import batch_returns, make_optimizer, policy_weights, update_policy
+from reinforce.core.loss import update_policy
+from reinforce.core.optim import EagerOptimizer
 from reinforce.core.policies import Policy
+from reinforce.core.weights import batch_returns, policy_weights
 from reinforce.errors import NonFiniteError
 
 
@@ -49,7 +51,7 @@ def test_a_non_finite_loss_never_reaches_the_optimizer(bad: float) -> None:
     torch.manual_seed(0)
     policy = make_policy(spaces.Box(-1, 1, (2,)), spaces.Discrete(2), hidden_sizes=(4,))
     config = TrainConfig(return_normalization="none")
-    optimizer = make_optimizer(config, policy.parameters())
+    optimizer = EagerOptimizer(policy.parameters(), config.optimizer, lr=config.lr)
     rewards = torch.tensor([[1.0], [bad]])
     batch = RolloutBatch(
         observations=torch.randn(2, 1, 2),
@@ -65,7 +67,7 @@ def test_a_non_finite_loss_never_reaches_the_optimizer(bad: float) -> None:
     )
     weights_TN = policy_weights(batch, batch_returns(batch, config), config)
     before = [p.detach().clone() for p in policy.parameters()]
-    with pytest.raises(NonFiniteError, match=r"non-finite loss.*lower --lr"):
+    with pytest.raises(NonFiniteError, match=r"non-finite loss.*lower lr"):
         update_policy(policy, optimizer, batch, weights_TN, config)
     for parameter, old in zip(policy.parameters(), before, strict=True):
         assert torch.equal(parameter, old) and parameter.grad is None

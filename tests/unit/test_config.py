@@ -3,11 +3,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 
 from reinforce import ReinforceError, TrainConfig
-from reinforce.config import TUNED_FILE, _package_yaml, episodes_per_update, field_docs, tuned_hyperparameters
+from reinforce.cli import flag_text
+from reinforce.config import Hyperparameters, episodes_per_update, field_docs
+from reinforce.settings import TUNED_FILE, _package_yaml, tuned_hyperparameters
 
 
 @pytest.mark.parametrize(
@@ -42,10 +45,11 @@ from reinforce.config import TUNED_FILE, _package_yaml, episodes_per_update, fie
         ("value_steps", 0, "value_steps"),
     ],
 )
-def test_invalid_values_name_the_field_and_the_flag(field: str, value: object, named: str) -> None:
+def test_invalid_values_name_the_field_not_the_flag(field: str, value: object, named: str) -> None:
     with pytest.raises(ReinforceError, match=named) as info:
         TrainConfig(**{field: value})
-    assert "--" + field.replace("_", "-") in str(info.value)
+    assert "--" not in str(info.value) and field in info.value.fields
+    assert "--" + field.replace("_", "-") in flag_text(str(info.value), info.value.fields)
     assert "must" in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -72,21 +76,21 @@ def test_episodes_per_update_defaults_to_num_envs() -> None:
 
 
 def test_switch_combinations_that_make_no_sense_are_refused() -> None:
-    with pytest.raises(ReinforceError, match=r"discount_gradient=True .*reward-to-go only"):
+    with pytest.raises(ReinforceError, match=r"discount_gradient=True: .*reward-to-go only"):
         TrainConfig(discount_gradient=True, reward_to_go=False)
-    with pytest.raises(ReinforceError, match=r"return_normalization=.episode. .*standardises to 0"):
+    with pytest.raises(ReinforceError, match=r"return_normalization=.episode.: .*standardises to 0"):
         TrainConfig(return_normalization="episode", reward_to_go=False)
     assert TrainConfig(return_normalization="episode", reward_to_go=False, baseline="value").reward_to_go is False
 
 
 def test_leave_one_out_needs_two_episodes_per_update() -> None:
-    with pytest.raises(ReinforceError, match="at least 2 episodes"):
+    with pytest.raises(ReinforceError, match="needs episodes_per_update >= 2"):
         TrainConfig(baseline="leave_one_out", num_envs=1)
     assert TrainConfig(baseline="leave_one_out", num_envs=1, episodes_per_update=2).baseline == "leave_one_out"
 
 
 def test_config_file_reads_yaml_and_saved_runs(tmp_path: Path) -> None:
-    from reinforce.config import read_config_file, tuned_hyperparameters
+    from reinforce.settings import read_config_file, tuned_hyperparameters
 
     path = tmp_path / "run.yaml"
     path.write_text("env_id: Acrobot-v1\nseed: 4\nhyperparameters:\n  lr: 1e-3\n  value_hidden_sizes: [8]\n")
@@ -117,7 +121,7 @@ def test_presets_are_valid_and_layered_under_the_caller() -> None:
     import gymnasium
 
     from reinforce import Reinforce
-    from reinforce.config import PRESETS_FILE, preset_hyperparameters
+    from reinforce.settings import PRESETS_FILE, preset_hyperparameters
 
     presets = _package_yaml(PRESETS_FILE)
     assert "sample-efficient" in presets
@@ -132,3 +136,33 @@ def test_presets_are_valid_and_layered_under_the_caller() -> None:
         preset_hyperparameters("fast", "CartPole-v1")
     with pytest.raises(ReinforceError, match="no values for Acrobot-v1"):
         Reinforce("Acrobot-v1", preset="sample-efficient")
+
+
+def test_the_keyword_arguments_type_is_the_dataclass_field_by_field() -> None:
+    assert list(Hyperparameters.__annotations__) == [field.name for field in dataclasses.fields(TrainConfig)]
+    assert get_type_hints(Hyperparameters) == get_type_hints(TrainConfig)
+
+
+def test_resolve_layers_defaults_env_values_preset_file_and_overrides() -> None:
+    from reinforce.settings import resolve
+
+    assert resolve("CartPole-v1") == TrainConfig()
+    assert resolve("Acrobot-v1").lr == 0.003  # shipped for Acrobot-v1
+    assert resolve("CartPole-v1", preset="sample-efficient").num_envs == 4
+    assert resolve("CartPole-v1", preset="sample-efficient", file={"num_envs": 8}).num_envs == 8
+    assert resolve("CartPole-v1", file={"num_envs": 8}, overrides={"num_envs": 2}).num_envs == 2
+    given = TrainConfig(lr=0.5)
+    assert resolve("Acrobot-v1", base=given, overrides={"gamma": 0.9}) == TrainConfig(lr=0.5, gamma=0.9)
+    with pytest.raises(ReinforceError, match="unknown hyperparameter"):
+        resolve("CartPole-v1", overrides={"learning_rate": 0.1})
+
+
+def test_flag_text_writes_settings_as_the_cli_flags() -> None:
+    assert flag_text("invalid lr=0.0: must be > 0", ("lr",)) == "invalid --lr 0.0: must be > 0"
+    assert flag_text("set backend='ray', or drop ray_address", ("backend", "ray_address")) == (
+        "set --backend ray, or drop --address"
+    )
+    assert flag_text("(set discount_gradient=False or reward_to_go=True)", ("discount_gradient", "reward_to_go")) == (
+        "(set --no-discount-gradient or --reward-to-go)"
+    )
+    assert flag_text("lower lr, not the learning rate", ("lr",)) == "lower --lr, not the learning rate"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import hypothesis.strategies as st
 import numpy as np
@@ -13,9 +14,16 @@ from hypothesis import given, settings
 
 from reinforce import Reinforce, collect, make_policy, reinforce_loss
 from reinforce.config import TrainConfig
-from reinforce.core.baselines import RunningMeanBaseline, ValueFunction, leave_one_out_baseline
+from reinforce.core.baselines import (
+    BatchMeanBaseline,
+    RunningMeanBaseline,
+    ValueBaseline,
+    ValueFunction,
+    leave_one_out_baseline,
+)
 from reinforce.core.batch import RolloutBatch
-from reinforce.core.loss import batch_returns, policy_weights, score_function_surrogate, update_policy
+from reinforce.core.loss import score_function_surrogate, update_policy
+from reinforce.core.optim import EagerOptimizer
 from reinforce.core.policies import Policy
 from reinforce.core.returns import (
     discounted_returns,
@@ -24,6 +32,7 @@ from reinforce.core.returns import (
     standardize_per_episode,
     whole_episode_returns,
 )
+from reinforce.core.weights import batch_returns, policy_weights
 from reinforce.rollout.envs import make_vec_env
 
 # env 0: an episode of 2 steps, a reset step, an episode of 1 step, idle
@@ -104,11 +113,12 @@ def test_episode_functions_match_a_naive_loop(steps: int, envs: int, seed: int) 
 def test_running_mean_baseline_averages_previous_batches_only() -> None:
     baseline = RunningMeanBaseline(rate=0.5)
     mask = torch.tensor([True, True, False])
-    assert (baseline(torch.zeros(3)) == 0).all()
-    baseline.update(torch.tensor([2.0, 4.0, 100.0]), mask)
-    torch.testing.assert_close(baseline(torch.zeros(3)), torch.full((3,), 3.0))
-    baseline.update(torch.tensor([7.0, 7.0, -100.0]), mask)
-    torch.testing.assert_close(baseline(torch.zeros(3)), torch.full((3,), 5.0))
+    batch = SimpleNamespace(mask=mask)
+    assert (baseline(batch, torch.zeros(3)) == 0).all()
+    baseline.fit(batch, torch.tensor([2.0, 4.0, 100.0]), torch.zeros(3))
+    torch.testing.assert_close(baseline(batch, torch.zeros(3)), torch.full((3,), 3.0))
+    baseline.fit(batch, torch.tensor([7.0, 7.0, -100.0]), torch.zeros(3))
+    torch.testing.assert_close(baseline(batch, torch.zeros(3)), torch.full((3,), 5.0))
     assert set(baseline.state_dict()) == {"mean", "count"}
 
 
@@ -142,17 +152,16 @@ def test_weights_of_each_switch() -> None:
     torch.testing.assert_close(discounted, plain * 0.9 ** steps.float())
     whole = policy_weights(batch, returns, TrainConfig(**base, reward_to_go=False))
     torch.testing.assert_close(whole, whole_episode_returns(returns, batch.dones, batch.mask))
-    centred = policy_weights(batch, returns, TrainConfig(**base, baseline="batch_mean"))
+    centred = policy_weights(batch, returns, TrainConfig(**base), BatchMeanBaseline())
     assert abs(float(centred[batch.mask].mean())) < 1e-5
     value = ValueFunction(spaces.Box(0.0, np.inf, (2,)), ())
     with torch.no_grad():
         value.body[0].weight.copy_(torch.tensor([[1.0, 0.0]]))  # V(s) = the step index in the observation
         value.body[0].bias.zero_()
-    advantages = policy_weights(batch, returns, TrainConfig(**base, baseline="value"), value_function=value)
+    baseline = ValueBaseline(value, EagerOptimizer(value.parameters(), "adam", lr=0.01), steps=1)
+    advantages = policy_weights(batch, returns, TrainConfig(**base), baseline)
     expected = torch.where(batch.mask, returns - batch.observations[..., 0], torch.zeros_like(returns))
     torch.testing.assert_close(advantages, expected)
-    with pytest.raises(ValueError, match="ValueFunction"):
-        policy_weights(batch, returns, TrainConfig(**base, baseline="value"))
 
 
 def test_value_bootstraps_only_at_time_limit_cuts() -> None:
@@ -164,7 +173,8 @@ def test_value_bootstraps_only_at_time_limit_cuts() -> None:
         value.body[0].weight.zero_()
         value.body[0].bias.fill_(10.0)  # V = 10 everywhere
     config = TrainConfig(gamma=0.5, baseline="value")
-    returns = batch_returns(batch, config, value)
+    baseline = ValueBaseline(value, EagerOptimizer(value.parameters(), "adam", lr=0.01), steps=1)
+    returns = batch_returns(batch, config, baseline)
     cut = batch.truncated & batch.dones
     plain = discounted_returns(batch.rewards, batch.dones, 0.5)
     # at a cut: G = r + 0.5 * 10 = 3 + 5; two steps before it: 1 + 0.5 * (2 + 0.5 * 8) = 4
@@ -182,7 +192,7 @@ def test_value_bootstraps_only_at_time_limit_cuts() -> None:
     everything = torch.cat([batch.observations[1:], batch.last_observations[None]])
     torch.testing.assert_close(batch.next_observations(batch.mask), everything[batch.mask])
     no_bootstrap = TrainConfig(gamma=0.5, baseline="value", bootstrap_truncated=False)
-    torch.testing.assert_close(batch_returns(batch, no_bootstrap, value), plain)
+    torch.testing.assert_close(batch_returns(batch, no_bootstrap, baseline), plain)
 
 
 def test_per_step_update_is_the_textbook_loop() -> None:
@@ -268,9 +278,9 @@ def test_a_diverging_value_network_stops_before_its_optimizer_step() -> None:
     from reinforce import NonFiniteError
 
     agent = Reinforce("CartPole-v1", seed=0, num_envs=4, baseline="value", value_lr=1e30, value_steps=3)
-    with pytest.raises(NonFiniteError, match=r"value network.*lower --value-lr"):
+    with pytest.raises(NonFiniteError, match=r"value network.*lower value_lr"):
         for _ in range(3):
             agent.update()
-    assert agent.value_function is not None
-    assert all(bool(torch.isfinite(parameter).all()) for parameter in agent.value_function.parameters())
+    assert isinstance(agent.baseline, ValueBaseline)
+    assert all(bool(torch.isfinite(parameter).all()) for parameter in agent.baseline.network.parameters())
     agent.close()

@@ -144,8 +144,8 @@ def test_inverse_cdf_sampling_draws_from_the_categorical() -> None:
 
 def test_unnormalised_weights_are_the_discounted_returns() -> None:
     from reinforce.config import TrainConfig
-    from reinforce.core.loss import policy_weights
     from reinforce.core.returns import discounted_returns
+    from reinforce.core.weights import policy_weights
 
     envs = make_vec_env("toy/Counting-v0", 2)
     batch = collect(envs, counting_policy(), 4, seed=0)

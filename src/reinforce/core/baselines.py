@@ -2,24 +2,95 @@
 
 A baseline ``b_t`` that does not depend on the action taken at step t (nor on anything sampled after it)
 leaves the policy-gradient estimate unbiased, ``E[grad log pi(a_t|s_t) * b_t] = 0``, and a good one lowers
-its variance. All functions take ``[T, N]`` tensors with the batch's ``mask``; docs/concepts.md defines each
-baseline and tests/unit/test_exact_gradient.py measures which are unbiased.
+its variance. docs/concepts.md defines each baseline and tests/unit/test_exact_gradient.py measures which are
+unbiased.
+
+Every baseline is a `Baseline`: called on a batch and its per-step credit (``G_t``, or the episode's return), it
+gives the ``[T, N]`` values to subtract; `Baseline.fit` lets it learn from the batch after the policy step;
+`Baseline.state` names what a checkpoint saves. `make_baseline` is the one place that maps the ``baseline``
+setting to a class.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from reinforce.config import TrainConfig
+from reinforce.core.batch import RolloutBatch
 from reinforce.core.guards import check_finite_step
-from reinforce.core.optim import Optimizer
+from reinforce.core.optim import EagerOptimizer, Optimizer
 from reinforce.core.policies import ObservationEncoder, mlp
+from reinforce.core.returns import episode_ids, episode_steps
 
 RUNNING_MEAN_RATE = 0.1
 """Weight of the newest batch in the running-mean baseline's exponential moving average."""
+
+
+class Baseline(Protocol):
+    """What is subtracted from each step's credit before it weights ``grad log pi``."""
+
+    def __call__(self, batch: RolloutBatch, credit_TN: Tensor) -> Tensor:
+        """``[T, N]`` values to subtract from ``credit_TN`` (its state before this batch's `fit`)."""
+        ...
+
+    def state_values(self, observations: Tensor) -> Tensor | None:
+        """``[B]`` estimates V(s) of raw observations ``[B, ...]`` (CPU), or None without a learned value."""
+        ...
+
+    def fit(self, batch: RolloutBatch, credit_TN: Tensor, returns_TN: Tensor) -> dict[str, float]:
+        """Learn from ``batch`` after the policy step; the metrics of the fit (empty if none)."""
+        ...
+
+    def state(self) -> tuple[dict[str, nn.Module], dict[str, Optimizer]]:
+        """The modules and optimizers a checkpoint saves, by name."""
+        ...
+
+
+class NoBaseline:
+    """No baseline: the credit itself weights the log-probs."""
+
+    def __call__(self, batch: RolloutBatch, credit_TN: Tensor) -> Tensor:
+        """Zeros."""
+        return torch.zeros_like(credit_TN)
+
+    def state_values(self, observations: Tensor) -> Tensor | None:
+        """None: no learned value."""
+        return None
+
+    def fit(self, batch: RolloutBatch, credit_TN: Tensor, returns_TN: Tensor) -> dict[str, float]:
+        """Nothing to learn."""
+        return {}
+
+    def state(self) -> tuple[dict[str, nn.Module], dict[str, Optimizer]]:
+        """Nothing to save."""
+        return {}, {}
+
+
+class BatchMeanBaseline(NoBaseline):
+    """The mean credit of the batch's valid steps (`batch_mean_baseline`)."""
+
+    def __call__(self, batch: RolloutBatch, credit_TN: Tensor) -> Tensor:
+        """The batch mean, for every step."""
+        return batch_mean_baseline(credit_TN, batch.mask)
+
+
+class LeaveOneOutBaseline(NoBaseline):
+    """For each episode, the mean of the other episodes' credit (`leave_one_out_baseline`)."""
+
+    def __init__(self, time_dependent: bool = True) -> None:
+        self.time_dependent = time_dependent
+
+    def __call__(self, batch: RolloutBatch, credit_TN: Tensor) -> Tensor:
+        """The other episodes' mean, at the same step (``time_dependent``) or over whole episodes."""
+        ids, _ = episode_ids(batch.dones, batch.mask)
+        steps = episode_steps(batch.dones, batch.mask)
+        return leave_one_out_baseline(credit_TN, ids, steps, time_dependent=self.time_dependent)
 
 
 def batch_mean_baseline(returns_TN: Tensor, mask: Tensor) -> Tensor:
@@ -85,9 +156,22 @@ class RunningMeanBaseline(nn.Module):
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
 
-    def forward(self, returns_TN: Tensor) -> Tensor:
+    def forward(self, batch: RolloutBatch, credit_TN: Tensor) -> Tensor:
         """The current running mean, for every step."""
-        return self.mean.to(returns_TN.dtype).expand_as(returns_TN)
+        return self.mean.to(credit_TN.dtype).expand_as(credit_TN)
+
+    def state_values(self, observations: Tensor) -> Tensor | None:
+        """None: no learned value."""
+        return None
+
+    def fit(self, batch: RolloutBatch, credit_TN: Tensor, returns_TN: Tensor) -> dict[str, float]:
+        """Fold this batch's mean credit into the average."""
+        self.update(credit_TN, batch.mask)
+        return {}
+
+    def state(self) -> tuple[dict[str, nn.Module], dict[str, Optimizer]]:
+        """Its buffers, as ``running_mean``."""
+        return {"running_mean": self}, {}
 
     def update(self, returns_TN: Tensor, mask: Tensor) -> None:
         """Fold the mean of this batch's valid returns into the average (call after using the baseline)."""
@@ -111,6 +195,8 @@ class ValueFunction(nn.Module):
             only the running statistics, no parameters, so the value fit never changes it); None builds one.
     """
 
+    encoder: ObservationEncoder
+
     def __init__(
         self,
         observation_space: spaces.Space[object],
@@ -121,7 +207,12 @@ class ValueFunction(nn.Module):
         super().__init__()
         if encoder is not None and next(encoder.parameters(), None) is not None:
             raise ValueError("a shared encoder must have no parameters, or the value fit would train it")
-        self.encoder = encoder if encoder is not None else ObservationEncoder(observation_space)
+        if encoder is None:
+            self.encoder = ObservationEncoder(observation_space)
+        else:
+            # kept out of this module's submodules (and so out of its state_dict): the statistics belong to the
+            # policy, and a checkpoint stores them once (safetensors refuses one tensor under two names)
+            object.__setattr__(self, "encoder", encoder)
         self.body = mlp(self.encoder.features, hidden_sizes, 1)
 
     def forward(self, observations: Tensor) -> Tensor:
@@ -155,6 +246,83 @@ def fit_value_function(
         loss = nn.functional.mse_loss(values, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
-        check_finite_step(loss, nn.utils.get_total_norm(_gradients(value_function)), optimizer, "--value-lr")
+        check_finite_step(loss, nn.utils.get_total_norm(_gradients(value_function)), optimizer, "value_lr")
         optimizer.step()
     return float(loss.item()), before
+
+
+class ValueBaseline:
+    """A learned ``V(s)`` (Sutton & Barto's REINFORCE with baseline), fitted to the returns after each update.
+
+    Args:
+        network: the value network.
+        optimizer: its optimizer.
+        steps: full-batch gradient steps per `fit`.
+    """
+
+    def __init__(self, network: ValueFunction, optimizer: Optimizer, steps: int) -> None:
+        self.network = network
+        self.optimizer = optimizer
+        self.steps = steps
+
+    def _device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def __call__(self, batch: RolloutBatch, credit_TN: Tensor) -> Tensor:
+        """V(s_t) at the valid steps (0 elsewhere), from the network as it was before this batch."""
+        values = torch.zeros_like(credit_TN)
+        values[batch.mask] = self._values(batch.observations[batch.mask]).to(credit_TN.dtype)
+        return values
+
+    def state_values(self, observations: Tensor) -> Tensor | None:
+        """V(s) of ``observations``, without gradient, on the CPU."""
+        return self._values(observations)
+
+    def _values(self, observations: Tensor) -> Tensor:
+        with torch.no_grad():
+            values: Tensor = self.network(observations.to(self._device())).cpu()
+        return values
+
+    def fit(self, batch: RolloutBatch, credit_TN: Tensor, returns_TN: Tensor) -> dict[str, float]:
+        """`fit_value_function` to the valid steps' returns; the value loss and the explained variance."""
+        device = self._device()
+        observations = batch.observations[batch.mask].to(device)
+        targets = returns_TN[batch.mask].to(device)
+        loss, before = fit_value_function(self.network, self.optimizer, observations, targets, self.steps)
+        variance = targets.var(correction=0)
+        explained = 1.0 - float(((targets - before).var(correction=0) / variance).item()) if variance > 0 else math.nan
+        return {"losses/value_loss": loss, "losses/explained_variance": explained}
+
+    def state(self) -> tuple[dict[str, nn.Module], dict[str, Optimizer]]:
+        """The network and its optimizer, as ``value``."""
+        return {"value": self.network}, {"value": self.optimizer}
+
+
+def make_baseline(
+    config: TrainConfig,
+    observation_space: spaces.Space[object],
+    *,
+    shared_encoder: ObservationEncoder | None = None,
+    device: torch.device | None = None,
+) -> Baseline:
+    """The baseline named by ``config.baseline``, with its network and optimizer for ``value``.
+
+    Args:
+        config: ``baseline``, and for ``value`` its ``value_hidden_sizes``, ``value_lr`` and ``value_steps``;
+            ``reward_to_go`` makes the leave-one-out baseline time-dependent.
+        observation_space: the env's single observation space (the value network's input).
+        shared_encoder: an encoder without parameters to share with the value network (the policy's, when it
+            normalises observations: one set of running statistics).
+        device: where the value network lives.
+    """
+    if config.baseline == "batch_mean":
+        return BatchMeanBaseline()
+    if config.baseline == "running_mean":
+        return RunningMeanBaseline()
+    if config.baseline == "leave_one_out":
+        return LeaveOneOutBaseline(time_dependent=config.reward_to_go)
+    if config.baseline == "value":
+        network = ValueFunction(observation_space, config.value_hidden_sizes, encoder=shared_encoder).to(device)
+        optimizer = EagerOptimizer(network.parameters(), "adam", lr=config.value_lr)
+        return ValueBaseline(network, optimizer, config.value_steps)
+    return NoBaseline()

@@ -3,37 +3,23 @@
 The gradient of ``-sum_t log pi(a_t|s_t) * w_t`` (reduced over the batch, see `reinforce_loss`) is the
 negated score-function estimate of the policy gradient, where ``w_t`` is the return from step t (or of the
 whole episode), minus a baseline, optionally standardised and discounted; gradient descent on it is
-gradient ascent on the expected return. docs/concepts.md defines every switch of `TrainConfig` used here.
+gradient ascent on the expected return (`reinforce.core.weights` computes ``w_t``). docs/concepts.md defines
+every switch of `TrainConfig` used here.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
 
 from reinforce.config import TrainConfig
-from reinforce.core.baselines import (
-    RunningMeanBaseline,
-    ValueFunction,
-    batch_mean_baseline,
-    fit_value_function,
-    leave_one_out_baseline,
-)
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.guards import check_finite_step
-from reinforce.core.optim import EagerOptimizer, Optimizer
+from reinforce.core.optim import Optimizer
 from reinforce.core.policies import Policy
-from reinforce.core.returns import (
-    discounted_returns,
-    episode_ids,
-    episode_steps,
-    standardize,
-    standardize_per_episode,
-    whole_episode_returns,
-)
+from reinforce.core.returns import episode_ids, episode_steps
 
 
 def score_function_surrogate(log_probs: Tensor, f: Tensor, baseline: Tensor | float | None = None) -> Tensor:
@@ -80,91 +66,6 @@ def reinforce_loss(log_probs: Tensor, weights: Tensor, *, num_episodes: int | No
         raise ValueError(f"log_probs {tuple(log_probs.shape)} and weights {tuple(weights.shape)} differ")
     surrogate = score_function_surrogate(log_probs, weights)
     return -(surrogate.mean() if num_episodes is None else surrogate.sum() / num_episodes)
-
-
-def batch_returns(batch: RolloutBatch, config: TrainConfig, value_function: ValueFunction | None = None) -> Tensor:
-    """``[T, N]`` discounted reward-to-go of every step; at a time-limit cut it ends with gamma * V(s_final).
-
-    The bootstrap applies only with a value function and ``config.bootstrap_truncated``; otherwise the return
-    at a cut is the Monte-Carlo sum up to the cut.
-    """
-    if value_function is None or not config.bootstrap_truncated or not (batch.truncated & batch.mask).any():
-        return discounted_returns(batch.rewards, batch.dones, config.gamma)
-    cut = batch.truncated & batch.dones
-    device = next(value_function.parameters()).device
-    bootstrap_values = torch.zeros_like(batch.rewards)
-    with torch.no_grad():
-        bootstrap_values[cut] = value_function(batch.next_observations(cut).to(device)).to(batch.rewards.dtype).cpu()
-    return discounted_returns(
-        batch.rewards, batch.dones, config.gamma, truncated=cut, bootstrap_values=bootstrap_values
-    )
-
-
-def policy_weights(
-    batch: RolloutBatch,
-    returns_TN: Tensor,
-    config: TrainConfig,
-    *,
-    value_function: ValueFunction | None = None,
-    running_mean: RunningMeanBaseline | None = None,
-) -> Tensor:
-    """``[T, N]`` weights of the log-probs: return, minus baseline, standardised, discounted (per ``config``).
-
-    Args:
-        batch: the collected episodes.
-        returns_TN: `batch_returns` of the batch.
-        config: ``reward_to_go``, ``baseline``, ``return_normalization``, ``discount_gradient`` and ``gamma``.
-        value_function: needed for ``baseline="value"`` (its current estimate is used, before any fitting
-            to this batch, so that the baseline does not depend on the batch's actions).
-        running_mean: needed for ``baseline="running_mean"`` (its state before this batch).
-
-    Returns:
-        The weights; entries outside ``batch.mask`` are 0 and never used.
-    """
-    mask = batch.mask
-    # the episode bookkeeping is a loop over time: computed only for the switches that need it
-    per_episode = config.baseline == "leave_one_out" or config.return_normalization == "episode"
-    ids = episode_ids(batch.dones, mask)[0] if per_episode else None
-    steps = episode_steps(batch.dones, mask) if per_episode or config.discount_gradient else None
-    weights = episode_weights(batch, returns_TN, config)
-    if config.baseline == "batch_mean":
-        weights = weights - batch_mean_baseline(weights, mask)
-    elif config.baseline == "running_mean":
-        if running_mean is None:
-            raise ValueError("baseline='running_mean' needs its RunningMeanBaseline")
-        weights = weights - running_mean(weights)
-    elif config.baseline == "leave_one_out" and ids is not None and steps is not None:
-        weights = weights - leave_one_out_baseline(weights, ids, steps, time_dependent=config.reward_to_go)
-    elif config.baseline == "value":
-        if value_function is None:
-            raise ValueError("baseline='value' needs its ValueFunction")
-        device = next(value_function.parameters()).device
-        values = torch.zeros_like(weights)
-        with torch.no_grad():
-            values[mask] = value_function(batch.observations[mask].to(device)).to(weights.dtype).cpu()
-        weights = weights - values
-    if config.return_normalization == "batch":
-        weights = standardize(weights, mask)
-    elif config.return_normalization == "episode" and ids is not None:
-        weights = standardize_per_episode(weights, ids)
-    if config.discount_gradient and steps is not None:
-        weights = weights * config.gamma ** steps.to(weights.dtype)
-    return torch.where(mask, weights, torch.zeros_like(weights))
-
-
-def episode_weights(batch: RolloutBatch, returns_TN: Tensor, config: TrainConfig) -> Tensor:
-    """The return each step is credited with: ``G_t`` (``reward_to_go``) or its episode's ``G_0`` (Williams)."""
-    if config.reward_to_go:
-        return returns_TN
-    return whole_episode_returns(returns_TN, batch.dones, batch.mask)
-
-
-def make_optimizer(config: TrainConfig, parameters: Iterable[nn.Parameter]) -> EagerOptimizer:
-    """The policy optimizer named by ``config.optimizer`` with learning rate ``config.lr``.
-
-    An `EagerOptimizer`: torch.optim's arithmetic, without the ``torch._dynamo`` import torch.optim costs.
-    """
-    return EagerOptimizer(parameters, config.optimizer, lr=config.lr)
 
 
 ONE_PASS_MAX_STEPS = 16384
@@ -239,7 +140,7 @@ def _step(policy: Policy, optimizer: Optimizer, loss: Tensor, config: TrainConfi
     """Clip the gradients that ``loss`` left in the policy's ``.grad``, check them, and step; the gradient norm."""
     max_norm = math.inf if config.max_grad_norm is None else config.max_grad_norm
     grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
-    check_finite_step(loss, grad_norm, optimizer, "--lr")
+    check_finite_step(loss, grad_norm, optimizer, "lr")
     optimizer.step()
     return float(grad_norm.item())
 
@@ -283,27 +184,3 @@ def update_policy(
         "losses/entropy": sum(entropies) / len(entropies),
         "losses/grad_norm": sum(norms) / len(norms),
     }
-
-
-def update_baseline(
-    batch: RolloutBatch,
-    returns_TN: Tensor,
-    config: TrainConfig,
-    *,
-    value_function: ValueFunction | None = None,
-    value_optimizer: Optimizer | None = None,
-    running_mean: RunningMeanBaseline | None = None,
-) -> dict[str, float]:
-    """Let the stateful baselines learn from the batch, after its weights were computed."""
-    mask = batch.mask
-    if config.baseline == "running_mean" and running_mean is not None:
-        running_mean.update(episode_weights(batch, returns_TN, config), mask)
-    if config.baseline == "value" and value_function is not None and value_optimizer is not None:
-        device = next(value_function.parameters()).device
-        observations = batch.observations[mask].to(device)
-        targets = returns_TN[mask].to(device)
-        loss, before = fit_value_function(value_function, value_optimizer, observations, targets, config.value_steps)
-        variance = targets.var(correction=0)
-        explained = 1.0 - float(((targets - before).var(correction=0) / variance).item()) if variance > 0 else math.nan
-        return {"losses/value_loss": loss, "losses/explained_variance": explained}
-    return {}

@@ -120,7 +120,8 @@ class ObservationEncoder(nn.Module):
             if self.cnn is not None or self.num_categories is not None:
                 raise ReinforceError(
                     f"normalize_observations applies to Box vector observations, not {observation_space} "
-                    "(images are scaled by 1/255, Discrete ones are one-hot): drop --normalize-observations"
+                    "(images are scaled by 1/255, Discrete ones are one-hot): set normalize_observations=False",
+                    fields=("normalize_observations",),
                 )
             self.register_buffer("obs_count", torch.zeros((), dtype=torch.float64))
             self.register_buffer("obs_mean", torch.zeros(self.features, dtype=torch.float64))
@@ -333,7 +334,8 @@ class GaussianPolicy(Policy):
         if action_squash == "tanh":
             if bounds is None or not (np.isfinite(bounds[0]).all() and np.isfinite(bounds[1]).all()):
                 raise ReinforceError(
-                    "action_squash=tanh needs a Box action space with finite bounds: use --action-squash clip"
+                    "action_squash='tanh' needs a Box action space with finite bounds: set action_squash='clip'",
+                    fields=("action_squash",),
                 )
             scale = (np.asarray(bounds[1], np.float64) - np.asarray(bounds[0], np.float64)).reshape(-1) / 2
             self.register_buffer("log_scale", torch.as_tensor(np.log(scale), dtype=torch.float32), persistent=False)

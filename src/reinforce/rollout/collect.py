@@ -101,7 +101,8 @@ def _check_actions(actions: np.ndarray[Any, Any], observations: Any, envs: Vecto
         check_finite(torch.as_tensor(np.asarray(observations)), "observations", envs)  # the usual cause
         raise NonFiniteError(
             f"the policy produced non-finite actions for {_env_name(envs)}: its parameters have diverged; "
-            "lower --lr or set --max-grad-norm"
+            "lower lr or set max_grad_norm",
+            fields=("lr", "max_grad_norm"),
         )
 
 

@@ -106,14 +106,16 @@ def make_vec_env(
     except gym_error.Error as exc:
         raise ReinforceError(
             f"cannot vectorise {env_id} with vectorization_mode={vectorization_mode} ({exc}): "
-            "use --vectorization-mode sync"
+            "set vectorization_mode='sync'",
+            fields=("vectorization_mode",),
         ) from None
     autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if autoreset != AutoresetMode.NEXT_STEP:
         envs.close()
         raise ReinforceError(
             f"{env_id}'s vector env uses autoreset mode {autoreset}, reinforce needs next-step autoreset: "
-            "use --vectorization-mode sync"
+            "set vectorization_mode='sync'",
+            fields=("vectorization_mode",),
         )
     if isinstance(envs.single_observation_space, FLATTENED_OBSERVATION_SPACES):
         from gymnasium.wrappers.vector import FlattenObservation
@@ -151,3 +153,16 @@ def flatten_observations(space: spaces.Space[Any], observation: Any) -> tuple[np
         return np.asarray(flatten(space, observation))[None], False
     batched_space = batch_space(space, _leading_dim(observation))
     return np.stack([np.asarray(flatten(space, item)) for item in iterate(batched_space, observation)]), True
+
+
+def observation_batch(envs: VectorEnv[Any, Any, Any], observation: Any) -> tuple[np.ndarray[Any, Any], bool]:
+    """One observation or a batch of them as the policy's ``[B, ...]`` input, and whether it was a batch.
+
+    Observations of the spaces that `make_vec_env` flattens are flattened the same way.
+    """
+    env_space = envs.unwrapped.single_observation_space
+    if isinstance(env_space, FLATTENED_OBSERVATION_SPACES):
+        return flatten_observations(env_space, observation)
+    observations = np.asarray(observation)
+    batched = observations.ndim > len(envs.single_observation_space.shape or ())
+    return (observations if batched else observations[None]), batched

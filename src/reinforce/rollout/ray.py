@@ -120,7 +120,8 @@ class RayRollouts:
         if cpus < config.workers:
             raise ReinforceError(
                 f"{config.workers} Ray workers need {config.workers} CPUs and the Ray cluster has {cpus:g}: "
-                "lower --workers or add machines"
+                "lower workers or add machines",
+                fields=("workers",),
             )
         self._actor = self._ray.remote(num_cpus=1, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)(
             RolloutWorker
@@ -141,7 +142,8 @@ class RayRollouts:
             free = self._ray.available_resources().get("CPU", 0)
             raise ReinforceError(
                 f"the {config.workers} Ray workers did not start within {START_TIMEOUT_S:g} s ({free:g} CPUs of the "
-                "cluster are free): wait for other Ray jobs to finish, or lower --workers"
+                "cluster are free): wait for other Ray jobs to finish, or lower workers",
+                fields=("workers",),
             ) from None
         self.restarts = 0
         """Workers found running in a new process (their earlier one died) since the start."""

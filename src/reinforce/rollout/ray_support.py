@@ -84,5 +84,16 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> Modu
             ray.init(address=address, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ReinforceError(f"cannot start or join Ray ({first_line}): check --address, or omit it") from None
+        raise ReinforceError(
+            f"cannot start or join Ray ({first_line}): check ray_address, or omit it", fields=("ray_address",)
+        ) from None
     return ray
+
+
+def check_ray_address(address: str | None, backend: str) -> None:
+    """Refuse a Ray cluster address for an agent that collects locally (it would be ignored)."""
+    if address is not None and backend != "ray":
+        raise ReinforceError(
+            "a Ray address is for Ray rollouts only: set backend='ray', or drop ray_address",
+            fields=("backend", "ray_address"),
+        )

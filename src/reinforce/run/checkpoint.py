@@ -11,11 +11,12 @@ so a process killed at any moment leaves the previous checkpoint or the new one,
 
 from __future__ import annotations
 
-import csv
+import functools
 import hashlib
-import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from torch import nn
 
 from reinforce.core.optim import Optimizer
 from reinforce.errors import ReinforceError
-from reinforce.run.files import CHECKPOINT_FILE, atomic_write
+from reinforce.run.files import CHECKPOINT_FILE, CONFIG_FILE, atomic_write, read_json, write_json
+from reinforce.run.metrics import SOLVED_WINDOW
 
 FORMAT_VERSION = 2
 STATE_PREFIX = "state-"
@@ -247,43 +249,158 @@ def remove_stale_files(run_dir: Path, keep: str) -> None:
             path.unlink(missing_ok=True)
 
 
-def trim_csv(path: Path, fieldnames: Sequence[str], max_update: int) -> None:
-    """Keep the complete rows of ``path`` up to ``update == max_update``, rewriting it atomically if needed.
+COUNTERS = ("num_updates", "num_env_steps", "num_simulated_steps", "num_episodes")
+"""The integer counters of an agent, saved in checkpoint.json."""
 
-    A run killed after writing rows but before its next checkpoint has rows the checkpoint does not cover;
-    resuming drops them (they are written again) so that no row is duplicated. A torn last line is dropped
-    too, and a header torn by a crash. Any other header is an error: the file is not one this version wrote.
-    """
-    if not path.is_file():
-        return
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """Versions of reinforce, torch, gymnasium and numpy, recorded in every run directory."""
+    import gymnasium
+    import numpy as np
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise _damaged(path, "cannot be read as UTF-8 text") from None
-    lines = text.splitlines(keepends=True)
-    if not lines:
-        return
-    header = lines[0].rstrip("\r\n")
-    if header != ",".join(fieldnames):
-        if ",".join(fieldnames).startswith(header) and len(lines) == 1:  # a header torn by a crash
-            atomic_write(path, b"")
-            return
-        raise _damaged(path, "has columns this version of reinforce does not write (another version's run?)")
-    kept = [lines[0]]
-    for line in lines[1:]:
-        if not line.endswith("\n"):
-            break
+        own = version("reinforce")
+    except PackageNotFoundError:
+        own = "unknown"
+    return {"reinforce": own, "torch": torch.__version__, "gymnasium": gymnasium.__version__, "numpy": np.__version__}
+
+
+def write_config(run_dir: Path, record: Mapping[str, Any]) -> None:
+    """Write config.json: ``record`` (env id, seed, budget, hyperparameters, ...) with the format and versions."""
+    write_json(run_dir / CONFIG_FILE, {"format_version": FORMAT_VERSION, **record, "versions": library_versions()})
+
+
+def write_checkpoint(
+    run_dir: Path,
+    modules: Mapping[str, nn.Module],
+    optimizers: Mapping[str, Optimizer],
+    record: Mapping[str, Any],
+    update: int,
+) -> None:
+    """Commit a checkpoint: the state file under a new name, then checkpoint.json naming it, then clean up.
+
+    The state file (every module and optimizer, and torch's RNG state) is written first; checkpoint.json, which
+    names it with its SHA-256, is renamed into place: that rename is the commit. Older state files are deleted
+    afterwards. ``record`` holds the JSON part (counters, recent returns, ...).
+    """
+    tensors, structure = pack_state(modules, optimizers)
+    state_file, sha256 = save_state_file(run_dir, update, tensors)
+    write_json(
+        run_dir / CHECKPOINT_FILE,
+        {
+            "format_version": FORMAT_VERSION,
+            "reinforce_version": library_versions()["reinforce"],
+            **record,
+            "state_file": state_file,
+            "state_sha256": sha256,
+            **structure,
+        },
+    )
+    remove_stale_files(run_dir, keep=state_file)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint read from a run directory, every value checked."""
+
+    counters: dict[str, int]
+    """`COUNTERS` by name."""
+    train_time_s: float
+    recent_returns: list[float]
+    tensors: dict[str, torch.Tensor]
+    """The state file's tensors (``module.*``, ``optimizer.*``, ``rng.torch``)."""
+    optimizers: Any
+    """checkpoint.json's ``optimizers`` document (param groups and scalar state), checked on restore."""
+    state_path: Path
+    file: Path
+    """checkpoint.json's path."""
+
+    def restore(self, modules: Mapping[str, nn.Module], optimizers: Mapping[str, Optimizer]) -> None:
+        """Load the modules, the optimizers and torch's RNG state; on an error they are left unusable."""
+        restore_modules(modules, self.tensors, self.state_path)
+        restore_optimizers(optimizers, self.optimizers, self.tensors, self.file)
+        restore_rng(self.tensors, self.state_path)
+
+
+def check_run_dir(path: Path) -> None:
+    """A `ReinforceError` unless ``path`` is a directory."""
+    if not path.is_dir():
+        problem = "is not a directory" if path.exists() else "does not exist"
+        raise ReinforceError(f"run directory {path} {problem}: pass the directory `reinforce train` wrote")
+
+
+def check_format(document: dict[str, Any], path: Path) -> None:
+    """A `ReinforceError` unless ``document`` (config.json or checkpoint.json) has this version's format."""
+    if document.get("format_version") != FORMAT_VERSION:
+        raise ReinforceError(
+            f"{path} has format_version {document.get('format_version')!r}, this reinforce reads "
+            f"{FORMAT_VERSION}: install the reinforce version that wrote it"
+        )
+
+
+def read_checkpoint(run_dir: Path) -> Checkpoint:
+    """checkpoint.json and its state file (hash checked), every value validated.
+
+    A training process may commit a newer checkpoint, and delete the state file the older one names, between
+    the two reads; that case is retried, so a run can be loaded while it trains.
+    """
+    file = run_dir / CHECKPOINT_FILE
+    for attempt in range(3):
+        document = read_json(file)
+        check_format(document, file)
+        state_file = require(document, "state_file", str, file)
+        sha256 = require(document, "state_sha256", str, file)
+        if Path(state_file).name != state_file or not state_file.endswith(STATE_SUFFIX):
+            raise ReinforceError(f"{file} names a state file {state_file!r} outside the run: the run is damaged")
         try:
-            row = next(csv.DictReader(io.StringIO(line), fieldnames=list(fieldnames)))
-        except csv.Error:
-            break
-        try:
-            update = int(row["update"])
-        except (TypeError, ValueError):
-            break
-        if update > max_update or None in row or any(value is None for value in row.values()):
-            break
-        kept.append(line)
-    trimmed = "".join(kept)
-    if trimmed != text:
-        atomic_write(path, trimmed.encode())
+            tensors = load_tensors(run_dir / state_file, sha256=sha256)
+        except ReinforceError:
+            committed_since = read_json(file).get("state_file") != state_file
+            if attempt == 2 or not committed_since:
+                raise
+            continue
+        unknown = sorted(key for key in tensors if not key.startswith(("module.", "optimizer.", "rng.")))
+        if unknown:
+            raise ReinforceError(f"{run_dir / state_file} holds unknown tensors {unknown[:3]}: the run is damaged")
+        return Checkpoint(
+            counters=_counters(document, file),
+            train_time_s=_train_time(document, file),
+            recent_returns=_recent_returns(document, file),
+            tensors=tensors,
+            optimizers=document.get("optimizers"),
+            state_path=run_dir / state_file,
+            file=file,
+        )
+    raise AssertionError("unreachable")
+
+
+def _counters(document: dict[str, Any], path: Path) -> dict[str, int]:
+    counters = {}
+    for key in COUNTERS:
+        value = require(document, key, int, path)
+        if value < 0:
+            raise ReinforceError(f"{path} has a negative {key!r}: the run directory is damaged")
+        counters[key] = value
+    return counters
+
+
+def _train_time(document: dict[str, Any], path: Path) -> float:
+    try:
+        train_time_s = float(require(document, "train_time_s", (int, float), path))
+    except OverflowError:
+        train_time_s = math.inf
+    if not math.isfinite(train_time_s) or train_time_s < 0:
+        raise ReinforceError(f"{path} has an invalid 'train_time_s': the run directory is damaged")
+    return train_time_s
+
+
+def _recent_returns(document: dict[str, Any], path: Path) -> list[float]:
+    values = require(document, "recent_returns", list, path)
+    if len(values) > SOLVED_WINDOW or not all(
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) for value in values
+    ):
+        raise ReinforceError(
+            f"{path} has an invalid 'recent_returns' (at most {SOLVED_WINDOW} finite numbers): the run is damaged"
+        )
+    return [float(value) for value in values]

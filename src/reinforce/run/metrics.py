@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
 from reinforce.errors import ReinforceError
+from reinforce.run.files import EPISODES_FILE, METRICS_FILE, TENSORBOARD_DIR, atomic_write
 
 SOLVED_WINDOW = 100
 """Episodes in the moving mean that decides 'solved' (Gymnasium's convention)."""
@@ -90,7 +92,8 @@ def require_tensorboard() -> None:
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401
     except ImportError:
         raise ReinforceError(
-            "--tensorboard needs the tensorboard package: pip install 'reinforce[tensorboard]'"
+            "tensorboard=True needs the tensorboard package: pip install 'reinforce[tensorboard]'",
+            fields=("tensorboard",),
         ) from None
 
 
@@ -126,3 +129,106 @@ class TensorBoardLogger:
     def close(self) -> None:
         """Flush and close the event file."""
         self._writer.close()
+
+
+def trim_csv(path: Path, fieldnames: Sequence[str], max_update: int) -> None:
+    """Keep the complete rows of ``path`` up to ``update == max_update``, rewriting it atomically if needed.
+
+    A run killed after writing rows but before its next checkpoint has rows the checkpoint does not cover;
+    resuming drops them (they are written again) so that no row is duplicated. A torn last line is dropped
+    too, and a header torn by a crash. Any other header is an error: the file is not one this version wrote.
+    """
+    if not path.is_file():
+        return
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise ReinforceError(f"{path} cannot be read as UTF-8 text: the run directory is damaged") from None
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        return
+    header = lines[0].rstrip("\r\n")
+    if header != ",".join(fieldnames):
+        if ",".join(fieldnames).startswith(header) and len(lines) == 1:  # a header torn by a crash
+            atomic_write(path, b"")
+            return
+        raise ReinforceError(
+            f"{path} has columns this version of reinforce does not write (another version's run?): "
+            "the run directory is damaged"
+        )
+    kept = [lines[0]]
+    for line in lines[1:]:
+        if not line.endswith("\n"):
+            break
+        try:
+            row = next(csv.DictReader(io.StringIO(line), fieldnames=list(fieldnames)))
+        except csv.Error:
+            break
+        try:
+            update = int(row["update"])
+        except (TypeError, ValueError):
+            break
+        if update > max_update or None in row or any(value is None for value in row.values()):
+            break
+        kept.append(line)
+    trimmed = "".join(kept)
+    if trimmed != text:
+        atomic_write(path, trimmed.encode())
+
+
+class RunLog:
+    """The metric sinks of one ``learn`` call on a run directory: metrics.csv, episodes.csv and TensorBoard.
+
+    Opening it first drops the rows after ``num_updates`` (written by a process that died before its next
+    checkpoint), so that a resumed run has every row once.
+
+    Args:
+        run_dir: the run directory.
+        num_updates: the update count of the agent that continues the run (0 for a new run).
+        num_env_steps: its env-step count (the TensorBoard step where a resumed run continues).
+        tensorboard: also write TensorBoard scalars to ``run_dir/tensorboard``.
+    """
+
+    def __init__(self, run_dir: Path, num_updates: int, num_env_steps: int, *, tensorboard: bool = False) -> None:
+        trim_csv(run_dir / METRICS_FILE, METRIC_FIELDS, num_updates)
+        trim_csv(run_dir / EPISODES_FILE, EPISODE_FIELDS, num_updates)
+        self._board = None
+        if tensorboard:
+            purge_step = num_env_steps + 1 if num_updates else None
+            self._board = TensorBoardLogger(run_dir / TENSORBOARD_DIR, purge_step=purge_step)
+        self._metrics = CSVLogger(run_dir / METRICS_FILE, METRIC_FIELDS)
+        self._episodes = CSVLogger(run_dir / EPISODES_FILE, EPISODE_FIELDS)
+
+    def write(self, metrics: Mapping[str, Any]) -> None:
+        """One metrics row, one episodes row per episode of the update, and the TensorBoard scalars."""
+        self._metrics.write(metrics)
+        returns = metrics["episode_returns"]
+        first = metrics["episodes"] - len(returns)
+        for offset, (ret, length, truncated) in enumerate(
+            zip(returns, metrics["episode_lengths"], metrics["episode_truncated"], strict=True)
+        ):
+            self._episodes.write(
+                {
+                    "episode": first + offset + 1,
+                    "update": metrics["update"],
+                    "env_steps": metrics["env_steps"],
+                    "return": ret,
+                    "length": length,
+                    "truncated": int(truncated),
+                }
+            )
+        if self._board is not None:
+            self._board.write(metrics, step=metrics["env_steps"])
+
+    def sync(self) -> None:
+        """Put everything written so far on disk (before a checkpoint that covers it is committed)."""
+        for sink in self._sinks():
+            sink.sync()
+
+    def close(self) -> None:
+        """Close every file."""
+        for sink in self._sinks():
+            sink.close()
+
+    def _sinks(self) -> list[CSVLogger | TensorBoardLogger]:
+        return [self._metrics, self._episodes, *([self._board] if self._board is not None else [])]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from reinforce.errors import ReinforceError
 
@@ -39,7 +41,7 @@ def check_video_path(path: Path) -> None:
     """
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
-        raise ReinforceError(f"cannot write a video to {path}: give --video a .mp4 or .gif file name")
+        raise ReinforceError(f"cannot write a video to {path}: give a .mp4 or .gif file name")
     try:
         import imageio  # noqa: F401
 
@@ -74,7 +76,7 @@ class VideoWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = imageio.get_writer(path, **options)
         except OSError as exc:
-            raise ReinforceError(f"cannot write {path} ({exc.strerror or exc}): choose another --video path") from None
+            raise ReinforceError(f"cannot write {path} ({exc.strerror or exc}): choose another video path") from None
 
     def append(self, frame: Any) -> None:
         """Add one frame."""
@@ -84,3 +86,50 @@ class VideoWriter:
     def close(self) -> None:
         """Finish the file."""
         self._writer.close()
+
+
+def record_episodes(
+    env: Any, act: Callable[[Any], Any], path: Path, *, episodes: int, seed: int | None
+) -> tuple[list[float], list[int], int]:
+    """Play ``episodes`` episodes of ``env`` (rendering ``rgb_array`` frames) with ``act`` and write them to ``path``.
+
+    Args:
+        env: a Gymnasium env made with ``render_mode="rgb_array"``; closed at the end.
+        act: the action for one observation.
+        path: the video file (``.mp4`` or ``.gif``).
+        episodes: episodes, recorded one after the other.
+        seed: the reset seed of the first episode.
+
+    Returns:
+        The episodes' returns, their lengths and the number of frames written.
+    """
+    returns: list[float] = []
+    lengths: list[int] = []
+    try:
+        writer = VideoWriter(path, fps=float(env.metadata.get("render_fps") or 30))
+        try:
+            for episode in range(episodes):
+                observation, _ = env.reset(seed=seed if episode == 0 else None)
+                _append_frame(writer, env)
+                total, length, done = 0.0, 0, False
+                while not done:
+                    observation, reward, terminated, truncated, _ = env.step(act(observation))
+                    _append_frame(writer, env)
+                    total += float(reward)
+                    length += 1
+                    done = bool(terminated or truncated)
+                returns.append(total)
+                lengths.append(length)
+        finally:
+            writer.close()
+    finally:
+        env.close()
+    return returns, lengths, writer.num_frames
+
+
+def _append_frame(writer: VideoWriter, env: Any) -> None:
+    frame = env.render()
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3:
+        name = env.spec.id if env.spec is not None else "the environment"
+        raise ReinforceError(f"{name} does not render rgb_array frames: it cannot be recorded")
+    writer.append(frame)

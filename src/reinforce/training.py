@@ -1,0 +1,159 @@
+"""The learn loop: update until the budget is spent or the task is solved, with progress, signals and commits.
+
+`learn` drives a `reinforce.agent.Reinforce`: it claims the run directory, logs every update
+(`reinforce.run.metrics.RunLog`), commits a checkpoint every ``checkpoint_every`` updates and at the end, and
+turns SIGINT and SIGTERM into a clean stop (`StopSignals`).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+from reinforce.config import DEFAULT_CHECKPOINT_EVERY, as_count
+from reinforce.errors import ReinforceError, TrainingInterrupted
+from reinforce.run.files import CHECKPOINT_FILE, read_json
+from reinforce.run.metrics import RunLog, require_tensorboard
+
+if TYPE_CHECKING:
+    from reinforce.agent import Reinforce
+
+logger = logging.getLogger("reinforce")
+
+
+def learn(
+    agent: Reinforce,
+    total_steps: int,
+    *,
+    run_dir: str | Path | None = None,
+    progress_bar: bool = False,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    tensorboard: bool = False,
+) -> Reinforce:
+    """Update ``agent`` until ``total_steps`` more env steps are done, or the task is solved (``stop_on_solve``).
+
+    The arguments are those of `reinforce.agent.Reinforce.learn`, which calls this.
+
+    Raises:
+        TrainingInterrupted: SIGINT or SIGTERM arrived; the checkpoint was written first.
+        ReinforceError: an invalid argument, or ``run_dir`` holds another run.
+    """
+    total_steps = as_count("total_steps", total_steps, 0)
+    checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
+    from tqdm.auto import tqdm
+
+    target = agent.num_env_steps + total_steps
+    path = Path(run_dir) if run_dir is not None else None
+    agent.start_workers()
+    if tensorboard:
+        if path is None:
+            raise ReinforceError("tensorboard=True needs a run_dir to write the event files to: pass run_dir")
+        require_tensorboard()
+    log = None
+    if path is not None:
+        claim(agent, path)
+        log = RunLog(path, agent.num_updates, agent.num_env_steps, tensorboard=tensorboard)
+        agent.write_config(path, total_steps=target)
+    bar = tqdm(
+        total=target,
+        initial=agent.num_env_steps,  # a resumed run's bar starts where the run is
+        unit="step",
+        disable=not progress_bar,
+        dynamic_ncols=True,
+        leave=True,
+        smoothing=0.1,
+    )
+    committed: int | None = None  # the update of the last checkpoint this call wrote
+    stop = StopSignals(agent, path)
+    try:
+        with stop:
+            while agent.num_env_steps < target and not (agent.config.stop_on_solve and agent.solved):
+                metrics = agent.update()
+                bar.update(min(agent.num_env_steps, target) - bar.n)
+                bar.set_postfix(
+                    return_100=f"{metrics['charts/episode_return_mean_100']:.1f}",
+                    steps_per_s=f"{metrics['perf/steps_per_s']:.0f}",
+                    refresh=False,
+                )
+                if log is not None:
+                    log.write(metrics)
+                if path is not None and checkpoint_every and agent.num_updates % checkpoint_every == 0:
+                    commit(agent, path, log)
+                    committed = agent.num_updates
+                if stop.signal_number is not None:
+                    break
+            if path is not None and committed != agent.num_updates:
+                commit(agent, path, log)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    if stop.signal_number is not None:
+        logger.info("stopped by signal %d after update %d", stop.signal_number, agent.num_updates)
+        raise TrainingInterrupted(stop.signal_number, None if path is None else str(path), agent.num_updates)
+    return agent
+
+
+def commit(agent: Reinforce, run_dir: Path, log: RunLog | None) -> None:
+    """Put the metrics rows on disk, then the checkpoint that covers them (so a crash cannot lose rows)."""
+    if log is not None:
+        log.sync()
+    agent.save(run_dir)
+
+
+def claim(agent: Reinforce, run_dir: Path) -> None:
+    """Refuse a run directory whose checkpoint belongs to another run (or to another point of this one)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / CHECKPOINT_FILE).is_file():
+        return
+    try:
+        saved = read_json(run_dir / CHECKPOINT_FILE).get("num_updates")
+    except ReinforceError:
+        saved = None
+    if saved != agent.num_updates or agent.checkpoint_update != agent.num_updates:
+        raise ReinforceError(
+            f"{run_dir} holds a checkpoint at update {saved} that this agent did not write: continue it "
+            "with reinforce.resume(run_dir), or pass another run_dir"
+        )
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM ask the learn loop to stop after the current update.
+
+    The first signal is recorded in `signal_number` (the loop finishes its update, commits and stops); a second
+    one raises `TrainingInterrupted` at once, naming the last checkpoint written. The previous handlers are put
+    back on exit. Outside the main thread (where Python cannot set handlers) it does nothing.
+    """
+
+    def __init__(self, agent: Reinforce, run_dir: Path | None) -> None:
+        self._agent = agent
+        self._run_dir = run_dir
+        self._previous: dict[int, Any] = {}
+        self.signal_number: int | None = None
+
+    def _handle(self, signal_number: int, frame: FrameType | None) -> None:
+        if self.signal_number is None:
+            self.signal_number = signal_number
+            logger.info("signal %d: finishing the current update, then saving", signal_number)
+            return
+        if self._run_dir is None:
+            raise TrainingInterrupted(signal_number, None, self._agent.num_updates)
+        raise TrainingInterrupted(signal_number, str(self._run_dir), self._agent.checkpoint_update)
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signal_number in (signal.SIGINT, signal.SIGTERM):
+                # None: the handler was not set from Python; restoring the default is the closest
+                self._previous[signal_number] = signal.signal(signal_number, self._handle) or signal.SIG_DFL
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        for signal_number, handler in self._previous.items():
+            signal.signal(signal_number, handler)
+        self._previous.clear()
