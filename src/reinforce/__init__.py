@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr__` imports them
     from reinforce.agent import Reinforce as Reinforce
-    from reinforce.agent import load as load
-    from reinforce.agent import resume as resume
     from reinforce.config import TrainConfig as TrainConfig
     from reinforce.core.batch import RolloutBatch as RolloutBatch
     from reinforce.core.loss import reinforce_loss as reinforce_loss
@@ -29,6 +27,8 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr
     from reinforce.errors import ReinforceError as ReinforceError
     from reinforce.errors import TrainingInterrupted as TrainingInterrupted
     from reinforce.rollout.collect import collect as collect
+    from reinforce.saved import load as load
+    from reinforce.saved import resume as resume
     from reinforce.sweep import run_sweep as run_sweep
 
 _MODULES = {
@@ -40,10 +40,10 @@ _MODULES = {
     "TrainingInterrupted": "errors",
     "collect": "rollout.collect",
     "discounted_returns": "core.returns",
-    "load": "agent",
+    "load": "saved",
     "make_policy": "core.policies",
     "reinforce_loss": "core.loss",
-    "resume": "agent",
+    "resume": "saved",
     "run_sweep": "sweep",
     "score_function_surrogate": "core.loss",
     "standardize": "core.returns",

@@ -1,4 +1,4 @@
-"""The `Reinforce` agent: build, collect -> returns -> update, predict, evaluate, save; and `load` / `resume`."""
+"""The `Reinforce` agent: build, collect -> returns -> update, predict, evaluate, save."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from reinforce.core.device import resolve_device
 from reinforce.core.loss import update_policy
 from reinforce.core.optim import EagerOptimizer, Optimizer
 from reinforce.core.policies import policy_from_config
+from reinforce.core.schedule import lr_factor, set_lr
 from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import collect, sample_actions, to_env_actions
@@ -35,14 +36,10 @@ from reinforce.rollout.envs import env_spec, make_vec_env, observation_batch
 from reinforce.rollout.ray_support import check_ray_address
 from reinforce.run.checkpoint import (
     COUNTERS,
-    check_format,
-    check_run_dir,
-    read_checkpoint,
-    require,
     write_checkpoint,
     write_config,
 )
-from reinforce.run.files import CHECKPOINT_FILE, CONFIG_FILE, read_json
+from reinforce.run.files import CONFIG_FILE
 from reinforce.run.metrics import SOLVED_WINDOW, is_solved
 from reinforce.settings import resolve
 
@@ -134,6 +131,13 @@ class Reinforce:
         """The modules and optimizers that a checkpoint saves and `load` restores, by name."""
         modules, optimizers = self.baseline.state()
         return {"policy": self.policy, **modules}, {"policy": self.optimizer, **optimizers}
+
+    def schedule_learning_rates(self, progress: float) -> None:
+        """Set the optimizers' learning rates for ``progress`` (0 to 1) of the budget, per ``lr_schedule``."""
+        factor = lr_factor(self.config.lr_schedule, progress)
+        configured = {"policy": self.config.lr, "value": self.config.value_lr}
+        for name, optimizer in self.state()[1].items():
+            set_lr(optimizer, configured[name] * factor)
 
     def _collection_seed(self) -> int | None:
         """The env reset seed of the next collection: derived from (seed, updates done), or None unseeded.
@@ -246,28 +250,12 @@ class Reinforce:
     ) -> Reinforce:
         """Update until ``total_steps`` more env steps are done, or the task is solved (``stop_on_solve``).
 
-        SIGINT and SIGTERM are caught while this runs (the previous handlers are put back afterwards): the
-        current update is finished, the checkpoint and metrics are written, and `TrainingInterrupted` is
-        raised. A second signal abandons the update at once (the last checkpoint stays as it was). The loop
-        itself is `reinforce.training.learn`.
-
-        Args:
-            total_steps: env-step budget of this call (counted in valid steps, see `RolloutBatch.num_steps`).
-            run_dir: if given, the run directory to write: config.json at the start, a row of metrics.csv
-                per update and of episodes.csv per episode, a checkpoint every ``checkpoint_every`` updates
-                and at the end. A directory holding this agent's own earlier checkpoint (see `resume`) is
-                continued: rows after the agent's update count are dropped first, so none is duplicated.
-            progress_bar: show a progress bar on stderr (mean return of the last 100 episodes, steps/s, ETA).
-            checkpoint_every: write a checkpoint every this many updates (0: only at the end); needs run_dir.
-            tensorboard: also write the metrics as TensorBoard scalars to ``run_dir/tensorboard`` (needs the
-                ``tensorboard`` extra: ``pip install 'reinforce[tensorboard]'``).
+        The loop is `reinforce.training.learn` (arguments, signals, run directory and errors are described
+        there). SIGINT and SIGTERM finish the current update, write the checkpoint and raise
+        `TrainingInterrupted`.
 
         Returns:
             self, so that ``Reinforce(...).learn(...)`` chains.
-
-        Raises:
-            TrainingInterrupted: SIGINT or SIGTERM arrived; the checkpoint was written first.
-            ReinforceError: an invalid argument, or ``run_dir`` holds another run.
         """
         from reinforce import training  # the loop is the layer above the agent; it calls back into it
 
@@ -407,79 +395,3 @@ def summarize(returns: list[float], lengths: list[int], deterministic: bool) -> 
         "mean_length": float(np.mean(lengths)),
         "returns": returns,
     }
-
-
-def _agent_from_config(path: Path, device: str | None, ray_address: str | None = None) -> Reinforce:
-    """A fresh agent (update 0) built from ``path/config.json``, validated like CLI input."""
-    config = read_json(path / CONFIG_FILE)
-    check_format(config, path / CONFIG_FILE)
-    env_id = require(config, "env_id", str, path / CONFIG_FILE)
-    hyperparameters = require(config, "hyperparameters", dict, path / CONFIG_FILE)
-    # bad overrides are the caller's, not config.json's
-    check_ray_address(ray_address, hyperparameters.get("backend", "local"))
-    if device is not None:
-        resolve_device(device)
-        hyperparameters = {**hyperparameters, "device": device}
-    try:
-        return Reinforce(env_id, seed=config.get("seed"), ray_address=ray_address, **hyperparameters)
-    except ReinforceError as exc:
-        raise ReinforceError(f"{path / CONFIG_FILE} is invalid: {exc}") from None
-
-
-def load(run_dir: str | Path, *, device: str | None = None, ray_address: str | None = None) -> Reinforce:
-    """Rebuild the agent saved in ``run_dir`` from its config.json, checkpoint.json and state file.
-
-    No pickle: the tensors come from safetensors (after their SHA-256 is checked against checkpoint.json) and
-    the rest from JSON, all checked before use; the hyperparameters are validated exactly like CLI input. (An
-    env id of the form ``module:Env-v0`` imports ``module``, exactly as ``gymnasium.make`` would.) The loaded
-    agent has the policy, the optimizer state, torch's RNG state, the counters and the last 100 returns of the
-    checkpoint, so training it further with the same seed gives what the uninterrupted run would have.
-
-    Args:
-        run_dir: a directory written by `Reinforce.save` or ``reinforce train``.
-        device: overrides the saved ``device`` (e.g. ``"cpu"`` for a run trained on a GPU).
-        ray_address: the Ray cluster a ``backend="ray"`` run trains on if it is trained further (see `Reinforce`).
-
-    Raises:
-        ReinforceError: the directory or one of its files is missing or damaged, or it has no checkpoint yet.
-    """
-    path = Path(run_dir)
-    check_run_dir(path)
-    if (path / CONFIG_FILE).is_file() and not (path / CHECKPOINT_FILE).exists():
-        raise ReinforceError(
-            f"{path} has no checkpoint yet (training stopped before the first one): "
-            f"resume it with `reinforce train --resume {path}`"
-        )
-    agent = _agent_from_config(path, device, ray_address)
-    try:
-        checkpoint = read_checkpoint(path)
-        checkpoint.restore(*agent.state())
-    except BaseException:
-        agent.close()
-        raise
-    for key, value in checkpoint.counters.items():
-        setattr(agent, key, value)
-    agent.train_time_s = checkpoint.train_time_s
-    agent.recent_returns.extend(checkpoint.recent_returns)
-    agent.checkpoint_update = agent.num_updates
-    return agent
-
-
-def resume(run_dir: str | Path, *, device: str | None = None, ray_address: str | None = None) -> Reinforce:
-    """The agent of ``run_dir`` at its last checkpoint, ready to continue with ``learn(..., run_dir=run_dir)``.
-
-    Like `load`, except that a run stopped before its first checkpoint (config.json but no checkpoint.json)
-    restarts from update 0 with its saved config, which is where a seeded run starts anyway.
-
-    Example:
-        >>> agent = reinforce.resume("runs/cartpole")  # doctest: +SKIP
-        >>> agent.learn(300_000 - agent.num_env_steps, run_dir="runs/cartpole")  # doctest: +SKIP
-
-    Raises:
-        ReinforceError: the directory or one of its files is missing or damaged.
-    """
-    path = Path(run_dir)
-    check_run_dir(path)
-    if (path / CHECKPOINT_FILE).exists():
-        return load(path, device=device, ray_address=ray_address)
-    return _agent_from_config(path, device, ray_address)

@@ -401,8 +401,8 @@ def _resumed_run(
             f"{'them' if len(conflicts) > 1 else 'it'} (or start a new run with --config RUN_DIR/config.json "
             "and the new values)"
         )
-    from reinforce.agent import resume
     from reinforce.run.files import CONFIG_FILE, read_json
+    from reinforce.saved import resume
     from reinforce.settings import parse_config_document
 
     agent = resume(resume_dir, device=hyperparameters.get("device"), ray_address=address)
@@ -478,7 +478,7 @@ def evaluate(
 
         check_video_path(video)
     import_long_lived(*TRAINING_MODULES)
-    from reinforce.agent import load
+    from reinforce.saved import load
 
     agent = load(run_dir, device=device)
     try:

@@ -29,6 +29,7 @@ VectorizationMode = Literal["auto", "vector_entry_point", "sync", "async"]
 ActionSquash = Literal["clip", "tanh"]
 LogStd = Literal["state_independent", "state_dependent"]
 Backend = Literal["local", "ray"]
+LrSchedule = Literal["constant", "linear"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class TrainConfig:
 
     optimizer: OptimizerName = "adam"
     """Policy optimizer: adam, sgd (plain gradient ascent, no momentum) or rmsprop."""
+
+    lr_schedule: LrSchedule = "constant"
+    """Learning rates (lr, value_lr) over a learn call: constant, or linear (decayed to 0 at the end of its budget)."""
 
     max_grad_norm: float | None = None
     """Clip the policy gradient to this global L2 norm (default: no clipping)."""
@@ -164,6 +168,7 @@ class Hyperparameters(TypedDict, total=False):
     gamma: float
     lr: float
     optimizer: OptimizerName
+    lr_schedule: LrSchedule
     max_grad_norm: float | None
     hidden_sizes: tuple[int, ...]
     reward_to_go: bool

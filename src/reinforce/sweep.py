@@ -416,8 +416,9 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     Returns:
         The result document, also written (atomically, last) to ``run_dir/result.json``.
     """
-    from reinforce.agent import Reinforce, resume
+    from reinforce.agent import Reinforce
     from reinforce.run.plotting import plot_runs
+    from reinforce.saved import resume
 
     run_dir = Path(trial.run_dir)
     if (run_dir / RESULT_FILE).is_file():

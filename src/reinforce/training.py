@@ -36,7 +36,24 @@ def learn(
 ) -> Reinforce:
     """Update ``agent`` until ``total_steps`` more env steps are done, or the task is solved (``stop_on_solve``).
 
-    The arguments are those of `reinforce.agent.Reinforce.learn`, which calls this.
+    SIGINT and SIGTERM are caught while this runs (the previous handlers are put back afterwards): the current
+    update is finished, the checkpoint and metrics are written, and `TrainingInterrupted` is raised. A second
+    signal abandons the update at once (the last checkpoint stays as it was).
+
+    Args:
+        agent: the agent to train (`reinforce.agent.Reinforce.learn` calls this with itself).
+        total_steps: env-step budget of this call (counted in valid steps, see `RolloutBatch.num_steps`).
+        run_dir: if given, the run directory to write: config.json at the start, a row of metrics.csv per
+            update and of episodes.csv per episode, a checkpoint every ``checkpoint_every`` updates and at the
+            end. A directory holding this agent's own earlier checkpoint (see `reinforce.resume`) is continued:
+            rows after the agent's update count are dropped first, so none is duplicated.
+        progress_bar: show a progress bar on stderr (mean return of the last 100 episodes, steps/s, ETA).
+        checkpoint_every: write a checkpoint every this many updates (0: only at the end); needs run_dir.
+        tensorboard: also write the metrics as TensorBoard scalars to ``run_dir/tensorboard`` (needs the
+            ``tensorboard`` extra: ``pip install 'reinforce[tensorboard]'``).
+
+    Returns:
+        The agent.
 
     Raises:
         TrainingInterrupted: SIGINT or SIGTERM arrived; the checkpoint was written first.
@@ -72,6 +89,8 @@ def learn(
     try:
         with stop:
             while agent.num_env_steps < target and not (agent.config.stop_on_solve and agent.solved):
+                if agent.config.lr_schedule != "constant":
+                    agent.schedule_learning_rates(agent.num_env_steps / target)
                 metrics = agent.update()
                 bar.update(min(agent.num_env_steps, target) - bar.n)
                 bar.set_postfix(

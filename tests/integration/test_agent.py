@@ -282,3 +282,27 @@ def test_max_grad_norm_bounds_a_plain_sgd_step() -> None:
     assert metrics["losses/grad_norm"] > 1e-3  # the raw gradient was larger than the clip
     assert (after - before).norm().item() == pytest.approx(1e-3, rel=1e-3)
     agent.close()
+
+
+def test_a_linear_schedule_decays_both_learning_rates_over_the_budget() -> None:
+    from reinforce.core.schedule import lr_factor
+
+    assert lr_factor("constant", 0.7) == 1.0 and lr_factor("linear", 0.0) == 1.0 and lr_factor("linear", 2.0) == 0.0
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=4, baseline="value", lr_schedule="linear", stop_on_solve=False)
+    progress = []
+    original = agent.update
+
+    def update() -> dict:
+        progress.append(agent.num_env_steps / 3000)
+        return original()
+
+    agent.update = update  # type: ignore[method-assign]
+    agent.learn(3000)
+    assert progress[0] == 0.0 and 0.0 < progress[-1] < 1.0
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(0.03 * (1 - progress[-1]))
+    _, optimizers = agent.state()
+    assert optimizers["value"].param_groups[0]["lr"] == pytest.approx(0.01 * (1 - progress[-1]))
+    agent.close()
+    constant = Reinforce("CartPole-v1", seed=0, num_envs=4).learn(2000)
+    assert constant.optimizer.param_groups[0]["lr"] == 0.03
+    constant.close()
