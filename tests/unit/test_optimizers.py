@@ -148,3 +148,24 @@ def test_invalid_construction_is_refused(arguments: tuple, message: str) -> None
         EagerOptimizer(parameters() if params is None else params, algorithm)
     with pytest.raises(ValueError, match="learning rate"):
         EagerOptimizer(parameters(), "adam", lr=0.0)
+
+
+@pytest.mark.parametrize("algorithm", sorted(RULES))
+def test_a_learning_rate_set_between_steps_changes_them_as_in_torch_optim(algorithm: str) -> None:
+    """The schedule hook: ``param_groups[0]["lr"]`` set before each step, here to torch's `LinearLR` decay."""
+    ours, theirs = parameters(), parameters()
+    eager = EagerOptimizer(ours, algorithm, lr=0.05)  # type: ignore[arg-type]
+    reference = TORCH_OPTIMIZERS[algorithm](theirs, lr=0.05)
+    schedule = torch.optim.lr_scheduler.LinearLR(reference, start_factor=1.0, end_factor=0.1, total_iters=60)
+    constant = parameters()
+    train(EagerOptimizer(constant, algorithm, lr=0.05), constant, range(80))  # type: ignore[arg-type]
+    for step in range(80):
+        eager.param_groups[0]["lr"] = reference.param_groups[0]["lr"]
+        train(eager, ours, range(step, step + 1))
+        train(reference, theirs, range(step, step + 1))
+        schedule.step()
+    assert eager.param_groups[0]["lr"] == pytest.approx(0.005)
+    assert_identical(ours, theirs)
+    # the scheduler adds "initial_lr" to torch.optim's group, and its last step set the next lr
+    assert_same_state({**eager.state_dict(), "param_groups": []}, {**reference.state_dict(), "param_groups": []})
+    assert not torch.equal(ours[0], constant[0])

@@ -1,13 +1,17 @@
-"""Adam, SGD and RMSprop with torch.optim's arithmetic, without torch.optim's machinery.
+"""Adam, SGD and RMSprop: torch's functional optimizers behind a small holder of torch.optim's state.
 
-Every torch.optim optimizer imports ``torch._dynamo`` the first time one of its methods runs (its constructor
-included: ``add_param_group`` is wrapped in ``torch._disable_dynamo``), which costs 1.2-1.5 s of a process
-that otherwise trains CartPole-v1 in about as long. `EagerOptimizer` takes the same steps as torch.optim's
-default single-tensor CPU path, bit for bit (tests/unit/test_optimizers.py checks it against torch.optim over
-many steps), and has the same ``state_dict`` layout, so checkpoints written with either load into the other.
+`EagerOptimizer` keeps ``param_groups`` and per-parameter ``state`` in torch.optim's layout and hands them to
+torch's functional API (``torch.optim.adam.adam``, ``torch.optim.sgd.sgd``, ``torch.optim.rmsprop.rmsprop``)
+with the arguments torch.optim's own ``step`` passes, so it takes torch.optim's steps bit for bit
+(tests/unit/test_optimizers.py checks it over many steps) and checkpoints written with either load into the
+other. torch.optim's optimizer classes import ``torch._dynamo`` on their first call (their methods are wrapped
+in ``torch._disable_dynamo``); the functional API, called eagerly, does not (docs/benchmarks.md, "Optimizer
+start-up", has the measurement).
+
 It supports what `reinforce.config.TrainConfig` offers: a learning rate, every other hyperparameter at
 torch.optim's default (Adam's betas (0.9, 0.999) and eps 1e-8, RMSprop's alpha 0.99 and eps 1e-8; no weight
-decay, momentum, amsgrad, ...).
+decay, momentum, amsgrad, ...). A learning-rate schedule sets ``param_groups[i]["lr"]`` between steps, as
+torch.optim's schedulers do.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor, nn
+from torch.optim.adam import adam
+from torch.optim.rmsprop import rmsprop
+from torch.optim.sgd import sgd
 
 AlgorithmName = Literal["adam", "sgd", "rmsprop"]
 
@@ -41,35 +48,81 @@ class Optimizer(Protocol):
         """Take over a `state_dict` of an optimizer of the same kind over the same parameters."""
 
 
-def _adam_update(parameter: Tensor, grad: Tensor, state: dict[str, Tensor], group: dict[str, Any]) -> None:
-    """torch.optim.adam's ``_single_tensor_adam`` without weight decay, amsgrad, maximize or capturable."""
+def _adam_step(
+    params: list[Tensor], grads: list[Tensor], states: list[dict[str, Tensor]], group: dict[str, Any]
+) -> None:
+    """``torch.optim.Adam.step`` for one group: torch's functional `adam` with the group's entries."""
     beta1, beta2 = group["betas"]
-    step_t, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
-    step_t += 1
-    exp_avg.lerp_(grad, 1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    step = step_t.item()
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-    step_size = group["lr"] / bias_correction1
-    bias_correction2_sqrt = bias_correction2**0.5
-    denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(group["eps"])
-    parameter.addcdiv_(exp_avg, denom, value=-step_size)
+    adam(
+        params,
+        grads,
+        [state["exp_avg"] for state in states],
+        [state["exp_avg_sq"] for state in states],
+        [],
+        [state["step"] for state in states],
+        amsgrad=group["amsgrad"],
+        has_complex=_has_complex(params),
+        beta1=beta1,
+        beta2=beta2,
+        lr=group["lr"],
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=group["maximize"],
+        foreach=group["foreach"],
+        capturable=group["capturable"],
+        differentiable=group["differentiable"],
+        fused=group["fused"],
+        decoupled_weight_decay=group["decoupled_weight_decay"],
+    )
 
 
-def _sgd_update(parameter: Tensor, grad: Tensor, state: dict[str, Tensor], group: dict[str, Any]) -> None:
-    """torch.optim.sgd's ``_single_tensor_sgd`` without momentum or weight decay."""
-    parameter.add_(grad, alpha=-group["lr"])
+def _sgd_step(
+    params: list[Tensor], grads: list[Tensor], states: list[dict[str, Tensor]], group: dict[str, Any]
+) -> None:
+    """``torch.optim.SGD.step`` for one group without momentum: torch's functional `sgd` with the group's entries."""
+    sgd(
+        params,
+        grads,
+        [],
+        weight_decay=group["weight_decay"],
+        momentum=group["momentum"],
+        lr=group["lr"],
+        dampening=group["dampening"],
+        nesterov=group["nesterov"],
+        maximize=group["maximize"],
+        has_sparse_grad=any(grad.is_sparse for grad in grads),
+        foreach=group["foreach"],
+        fused=group["fused"],
+    )
 
 
-def _rmsprop_update(parameter: Tensor, grad: Tensor, state: dict[str, Tensor], group: dict[str, Any]) -> None:
-    """torch.optim.rmsprop's ``_single_tensor_rmsprop`` without momentum, centering or weight decay."""
-    alpha = group["alpha"]
-    state["step"] += 1
-    square_avg = state["square_avg"]
-    square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
-    avg = square_avg.sqrt().add_(group["eps"])
-    parameter.addcdiv_(grad, avg, value=-group["lr"])
+def _rmsprop_step(
+    params: list[Tensor], grads: list[Tensor], states: list[dict[str, Tensor]], group: dict[str, Any]
+) -> None:
+    """``torch.optim.RMSprop.step`` for one group: torch's functional `rmsprop` with the group's entries."""
+    rmsprop(
+        params,
+        grads,
+        [state["square_avg"] for state in states],
+        [],
+        [],
+        [state["step"] for state in states],
+        lr=group["lr"],
+        alpha=group["alpha"],
+        eps=group["eps"],
+        weight_decay=group["weight_decay"],
+        momentum=group["momentum"],
+        centered=group["centered"],
+        foreach=group["foreach"],
+        maximize=group["maximize"],
+        differentiable=group["differentiable"],
+        capturable=group["capturable"],
+        has_complex=_has_complex(params),
+    )
+
+
+def _has_complex(params: list[Tensor]) -> bool:
+    return any(torch.is_complex(parameter) for parameter in params)
 
 
 def _scalar_dtype() -> torch.dtype:
@@ -79,14 +132,15 @@ def _scalar_dtype() -> torch.dtype:
 
 @dataclass(frozen=True)
 class _Rule:
-    """One algorithm: its param-group entries as torch.optim writes them, its state and its update."""
+    """One algorithm: its param-group entries as torch.optim writes them, its state and its step."""
 
     defaults: dict[str, Any]
     """torch.optim's param-group entries and defaults (same keys, so that state dicts are interchangeable);
     only ``lr`` may differ from them."""
     moments: tuple[str, ...]
     """Per-parameter state tensors shaped like the parameter (with a ``step`` counter when not empty)."""
-    update: Callable[[Tensor, Tensor, dict[str, Tensor], dict[str, Any]], None]
+    step: Callable[[list[Tensor], list[Tensor], list[dict[str, Tensor]], dict[str, Any]], None]
+    """One group's step: the parameters that have a gradient, their gradients, their states, the group."""
 
 
 RULES: dict[str, _Rule] = {
@@ -105,7 +159,7 @@ RULES: dict[str, _Rule] = {
             "decoupled_weight_decay": False,
         },
         moments=("exp_avg", "exp_avg_sq"),
-        update=_adam_update,
+        step=_adam_step,
     ),
     "sgd": _Rule(
         defaults={
@@ -120,7 +174,7 @@ RULES: dict[str, _Rule] = {
             "fused": None,
         },
         moments=(),
-        update=_sgd_update,
+        step=_sgd_step,
     ),
     "rmsprop": _Rule(
         defaults={
@@ -136,14 +190,14 @@ RULES: dict[str, _Rule] = {
             "differentiable": False,
         },
         moments=("square_avg",),
-        update=_rmsprop_update,
+        step=_rmsprop_step,
     ),
 }
 """The algorithms of `EagerOptimizer`, by the names of ``TrainConfig.optimizer``."""
 
 
 class EagerOptimizer:
-    """torch.optim's Adam, SGD or RMSprop step in plain tensor operations, with torch.optim's state dict.
+    """torch.optim's Adam, SGD or RMSprop step (torch's functional API), with torch.optim's state dict.
 
     Example:
         >>> layer = nn.Linear(4, 2)
@@ -156,7 +210,8 @@ class EagerOptimizer:
     Args:
         parameters: the parameters to update (one group).
         algorithm: ``"adam"``, ``"sgd"`` (no momentum) or ``"rmsprop"``.
-        lr: the learning rate (default: torch.optim's for the algorithm).
+        lr: the learning rate (default: torch.optim's for the algorithm); a schedule changes it between steps
+            by setting ``param_groups[i]["lr"]``.
 
     Raises:
         ValueError: no parameters, an unknown algorithm, or a learning rate <= 0.
@@ -192,18 +247,22 @@ class EagerOptimizer:
                 parameter.grad.detach_().zero_()
 
     def step(self) -> None:
-        """One update of every parameter that has a gradient; state is created at a parameter's first step."""
+        """One step of every parameter that has a gradient; state is created at a parameter's first step."""
         with torch.no_grad():
             for group in self.param_groups:
-                for parameter in group["params"]:
-                    if parameter.grad is None:
-                        continue
-                    state = self.state.get(parameter)
-                    if state is None:
-                        state = self._initial_state(parameter)
-                        if state:
-                            self.state[parameter] = state
-                    self._rule.update(parameter, parameter.grad, state, group)
+                params = [parameter for parameter in group["params"] if parameter.grad is not None]
+                if params:
+                    states = [self._state(parameter) for parameter in params]
+                    self._rule.step(params, [parameter.grad for parameter in params], states, group)
+
+    def _state(self, parameter: Tensor) -> dict[str, Tensor]:
+        """The parameter's state, created at its first step (and kept unless empty, as torch.optim does)."""
+        state = self.state.get(parameter)
+        if state is None:
+            state = self._initial_state(parameter)
+            if state:
+                self.state[parameter] = state
+        return state
 
     def _initial_state(self, parameter: Tensor) -> dict[str, Tensor]:
         if not self._rule.moments:
