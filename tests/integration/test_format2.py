@@ -47,6 +47,7 @@ def test_a_format_2_run_resumes_as_it_did(name: str, tmp_path: Path) -> None:
         state = torch.cat([tensor.reshape(-1).double() for _, tensor in sorted(agent.policy.state_dict().items())])
         # the optimizer state, the RNG state and the counters all carried over: the same parameters, up to the
         # float rounding of another CPU
-        torch.testing.assert_close(state, torch.tensor(expected["resumed_600_policy_state"]), rtol=1e-4, atol=1e-4)
+        expected_state = torch.tensor(expected["resumed_600_policy_state"], dtype=torch.float64)
+        torch.testing.assert_close(state, expected_state, rtol=1e-4, atol=1e-4)
     finally:
         agent.close()
