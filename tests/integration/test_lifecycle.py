@@ -245,7 +245,7 @@ def test_a_second_signal_abandons_the_update_and_keeps_the_last_checkpoint(
 
 
 def test_metrics_with_foreign_columns_are_refused_and_left_alone(tmp_path: Path) -> None:
-    from reinforce.run.checkpoint import trim_csv
+    from reinforce.run.metrics import trim_csv
 
     path = tmp_path / "metrics.csv"
     path.write_text("update,some_other_column\n1,2\n")
