@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from pathlib import Path
@@ -40,7 +39,7 @@ from reinforce.run.checkpoint import (
     write_config,
 )
 from reinforce.run.files import CONFIG_FILE
-from reinforce.run.metrics import SOLVED_WINDOW, is_solved
+from reinforce.run.metrics import SOLVED_WINDOW, is_solved, update_metrics
 from reinforce.settings import resolve
 
 if TYPE_CHECKING:
@@ -127,6 +126,11 @@ class Reinforce:
         self.checkpoint_update: int | None = None
         """The update count of the last checkpoint this agent wrote or was loaded from."""
 
+    @property
+    def counters(self) -> dict[str, int]:
+        """The counters a checkpoint saves: updates, env steps (valid and simulated), episodes."""
+        return {key: getattr(self, key) for key in COUNTERS}
+
     def state(self) -> tuple[dict[str, nn.Module], dict[str, Optimizer]]:
         """The modules and optimizers that a checkpoint saves and `load` restores, by name."""
         modules, optimizers = self.baseline.state()
@@ -184,34 +188,12 @@ class Reinforce:
             self.policy.encoder.update_normalization(batch.observations[batch.mask])
         elapsed = time.perf_counter() - start
         self.train_time_s += elapsed
-        steps = batch.num_steps
         self.num_updates += 1
-        self.num_env_steps += steps
+        self.num_env_steps += batch.num_steps
         self.num_simulated_steps += batch.num_simulated_steps
         self.num_episodes += len(batch.episode_returns)
         self.recent_returns.extend(batch.episode_returns)
-        returns, lengths = np.asarray(batch.episode_returns), np.asarray(batch.episode_lengths)
-        return {
-            "update": self.num_updates,
-            "env_steps": self.num_env_steps,
-            "simulated_steps": self.num_simulated_steps,
-            "episodes": self.num_episodes,
-            "charts/episode_return_mean": float(returns.mean()),
-            "charts/episode_return_min": float(returns.min()),
-            "charts/episode_return_max": float(returns.max()),
-            "charts/episode_length_mean": float(lengths.mean()),
-            "charts/episode_length_min": int(lengths.min()),
-            "charts/episode_length_max": int(lengths.max()),
-            "charts/episode_return_mean_100": float(np.mean(self.recent_returns)),
-            "charts/truncated_fraction": float(np.mean(batch.episode_truncated)),
-            **losses,
-            "perf/steps_per_s": steps / elapsed if elapsed > 0 else math.inf,
-            "perf/step_efficiency": steps / batch.num_simulated_steps,
-            "wall_time_s": self.train_time_s,
-            "episode_returns": batch.episode_returns,
-            "episode_lengths": batch.episode_lengths,
-            "episode_truncated": batch.episode_truncated,
-        }
+        return update_metrics(batch, losses, self.counters, self.recent_returns, elapsed, self.train_time_s)
 
     def collect_batch(self) -> RolloutBatch:
         """The next update's ``episodes_per_update`` episodes, from its collection seed; nothing learns.
@@ -365,7 +347,7 @@ class Reinforce:
             self.write_config(path, total_steps=self.num_env_steps)
         modules, optimizers = self.state()
         record = {
-            **{key: getattr(self, key) for key in COUNTERS},
+            **self.counters,
             "train_time_s": self.train_time_s,
             "solved": self.solved,
             "recent_returns": list(self.recent_returns),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from reinforce.core.batch import RolloutBatch
 from reinforce.errors import ReinforceError
 from reinforce.run.files import EPISODES_FILE, METRICS_FILE, TENSORBOARD_DIR, atomic_write
 
@@ -53,6 +55,49 @@ def is_solved(recent_returns: Sequence[float], reward_threshold: float | None) -
     """
     window = list(recent_returns)[-SOLVED_WINDOW:]
     return reward_threshold is not None and len(window) == SOLVED_WINDOW and float(np.mean(window)) >= reward_threshold
+
+
+def update_metrics(
+    batch: RolloutBatch,
+    losses: Mapping[str, float],
+    counters: Mapping[str, int],
+    recent_returns: Iterable[float],
+    elapsed_s: float,
+    train_time_s: float,
+) -> dict[str, Any]:
+    """One update's metrics: the `METRIC_FIELDS` columns, plus its episodes' returns, lengths and truncation.
+
+    Args:
+        batch: the update's episodes.
+        losses: the loss metrics of the update (``losses/...``).
+        counters: the agent's counters after the update (``num_updates``, ``num_env_steps``, ...).
+        recent_returns: the returns of the last `SOLVED_WINDOW` training episodes.
+        elapsed_s: the update's wall time.
+        train_time_s: the run's training time so far.
+    """
+    returns, lengths = np.asarray(batch.episode_returns), np.asarray(batch.episode_lengths)
+    steps = batch.num_steps
+    return {
+        "update": counters["num_updates"],
+        "env_steps": counters["num_env_steps"],
+        "simulated_steps": counters["num_simulated_steps"],
+        "episodes": counters["num_episodes"],
+        "charts/episode_return_mean": float(returns.mean()),
+        "charts/episode_return_min": float(returns.min()),
+        "charts/episode_return_max": float(returns.max()),
+        "charts/episode_length_mean": float(lengths.mean()),
+        "charts/episode_length_min": int(lengths.min()),
+        "charts/episode_length_max": int(lengths.max()),
+        "charts/episode_return_mean_100": float(np.mean(list(recent_returns))),
+        "charts/truncated_fraction": float(np.mean(batch.episode_truncated)),
+        **losses,
+        "perf/steps_per_s": steps / elapsed_s if elapsed_s > 0 else math.inf,
+        "perf/step_efficiency": steps / batch.num_simulated_steps,
+        "wall_time_s": train_time_s,
+        "episode_returns": batch.episode_returns,
+        "episode_lengths": batch.episode_lengths,
+        "episode_truncated": batch.episode_truncated,
+    }
 
 
 class CSVLogger:
