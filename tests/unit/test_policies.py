@@ -9,6 +9,7 @@ from gymnasium import spaces
 from torch.distributions import Categorical
 
 from reinforce import ReinforceError, make_policy
+from reinforce.core.distributions import TanhNormal
 from reinforce.core.policies import (
     LOG_STD_MAX,
     LOG_STD_MIN,
@@ -17,7 +18,6 @@ from reinforce.core.policies import (
     GaussianPolicy,
     MultiCategoricalPolicy,
     ObservationEncoder,
-    TanhNormal,
 )
 from reinforce.rollout.collect import sample_actions, to_env_actions
 
