@@ -237,7 +237,7 @@ BAD_INPUTS = [
     (["train", "CartPole-v1", "--backend", "ray", "--address", "head-node", "-q"], "invalid Ray address"),
     (
         ["train", "CartPole-v1", "--backend", "ray", "--workers", "4096", "--episodes-per-update", "4096", "-q"],
-        "4096 Ray workers need 4096 CPUs",
+        "--workers 4096 needs 4096 CPUs",
     ),
     (["sweep", "CartPole-v1", "--grid", "lrr=0.1"], "unknown hyperparameter 'lrr' in --grid"),
     (["sweep", "CartPole-v1", "--grid", "lr=0.1,x"], "invalid --grid value lr='x'"),

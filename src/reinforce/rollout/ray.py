@@ -119,7 +119,7 @@ class RayRollouts:
         cpus = self._ray.cluster_resources().get("CPU", 0)
         if cpus < config.workers:
             raise ReinforceError(
-                f"{config.workers} Ray workers need {config.workers} CPUs and the Ray cluster has {cpus:g}: "
+                f"workers={config.workers} needs {config.workers} CPUs and the Ray cluster has {cpus:g}: "
                 "lower workers or add machines",
                 fields=("workers",),
             )
@@ -141,8 +141,8 @@ class RayRollouts:
             self.close()
             free = self._ray.available_resources().get("CPU", 0)
             raise ReinforceError(
-                f"the {config.workers} Ray workers did not start within {START_TIMEOUT_S:g} s ({free:g} CPUs of the "
-                "cluster are free): wait for other Ray jobs to finish, or lower workers",
+                f"the Ray rollout actors (workers={config.workers}) did not start within {START_TIMEOUT_S:g} s "
+                f"({free:g} CPUs of the cluster are free): wait for other Ray jobs to finish, or lower workers",
                 fields=("workers",),
             ) from None
         self.restarts = 0
