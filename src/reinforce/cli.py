@@ -671,7 +671,7 @@ def flag_text(message: str, fields: Sequence[str]) -> str:
                 return "--no-" + flag[2:]
             return f"{flag} {value.strip(chr(39))}"
 
-        pattern = rf"(?<![\w.'-]){re.escape(name)}(?:=('[^']*'|-?[\w.+]+))?(?![\w-])"
+        pattern = rf"(?<![\w.'\[-]){re.escape(name)}(?:=('[^']*'|-?[\w.+]+))?(?![\w\]-])"
         message = re.sub(pattern, as_flag, message)
     return message
 

@@ -166,3 +166,13 @@ def test_flag_text_writes_settings_as_the_cli_flags() -> None:
         "(set --no-discount-gradient or --reward-to-go)"
     )
     assert flag_text("lower lr, not the learning rate", ("lr",)) == "lower --lr, not the learning rate"
+
+
+def test_flag_text_leaves_extras_and_longer_words_alone() -> None:
+    message = "tensorboard=True needs the TensorBoard package: pip install 'reinforce[tensorboard]'"
+    assert flag_text(message, ("tensorboard",)) == (
+        "--tensorboard needs the TensorBoard package: pip install 'reinforce[tensorboard]'"
+    )
+    assert flag_text("workers=4 needs 4 CPUs; the workers_per_node and flr stay", ("workers", "lr")) == (
+        "--workers 4 needs 4 CPUs; the workers_per_node and flr stay"
+    )

@@ -137,7 +137,7 @@ def require_tensorboard() -> None:
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401
     except ImportError:
         raise ReinforceError(
-            "tensorboard=True needs the tensorboard package: pip install 'reinforce[tensorboard]'",
+            "tensorboard=True needs the TensorBoard package: pip install 'reinforce[tensorboard]'",
             fields=("tensorboard",),
         ) from None
 
