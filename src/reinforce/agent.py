@@ -36,9 +36,8 @@ from reinforce.rollout.ray_support import check_ray_address
 from reinforce.run.checkpoint import (
     COUNTERS,
     write_checkpoint,
-    write_config,
 )
-from reinforce.run.files import CONFIG_FILE
+from reinforce.run.files import CONFIG_FILE, write_config
 from reinforce.run.metrics import SOLVED_WINDOW, is_solved, update_metrics
 from reinforce.settings import resolve
 

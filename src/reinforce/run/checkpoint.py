@@ -11,12 +11,10 @@ so a process killed at any moment leaves the previous checkpoint or the new one,
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +24,9 @@ from torch import nn
 
 from reinforce.core.optim import Optimizer
 from reinforce.errors import ReinforceError
-from reinforce.run.files import CHECKPOINT_FILE, CONFIG_FILE, atomic_write, read_json, write_json
+from reinforce.run.files import CHECKPOINT_FILE, FORMAT_VERSION, atomic_write, library_versions, read_json, write_json
 from reinforce.run.metrics import SOLVED_WINDOW
 
-FORMAT_VERSION = 2
 STATE_PREFIX = "state-"
 STATE_SUFFIX = ".safetensors"
 
@@ -251,24 +248,6 @@ def remove_stale_files(run_dir: Path, keep: str) -> None:
 
 COUNTERS = ("num_updates", "num_env_steps", "num_simulated_steps", "num_episodes")
 """The integer counters of an agent, saved in checkpoint.json."""
-
-
-@functools.cache
-def library_versions() -> dict[str, str]:
-    """Versions of reinforce, torch, gymnasium and numpy, recorded in every run directory."""
-    import gymnasium
-    import numpy as np
-
-    try:
-        own = version("reinforce")
-    except PackageNotFoundError:
-        own = "unknown"
-    return {"reinforce": own, "torch": torch.__version__, "gymnasium": gymnasium.__version__, "numpy": np.__version__}
-
-
-def write_config(run_dir: Path, record: Mapping[str, Any]) -> None:
-    """Write config.json: ``record`` (env id, seed, budget, hyperparameters, ...) with the format and versions."""
-    write_json(run_dir / CONFIG_FILE, {"format_version": FORMAT_VERSION, **record, "versions": library_versions()})
 
 
 def write_checkpoint(

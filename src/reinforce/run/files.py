@@ -6,13 +6,19 @@ metrics (`reinforce.run.plotting`, ``reinforce plot``) does not import torch.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from reinforce.errors import ReinforceError
+
+FORMAT_VERSION = 2
+"""The format of config.json and checkpoint.json that this version writes and reads (docs/checkpoint.md)."""
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.json"
@@ -82,3 +88,22 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ReinforceError(f"{path} does not hold a JSON object: the run directory is damaged")
     return document
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """Versions of reinforce, torch, gymnasium and numpy, recorded in every run directory."""
+    import gymnasium
+    import numpy as np
+    import torch
+
+    try:
+        own = version("reinforce")
+    except PackageNotFoundError:
+        own = "unknown"
+    return {"reinforce": own, "torch": torch.__version__, "gymnasium": gymnasium.__version__, "numpy": np.__version__}
+
+
+def write_config(run_dir: Path, record: Mapping[str, Any]) -> None:
+    """Write config.json: ``record`` (env id, seed, budget, hyperparameters, ...) with the format and versions."""
+    write_json(run_dir / CONFIG_FILE, {"format_version": FORMAT_VERSION, **record, "versions": library_versions()})
