@@ -182,5 +182,6 @@ def resolve(
             raise ReinforceError("a preset applies over the shipped values, not over a given config: pass one of them")
         layers: dict[str, Any] = base.to_dict()
     else:
-        layers = {**tuned_hyperparameters(env_id), **(preset_hyperparameters(preset, env_id) if preset else {})}
+        preset_values = preset_hyperparameters(preset, env_id) if preset is not None else {}
+        layers = {**tuned_hyperparameters(env_id), **preset_values}
     return TrainConfig.from_dict({**layers, **(file or {}), **(overrides or {})})
