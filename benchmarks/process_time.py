@@ -2,10 +2,11 @@
 
 Each seed runs ``reinforce train CartPole-v1 --seed S --quiet --run-dir DIR`` (plus any flags after ``--``) in a
 fresh process and a fresh run directory, as a user runs it, ``--repeat`` times: the wall clock is taken from the
-start of the process to its exit; the peak resident memory of that process comes from ``wait4``, and the peak of
-the process tree (the process and any children it starts, their RSS summed) from sampling ``/proc`` every 10 ms;
-the env steps, training seconds and evaluation come from what it prints. Run it with the project's interpreter
-(``.venv/bin/python``), whose ``reinforce`` script it starts.
+start of the process to its exit; the peak resident memory of that process and its CPU time (user and system,
+with the children it waited for) come from ``wait4``, the peak of the process tree (the process and any children
+it starts, their RSS summed) from sampling ``/proc`` every 10 ms; the env steps, training seconds and evaluation
+come from what it prints. Run it with the project's interpreter (``.venv/bin/python``), whose ``reinforce``
+script it starts.
 
 With ``--phases``, every seed runs a second time through a driver that times the command's steps inside the
 process: importing ``reinforce.cli``, starting the curve's child process, importing torch and the rest of the
@@ -29,7 +30,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from common import machine, seed_range, versions
 
@@ -73,8 +74,22 @@ class TreePeak(threading.Thread):
         return self.peak_kib
 
 
-def run_process(command: list[str]) -> tuple[float, int, int, str, str]:
-    """Wall seconds, peak RSS of the process and of its process tree (KiB), stdout and stderr, run to its exit."""
+class Run(NamedTuple):
+    """One process run to its exit."""
+
+    wall_s: float
+    rss_kib: int
+    """Peak RSS of the process itself."""
+    tree_kib: int
+    """Peak RSS of the process and its children, summed."""
+    cpu_s: float
+    """User and system CPU seconds of the process and the children it waited for."""
+    stdout: str
+    stderr: str
+
+
+def run_process(command: list[str]) -> Run:
+    """Run ``command`` to its exit: its wall time, memory, CPU time and output."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
@@ -89,7 +104,7 @@ def run_process(command: list[str]) -> tuple[float, int, int, str, str]:
         stdout, stderr = out.read(), err.read()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{stderr}")
-    return wall_s, usage.ru_maxrss, tree_kib, stdout, stderr
+    return Run(wall_s, usage.ru_maxrss, tree_kib, usage.ru_utime + usage.ru_stime, stdout, stderr)
 
 
 def train_args(seed: int, run_dir: Path, extra: list[str]) -> list[str]:
@@ -158,26 +173,25 @@ def main() -> None:
     print(f"{date}; {machine()}; {versions('torch', 'gymnasium')}")
     print(f"`reinforce train CartPole-v1 --seed S --quiet {' '.join(args.extra)}`".replace(" `", "`"))
     print()
-    print("| seed | env steps | training s | process wall s | deterministic eval | peak RSS | peak RSS, tree |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    walls, trainings, trees, phase_runs = [], [], [], []
+    print("| seed | env steps | training s | process wall s | CPU s | deterministic eval | peak RSS | peak RSS, tree |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    walls, trainings, cpus, trees, phase_runs = [], [], [], [], []
     runs = [(seed, index) for seed in seed_range(args.seeds) for index in range(args.repeat)]
     with tempfile.TemporaryDirectory() as root:
         for seed, index in runs:
-            wall_s, rss_kib, tree_kib, stdout, _ = run_process(
-                [str(REINFORCE), *train_args(seed, Path(root, f"{seed}-{index}"), args.extra)]
-            )
-            summary, evaluation = SUMMARY.search(stdout), EVALUATION.search(stdout)
+            run = run_process([str(REINFORCE), *train_args(seed, Path(root, f"{seed}-{index}"), args.extra)])
+            summary, evaluation = SUMMARY.search(run.stdout), EVALUATION.search(run.stdout)
             if summary is None:
-                raise RuntimeError(f"unexpected output of seed {seed}:\n{stdout}")
+                raise RuntimeError(f"unexpected output of seed {seed}:\n{run.stdout}")
             steps, training_s = summary.group(1), float(summary.group(2))
-            walls.append(wall_s)
+            walls.append(run.wall_s)
             trainings.append(training_s)
-            trees.append(tree_kib / 1024)
+            trees.append(run.tree_kib / 1024)
+            cpus.append(run.cpu_s)
             print(
-                f"| {seed} | {steps} | {training_s:.2f} | {wall_s:.2f} | "
-                f"{evaluation.group(1) if evaluation else '-'} | {rss_kib / 1024:.0f} MiB | "
-                f"{tree_kib / 1024:.0f} MiB |",
+                f"| {seed} | {steps} | {training_s:.2f} | {run.wall_s:.2f} | {run.cpu_s:.2f} | "
+                f"{evaluation.group(1) if evaluation else '-'} | {run.rss_kib / 1024:.0f} MiB | "
+                f"{run.tree_kib / 1024:.0f} MiB |",
                 flush=True,
             )
             if args.phases:
@@ -187,15 +201,15 @@ def main() -> None:
                     "--driver",
                     *train_args(seed, Path(root, f"{seed}-{index}-phases"), args.extra),
                 ]
-                wall_s, _, _, stdout, _ = run_process(command)
-                line = next(line for line in stdout.splitlines() if line.startswith(PHASES_PREFIX))
+                run = run_process(command)
+                line = next(line for line in run.stdout.splitlines() if line.startswith(PHASES_PREFIX))
                 phases = json.loads(line[len(PHASES_PREFIX) :])
-                phases["interpreter start and exit"] = wall_s - phases.pop("inside Python")
-                phases["whole process"] = wall_s
+                phases["interpreter start and exit"] = run.wall_s - phases.pop("inside Python")
+                phases["whole process"] = run.wall_s
                 phase_runs.append(phases)
     print(
-        f"| median | | {statistics.median(trainings):.2f} | {statistics.median(walls):.2f} | | | "
-        f"{statistics.median(trees):.0f} MiB |"
+        f"| median | | {statistics.median(trainings):.2f} | {statistics.median(walls):.2f} | "
+        f"{statistics.median(cpus):.2f} | | | {statistics.median(trees):.0f} MiB |"
     )
     if phase_runs:
         print()
