@@ -313,24 +313,22 @@ def train(
             env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
 
-    from reinforce.run.files import CURVE_FILE, EVALUATION_FILE, write_json
+    from reinforce.run.files import CURVE_FILE
+    from reinforce.training import finish_run
 
     try:
         budget = max(0, total_steps - agent.num_env_steps)
         agent.learn(
             budget, run_dir=run_dir, progress_bar=not quiet, checkpoint_every=checkpoint_every, tensorboard=tensorboard
         )
-        plotter.submit([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
         outcome = "solved" if agent.solved else "trained"
         click.echo(
             f"{outcome} {agent.env_id} in {agent.num_env_steps:,} env steps, {agent.num_episodes:,} episodes, "
             f"{agent.num_updates:,} updates, {agent.train_time_s:.2f} s of training"
         )
-        if eval_episodes:
-            evaluation = agent.evaluate(episodes=eval_episodes)
-            write_json(run_dir / EVALUATION_FILE, evaluation)
+        evaluation = finish_run(agent, run_dir, eval_episodes=eval_episodes, plotter=plotter)
+        if evaluation is not None:
             click.echo(_evaluation_line(evaluation))
-        plotter.result()
     finally:
         agent.close()
     click.echo(f"run directory: {run_dir} (curve: {run_dir / CURVE_FILE})")
