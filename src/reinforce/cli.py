@@ -12,6 +12,7 @@ import gc
 import importlib
 import json
 import logging
+import re
 import shlex
 import sys
 import time
@@ -55,12 +56,17 @@ def _click_type(annotation: Any) -> Any:
     return annotation
 
 
+def flag(name: str, value: object = None) -> str:
+    """The command-line flag of a field or argument: ``num_envs`` -> ``--num-envs`` (``--no-...`` for False)."""
+    return ("--no-" if value is False else "--") + name.replace("_", "-")
+
+
 def hyperparameter_options(command: Any) -> Any:
     """Decorate ``command`` with one option per `TrainConfig` field (default None = the config's default)."""
     hints = get_type_hints(TrainConfig)
     docs = field_docs()
     for field in reversed(dataclasses.fields(TrainConfig)):
-        flag = "--" + field.name.replace("_", "-")
+        flag_name = flag(field.name)
         help_text = docs.get(field.name, "")
         if isinstance(field.default, tuple):
             help_text += f" [default: {','.join(map(str, field.default)) or 'none'}]"
@@ -69,10 +75,9 @@ def hyperparameter_options(command: Any) -> Any:
                 f" [default: {str(field.default).lower() if isinstance(field.default, bool) else field.default}]"
             )
         if hints[field.name] is bool:
-            negative = "--no-" + field.name.replace("_", "-")
-            option = click.option(f"{flag}/{negative}", field.name, default=None, help=help_text)
+            option = click.option(f"{flag_name}/{flag(field.name, False)}", field.name, default=None, help=help_text)
         else:
-            option = click.option(flag, field.name, type=_click_type(hints[field.name]), help=help_text)
+            option = click.option(flag_name, field.name, type=_click_type(hints[field.name]), help=help_text)
         command = option(command)
     return command
 
@@ -386,12 +391,12 @@ def _resumed_run(
 ) -> tuple[Any, Path, int]:
     """The agent of ``resume_dir`` at its last checkpoint and the run's total step budget."""
     conflicts = [
-        flag
-        for flag, value in (("ENV_ID", env_id), ("--config", config_file), ("--seed", seed), ("--run-dir", run_dir))
+        name
+        for name, value in (("ENV_ID", env_id), ("--config", config_file), ("--seed", seed), ("--run-dir", run_dir))
         if value is not None
     ]
     conflicts += [
-        ("--no-" if value is False else "--") + name.replace("_", "-")
+        flag(name, value)
         for name, value in hyperparameters.items()
         if value is not None and name not in RESUME_OVERRIDES
     ]
@@ -531,6 +536,25 @@ def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None
     click.echo(f"wrote {out}")
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``--seeds``: a list of numbers and inclusive ranges, ``"0-9"``, ``"0,2,5"``, ``"0-3,8,10-12"``.
+
+    Raises:
+        ReinforceError: a malformed part, a reversed range, a seed out of range or given twice.
+    """
+    from reinforce.sweep import check_seeds
+
+    seeds: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if match is None or (match[2] is not None and int(match[2]) < int(match[1])):
+            raise ReinforceError(
+                f"invalid --seeds {text!r}: give a range such as 0-9, a list such as 0,2,5, or both (0-3,7)"
+            )
+        seeds.extend(range(int(match[1]), int(match[2] or match[1]) + 1))
+    return check_seeds(seeds)
+
+
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """``--grid NAME=V1,V2`` options as lists of typed values, each parsed as its ``train`` flag parses it.
 
@@ -620,14 +644,13 @@ def sweep(
     continues the others from their last checkpoint. Flags and --config set the values under the grid (the
     seed of a --config file is not used: --seeds decides).
     """
-    from reinforce.sweep import SweepInterrupted, check_local_trials, parse_seeds, run_sweep
+    from reinforce.sweep import SweepInterrupted, check_local_trials, run_sweep
 
     check_local_trials(name for name, value in hyperparameters.items() if value is not None)
     grid = parse_grid(grid_items)
     both = [name for name in grid if hyperparameters.get(name) is not None]
     if both:
-        flag = "--" + both[0].replace("_", "-")
-        raise ReinforceError(f"{both[0]} is given both as {flag} and in --grid: keep one of them")
+        raise ReinforceError(f"{both[0]} is given both as {flag(both[0])} and in --grid: keep one of them")
     seed_list = parse_seeds(seeds)
     env_id, _, total_steps, config = run_settings(env_id, config_file, None, total_steps, hyperparameters)
     try:

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from reinforce import ReinforceError
+from reinforce.cli import parse_seeds
 from reinforce.run.metrics import EPISODE_FIELDS, METRIC_FIELDS, CSVLogger
 from reinforce.sweep import (
     MedianSummary,
+    check_seeds,
     check_sweep_dir,
     median_interval_ranks,
-    parse_seeds,
     plan_sweep,
     setting_slug,
     steps_to_solve,
@@ -152,6 +153,15 @@ def test_a_diverged_trial_counts_as_the_worst_final_return() -> None:
     assert row.failed == 1 and row.final_return is not None and row.final_return.median == 100.0
     (unevaluated,) = summarize_trials({"default": {}}, [result(0, None), result(1, None, "diverged")], evaluated=False)
     assert unevaluated.final_return is None  # no evaluations asked for: no final return, diverged or not
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"), [([], "at least one seed in seeds"), ([1, 2, 1], "1 is given twice in seeds")]
+)
+def test_seed_errors_below_the_cli_name_the_argument_not_the_flag(seeds: list[int], message: str) -> None:
+    with pytest.raises(ReinforceError, match=message) as error:
+        check_seeds(seeds)
+    assert "--" not in str(error.value)
 
 
 def solving_run(root: Path, batches: list[list[float]]) -> Path:

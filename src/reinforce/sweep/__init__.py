@@ -32,7 +32,6 @@ from reinforce.sweep.plan import (
     check_local_trials,
     check_seeds,
     check_sweep_dir,
-    parse_seeds,
     plan_sweep,
     setting_slug,
 )
@@ -51,7 +50,6 @@ __all__ = [
     "check_sweep_dir",
     "format_table",
     "median_interval_ranks",
-    "parse_seeds",
     "plan_sweep",
     "run_sweep",
     "run_trial",

@@ -47,32 +47,15 @@ class Trial:
     checkpoint_every: int
 
 
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """Seeds from a list of numbers and inclusive ranges: ``"0-9"``, ``"0,2,5"``, ``"0-3,8,10-12"``.
-
-    Raises:
-        ReinforceError: a malformed part, a reversed range, a seed out of range or given twice.
-    """
-    seeds: list[int] = []
-    for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if match is None or (match[2] is not None and int(match[2]) < int(match[1])):
-            raise ReinforceError(
-                f"invalid --seeds {text!r}: give a range such as 0-9, a list such as 0,2,5, or both (0-3,7)"
-            )
-        seeds.extend(range(int(match[1]), int(match[2] or match[1]) + 1))
-    return check_seeds(seeds)
-
-
 def check_seeds(seeds: Iterable[object]) -> tuple[int, ...]:
     """``seeds`` as a tuple of valid seeds; `ReinforceError` if there is none, one is invalid or repeated."""
     checked = [check_seed(seed) for seed in seeds]
     valid = tuple(seed for seed in checked if seed is not None)
     if not valid or len(valid) < len(checked):
-        raise ReinforceError("a sweep needs at least one seed (--seeds), and no None: e.g. 0-9")
+        raise ReinforceError("a sweep needs at least one seed in seeds, and no None: e.g. seeds=range(10)")
     repeated = sorted({seed for seed in valid if valid.count(seed) > 1})
     if repeated:
-        raise ReinforceError(f"seed {repeated[0]} is given twice in --seeds: list every seed once")
+        raise ReinforceError(f"seed {repeated[0]} is given twice in seeds: list every seed once")
     return valid
 
 
@@ -244,23 +227,24 @@ def check_sweep_dir(plan: SweepPlan) -> None:
     """
     out = plan.out
     if out.exists() and not out.is_dir():
-        raise ReinforceError(f"sweep directory {out} is a file: choose another --out")
+        raise ReinforceError(f"sweep directory {out} is a file: choose another sweep directory (out)")
     if not (out / SWEEP_FILE).is_file():
         if out.is_dir() and any(out.iterdir()):
             raise ReinforceError(
-                f"{out} exists and is not a sweep directory (it has no {SWEEP_FILE}): choose another --out"
+                f"{out} exists and is not a sweep directory (it has no {SWEEP_FILE}): choose another sweep "
+                "directory (out)"
             )
         return
     saved = read_json(out / SWEEP_FILE)
     if saved.get("format_version") != SWEEP_FORMAT_VERSION:
         raise ReinforceError(
             f"{out / SWEEP_FILE} has format_version {saved.get('format_version')!r}, this reinforce reads "
-            f"{SWEEP_FORMAT_VERSION}: use the reinforce version that wrote it, or another --out"
+            f"{SWEEP_FORMAT_VERSION}: use the reinforce version that wrote it, or another sweep directory (out)"
         )
     differing = [key for key in SPEC_KEYS if _canonical(saved, key) != _canonical(plan.spec, key)]
     if differing:
         names = ", ".join(key.replace("_", " ") for key in differing)
         raise ReinforceError(
             f"{out} holds another sweep: its {names} differ (see {out / SWEEP_FILE}); run that sweep's own "
-            "command to continue it, or choose another --out"
+            "command to continue it, or choose another sweep directory (out)"
         )
