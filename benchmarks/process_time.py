@@ -1,16 +1,19 @@
 """Wall time and peak memory of whole `reinforce train CartPole-v1` processes, and where that time goes.
 
 Each seed runs ``reinforce train CartPole-v1 --seed S --quiet --run-dir DIR`` (plus any flags after ``--``) in a
-fresh process, as a user runs it: the wall clock is taken from the start of the process to its exit, the peak
-resident memory comes from ``wait4``, the env steps, training seconds and evaluation from what it prints. Run it
-with the project's interpreter (``.venv/bin/python``), whose ``reinforce`` script it starts.
+fresh process and a fresh run directory, as a user runs it, ``--repeat`` times: the wall clock is taken from the
+start of the process to its exit; the peak resident memory of that process and its CPU time (user and system,
+with the children it waited for) come from ``wait4``, the peak of the process tree (the process and any children
+it starts, their RSS summed) from sampling ``/proc`` every 10 ms; the env steps, training seconds and evaluation
+come from what it prints. Run it with the project's interpreter (``.venv/bin/python``), whose ``reinforce``
+script it starts.
 
 With ``--phases``, every seed runs a second time through a driver that times the command's steps inside the
 process: importing ``reinforce.cli``, starting the curve's child process, importing torch and the rest of the
 training code, building the agent, ``learn`` (training, metrics and checkpoints), the evaluation and the wait for
 the curve; "interpreter start and exit" is the process's wall clock less the time inside the driver.
 
-    .venv/bin/python benchmarks/process_time.py [--seeds 0-4] [--phases] [-- --num-envs 16 ...]
+    .venv/bin/python benchmarks/process_time.py [--seeds 0-4] [--repeat 1] [--phases] [-- --num-envs 16 ...]
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from common import machine, seed_range, versions
 
@@ -36,20 +40,71 @@ SUMMARY = re.compile(r"in ([\d,]+) env steps, .* ([\d.]+) s of training")
 EVALUATION = re.compile(r"mean return ([-\d.]+)")
 
 
-def run_process(command: list[str]) -> tuple[float, int, str, str]:
-    """Wall seconds, peak RSS (KiB), stdout and stderr of one process run to its exit."""
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def tree_rss_kib(pid: int) -> int:
+    """The resident memory of ``pid`` and all its descendants, summed (KiB); 0 for processes already gone."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * PAGE_KIB
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+class TreePeak(threading.Thread):
+    """Samples `tree_rss_kib` of a process every 10 ms until `stop`; ``peak_kib`` is the largest sample."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_kib, self._stop_event = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(0.01):
+            self.peak_kib = max(self.peak_kib, tree_rss_kib(self.pid))
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        return self.peak_kib
+
+
+class Run(NamedTuple):
+    """One process run to its exit."""
+
+    wall_s: float
+    rss_kib: int
+    """Peak RSS of the process itself."""
+    tree_kib: int
+    """Peak RSS of the process and its children, summed."""
+    cpu_s: float
+    """User and system CPU seconds of the process and the children it waited for."""
+    stdout: str
+    stderr: str
+
+
+def run_process(command: list[str]) -> Run:
+    """Run ``command`` to its exit: its wall time, memory, CPU time and output."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        sampler = TreePeak(process.pid)
+        sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
         wall_s = time.perf_counter() - start
+        tree_kib = max(sampler.stop(), usage.ru_maxrss)
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{stderr}")
-    return wall_s, usage.ru_maxrss, stdout, stderr
+    return Run(wall_s, usage.ru_maxrss, tree_kib, usage.ru_utime + usage.ru_stime, stdout, stderr)
 
 
 def train_args(seed: int, run_dir: Path, extra: list[str]) -> list[str]:
@@ -105,6 +160,7 @@ def drive(args: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0-4")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per seed, each in a fresh process and directory")
     parser.add_argument("--phases", action="store_true", help="also time the steps inside each process")
     parser.add_argument("extra", nargs="*", help="flags for `reinforce train` (after --)")
     if sys.argv[1:2] == ["--driver"]:
@@ -117,23 +173,25 @@ def main() -> None:
     print(f"{date}; {machine()}; {versions('torch', 'gymnasium')}")
     print(f"`reinforce train CartPole-v1 --seed S --quiet {' '.join(args.extra)}`".replace(" `", "`"))
     print()
-    print("| seed | env steps | training s | process wall s | deterministic eval | peak RSS |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    walls, trainings, phase_runs = [], [], []
+    print("| seed | env steps | training s | process wall s | CPU s | deterministic eval | peak RSS | peak RSS, tree |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    walls, trainings, cpus, trees, phase_runs = [], [], [], [], []
+    runs = [(seed, index) for seed in seed_range(args.seeds) for index in range(args.repeat)]
     with tempfile.TemporaryDirectory() as root:
-        for seed in seed_range(args.seeds):
-            wall_s, rss_kib, stdout, _ = run_process(
-                [str(REINFORCE), *train_args(seed, Path(root, f"{seed}"), args.extra)]
-            )
-            summary, evaluation = SUMMARY.search(stdout), EVALUATION.search(stdout)
+        for seed, index in runs:
+            run = run_process([str(REINFORCE), *train_args(seed, Path(root, f"{seed}-{index}"), args.extra)])
+            summary, evaluation = SUMMARY.search(run.stdout), EVALUATION.search(run.stdout)
             if summary is None:
-                raise RuntimeError(f"unexpected output of seed {seed}:\n{stdout}")
+                raise RuntimeError(f"unexpected output of seed {seed}:\n{run.stdout}")
             steps, training_s = summary.group(1), float(summary.group(2))
-            walls.append(wall_s)
+            walls.append(run.wall_s)
             trainings.append(training_s)
+            trees.append(run.tree_kib / 1024)
+            cpus.append(run.cpu_s)
             print(
-                f"| {seed} | {steps} | {training_s:.2f} | {wall_s:.2f} | "
-                f"{evaluation.group(1) if evaluation else '-'} | {rss_kib / 1024:.0f} MiB |",
+                f"| {seed} | {steps} | {training_s:.2f} | {run.wall_s:.2f} | {run.cpu_s:.2f} | "
+                f"{evaluation.group(1) if evaluation else '-'} | {run.rss_kib / 1024:.0f} MiB | "
+                f"{run.tree_kib / 1024:.0f} MiB |",
                 flush=True,
             )
             if args.phases:
@@ -141,18 +199,21 @@ def main() -> None:
                     sys.executable,
                     __file__,
                     "--driver",
-                    *train_args(seed, Path(root, f"{seed}-phases"), args.extra),
+                    *train_args(seed, Path(root, f"{seed}-{index}-phases"), args.extra),
                 ]
-                wall_s, _, stdout, _ = run_process(command)
-                line = next(line for line in stdout.splitlines() if line.startswith(PHASES_PREFIX))
+                run = run_process(command)
+                line = next(line for line in run.stdout.splitlines() if line.startswith(PHASES_PREFIX))
                 phases = json.loads(line[len(PHASES_PREFIX) :])
-                phases["interpreter start and exit"] = wall_s - phases.pop("inside Python")
-                phases["whole process"] = wall_s
+                phases["interpreter start and exit"] = run.wall_s - phases.pop("inside Python")
+                phases["whole process"] = run.wall_s
                 phase_runs.append(phases)
-    print(f"| median | | {statistics.median(trainings):.2f} | {statistics.median(walls):.2f} | | |")
+    print(
+        f"| median | | {statistics.median(trainings):.2f} | {statistics.median(walls):.2f} | "
+        f"{statistics.median(cpus):.2f} | | | {statistics.median(trees):.0f} MiB |"
+    )
     if phase_runs:
         print()
-        print("| phase | median s | " + " | ".join(f"seed {seed}" for seed in seed_range(args.seeds)) + " |")
+        print("| phase | median s | " + " | ".join(f"seed {seed}" for seed, _ in runs) + " |")
         print("| --- | ---: |" + " ---: |" * len(phase_runs))
         for name in phase_runs[0]:
             values = [run.get(name, 0.0) for run in phase_runs]

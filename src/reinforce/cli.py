@@ -56,12 +56,21 @@ def _click_type(annotation: Any) -> Any:
     return annotation
 
 
+FLAG_NAMES = {"ray_address": "address"}
+"""Settings whose flag is not their name with dashes."""
+
+
+def flag(name: str, value: object = None) -> str:
+    """The command-line flag of a field or argument: ``num_envs`` -> ``--num-envs`` (``--no-...`` for False)."""
+    return ("--no-" if value is False else "--") + FLAG_NAMES.get(name, name).replace("_", "-")
+
+
 def hyperparameter_options(command: Any) -> Any:
     """Decorate ``command`` with one option per `TrainConfig` field (default None = the config's default)."""
     hints = get_type_hints(TrainConfig)
     docs = field_docs()
     for field in reversed(dataclasses.fields(TrainConfig)):
-        flag = "--" + field.name.replace("_", "-")
+        flag_name = flag(field.name)
         help_text = docs.get(field.name, "")
         if isinstance(field.default, tuple):
             help_text += f" [default: {','.join(map(str, field.default)) or 'none'}]"
@@ -70,10 +79,9 @@ def hyperparameter_options(command: Any) -> Any:
                 f" [default: {str(field.default).lower() if isinstance(field.default, bool) else field.default}]"
             )
         if hints[field.name] is bool:
-            negative = "--no-" + field.name.replace("_", "-")
-            option = click.option(f"{flag}/{negative}", field.name, default=None, help=help_text)
+            option = click.option(f"{flag_name}/{flag(field.name, False)}", field.name, default=None, help=help_text)
         else:
-            option = click.option(flag, field.name, type=_click_type(hints[field.name]), help=help_text)
+            option = click.option(flag_name, field.name, type=_click_type(hints[field.name]), help=help_text)
         command = option(command)
     return command
 
@@ -311,24 +319,22 @@ def train(
             env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
 
-    from reinforce.run.files import CURVE_FILE, EVALUATION_FILE, write_json
+    from reinforce.run.files import CURVE_FILE
+    from reinforce.training import finish_run
 
     try:
         budget = max(0, total_steps - agent.num_env_steps)
         agent.learn(
             budget, run_dir=run_dir, progress_bar=not quiet, checkpoint_every=checkpoint_every, tensorboard=tensorboard
         )
-        plotter.submit([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
         outcome = "solved" if agent.solved else "trained"
         click.echo(
             f"{outcome} {agent.env_id} in {agent.num_env_steps:,} env steps, {agent.num_episodes:,} episodes, "
             f"{agent.num_updates:,} updates, {agent.train_time_s:.2f} s of training"
         )
-        if eval_episodes:
-            evaluation = agent.evaluate(episodes=eval_episodes)
-            write_json(run_dir / EVALUATION_FILE, evaluation)
+        evaluation = finish_run(agent, run_dir, eval_episodes=eval_episodes, plotter=plotter)
+        if evaluation is not None:
             click.echo(_evaluation_line(evaluation))
-        plotter.result()
     finally:
         agent.close()
     click.echo(f"run directory: {run_dir} (curve: {run_dir / CURVE_FILE})")
@@ -352,7 +358,7 @@ def _new_run(
         )
     from reinforce.agent import Reinforce
 
-    agent = Reinforce(env_id, seed=seed, ray_address=address, **config.to_dict())
+    agent = Reinforce(env_id, config=config, seed=seed, ray_address=address)
     try:
         agent.start_workers()  # Ray's errors come before the run directory exists
         if run_dir is None:
@@ -386,12 +392,12 @@ def _resumed_run(
 ) -> tuple[Any, Path, int]:
     """The agent of ``resume_dir`` at its last checkpoint and the run's total step budget."""
     conflicts = [
-        flag
-        for flag, value in (("ENV_ID", env_id), ("--config", config_file), ("--seed", seed), ("--run-dir", run_dir))
+        name
+        for name, value in (("ENV_ID", env_id), ("--config", config_file), ("--seed", seed), ("--run-dir", run_dir))
         if value is not None
     ]
     conflicts += [
-        ("--no-" if value is False else "--") + name.replace("_", "-")
+        flag(name, value)
         for name, value in hyperparameters.items()
         if value is not None and name not in RESUME_OVERRIDES
     ]
@@ -531,6 +537,25 @@ def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None
     click.echo(f"wrote {out}")
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``--seeds``: a list of numbers and inclusive ranges, ``"0-9"``, ``"0,2,5"``, ``"0-3,8,10-12"``.
+
+    Raises:
+        ReinforceError: a malformed part, a reversed range, a seed out of range or given twice.
+    """
+    from reinforce.sweep import check_seeds
+
+    seeds: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if match is None or (match[2] is not None and int(match[2]) < int(match[1])):
+            raise ReinforceError(
+                f"invalid --seeds {text!r}: give a range such as 0-9, a list such as 0,2,5, or both (0-3,7)"
+            )
+        seeds.extend(range(int(match[1]), int(match[2] or match[1]) + 1))
+    return check_seeds(seeds)
+
+
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """``--grid NAME=V1,V2`` options as lists of typed values, each parsed as its ``train`` flag parses it.
 
@@ -620,14 +645,13 @@ def sweep(
     continues the others from their last checkpoint. Flags and --config set the values under the grid (the
     seed of a --config file is not used: --seeds decides).
     """
-    from reinforce.sweep import SweepInterrupted, check_local_trials, parse_seeds, run_sweep
+    from reinforce.sweep import SweepInterrupted, check_local_trials, run_sweep
 
     check_local_trials(name for name, value in hyperparameters.items() if value is not None)
     grid = parse_grid(grid_items)
     both = [name for name in grid if hyperparameters.get(name) is not None]
     if both:
-        flag = "--" + both[0].replace("_", "-")
-        raise ReinforceError(f"{both[0]} is given both as {flag} and in --grid: keep one of them")
+        raise ReinforceError(f"{both[0]} is given both as {flag(both[0])} and in --grid: keep one of them")
     seed_list = parse_seeds(seeds)
     env_id, _, total_steps, config = run_settings(env_id, config_file, None, total_steps, hyperparameters)
     try:
@@ -650,10 +674,6 @@ def sweep(
         sys.exit(130)
 
 
-FLAG_NAMES = {"ray_address": "address"}
-"""Settings whose flag is not their name with dashes."""
-
-
 def flag_text(message: str, fields: Sequence[str]) -> str:
     """``message`` (which names settings as Python does) with each of ``fields`` written as its flag.
 
@@ -661,15 +681,12 @@ def flag_text(message: str, fields: Sequence[str]) -> str:
     ``--reward-to-go`` and ``=False`` ``--no-reward-to-go``: the CLI is the one place that knows flags.
     """
     for name in fields:
-        flag = "--" + FLAG_NAMES.get(name, name).replace("_", "-")
 
-        def as_flag(match: re.Match[str], flag: str = flag) -> str:
+        def as_flag(match: re.Match[str], name: str = name) -> str:
             value = match.group(1)
-            if value is None or value == "True":
-                return flag
-            if value == "False":
-                return "--no-" + flag[2:]
-            return f"{flag} {value.strip(chr(39))}"
+            if value is None or value in ("True", "False"):
+                return flag(name, value != "False")
+            return f"{flag(name)} {value.strip(chr(39))}"
 
         pattern = rf"(?<![\w.'\[-]){re.escape(name)}(?:=('[^']*'|-?[\w.+]+))?(?![\w\]-])"
         message = re.sub(pattern, as_flag, message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reinforce.agent import Reinforce
+from reinforce.config import TrainConfig
 from reinforce.core.device import resolve_device
 from reinforce.errors import ReinforceError
 from reinforce.rollout.ray_support import check_ray_address
@@ -23,8 +24,9 @@ def _agent_from_config(path: Path, device: str | None, ray_address: str | None =
     if device is not None:
         resolve_device(device)
         hyperparameters = {**hyperparameters, "device": device}
-    try:
-        return Reinforce(env_id, seed=config.get("seed"), ray_address=ray_address, **hyperparameters)
+    try:  # the saved hyperparameters are the whole config: nothing shipped is layered under them
+        saved = TrainConfig.from_dict(hyperparameters)
+        return Reinforce(env_id, config=saved, seed=config.get("seed"), ray_address=ray_address)
     except ReinforceError as exc:
         raise ReinforceError(f"{path / CONFIG_FILE} is invalid: {exc}") from None
 

@@ -1,8 +1,9 @@
-"""The learn loop: update until the budget is spent or the task is solved, with progress, signals and commits.
+"""Training runs: the learn loop, and `finish_run`, what every run does once it has learnt.
 
 `learn` drives a `reinforce.agent.Reinforce`: it claims the run directory, logs every update
 (`reinforce.run.metrics.RunLog`), commits a checkpoint every ``checkpoint_every`` updates and at the end, and
-turns SIGINT and SIGTERM into a clean stop (`StopSignals`).
+turns SIGINT and SIGTERM into a clean stop (`StopSignals`). `finish_run` draws the curve, evaluates and writes
+evaluation.json, for ``reinforce train`` and every sweep trial.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, as_count
 from reinforce.errors import ReinforceError, TrainingInterrupted
-from reinforce.run.files import CHECKPOINT_FILE, read_json
+from reinforce.run.files import CHECKPOINT_FILE, CURVE_FILE, EVALUATION_FILE, read_json, write_json
 from reinforce.run.metrics import RunLog, require_tensorboard
+from reinforce.run.plotting import plot_runs
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
+    from reinforce.run.plotting import PlotProcess
 
 logger = logging.getLogger("reinforce")
 
@@ -176,3 +179,36 @@ class StopSignals:
         for signal_number, handler in self._previous.items():
             signal.signal(signal_number, handler)
         self._previous.clear()
+
+
+def finish_run(
+    agent: Reinforce, run_dir: Path, *, eval_episodes: int, plotter: PlotProcess | None = None
+) -> dict[str, Any] | None:
+    """Draw ``run_dir``'s curve.png, evaluate the deterministic policy and write evaluation.json.
+
+    What ``reinforce train`` and every sweep trial do after training.
+
+    Args:
+        agent: the agent that has just trained in ``run_dir``.
+        run_dir: the run directory `Reinforce.learn` wrote.
+        eval_episodes: deterministic evaluation episodes; 0 skips the evaluation (and evaluation.json).
+        plotter: a `PlotProcess` started before training, which draws the curve while this process evaluates;
+            None draws it here first.
+
+    Returns:
+        The evaluation (`Reinforce.evaluate`'s document, as written), or None without one.
+
+    Raises:
+        ReinforceError: the curve cannot be written.
+    """
+    if plotter is None:
+        plot_runs([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
+    else:
+        plotter.submit([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
+    evaluation = None
+    if eval_episodes:
+        evaluation = agent.evaluate(episodes=eval_episodes)
+        write_json(run_dir / EVALUATION_FILE, evaluation)
+    if plotter is not None:
+        plotter.result()
+    return evaluation

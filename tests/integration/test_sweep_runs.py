@@ -166,10 +166,11 @@ def test_a_diverging_trial_is_an_unsolved_result_not_a_failure(tmp_path: Path) -
 
 
 def test_a_damaged_trial_result_is_a_one_line_error_that_names_the_fix(tmp_path: Path) -> None:
-    from reinforce.sweep import Trial, _finished_result
+    from reinforce.sweep import Trial
+    from reinforce.sweep.trials import finished_result
 
     trial = Trial("CartPole-v1", 0, "default", {}, str(tmp_path), 1000, 0, 10)
     for text in ("{", '{"setting": "default", "seed": 0}', '{"setting": "default", "seed": 0, "steps_to_solve": "x"}'):
         (tmp_path / "result.json").write_text(text)
         with pytest.raises(ReinforceError, match="delete it to run that trial again"):
-            _finished_result(trial)
+            finished_result(trial)

@@ -7,14 +7,18 @@ import numpy as np
 import pytest
 
 from reinforce import ReinforceError
+from reinforce.cli import parse_seeds
+from reinforce.run.metrics import EPISODE_FIELDS, METRIC_FIELDS, CSVLogger
 from reinforce.sweep import (
     MedianSummary,
+    check_seeds,
     check_sweep_dir,
     median_interval_ranks,
-    parse_seeds,
     plan_sweep,
     setting_slug,
+    steps_to_solve,
     summarize_median,
+    summarize_trials,
 )
 
 
@@ -139,8 +143,6 @@ def test_a_relative_sweep_directory_is_made_absolute(tmp_path: Path, monkeypatch
 
 
 def test_a_diverged_trial_counts_as_the_worst_final_return() -> None:
-    from reinforce.sweep import summarize_trials
-
     def result(seed: int, final_return: float | None, error: str | None = None) -> dict[str, object]:
         return {"setting": "default", "seed": seed, "steps_to_solve": None, "final_return": final_return} | {
             "error": error
@@ -151,3 +153,34 @@ def test_a_diverged_trial_counts_as_the_worst_final_return() -> None:
     assert row.failed == 1 and row.final_return is not None and row.final_return.median == 100.0
     (unevaluated,) = summarize_trials({"default": {}}, [result(0, None), result(1, None, "diverged")], evaluated=False)
     assert unevaluated.final_return is None  # no evaluations asked for: no final return, diverged or not
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"), [([], "at least one seed in seeds"), ([1, 2, 1], "1 is given twice in seeds")]
+)
+def test_seed_errors_below_the_cli_name_the_argument_not_the_flag(seeds: list[int], message: str) -> None:
+    with pytest.raises(ReinforceError, match=message) as error:
+        check_seeds(seeds)
+    assert "--" not in str(error.value)
+
+
+def solving_run(root: Path, batches: list[list[float]]) -> Path:
+    """A run directory whose metrics.csv and episodes.csv hold one update per batch of episode returns."""
+    metrics, episodes = CSVLogger(root / "metrics.csv", METRIC_FIELDS), CSVLogger(root / "episodes.csv", EPISODE_FIELDS)
+    count = 0
+    for update, returns in enumerate(batches, start=1):
+        for value in returns:
+            count += 1
+            episodes.write({"episode": count, "update": update, "env_steps": 10 * count, "return": value, "length": 1})
+        metrics.write({"update": update, "env_steps": 10 * count, "episodes": count})
+    metrics.close()
+    episodes.close()
+    return root
+
+
+def test_steps_to_solve_is_the_trainers_criterion_after_each_update(tmp_path: Path) -> None:
+    run = solving_run(tmp_path, [[500.0] * 99, [0.0], [500.0] * 50, [500.0] * 50])
+    assert steps_to_solve(run, 495.0) == 10 * 100  # not after 99 episodes at 500: the window is not full
+    assert steps_to_solve(run, 496.0) == 10 * 200  # the 0 leaves the window of the last 100 with update 4
+    assert steps_to_solve(run, 501.0) is None
+    assert steps_to_solve(run, None) is None  # no threshold, nothing is solved

@@ -226,11 +226,12 @@ def plot_comparison(
 class PlotProcess:
     """`plot_runs` in a child process, started early so that its imports overlap the caller's own work.
 
-    Importing matplotlib takes about 0.25 s and drawing a curve 0.15 s. The CLI starts a `PlotProcess` before
-    it imports torch and trains: the child imports numpy and matplotlib meanwhile, on another core; when
-    training ends, `submit` hands it the run, the CLI evaluates the policy while the child draws, and `result`
-    waits for the file. If the child cannot be started, or fails in any way other than a `ReinforceError` of
-    `plot_runs`, the plot is drawn in this process instead: the file is the same either way.
+    ``reinforce train`` starts a `PlotProcess` before it imports torch and trains: the child imports numpy and
+    matplotlib meanwhile, on another core; when training ends, `submit` (in `reinforce.training.finish_run`)
+    hands it the run, the policy is evaluated while the child draws, and `result` waits for the file. What this
+    saves, and costs, is measured in docs/benchmarks.md ("The curve's child process"). If the child cannot be
+    started, or fails in any way other than a `ReinforceError` of `plot_runs`, the plot is drawn in this
+    process instead: the file is the same either way.
 
     Example:
         >>> with PlotProcess() as plotter:  # doctest: +SKIP
