@@ -1,0 +1,120 @@
+"""``reinforce config``, ``eval`` and ``plot``: the effective settings, a saved policy's evaluation, the curves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reinforce.cli.app import PLOTTING_MODULES, TRAINING_MODULES, cli, import_long_lived
+from reinforce.cli.options import config_option, hyperparameter_options, run_settings
+from reinforce.cli.train import _evaluation_line
+from reinforce.config import MAX_SEED
+from reinforce.errors import ReinforceError
+
+
+@cli.command(name="config")
+@click.argument("env_id", required=False)
+@config_option
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed.")
+@click.option("--total-steps", type=click.IntRange(min=0), default=None, help="Env-step budget.")
+@hyperparameter_options
+def show_config(
+    env_id: str | None,
+    config_file: Path | None,
+    seed: int | None,
+    total_steps: int | None,
+    **hyperparameters: Any,
+) -> None:
+    """Print the effective settings of `reinforce train` for ENV_ID as YAML (usable as --config)."""
+    import yaml
+
+    env_id, seed, total_steps, config = run_settings(env_id, config_file, seed, total_steps, hyperparameters)
+    document = {"env_id": env_id, "seed": seed, "total_steps": total_steps, "hyperparameters": config.to_dict()}
+    click.echo(yaml.safe_dump(document, sort_keys=False, default_flow_style=None), nl=False)
+
+
+@cli.command(name="eval")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--episodes", type=click.IntRange(min=1), default=None, help="Episodes to run [default: 100, 1 with --video]."
+)
+@click.option("--stochastic", is_flag=True, help="Sample actions instead of taking the most likely one.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Environment seed of the evaluation.")
+@click.option("--device", default=None, help="Run the policy on this device instead of the saved one (cpu, cuda).")
+@click.option(
+    "--video",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Record the episodes, one after the other, to this .mp4 or .gif file (needs reinforce[video]).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def evaluate(
+    run_dir: Path,
+    episodes: int | None,
+    stochastic: bool,
+    seed: int | None,
+    device: str | None,
+    video: Path | None,
+    as_json: bool,
+) -> None:
+    """Evaluate the policy saved in RUN_DIR (and record a video of it with --video)."""
+    if video is not None:
+        from reinforce.run.video import check_video_path
+
+        check_video_path(video)
+    import_long_lived(*TRAINING_MODULES)
+    from reinforce.saved import load
+
+    agent = load(run_dir, device=device)
+    try:
+        if video is not None:
+            evaluation = agent.record_video(video, episodes=episodes or 1, deterministic=not stochastic, seed=seed)
+        else:
+            evaluation = agent.evaluate(episodes=episodes or 100, deterministic=not stochastic, seed=seed)
+    finally:
+        agent.close()
+    click.echo(json.dumps(evaluation) if as_json else _evaluation_line(evaluation))
+    if video is not None and not as_json:
+        click.echo(f"wrote {video} ({evaluation['frames']} frames)")
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Image to write (.png, .svg, .pdf) [default: RUN_DIR/curve.png for one run, curves.png for several].",
+)
+@click.option(
+    "--x",
+    "x_axis",
+    type=click.Choice(["steps", "time"]),
+    default=None,
+    help="Compare the runs' 100-episode mean return against env steps or training time; runs that differ only "
+    "in their seed are drawn as a mean with a 95% confidence band [default with several runs: steps].",
+)
+def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None:
+    """Plot one run per episode (return and length), or compare several runs and seeds on one figure."""
+    import_long_lived(*PLOTTING_MODULES)
+    from reinforce.run.files import CONFIG_FILE, CURVE_FILE, read_json
+    from reinforce.run.plotting import plot_comparison, plot_runs
+
+    for run_dir in run_dirs:
+        if not run_dir.is_dir():
+            raise ReinforceError(f"run directory {run_dir} does not exist: pass directories `reinforce train` wrote")
+    threshold = read_json(run_dirs[0] / CONFIG_FILE).get("reward_threshold")
+    if out is None:
+        out = run_dirs[0] / CURVE_FILE if len(run_dirs) == 1 else Path("curves.png")
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ReinforceError(f"cannot write {out}: give --out a .png, .svg or .pdf file name")
+    threshold = threshold if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None
+    if len(run_dirs) == 1 and x_axis is None:
+        plot_runs(run_dirs, out, threshold=threshold)
+    else:
+        plot_comparison(run_dirs, out, x=x_axis or "steps", threshold=threshold)
+    click.echo(f"wrote {out}")
