@@ -78,7 +78,7 @@ print(before, sorted(name for name in ("torch._dynamo", "matplotlib") if name in
 
 
 def test_the_train_command_imports_neither_torch_dynamo_nor_matplotlib(tmp_path: Path) -> None:
-    """torch.optim's optimizers would import torch._dynamo (1.2-1.5 s); the curve is drawn by a child process."""
+    """torch.optim's optimizer classes would import torch._dynamo (seconds); the curve is drawn by a child process."""
     args = ("train", "CartPole-v1", "--seed", "0", "--total-steps", "2000", "--num-envs", "4", "--quiet")
     settings = ("--baseline", "value", "--checkpoint-every", "1", "--run-dir", str(tmp_path / "run"))
     result = subprocess.run(

@@ -13,9 +13,9 @@ def import_long_lived(*modules: str) -> None:
     """Import ``modules`` with the cyclic garbage collector paused, then leave what exists out of later collections.
 
     Importing torch (or matplotlib) creates hundreds of thousands of objects that live as long as the process.
-    With the collector running, their creation triggers full collections that walk them again and again (0.1 s
-    of torch's import); frozen afterwards (`gc.freeze`), they are skipped by every later collection, the ones
-    at exit included (0.3 s). Only the CLI does this: it owns its process, a library does not.
+    With the collector running, their creation triggers full collections that walk them again and again; frozen
+    afterwards (`gc.freeze`), they are skipped by every later collection, the ones at exit included (what it
+    saves: docs/benchmarks.md). Only the CLI does this: it owns its process, a library does not.
     """
     enabled = gc.isenabled()
     gc.disable()
