@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import gymnasium
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -27,7 +27,6 @@ from reinforce.core.device import resolve_device
 from reinforce.core.loss import update_policy
 from reinforce.core.optim import EagerOptimizer, Optimizer
 from reinforce.core.policies import policy_from_config
-from reinforce.core.schedule import lr_factor, set_lr
 from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import collect, sample_actions, to_env_actions
@@ -134,13 +133,6 @@ class Reinforce:
         """The modules and optimizers that a checkpoint saves and `load` restores, by name."""
         modules, optimizers = self.baseline.state()
         return {"policy": self.policy, **modules}, {"policy": self.optimizer, **optimizers}
-
-    def schedule_learning_rates(self, progress: float) -> None:
-        """Set the optimizers' learning rates for ``progress`` (0 to 1) of the budget, per ``lr_schedule``."""
-        factor = lr_factor(self.config.lr_schedule, progress)
-        configured = {"policy": self.config.lr, "value": self.config.value_lr}
-        for name, optimizer in self.state()[1].items():
-            set_lr(optimizer, configured[name] * factor)
 
     def _collection_seed(self) -> int | None:
         """The env reset seed of the next collection: derived from (seed, updates done), or None unseeded.
@@ -295,31 +287,16 @@ class Reinforce:
     def record_video(
         self, path: str | Path, *, episodes: int = 1, deterministic: bool = True, seed: int | None = None
     ) -> dict[str, Any]:
-        """Play ``episodes`` episodes in one ``rgb_array``-rendering env and write them to an MP4 or GIF file.
+        """Record ``episodes`` episodes, one after the other, to an MP4 or GIF file (needs ``reinforce[video]``).
 
-        Needs the ``video`` extra (``pip install 'reinforce[video]'``). While it records, SDL (pygame's
-        renderer) is told to use no display and no sound device (`reinforce.run.video.headless_sdl`).
-
-        Args:
-            path: the video file (``.mp4`` or ``.gif``).
-            episodes: number of episodes, recorded one after the other.
-            deterministic: act with the distribution's mode (the default) or sample.
-            seed: env seed of the first episode; by default derived from the agent's seed, as in `evaluate`.
-
-        Returns:
-            The summary of `evaluate` over the recorded episodes, plus ``frames`` (the number written).
+        The arguments are `evaluate`'s (see `reinforce.run.video.record_video`); returns its summary of the
+        recorded episodes, plus ``frames`` (the number written).
         """
-        from reinforce.run.video import check_video_path, headless_sdl, record_episodes
+        from reinforce.run.video import record_video
 
-        path = Path(path)
         episodes = as_count("episodes", episodes, 1)
-        seed = self._evaluation_seed(seed)
-        check_video_path(path)
-        with headless_sdl():
-            env = gymnasium.make(self.env_id, render_mode="rgb_array")
-            returns, lengths, frames = record_episodes(
-                env, lambda observation: self.predict(observation, deterministic), path, episodes=episodes, seed=seed
-            )
+        act = functools.partial(self.predict, deterministic=deterministic)
+        returns, lengths, frames = record_video(self.env_id, act, Path(path), episodes, self._evaluation_seed(seed))
         return {**summarize(returns, lengths, deterministic), "frames": frames}
 
     def write_config(self, run_dir: Path, total_steps: int) -> None:

@@ -16,6 +16,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, as_count
+from reinforce.core.schedule import lr_factor, set_lr
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.run.files import CHECKPOINT_FILE, CURVE_FILE, EVALUATION_FILE, read_json, write_json
 from reinforce.run.metrics import RunLog, require_tensorboard
@@ -93,7 +94,7 @@ def learn(
         with stop:
             while agent.num_env_steps < target and not (agent.config.stop_on_solve and agent.solved):
                 if agent.config.lr_schedule != "constant":
-                    agent.schedule_learning_rates(agent.num_env_steps / target)
+                    schedule_learning_rates(agent, agent.num_env_steps / target)
                 metrics = agent.update()
                 bar.update(min(agent.num_env_steps, target) - bar.n)
                 bar.set_postfix(
@@ -118,6 +119,14 @@ def learn(
         logger.info("stopped by signal %d after update %d", stop.signal_number, agent.num_updates)
         raise TrainingInterrupted(stop.signal_number, None if path is None else str(path), agent.num_updates)
     return agent
+
+
+def schedule_learning_rates(agent: Reinforce, progress: float) -> None:
+    """Set the agent's learning rates for ``progress`` (0 to 1) of the budget, per its ``lr_schedule``."""
+    factor = lr_factor(agent.config.lr_schedule, progress)
+    configured = {"policy": agent.config.lr, "value": agent.config.value_lr}
+    for name, optimizer in agent.state()[1].items():
+        set_lr(optimizer, configured[name] * factor)
 
 
 def commit(agent: Reinforce, run_dir: Path, log: RunLog | None) -> None:

@@ -88,6 +88,28 @@ class VideoWriter:
         self._writer.close()
 
 
+def record_video(
+    env_id: str, act: Callable[[Any], Any], path: Path, episodes: int, seed: int | None
+) -> tuple[list[float], list[int], int]:
+    """Play ``episodes`` episodes of ``env_id`` with ``act`` (one observation -> one action) into ``path``.
+
+    One ``rgb_array``-rendering env plays them one after the other, the first reset with ``seed``. While it
+    records, SDL (pygame's renderer) is told to use no display and no sound device (`headless_sdl`).
+
+    Returns:
+        The episodes' returns, their lengths and the number of frames written.
+
+    Raises:
+        ReinforceError: ``path`` is not an .mp4 or .gif file, the ``video`` extra is missing, or the env does
+            not render frames.
+    """
+    import gymnasium
+
+    check_video_path(path)
+    with headless_sdl():
+        return record_episodes(gymnasium.make(env_id, render_mode="rgb_array"), act, path, episodes=episodes, seed=seed)
+
+
 def record_episodes(
     env: Any, act: Callable[[Any], Any], path: Path, *, episodes: int, seed: int | None
 ) -> tuple[list[float], list[int], int]:
