@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from reinforce.errors import NonFiniteError, ReinforceError
-from reinforce.run.files import CONFIG_FILE, read_json, write_json
+from reinforce.run.files import CONFIG_FILE, METRICS_FILE, read_json, write_json
+from reinforce.run.metrics import SOLVED_WINDOW, is_solved
+from reinforce.run.plotting import read_columns, read_episodes
 from reinforce.sweep.plan import Trial
 
 RESULT_FILE = "result.json"
@@ -19,10 +21,6 @@ def steps_to_solve(run_dir: Path, reward_threshold: float | None) -> int | None:
     Solved is the trainer's own criterion, `reinforce.run.metrics.is_solved`, applied after each update (a row
     of metrics.csv) to the training episodes up to it (episodes.csv). None without a threshold.
     """
-    from reinforce.run.files import METRICS_FILE
-    from reinforce.run.metrics import SOLVED_WINDOW, is_solved
-    from reinforce.run.plotting import read_columns, read_episodes
-
     if reward_threshold is None:
         return None
     metrics = read_columns(run_dir / METRICS_FILE, ("env_steps", "episodes"))
