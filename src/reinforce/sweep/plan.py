@@ -55,7 +55,7 @@ def check_seeds(seeds: Iterable[object]) -> tuple[int, ...]:
         raise ReinforceError("a sweep needs at least one seed in seeds, and no None: e.g. seeds=range(10)")
     repeated = sorted({seed for seed in valid if valid.count(seed) > 1})
     if repeated:
-        raise ReinforceError(f"seed {repeated[0]} is given twice in seeds: list every seed once")
+        raise ReinforceError(f"seed {repeated[0]} is given twice in seeds: list every seed once", fields=("seeds",))
     return valid
 
 
@@ -227,24 +227,27 @@ def check_sweep_dir(plan: SweepPlan) -> None:
     """
     out = plan.out
     if out.exists() and not out.is_dir():
-        raise ReinforceError(f"sweep directory {out} is a file: choose another sweep directory (out)")
+        raise ReinforceError(f"sweep directory {out} is a file: choose another sweep directory (out)", fields=("out",))
     if not (out / SWEEP_FILE).is_file():
         if out.is_dir() and any(out.iterdir()):
             raise ReinforceError(
                 f"{out} exists and is not a sweep directory (it has no {SWEEP_FILE}): choose another sweep "
-                "directory (out)"
+                "directory (out)",
+                fields=("out",),
             )
         return
     saved = read_json(out / SWEEP_FILE)
     if saved.get("format_version") != SWEEP_FORMAT_VERSION:
         raise ReinforceError(
             f"{out / SWEEP_FILE} has format_version {saved.get('format_version')!r}, this reinforce reads "
-            f"{SWEEP_FORMAT_VERSION}: use the reinforce version that wrote it, or another sweep directory (out)"
+            f"{SWEEP_FORMAT_VERSION}: use the reinforce version that wrote it, or another sweep directory (out)",
+            fields=("out",),
         )
     differing = [key for key in SPEC_KEYS if _canonical(saved, key) != _canonical(plan.spec, key)]
     if differing:
         names = ", ".join(key.replace("_", " ") for key in differing)
         raise ReinforceError(
             f"{out} holds another sweep: its {names} differ (see {out / SWEEP_FILE}); run that sweep's own "
-            "command to continue it, or choose another sweep directory (out)"
+            "command to continue it, or choose another sweep directory (out)",
+            fields=("out",),
         )
