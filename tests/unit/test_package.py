@@ -49,3 +49,21 @@ def test_the_cli_gc_pause_leaves_the_callers_gc_state() -> None:
     import_long_lived("json")
     assert gc.isenabled()
     gc.unfreeze()
+
+
+def test_type_checkers_check_the_keyword_hyperparameters(tmp_path: Path) -> None:
+    from mypy import api
+
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(
+        "import reinforce\n"
+        "reinforce.Reinforce('CartPole-v1', lr=0.01, baseline='value', hidden_sizes=(64, 64))\n"
+        "reinforce.Reinforce('CartPole-v1', config=reinforce.TrainConfig(gamma=0.9), num_envs=4)\n"
+        "reinforce.Reinforce('CartPole-v1', learning_rate=0.01)\n"
+        "reinforce.Reinforce('CartPole-v1', lr='fast')\n"
+        "reinforce.Reinforce('CartPole-v1', baseline='valu')\n"
+    )
+    cache = Path(__file__).parents[2] / ".mypy_cache"
+    out, _, status = api.run([str(snippet), "--cache-dir", str(cache), "--no-error-summary"])
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert status == 1 and [line.split(":")[1] for line in errors] == ["4", "5", "6"], out
