@@ -3,7 +3,7 @@
 tests/fixtures/format2 was written by the code of commit 94b9b3e (make_fixture.py.txt there is the script):
 four short runs (a value baseline, a running-mean baseline on Pendulum-v1 with observation normalisation, a
 linear policy with SGD, RMSprop), with the deterministic actions of 16 observations, a 3-episode evaluation and
-the policy after resuming and training 600 more env steps, as that code computed them.
+the policy after resuming and training 600 more env steps (resume_fixture.py.txt), as that code computed them.
 """
 
 from __future__ import annotations
