@@ -37,10 +37,11 @@ class TrainConfig:
     """Hyperparameters of a REINFORCE run: the Python API's keyword arguments, the CLI's flags, config.json's keys."""
 
     num_envs: int = 32
-    """Number of environments stepped in parallel; one batched policy call per step serves all of them."""
+    """Number of environments stepped in parallel; one batched policy call per step serves all of them
+    (at most 65536)."""
 
     episodes_per_update: int | None = None
-    """Complete episodes consumed by one update (default: ``num_envs``)."""
+    """Complete episodes consumed by one update (default: ``num_envs``; at most 10**7)."""
 
     gamma: float = 0.99
     """Discount factor in [0, 1] of the return G_t = r_t + gamma * G_{t+1}."""
@@ -58,7 +59,8 @@ class TrainConfig:
     """Clip the policy gradient to this global L2 norm (default: no clipping)."""
 
     hidden_sizes: tuple[int, ...] = (128,)
-    """Hidden layer widths of the policy MLP (ReLU), e.g. 64,64; none (empty) gives the linear softmax policy."""
+    """Hidden layer widths of the policy MLP (ReLU), e.g. 64,64; none (empty) gives the linear softmax policy
+    (at most 64 layers, each at most 65536 wide)."""
 
     reward_to_go: bool = True
     """Weight log pi(a_t|s_t) by the return from step t on (G_t); off: by the whole episode's return (Williams)."""
@@ -85,10 +87,10 @@ class TrainConfig:
     """Learning rate (Adam) of the value network of baseline=value."""
 
     value_hidden_sizes: tuple[int, ...] = (128,)
-    """Hidden layer widths of the value network of baseline=value."""
+    """Hidden layer widths of the value network of baseline=value (at most 64 layers, each at most 65536 wide)."""
 
     value_steps: int = 5
-    """Full-batch gradient steps of the value network per update (baseline=value)."""
+    """Full-batch gradient steps of the value network per update (baseline=value; at most 10**5)."""
 
     bootstrap_truncated: bool = True
     """With baseline=value, end a time-limit-cut episode's return with gamma * V(final observation)."""
@@ -127,10 +129,10 @@ class TrainConfig:
     """Who collects the episodes: this process (local) or Ray actors (ray: needs the ray extra, see workers)."""
 
     workers: int = 1
-    """Ray rollout workers (backend=ray), each with its own vector env and a copy of the policy."""
+    """Ray rollout workers (backend=ray), each with its own vector env and a copy of the policy (at most 4096)."""
 
     envs_per_worker: int | None = None
-    """Environments of each Ray worker (backend=ray; default: num_envs / workers, rounded up)."""
+    """Environments of each Ray worker (backend=ray; default: num_envs / workers, rounded up; at most 65536)."""
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -213,6 +215,13 @@ DEFAULT_EVAL_EPISODES = 100
 """Deterministic evaluation episodes after training, for ``reinforce train`` and each trial of a sweep."""
 
 MAX_THREADS = 1024
+MAX_NUM_ENVS = 65536
+"""Upper bound of num_envs and envs_per_worker: beyond it a run allocates gigabytes before it fails."""
+MAX_EPISODES_PER_UPDATE = 10**7
+MAX_LAYER_WIDTH = 65536
+MAX_LAYERS = 64
+MAX_VALUE_STEPS = 10**5
+MAX_WORKERS = 4096
 MAX_SEED = 2**32 - 1
 
 
@@ -256,12 +265,14 @@ def check_config(config: TrainConfig) -> None:
         choices = get_args(hints[field.name])
         if choices and all(isinstance(choice, str) for choice in choices) and value not in choices:
             raise _fail(field.name, value, f"must be one of {', '.join(choices)}")
-    if not _is_int(config.num_envs) or config.num_envs < 1:
-        raise _fail("num_envs", config.num_envs, "must be an integer >= 1")
+    if not _is_int(config.num_envs) or not 1 <= config.num_envs <= MAX_NUM_ENVS:
+        raise _fail("num_envs", config.num_envs, f"must be an integer in [1, {MAX_NUM_ENVS}]")
     if config.episodes_per_update is not None and (
-        not _is_int(config.episodes_per_update) or config.episodes_per_update < 1
+        not _is_int(config.episodes_per_update) or not 1 <= config.episodes_per_update <= MAX_EPISODES_PER_UPDATE
     ):
-        raise _fail("episodes_per_update", config.episodes_per_update, "must be an integer >= 1")
+        raise _fail(
+            "episodes_per_update", config.episodes_per_update, f"must be an integer in [1, {MAX_EPISODES_PER_UPDATE}]"
+        )
     if not _is_number(config.gamma) or not 0.0 <= config.gamma <= 1.0:
         raise _fail("gamma", config.gamma, "must be a number in [0, 1]")
     if not _is_number(config.lr) or config.lr <= 0.0:
@@ -270,8 +281,12 @@ def check_config(config: TrainConfig) -> None:
         raise _fail("max_grad_norm", config.max_grad_norm, "must be a number > 0")
     for name in ("hidden_sizes", "value_hidden_sizes"):
         sizes = getattr(config, name)
-        if not isinstance(sizes, tuple) or not all(_is_int(size) and size >= 1 for size in sizes):
-            raise _fail(name, sizes, "must be a tuple of integers >= 1, e.g. 64,64")
+        if (
+            not isinstance(sizes, tuple)
+            or len(sizes) > MAX_LAYERS
+            or not all(_is_int(size) and 1 <= size <= MAX_LAYER_WIDTH for size in sizes)
+        ):
+            raise _fail(name, sizes, f"must be at most {MAX_LAYERS} integers in [1, {MAX_LAYER_WIDTH}], e.g. 64,64")
     if config.reward_threshold is not None and not _is_number(config.reward_threshold):
         raise _fail("reward_threshold", config.reward_threshold, "must be a finite number")
     for name in ("stop_on_solve", "reward_to_go", "discount_gradient", "bootstrap_truncated"):
@@ -281,8 +296,8 @@ def check_config(config: TrainConfig) -> None:
         raise _fail("entropy_coef", config.entropy_coef, "must be a number >= 0")
     if not _is_number(config.value_lr) or config.value_lr <= 0.0:
         raise _fail("value_lr", config.value_lr, "must be a number > 0")
-    if not _is_int(config.value_steps) or config.value_steps < 1:
-        raise _fail("value_steps", config.value_steps, "must be an integer >= 1")
+    if not _is_int(config.value_steps) or not 1 <= config.value_steps <= MAX_VALUE_STEPS:
+        raise _fail("value_steps", config.value_steps, f"must be an integer in [1, {MAX_VALUE_STEPS}]")
     if config.discount_gradient and not config.reward_to_go:
         raise _fail(
             "discount_gradient",
@@ -308,10 +323,12 @@ def check_config(config: TrainConfig) -> None:
         raise _fail("normalize_observations", config.normalize_observations, "must be true or false")
     if not isinstance(config.device, str) or not config.device:
         raise _fail("device", config.device, "must be a torch device name such as cpu or cuda")
-    if not _is_int(config.workers) or config.workers < 1:
-        raise _fail("workers", config.workers, "must be an integer >= 1")
-    if config.envs_per_worker is not None and (not _is_int(config.envs_per_worker) or config.envs_per_worker < 1):
-        raise _fail("envs_per_worker", config.envs_per_worker, "must be an integer >= 1")
+    if not _is_int(config.workers) or not 1 <= config.workers <= MAX_WORKERS:
+        raise _fail("workers", config.workers, f"must be an integer in [1, {MAX_WORKERS}]")
+    if config.envs_per_worker is not None and (
+        not _is_int(config.envs_per_worker) or not 1 <= config.envs_per_worker <= MAX_NUM_ENVS
+    ):
+        raise _fail("envs_per_worker", config.envs_per_worker, f"must be an integer in [1, {MAX_NUM_ENVS}]")
     if config.backend == "local" and (config.workers != 1 or config.envs_per_worker is not None):
         name = "workers" if config.workers != 1 else "envs_per_worker"
         raise _fail(name, getattr(config, name), "applies to Ray rollouts only: set backend='ray'", also=("backend",))

@@ -35,15 +35,69 @@ class RunSettings:
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""The largest config file read (1 MiB): a config is a few lines."""
+MAX_YAML_DEPTH = 64
+"""The deepest nesting of mappings and lists a config file may have."""
+
+
+def _strict_loader() -> type:
+    """A ``yaml.SafeLoader`` that refuses what a config file has no use for and a hostile one abuses.
+
+    Anchors and aliases (a few hundred bytes of them expand to gigabytes), nesting deeper than
+    `MAX_YAML_DEPTH` (a RecursionError), and a key given twice in a mapping (the last one would win silently).
+    """
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):  # type: ignore[misc]  # yaml has no type stubs here
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise yaml.YAMLError(f"uses an anchor or alias (&, *){_line(event)}: write the values out")
+            self.depth += 1
+            try:
+                if self.depth > MAX_YAML_DEPTH:
+                    raise yaml.YAMLError(f"nests deeper than {MAX_YAML_DEPTH} levels{_line(event)}: flatten it")
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    repeated = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if repeated:
+                    raise yaml.YAMLError(f"has the key {key!r} twice{_line(key_node)}: give each key once")
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
+def _line(item: Any) -> str:
+    mark = getattr(item, "start_mark", None)
+    return f" at line {mark.line + 1}" if mark is not None else ""
+
+
 def _yaml_mapping(text: str, source: str) -> dict[str, Any]:
     import yaml
 
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        document = yaml.load(text, Loader=_strict_loader())  # a SafeLoader subclass: nothing is executed
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ReinforceError(f"{source} is not valid YAML{where}: fix the syntax") from None
+    except yaml.YAMLError as exc:
+        raise ReinforceError(f"{source} {exc}") from None
+    except RecursionError:
+        raise ReinforceError(f"{source} nests too deeply: flatten it") from None
     if document is None:
         return {}
     if not isinstance(document, dict) or not all(isinstance(key, str) for key in document):
@@ -104,7 +158,11 @@ def read_config_file(path: str | Path) -> RunSettings:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ReinforceError(f"config file {path} is over {MAX_CONFIG_BYTES} bytes: a config file is a few lines")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ReinforceError(f"config file {path} does not exist: check the path") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 
@@ -200,6 +201,38 @@ CONFIG_V2 = {"format_version": 2, "env_id": "CartPole-v1"}
         (lambda run: rewrite_state(run, lambda t: t.pop("rng.torch")), "rng"),
         (lambda run: rewrite_state(run, lambda t: t.update({"value.weight": torch.zeros(1)})), "unknown tensors"),
         (lambda run: rewrite_state(run, lambda t: t.update({"module.value.weight": torch.zeros(1)})), "modules"),
+        (lambda run: edit_checkpoint(run, num_updates=10**30), "num_updates"),
+        (lambda run: edit_checkpoint(run, format_version=2.0), "format_version"),
+        (lambda run: edit_optimizer(run, lambda o: o["param_groups"][0].update(lr=-0.03)), "'lr'"),
+        (lambda run: edit_optimizer(run, lambda o: o["param_groups"][0].update(lr=0)), "'lr'"),
+        (lambda run: edit_optimizer(run, lambda o: o["param_groups"][0].update(lr=1e300)), "'lr'"),
+        (lambda run: edit_optimizer(run, lambda o: o["param_groups"][0].update(lr=0.06)), "'lr'"),
+        (lambda run: edit_optimizer(run, lambda o: o["param_groups"][0].update(betas=[0.5, 0.999])), "'betas'"),
+        (lambda run: edit_optimizer(run, lambda o: o["param_groups"][0].update(eps=1e-3)), "'eps'"),
+        (lambda run: edit_optimizer(run, lambda o: o["param_groups"][0].update(maximize=True)), "'maximize'"),
+        (lambda run: edit_optimizer(run, lambda o: o["state"]["0"].update(step=-1)), "invalid step"),
+        (
+            lambda run: rewrite_state(run, lambda t: t["optimizer.policy.state.0.exp_avg_sq"].fill_(-1.0)),
+            "negative values in optimizer.policy.state.0.exp_avg_sq",
+        ),
+        (
+            lambda run: rewrite_state(run, lambda t: t["optimizer.policy.state.0.exp_avg"].fill_(math.nan)),
+            "non-finite values in optimizer.policy.state.0.exp_avg",
+        ),
+        (
+            lambda run: rewrite_state(run, lambda t: t["optimizer.policy.state.0.step"].fill_(2.5)),
+            "optimizer.policy.state.0.step that is not a non-negative integer",
+        ),
+        (
+            lambda run: rewrite_state(run, lambda t: t["optimizer.policy.state.0.step"].fill_(-3.0)),
+            "optimizer.policy.state.0.step that is not a non-negative integer",
+        ),
+        (
+            lambda run: rewrite_state(
+                run, lambda t: next(v for k, v in t.items() if k.startswith("module.")).fill_(math.inf)
+            ),
+            "holds non-finite values in module.policy.",
+        ),
     ],
 )
 def test_damaged_run_directories_are_refused_and_left_as_they_are(tmp_path: Path, damage, message: str) -> None:
@@ -209,6 +242,54 @@ def test_damaged_run_directories_are_refused_and_left_as_they_are(tmp_path: Path
     with pytest.raises(ReinforceError, match=re.escape(message)):
         reinforce.load(run)
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
+def test_non_finite_normalisation_statistics_are_refused_at_load(tmp_path: Path) -> None:
+    agent = Reinforce("Pendulum-v1", seed=0, num_envs=2, hidden_sizes=(8,), normalize_observations=True)
+    agent.learn(400, run_dir=tmp_path / "run")
+    agent.close()
+    run = tmp_path / "run"
+    keys = [key for key in load_state_keys(run) if key.startswith("module.policy.") and "weight" not in key]
+    key = next(key for key in keys if "mean" in key or "var" in key)
+    rewrite_state(run, lambda t: t[key].fill_(math.nan))
+    with pytest.raises(ReinforceError, match=re.escape(f"holds non-finite values in {key}: the run is damaged")):
+        reinforce.load(run)
+
+
+def load_state_keys(run: Path) -> list[str]:
+    from safetensors.torch import load_file
+
+    return list(load_file(state_path(run)))
+
+
+def test_a_linear_schedule_checkpoint_with_its_lowered_lr_loads(tmp_path: Path) -> None:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=2, hidden_sizes=(8,), lr_schedule="linear")
+    agent.learn(300, run_dir=tmp_path / "run")
+    agent.close()
+    saved_lr = checkpoint_of(tmp_path / "run")["optimizers"]["policy"]["param_groups"][0]["lr"]
+    assert 0 < saved_lr < agent.config.lr
+    reinforce.load(tmp_path / "run").close()
+
+
+@pytest.mark.parametrize(
+    ("observation", "message"),
+    [
+        (np.zeros(3), "has shape (3,)"),
+        (np.zeros((2, 2, 4)), "has shape (2, 2, 4)"),
+        (np.zeros((0, 4)), "has shape (0, 4)"),
+        ([[1, 2], [1, 2, 3, 4]], "not an array"),
+        ("abcd", "not numeric"),
+        (None, "not numeric"),
+        ([math.nan, 0, 0, 0], "NaN or infinite"),
+        (np.full((2, 4), math.inf), "NaN or infinite"),
+    ],
+)
+def test_predict_refuses_bad_observations_naming_the_expected_shape(observation: object, message: str) -> None:
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=1, hidden_sizes=(8,))
+    with pytest.raises(ReinforceError, match=re.escape(message)) as error:
+        agent.predict(observation)
+    assert "shape (4,)" in str(error.value) and "(B, 4)" in str(error.value)
+    agent.close()
 
 
 def test_missing_run_directory(tmp_path: Path) -> None:

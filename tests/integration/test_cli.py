@@ -248,6 +248,17 @@ BAD_INPUTS = [
     (["sweep", "CartPole-v1", "--backend", "ray"], "sweep trials train locally"),
     (["sweep", "CartPole-v1", "--workers", "2"], "so workers cannot be set"),
     (["sweep", "CartPole-v1", "--grid", "backend=local,ray"], "sweep trials train locally"),
+    (["train", "CartPole-v1", "--num-envs", "100000000", "-q"], "--num-envs"),
+    (["train", "CartPole-v1", "--hidden-sizes", "1000000000", "-q"], "--hidden-sizes"),
+    (["train", "CartPole-v1", "--episodes-per-update", "100000000000", "-q"], "--episodes-per-update"),
+    (["eval", "{huge_config}"], "invalid num_envs=100000000"),
+    (["train", "--config", "{alias_bomb}", "-q"], "uses an anchor or alias"),
+    (["train", "--config", "{deep_yaml}", "-q"], "nests deeper than 64 levels"),
+    (["config", "CartPole-v1", "--config", "{repeated_key}"], "has the key 'lr' twice"),
+    (["train", "--resume", "{negative_lr}"], "invalid 'lr'"),
+    (["train", "--resume", "{negative_mean_square}"], "negative values in optimizer.policy.state.0.exp_avg_sq"),
+    (["eval", "{nan_weights}"], "holds non-finite values in module.policy."),
+    (["sweep", "CartPole-v1", "--seeds", "0-4294967295"], "at most 10000 seeds"),
 ]
 
 
@@ -310,6 +321,30 @@ def damage_rng(run: Path) -> None:
     write_checkpoint(run, {**checkpoint_document(run), "state_sha256": hashlib.sha256(data).hexdigest()})
 
 
+def huge_config(run: Path) -> None:
+    document = json.loads((run / "config.json").read_text())
+    document["hyperparameters"]["num_envs"] = 100_000_000
+    (run / "config.json").write_text(json.dumps(document))
+
+
+def negative_lr(run: Path) -> None:
+    document = checkpoint_document(run)
+    document["optimizers"]["policy"]["param_groups"][0]["lr"] = -0.03
+    write_checkpoint(run, document)
+
+
+def rewrite_tensor(run: Path, prefix: str, value: float) -> None:
+    import hashlib
+
+    from safetensors.torch import load_file, save
+
+    tensors = load_file(state_file(run))
+    next(tensor for key, tensor in tensors.items() if key.startswith(prefix)).fill_(value)
+    data = save(tensors)
+    state_file(run).write_bytes(data)
+    write_checkpoint(run, {**checkpoint_document(run), "state_sha256": hashlib.sha256(data).hexdigest()})
+
+
 def remove_checkpoint(run: Path) -> None:
     state_file(run).unlink()
     (run / "checkpoint.json").unlink()
@@ -323,6 +358,10 @@ DAMAGED_RUNS = {
     "bad_checkpoint": damage_counter,
     "bad_rng": damage_rng,
     "no_checkpoint": remove_checkpoint,
+    "huge_config": huge_config,
+    "negative_lr": negative_lr,
+    "negative_mean_square": lambda run: rewrite_tensor(run, "optimizer.policy.state.0.exp_avg_sq", -1.0),
+    "nan_weights": lambda run: rewrite_tensor(run, "module.policy.", float("nan")),
     "no_metrics": lambda run: (run / "metrics.csv").unlink(),
 }
 
@@ -344,6 +383,10 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
         "bad_yaml": "hyperparameters: [unclosed",
         "unknown_key": "learning_rate: 0.1",
         "bad_value": "hyperparameters: {gamma: 2}",
+        "alias_bomb": "a: &a [x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)),
+        "deep_yaml": "[" * 100_000,
+        "repeated_key": "hyperparameters:\n  lr: 0.1\n  lr: 0.2\n",
     }
     for name, text in files.items():
         (tmp_path / f"{name}.yaml").write_text(text)

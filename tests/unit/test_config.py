@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import get_type_hints
 
@@ -10,7 +11,7 @@ import pytest
 from reinforce import ReinforceError, TrainConfig
 from reinforce.cli import flag_text
 from reinforce.config import Hyperparameters, episodes_per_update, field_docs
-from reinforce.settings import TUNED_FILE, _package_yaml, tuned_hyperparameters
+from reinforce.settings import MAX_CONFIG_BYTES, TUNED_FILE, _package_yaml, read_config_file, tuned_hyperparameters
 
 
 @pytest.mark.parametrize(
@@ -43,6 +44,12 @@ from reinforce.settings import TUNED_FILE, _package_yaml, tuned_hyperparameters
         ("value_lr", 0.0, "value_lr"),
         ("value_hidden_sizes", (0,), "value_hidden_sizes"),
         ("value_steps", 0, "value_steps"),
+        ("num_envs", 100_000_000, "num_envs"),
+        ("episodes_per_update", 100_000_000_000, "episodes_per_update"),
+        ("hidden_sizes", (1_000_000_000,), "hidden_sizes"),
+        ("hidden_sizes", (8,) * 65, "hidden_sizes"),
+        ("value_hidden_sizes", (65537,), "value_hidden_sizes"),
+        ("value_steps", 10**5 + 1, "value_steps"),
     ],
 )
 def test_invalid_values_name_the_field_not_the_flag(field: str, value: object, named: str) -> None:
@@ -176,3 +183,38 @@ def test_flag_text_leaves_extras_and_longer_words_alone() -> None:
     assert flag_text("workers=4 needs 4 CPUs; the workers_per_node and flr stay", ("workers", "lr")) == (
         "--workers 4 needs 4 CPUs; the workers_per_node and flr stay"
     )
+
+
+def test_absurd_sizes_are_refused_in_a_config_file_too(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"env_id": "CartPole-v1", "hyperparameters": {"num_envs": 10**8}}))
+    with pytest.raises(ReinforceError, match=r"invalid num_envs=100000000: must be an integer in \[1, 65536\]"):
+        read_config_file(path)
+    assert TrainConfig(num_envs=65536, hidden_sizes=(65536,), value_steps=10**5).num_envs == 65536
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BILLION_LAUGHS, "uses an anchor or alias (&, *) at line 1"),
+        ("env_id: &e CartPole-v1\n", "uses an anchor or alias"),
+        ("[" * 100_000, "nests deeper than 64 levels"),
+        ("{a: " * 100 + "1" + "}" * 100, "nests deeper than 64 levels"),
+        ("env_id: CartPole-v1\nenv_id: Acrobot-v1\n", "has the key 'env_id' twice at line 2"),
+        ("hyperparameters:\n  lr: 0.1\n  lr: 0.2\n", "has the key 'lr' twice at line 3"),
+        (" " * (MAX_CONFIG_BYTES + 1), "is over 1048576 bytes"),
+    ],
+)
+def test_config_files_refuse_aliases_deep_nesting_repeated_keys_and_huge_files(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ReinforceError, match=re.escape(message)) as error:
+        read_config_file(path)
+    assert str(error.value).startswith(f"config file {path} ") and "\n" not in str(error.value)

@@ -75,10 +75,19 @@ def test_seeds_take_ranges_and_lists(text: str, seeds: tuple[int, ...]) -> None:
     assert parse_seeds(text) == seeds
 
 
-@pytest.mark.parametrize("text", ["", "a", "3-1", "1-", "0,,2", "-1", "1,1", "5000000000"])
+@pytest.mark.parametrize("text", ["", "a", "3-1", "1-", "0,,2", "-1", "1,1", "5000000000", "0-4294967295", "0-10000"])
 def test_bad_seeds_are_refused(text: str) -> None:
     with pytest.raises(ReinforceError, match="seed"):
         parse_seeds(text)
+
+
+def test_many_seeds_are_checked_in_linear_time_and_capped() -> None:
+    assert parse_seeds("0-9999") == tuple(range(10_000))  # the quadratic duplicate check took minutes here
+    with pytest.raises(ReinforceError, match="at most 10000 seeds") as error:
+        check_seeds(range(10**9))
+    assert error.value.fields == ("seeds",)
+    with pytest.raises(ReinforceError, match="seed 9998 is given twice"):
+        check_seeds([*range(9_999), 9_998])
 
 
 def test_setting_slugs_are_readable_and_safe() -> None:

@@ -36,6 +36,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         ReinforceError: a malformed part, a reversed range, a seed out of range or given twice.
     """
     from reinforce.sweep import check_seeds
+    from reinforce.sweep.plan import MAX_SEEDS
 
     seeds: list[int] = []
     for part in text.split(","):
@@ -44,7 +45,12 @@ def parse_seeds(text: str) -> tuple[int, ...]:
             raise ReinforceError(
                 f"invalid --seeds {text!r}: give a range such as 0-9, a list such as 0,2,5, or both (0-3,7)"
             )
-        seeds.extend(range(int(match[1]), int(match[2] or match[1]) + 1))
+        first, last = int(match[1]), int(match[2] or match[1])
+        if len(seeds) + last - first + 1 > MAX_SEEDS:  # before expanding a range such as 0-4294967295
+            raise ReinforceError(
+                f"invalid --seeds {text!r}: a sweep takes at most {MAX_SEEDS} seeds, split it into smaller sweeps"
+            )
+        seeds.extend(range(first, last + 1))
     return check_seeds(seeds)
 
 

@@ -159,10 +159,35 @@ def observation_batch(envs: VectorEnv[Any, Any, Any], observation: Any) -> tuple
     """One observation or a batch of them as the policy's ``[B, ...]`` input, and whether it was a batch.
 
     Observations of the spaces that `make_vec_env` flattens are flattened the same way.
+
+    Raises:
+        ReinforceError: ``observation`` is not numeric, not finite, or neither of the single observation
+            space's shape nor a batch ``[B, *shape]`` with ``B >= 1``; the message names the expected shape.
     """
     env_space = envs.unwrapped.single_observation_space
+    shape = tuple(envs.single_observation_space.shape or ())
+    expected = f"one observation of shape {shape} or a batch of shape (B, {', '.join(map(str, shape))}) with B >= 1"
     if isinstance(env_space, FLATTENED_OBSERVATION_SPACES):
-        return flatten_observations(env_space, observation)
-    observations = np.asarray(observation)
-    batched = observations.ndim > len(envs.single_observation_space.shape or ())
-    return (observations if batched else observations[None]), batched
+        try:
+            observations, batched = flatten_observations(env_space, observation)
+        except (ValueError, TypeError, KeyError, IndexError, AssertionError, StopIteration):
+            raise ReinforceError(
+                f"the observation does not fit the observation space {env_space}: give one observation of it "
+                "or a batch of them"
+            ) from None
+        if observations.shape[0] < 1:
+            raise ReinforceError(f"the observation batch is empty: give {expected}")
+    else:
+        try:
+            observations = np.asarray(observation)
+        except (ValueError, TypeError):
+            raise ReinforceError(f"the observation is not an array (a ragged list?): give {expected}") from None
+        if observations.dtype.kind not in "biuf":
+            raise ReinforceError(f"the observation is not numeric (dtype {observations.dtype}): give {expected}")
+        batched = observations.ndim == len(shape) + 1 and observations.shape[0] >= 1
+        if observations.shape != shape and not (batched and observations.shape[1:] == shape):
+            raise ReinforceError(f"the observation has shape {observations.shape}: give {expected}")
+        observations = observations if batched else observations[None]
+    if observations.dtype.kind == "f" and not np.isfinite(observations).all():
+        raise ReinforceError(f"the observation holds NaN or infinite values: give finite ones ({expected})")
+    return observations, batched

@@ -146,6 +146,8 @@ def restore_modules(modules: Mapping[str, nn.Module], tensors: Mapping[str, torc
             if key in expected and (value.shape != expected[key].shape or value.dtype != expected[key].dtype):
                 shape = tuple(value.shape)
                 raise _damaged(path, f"has {prefix}{key} of {value.dtype} {shape}, not what the config gives")
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise ReinforceError(f"{path} holds non-finite values in {prefix}{key}: the run is damaged")
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError:
@@ -155,7 +157,12 @@ def restore_modules(modules: Mapping[str, nn.Module], tensors: Mapping[str, torc
 
 
 def _check_group(saved: Any, current: dict[str, Any], path: Path, name: str) -> dict[str, Any]:
-    """A saved param group, checked against the agent's own and converted back (lists to tuples)."""
+    """A saved param group, checked against the agent's own and converted back (lists to tuples).
+
+    ``current`` is the group of an optimizer just built from the config: every hyperparameter but ``lr`` must
+    equal its value (betas, eps, alpha, ... are the config's optimizer defaults), and ``lr`` must be finite,
+    > 0 and at most the configured one (a linear lr_schedule only lowers it).
+    """
     if not isinstance(saved, dict) or set(saved) != set(current):
         raise _damaged(path, f"has param_groups of optimizer {name!r} that do not match the config")
     restored: dict[str, Any] = {}
@@ -174,10 +181,39 @@ def _check_group(saved: Any, current: dict[str, Any], path: Path, name: str) -> 
             ok = type(given) is type(value)
         if key == "params":
             ok = given == value
+        elif key == "lr":
+            ok = ok and math.isfinite(given) and 0 < given <= value
+        else:
+            ok = ok and given == value
         if not ok:
             raise _damaged(path, f"has an invalid {key!r} in the param_groups of optimizer {name!r}")
         restored[key] = given
     return restored
+
+
+NON_NEGATIVE_STATES = ("exp_avg_sq", "square_avg")
+"""Optimizer states that are averages of squares, so never negative (Adam's and RMSprop's)."""
+
+
+def _is_step(value: object) -> bool:
+    """Whether ``value`` is an optimizer's step count: a non-negative integer value (int or integral float)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+        and float(value).is_integer()
+    )
+
+
+def _check_state_tensor(key: str, entry: str, tensor: torch.Tensor, path: Path) -> None:
+    """A `ReinforceError` unless an optimizer state tensor is finite, >= 0 if a mean square, a count if a step."""
+    if not bool(torch.isfinite(tensor).all()):
+        raise ReinforceError(f"{path} holds non-finite values in {key}: the run is damaged")
+    if entry in NON_NEGATIVE_STATES and bool((tensor < 0).any()):
+        raise ReinforceError(f"{path} holds negative values in {key}, a mean of squares: the run is damaged")
+    if entry == "step" and (tensor.numel() != 1 or not _is_step(tensor.item())):
+        raise ReinforceError(f"{path} has {key} that is not a non-negative integer count: the run is damaged")
 
 
 def restore_optimizers(
@@ -206,6 +242,8 @@ def restore_optimizers(
                 raise _damaged(path, f"has an invalid state entry {index_text!r} for optimizer {name!r}")
             if not all(_is_json_scalar(value) for value in scalars.values()):
                 raise _damaged(path, f"has a non-scalar state value for optimizer {name!r}")
+            if "step" in scalars and not _is_step(scalars["step"]):
+                raise _damaged(path, f"has an invalid step {scalars['step']!r} for optimizer {name!r}")
             state[int(index_text)] = dict(scalars)
         prefix = f"optimizer.{name}.state."
         for key, tensor in tensors.items():
@@ -217,6 +255,7 @@ def restore_optimizers(
             parameter = parameters[int(index_text)]
             if tensor.shape not in (parameter.shape, torch.Size([])) or not tensor.is_floating_point():
                 raise _damaged(path, f"has {key} of {tensor.dtype} {tuple(tensor.shape)}, not a state of its parameter")
+            _check_state_tensor(key, entry, tensor, path)
             state[int(index_text)][entry] = tensor
         try:
             optimizer.load_state_dict({"state": state, "param_groups": groups})
@@ -248,6 +287,8 @@ def remove_stale_files(run_dir: Path, keep: str) -> None:
 
 COUNTERS = ("num_updates", "num_env_steps", "num_simulated_steps", "num_episodes")
 """The integer counters of an agent, saved in checkpoint.json."""
+MAX_COUNTER = 2**53
+"""The largest counter read back (the largest integer a JSON reader is sure to keep exact)."""
 
 
 def write_checkpoint(
@@ -311,9 +352,10 @@ def check_run_dir(path: Path) -> None:
 
 def check_format(document: dict[str, Any], path: Path) -> None:
     """A `ReinforceError` unless ``document`` (config.json or checkpoint.json) has this version's format."""
-    if document.get("format_version") != FORMAT_VERSION:
+    version = document.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise ReinforceError(
-            f"{path} has format_version {document.get('format_version')!r}, this reinforce reads "
+            f"{path} has format_version {version!r}, this reinforce reads "
             f"{FORMAT_VERSION}: install the reinforce version that wrote it"
         )
 
@@ -358,8 +400,8 @@ def _counters(document: dict[str, Any], path: Path) -> dict[str, int]:
     counters = {}
     for key in COUNTERS:
         value = require(document, key, int, path)
-        if value < 0:
-            raise ReinforceError(f"{path} has a negative {key!r}: the run directory is damaged")
+        if not 0 <= value <= MAX_COUNTER:
+            raise ReinforceError(f"{path} has {key!r} outside [0, 2**53]: the run directory is damaged")
         counters[key] = value
     return counters
 

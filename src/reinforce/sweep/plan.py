@@ -47,15 +47,29 @@ class Trial:
     checkpoint_every: int
 
 
+MAX_SEEDS = 10_000
+"""The most seeds one sweep takes (each is a run per setting)."""
+
+
 def check_seeds(seeds: Iterable[object]) -> tuple[int, ...]:
-    """``seeds`` as a tuple of valid seeds; `ReinforceError` if there is none, one is invalid or repeated."""
-    checked = [check_seed(seed) for seed in seeds]
+    """``seeds`` as a tuple of valid seeds.
+
+    Raises:
+        ReinforceError: there is none, one is invalid or repeated, or there are more than `MAX_SEEDS`.
+    """
+    checked = [check_seed(seed) for seed in itertools.islice(seeds, MAX_SEEDS + 1)]
+    if len(checked) > MAX_SEEDS:
+        raise ReinforceError(
+            f"a sweep takes at most {MAX_SEEDS} seeds in seeds: split it into smaller sweeps", fields=("seeds",)
+        )
     valid = tuple(seed for seed in checked if seed is not None)
     if not valid or len(valid) < len(checked):
         raise ReinforceError("a sweep needs at least one seed in seeds, and no None: e.g. seeds=range(10)")
-    repeated = sorted({seed for seed in valid if valid.count(seed) > 1})
-    if repeated:
-        raise ReinforceError(f"seed {repeated[0]} is given twice in seeds: list every seed once", fields=("seeds",))
+    seen: set[int] = set()
+    for seed in valid:
+        if seed in seen:
+            raise ReinforceError(f"seed {seed} is given twice in seeds: list every seed once", fields=("seeds",))
+        seen.add(seed)
     return valid
 
 
