@@ -136,3 +136,19 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_pat
     result = run_cli("train", "CartPole-v1", *args, "--run-dir", empty, cwd=tmp_path)
     assert result.returncode != 0
     assert empty.is_dir() and list(empty.iterdir()) == []
+
+
+def test_resuming_a_solved_run_says_so_and_changes_nothing(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = ("--seed", "0", "--total-steps", "100000", "--num-envs", "4", "--hidden-sizes", "16", "--stop-on-solve")
+    result = run_cli("train", "CartPole-v1", *args, "--reward-threshold", "1", *OUTPUT, "--run-dir", run, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    before = snapshot(run)
+    steps = reinforce.load(run).num_env_steps
+    assert steps < 100000
+    result = run_cli("train", "--resume", run, "--total-steps", "200000", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith(f"run {run} already finished (solved at {steps:,} env steps, with stop_on_solve)")
+    assert len(result.stdout.splitlines()) == 1
+    assert snapshot(run) == before
