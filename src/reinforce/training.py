@@ -20,7 +20,6 @@ from reinforce.config import DEFAULT_CHECKPOINT_EVERY, as_count
 from reinforce.core.schedule import lr_factor, set_lr
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.run.files import (
-    CHECKPOINT_FILE,
     CURVE_FILE,
     EVALUATION_FILE,
     RUN_FILES,
@@ -58,8 +57,7 @@ def learn(
         total_steps: env-step budget of this call (counted in valid steps, see `RolloutBatch.num_steps`).
         run_dir: if given, the run directory to write: config.json at the start, a row of metrics.csv per
             update and of episodes.csv per episode, a checkpoint every ``checkpoint_every`` updates and at the
-            end; if this call fails before the first checkpoint of a new run, the files it wrote are removed. A
-            directory holding this agent's own earlier checkpoint (see `reinforce.resume`) is continued:
+            end. A directory holding this agent's own earlier checkpoint (see `reinforce.resume`) is continued:
             rows after the agent's update count are dropped first, so none is duplicated.
         progress_bar: show a progress bar on stderr (mean return of the last 100 episodes, steps/s, ETA).
         checkpoint_every: write a checkpoint every this many updates (0: only at the end); needs run_dir.
@@ -71,8 +69,9 @@ def learn(
 
     Raises:
         TrainingInterrupted: SIGINT or SIGTERM arrived; the checkpoint was written first.
-        ReinforceError: an invalid argument, ``run_dir`` holds another run, or another process is training it
-            (only one process may train a run directory at a time: it holds a lock on it until this returns).
+        RunDirectoryBusy: another process is training ``run_dir`` (only one may at a time: this call holds a
+            lock on it until it returns); nothing was written.
+        ReinforceError: an invalid argument, or ``run_dir`` holds another run.
     """
     total_steps = as_count("total_steps", total_steps, 0)
     checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
@@ -88,27 +87,19 @@ def learn(
     path.mkdir(parents=True, exist_ok=True)
     with training_lock(path):  # held until the last checkpoint is committed
         claim(agent, path)
-        before = {entry.name for entry in path.iterdir()}
+        log = RunLog(path, agent.num_updates, agent.num_env_steps, tensorboard=tensorboard)
         try:
-            log = RunLog(path, agent.num_updates, agent.num_env_steps, tensorboard=tensorboard)
-            try:
-                agent.write_config(path, total_steps=target)
-            except BaseException:
-                log.close()
-                raise
-            return _train(agent, target, path, log, progress_bar, checkpoint_every)
-        except Exception as exc:
-            if not isinstance(exc, TrainingInterrupted) and not (path / CHECKPOINT_FILE).exists():
-                remove_new_files(path, before)  # a run that failed before its first checkpoint leaves nothing
+            agent.write_config(path, total_steps=target)
+        except BaseException:
+            log.close()
             raise
+        return _train(agent, target, path, log, progress_bar, checkpoint_every)
 
 
-def remove_new_files(run_dir: Path, before: set[str]) -> None:
-    """Remove the run files (`RUN_FILES`, tensorboard/) in ``run_dir`` that are not named in ``before``."""
+def remove_run_files(run_dir: Path) -> None:
+    """Remove the files a run writes (`RUN_FILES`, tensorboard/) from ``run_dir``; nothing else."""
     for name in (*RUN_FILES, TENSORBOARD_DIR):
         path = run_dir / name
-        if name in before:
-            continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:

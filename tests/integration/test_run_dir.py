@@ -55,7 +55,7 @@ def test_simultaneous_resumes_of_one_run_directory_are_refused_but_one(tmp_path:
     with training_lock(tmp_path):  # another process's resume holds the directory
         before = snapshot(tmp_path)
         agent = reinforce.resume(tmp_path)
-        with pytest.raises(ReinforceError, match="is being trained by another process"):
+        with pytest.raises(reinforce.RunDirectoryBusy, match="is being trained by another process"):
             agent.learn(200, run_dir=tmp_path)
         assert snapshot(tmp_path) == before
     agent.learn(200, run_dir=tmp_path).close()  # once it is released, the run goes on

@@ -125,9 +125,9 @@ def train(
             env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
 
-    from reinforce.errors import TrainingInterrupted
-    from reinforce.run.files import CURVE_FILE
-    from reinforce.training import finish_run
+    from reinforce.errors import RunDirectoryBusy, TrainingInterrupted
+    from reinforce.run.files import CHECKPOINT_FILE, CURVE_FILE
+    from reinforce.training import finish_run, remove_run_files
 
     try:
         budget = max(0, total_steps - agent.num_env_steps)
@@ -140,10 +140,13 @@ def train(
                 tensorboard=tensorboard,
             )
         except Exception as exc:
-            # learn removed what a new run wrote before its first checkpoint: remove the directory made for it
-            if resume_dir is None and not existed and not isinstance(exc, TrainingInterrupted):
-                with contextlib.suppress(OSError):
-                    run_dir.rmdir()  # only if empty
+            # a new run (its directory was empty) that failed before its first checkpoint leaves nothing behind
+            failed = not isinstance(exc, (TrainingInterrupted, RunDirectoryBusy))
+            if resume_dir is None and failed and not (run_dir / CHECKPOINT_FILE).exists():
+                remove_run_files(run_dir)
+                if not existed:
+                    with contextlib.suppress(OSError):
+                        run_dir.rmdir()  # only if empty
             raise
         outcome = "solved" if agent.solved else "trained"
         click.echo(

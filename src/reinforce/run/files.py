@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from reinforce.errors import ReinforceError
+from reinforce.errors import ReinforceError, RunDirectoryBusy
 
 FORMAT_VERSION = 2
 """The format of config.json and checkpoint.json that this version writes and reads (docs/checkpoint.md)."""
@@ -125,9 +125,12 @@ def write_config(run_dir: Path, record: Mapping[str, Any]) -> None:
 def training_lock(run_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``run_dir`` (flock on the directory) while the block runs.
 
-    Only one process may train a run directory at a time: another one gets a `ReinforceError` naming the pid
+    Only one process may train a run directory at a time: another one gets a `RunDirectoryBusy` naming the pid
     of the holder (written to `PID_FILE` while the lock is held, removed on exit). The operating system drops
     the lock when the holder dies, however it dies; a pid file left by a killed process is simply rewritten.
+
+    Raises:
+        RunDirectoryBusy: another process holds the lock.
     """
     fd = os.open(run_dir, os.O_RDONLY)
     try:
@@ -138,7 +141,7 @@ def training_lock(run_dir: Path) -> Iterator[None]:
                 pid = (run_dir / PID_FILE).read_text().strip() or "unknown"
             except OSError:
                 pid = "unknown"
-            raise ReinforceError(
+            raise RunDirectoryBusy(
                 f"run directory {run_dir} is being trained by another process (pid {pid}): wait for it to "
                 "finish or stop it"
             ) from None
