@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr
     from reinforce.core.returns import standardize as standardize
     from reinforce.errors import NonFiniteError as NonFiniteError
     from reinforce.errors import ReinforceError as ReinforceError
+    from reinforce.errors import RunDirectoryBusy as RunDirectoryBusy
     from reinforce.errors import TrainingInterrupted as TrainingInterrupted
     from reinforce.rollout.collect import collect as collect
     from reinforce.saved import load as load
@@ -36,6 +37,7 @@ _MODULES = {
     "Reinforce": "agent",
     "ReinforceError": "errors",
     "RolloutBatch": "core.batch",
+    "RunDirectoryBusy": "errors",
     "TrainConfig": "config",
     "TrainingInterrupted": "errors",
     "collect": "rollout.collect",

@@ -32,10 +32,7 @@ from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import collect, sample_actions, to_env_actions
 from reinforce.rollout.envs import env_spec, make_vec_env, observation_batch
 from reinforce.rollout.ray_support import check_ray_address
-from reinforce.run.checkpoint import (
-    COUNTERS,
-    write_checkpoint,
-)
+from reinforce.run.checkpoint import COUNTERS, refuse_foreign_checkpoint, write_checkpoint
 from reinforce.run.files import CONFIG_FILE, write_config
 from reinforce.run.metrics import SOLVED_WINDOW, is_solved, update_metrics
 from reinforce.settings import resolve
@@ -315,9 +312,14 @@ class Reinforce:
     def save(self, run_dir: str | Path) -> None:
         """Write a checkpoint into ``run_dir`` (and config.json if absent): everything `resume` needs.
 
-        See `reinforce.run.checkpoint.write_checkpoint`: a kill at any moment leaves a loadable run.
+        See `reinforce.run.checkpoint.write_checkpoint`: a kill at any moment leaves a loadable run. Other
+        files in ``run_dir`` are left alone; a checkpoint there that this agent did not write is refused.
+
+        Raises:
+            ReinforceError: ``run_dir`` holds another run's checkpoint.
         """
         path = Path(run_dir)
+        refuse_foreign_checkpoint(path, self.checkpoint_update)
         path.mkdir(parents=True, exist_ok=True)
         if not (path / CONFIG_FILE).exists():
             self.write_config(path, total_steps=self.num_env_steps)

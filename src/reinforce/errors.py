@@ -26,6 +26,10 @@ class ReinforceError(ValueError):
         self.fields = tuple(fields)
 
 
+class RunDirectoryBusy(ReinforceError):
+    """Another process is training the run directory (only one may at a time); nothing was written."""
+
+
 class TrainingInterrupted(Exception):
     """Training stopped on SIGINT or SIGTERM; the run directory holds a checkpoint to resume from.
 

@@ -9,6 +9,7 @@ evaluation.json, for ``reinforce train`` and every sweep trial.
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -18,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, as_count
 from reinforce.core.schedule import lr_factor, set_lr
 from reinforce.errors import ReinforceError, TrainingInterrupted
-from reinforce.run.files import CHECKPOINT_FILE, CURVE_FILE, EVALUATION_FILE, read_json, write_json
+from reinforce.run.files import (
+    CURVE_FILE,
+    EVALUATION_FILE,
+    RUN_FILES,
+    TENSORBOARD_DIR,
+    training_lock,
+    write_json,
+)
 from reinforce.run.metrics import RunLog, require_tensorboard
 from reinforce.run.plotting import plot_runs
 
@@ -61,12 +69,12 @@ def learn(
 
     Raises:
         TrainingInterrupted: SIGINT or SIGTERM arrived; the checkpoint was written first.
+        RunDirectoryBusy: another process is training ``run_dir`` (only one may at a time: this call holds a
+            lock on it until it returns); nothing was written.
         ReinforceError: an invalid argument, or ``run_dir`` holds another run.
     """
     total_steps = as_count("total_steps", total_steps, 0)
     checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
-    from tqdm.auto import tqdm
-
     target = agent.num_env_steps + total_steps
     path = Path(run_dir) if run_dir is not None else None
     agent.start_workers()
@@ -74,11 +82,41 @@ def learn(
         if path is None:
             raise ReinforceError("tensorboard=True needs a run_dir to write the event files to: pass run_dir")
         require_tensorboard()
-    log = None
-    if path is not None:
+    if path is None:
+        return _train(agent, target, None, None, progress_bar, checkpoint_every)
+    path.mkdir(parents=True, exist_ok=True)
+    with training_lock(path):  # held until the last checkpoint is committed
         claim(agent, path)
         log = RunLog(path, agent.num_updates, agent.num_env_steps, tensorboard=tensorboard)
-        agent.write_config(path, total_steps=target)
+        try:
+            agent.write_config(path, total_steps=target)
+        except BaseException:
+            log.close()
+            raise
+        return _train(agent, target, path, log, progress_bar, checkpoint_every)
+
+
+def remove_run_files(run_dir: Path) -> None:
+    """Remove the files a run writes (`RUN_FILES`, tensorboard/) from ``run_dir``; nothing else."""
+    for name in (*RUN_FILES, TENSORBOARD_DIR):
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _train(
+    agent: Reinforce,
+    target: int,
+    path: Path | None,
+    log: RunLog | None,
+    progress_bar: bool,
+    checkpoint_every: int,
+) -> Reinforce:
+    """The loop of `learn`: update until ``target`` env steps (or solved), log and commit; closes ``log``."""
+    from tqdm.auto import tqdm
+
     bar = tqdm(
         total=target,
         initial=agent.num_env_steps,  # a resumed run's bar starts where the run is
@@ -138,18 +176,10 @@ def commit(agent: Reinforce, run_dir: Path, log: RunLog | None) -> None:
 
 def claim(agent: Reinforce, run_dir: Path) -> None:
     """Refuse a run directory whose checkpoint belongs to another run (or to another point of this one)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / CHECKPOINT_FILE).is_file():
-        return
-    try:
-        saved = read_json(run_dir / CHECKPOINT_FILE).get("num_updates")
-    except ReinforceError:
-        saved = None
-    if saved != agent.num_updates or agent.checkpoint_update != agent.num_updates:
-        raise ReinforceError(
-            f"{run_dir} holds a checkpoint at update {saved} that this agent did not write: continue it "
-            "with reinforce.resume(run_dir), or pass another run_dir"
-        )
+    from reinforce.run.checkpoint import refuse_foreign_checkpoint
+
+    own = agent.checkpoint_update if agent.checkpoint_update == agent.num_updates else None
+    refuse_foreign_checkpoint(run_dir, own)
 
 
 class StopSignals:

@@ -155,8 +155,7 @@ def test_nan_rewards_end_training_with_one_line_naming_the_env(tmp_path: Path) -
     assert result.returncode == 2
     assert result.stderr.startswith("reinforce: error: environment toy/NanReward-v0 returned non-finite rewards")
     assert len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "run" / "checkpoint.json").exists()
-    assert not any(path.name.startswith("state-") for path in (tmp_path / "run").iterdir())
+    assert not (tmp_path / "run").exists()  # a new run that fails before its first checkpoint leaves nothing
 
 
 BAD_INPUTS = [

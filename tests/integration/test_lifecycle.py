@@ -105,7 +105,8 @@ def test_resume_drops_rows_written_after_the_last_checkpoint(tmp_path: Path) -> 
 def test_periodic_checkpoints_keep_one_state_file(tmp_path: Path) -> None:
     agent = Reinforce("CartPole-v1", seed=0, **SETTINGS)
     agent.learn(400, run_dir=tmp_path, checkpoint_every=1)
-    (tmp_path / ".state-leftover.safetensors.abc.tmp").write_bytes(b"partial")
+    # a name atomic_write gives (the user's own .tmp files are kept: tests/integration/test_run_dir.py)
+    (tmp_path / ".state-000000001-0123456789abcdef.safetensors.x_y12345.tmp").write_bytes(b"partial")
     agent.save(tmp_path)
     states = sorted(path.name for path in tmp_path.glob("state-*.safetensors"))
     assert states == [json.loads((tmp_path / "checkpoint.json").read_text())["state_file"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -109,23 +110,44 @@ def train(
         from reinforce.run.metrics import require_tensorboard
 
         require_tensorboard()
+    existed = run_dir is not None and run_dir.exists()  # a new run leaves a pre-existing (empty) one in place
     if resume_dir is not None:
         agent, run_dir, total_steps = _resumed_run(
             resume_dir, env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
+        finished = _finished(agent, resume_dir, total_steps)
+        if finished is not None:
+            agent.close()
+            click.echo(finished)
+            return
     else:
         agent, run_dir, total_steps = _new_run(
             env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
 
-    from reinforce.run.files import CURVE_FILE
-    from reinforce.training import finish_run
+    from reinforce.errors import RunDirectoryBusy, TrainingInterrupted
+    from reinforce.run.files import CHECKPOINT_FILE, CURVE_FILE
+    from reinforce.training import finish_run, remove_run_files
 
     try:
         budget = max(0, total_steps - agent.num_env_steps)
-        agent.learn(
-            budget, run_dir=run_dir, progress_bar=not quiet, checkpoint_every=checkpoint_every, tensorboard=tensorboard
-        )
+        try:
+            agent.learn(
+                budget,
+                run_dir=run_dir,
+                progress_bar=not quiet,
+                checkpoint_every=checkpoint_every,
+                tensorboard=tensorboard,
+            )
+        except Exception as exc:
+            # a new run (its directory was empty) that failed before its first checkpoint leaves nothing behind
+            failed = not isinstance(exc, (TrainingInterrupted, RunDirectoryBusy))
+            if resume_dir is None and failed and not (run_dir / CHECKPOINT_FILE).exists():
+                remove_run_files(run_dir)
+                if not existed:
+                    with contextlib.suppress(OSError):
+                        run_dir.rmdir()  # only if empty
+            raise
         outcome = "solved" if agent.solved else "trained"
         click.echo(
             f"{outcome} {agent.env_id} in {agent.num_env_steps:,} env steps, {agent.num_episodes:,} episodes, "
@@ -220,6 +242,22 @@ def _resumed_run(
             raise
         total_steps = saved.total_steps if saved.total_steps is not None else DEFAULT_TOTAL_STEPS
     return agent, resume_dir, total_steps
+
+
+def _finished(agent: Any, run_dir: Path, total_steps: int) -> str | None:
+    """The line that says a resumed run has nothing left to do, or None if it has."""
+    if agent.config.stop_on_solve and agent.solved:
+        return (
+            f"run {run_dir} already finished (solved at {agent.num_env_steps:,} env steps, with stop_on_solve): "
+            f"nothing to do; to train further, start a new run with --config {run_dir / 'config.json'} "
+            "--no-stop-on-solve"
+        )
+    if agent.num_env_steps >= total_steps:
+        return (
+            f"run {run_dir} already finished ({agent.num_env_steps:,} env steps; its budget is {total_steps:,}): "
+            f"nothing to do; pass --total-steps larger than {agent.num_env_steps} to train further"
+        )
+    return None
 
 
 def _evaluation_line(evaluation: dict[str, Any]) -> str:

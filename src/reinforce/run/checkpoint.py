@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,16 @@ from torch import nn
 
 from reinforce.core.optim import Optimizer
 from reinforce.errors import ReinforceError
-from reinforce.run.files import CHECKPOINT_FILE, FORMAT_VERSION, atomic_write, library_versions, read_json, write_json
+from reinforce.run.files import (
+    CHECKPOINT_FILE,
+    FORMAT_VERSION,
+    RUN_FILES,
+    TEMP_PATTERN,
+    atomic_write,
+    library_versions,
+    read_json,
+    write_json,
+)
 from reinforce.run.metrics import SOLVED_WINDOW
 
 STATE_PREFIX = "state-"
@@ -275,14 +285,43 @@ def restore_rng(tensors: Mapping[str, torch.Tensor], path: Path) -> None:
         raise _damaged(path, f"has an RNG state that torch refuses ({exc})") from None
 
 
+STATE_PATTERN = re.compile(rf"{STATE_PREFIX}[0-9]{{9}}-[0-9a-f]{{16}}{re.escape(STATE_SUFFIX)}")
+"""The names `state_file_name` gives state files."""
+
+
 def remove_stale_files(run_dir: Path, keep: str) -> None:
-    """Delete state files other than ``keep`` and temporary files left by an interrupted write."""
+    """Delete state files other than ``keep`` and temporary files left by an interrupted `atomic_write`.
+
+    Only names that reinforce itself gives (`STATE_PATTERN`, `TEMP_PATTERN`) are deleted: a user's own files in
+    the directory are left alone, even ``state-of-the-art.safetensors`` or ``.draft.tmp``.
+    """
     for path in run_dir.iterdir():
         name = path.name
-        stale_state = name.startswith(STATE_PREFIX) and name.endswith(STATE_SUFFIX) and name != keep
-        stale_temp = name.startswith(".") and name.endswith(".tmp")
-        if stale_state or stale_temp:
+        stale_state = STATE_PATTERN.fullmatch(name) is not None and name != keep
+        temp = TEMP_PATTERN.fullmatch(name)
+        stale_temp = temp is not None and (temp["name"] in RUN_FILES or STATE_PATTERN.fullmatch(temp["name"]))
+        if (stale_state or stale_temp) and path.is_file():
             path.unlink(missing_ok=True)
+
+
+def refuse_foreign_checkpoint(run_dir: Path, own_update: int | None) -> None:
+    """A `ReinforceError` if ``run_dir`` holds a checkpoint other than the one its writer left at ``own_update``.
+
+    ``own_update`` is the update of the checkpoint the caller last wrote or loaded there (None: none), so a
+    checkpoint written by another run, or unreadable, is never replaced.
+    """
+    file = run_dir / CHECKPOINT_FILE
+    if not file.is_file():
+        return
+    try:
+        saved = read_json(file).get("num_updates")
+    except ReinforceError:
+        saved = None
+    if own_update is None or saved != own_update:
+        raise ReinforceError(
+            f"{run_dir} holds a checkpoint at update {saved} that this agent did not write: continue it "
+            "with reinforce.resume(run_dir), or pass another run_dir"
+        )
 
 
 COUNTERS = ("num_updates", "num_env_steps", "num_simulated_steps", "num_episodes")

@@ -6,16 +6,19 @@ metrics (`reinforce.run.plotting`, ``reinforce plot``) does not import torch.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import json
 import os
+import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from reinforce.errors import ReinforceError
+from reinforce.errors import ReinforceError, RunDirectoryBusy
 
 FORMAT_VERSION = 2
 """The format of config.json and checkpoint.json that this version writes and reads (docs/checkpoint.md)."""
@@ -27,6 +30,15 @@ EPISODES_FILE = "episodes.csv"
 EVALUATION_FILE = "evaluation.json"
 CURVE_FILE = "curve.png"
 TENSORBOARD_DIR = "tensorboard"
+RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, EPISODES_FILE, EVALUATION_FILE)
+"""The files of a run directory that `atomic_write` writes (besides the state files)."""
+PID_FILE = "training.pid"
+"""The pid of the process training the run directory, there while it holds the lock (see `training_lock`)."""
+
+TEMP_PREFIX = "."
+TEMP_SUFFIX = ".tmp"
+TEMP_PATTERN = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+"""The names `atomic_write` gives its temporary files: ``.NAME.`` + mkstemp's 8 random characters + ``.tmp``."""
 
 
 def _read_umask() -> int:
@@ -45,7 +57,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     The file gets the permissions of a normally created one (0o666 less the umask), not mkstemp's 0o600. The
     directory is fsynced after the rename, so the new name survives a crash of the machine too.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
@@ -107,3 +119,36 @@ def library_versions() -> dict[str, str]:
 def write_config(run_dir: Path, record: Mapping[str, Any]) -> None:
     """Write config.json: ``record`` (env id, seed, budget, hyperparameters, ...) with the format and versions."""
     write_json(run_dir / CONFIG_FILE, {"format_version": FORMAT_VERSION, **record, "versions": library_versions()})
+
+
+@contextlib.contextmanager
+def training_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` (flock on the directory) while the block runs.
+
+    Only one process may train a run directory at a time: another one gets a `RunDirectoryBusy` naming the pid
+    of the holder (written to `PID_FILE` while the lock is held, removed on exit). The operating system drops
+    the lock when the holder dies, however it dies; a pid file left by a killed process is simply rewritten.
+
+    Raises:
+        RunDirectoryBusy: another process holds the lock.
+    """
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                pid = (run_dir / PID_FILE).read_text().strip() or "unknown"
+            except OSError:
+                pid = "unknown"
+            raise RunDirectoryBusy(
+                f"run directory {run_dir} is being trained by another process (pid {pid}): wait for it to "
+                "finish or stop it"
+            ) from None
+        (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
+        try:
+            yield
+        finally:
+            (run_dir / PID_FILE).unlink(missing_ok=True)
+    finally:
+        os.close(fd)  # releases the lock
