@@ -7,7 +7,6 @@ metrics (`reinforce.run.plotting`, ``reinforce plot``) does not import torch.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import json
 import os
@@ -129,9 +128,16 @@ def training_lock(run_dir: Path) -> Iterator[None]:
     of the holder (written to `PID_FILE` while the lock is held, removed on exit). The operating system drops
     the lock when the holder dies, however it dies; a pid file left by a killed process is simply rewritten.
 
+    Where the platform has no ``flock`` (Windows), the block runs without the lock.
+
     Raises:
         RunDirectoryBusy: another process holds the lock.
     """
+    try:
+        import fcntl
+    except ImportError:  # no flock here: train without the guard rather than not at all
+        yield
+        return
     fd = os.open(run_dir, os.O_RDONLY)
     try:
         try:
