@@ -5,6 +5,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
+
+# one thread, as `learn` uses by default: tests that update an agent without `learn` compute the same way
+torch.set_num_threads(1)
 
 sys.path.insert(0, str(Path(__file__).parent))
 

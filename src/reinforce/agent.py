@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import gymnasium
 import numpy as np
 import torch
+from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
 from reinforce.config import (
@@ -23,15 +25,17 @@ from reinforce.config import (
 )
 from reinforce.core.baselines import make_baseline
 from reinforce.core.batch import RolloutBatch
-from reinforce.core.device import resolve_device
+from reinforce.core.device import resolve_device, torch_threads
 from reinforce.core.loss import update_policy
 from reinforce.core.optim import EagerOptimizer, Optimizer
 from reinforce.core.policies import policy_from_config
 from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import collect, sample_actions, to_env_actions
-from reinforce.rollout.envs import env_spec, make_vec_env, observation_batch
+from reinforce.rollout.envs import EnvLike, EnvSource, Wrapper, env_source
+from reinforce.rollout.observations import observation_batch, policy_observation_space
 from reinforce.rollout.ray_support import check_ray_address
+from reinforce.rollout.spaces import space_to_json
 from reinforce.run.checkpoint import COUNTERS, refuse_foreign_checkpoint, write_checkpoint
 from reinforce.run.files import CONFIG_FILE, write_config
 from reinforce.run.metrics import SOLVED_WINDOW, is_solved, update_metrics
@@ -51,8 +55,9 @@ EVALUATION_SEED_OFFSET = 1_000_003
 class Reinforce:
     """REINFORCE on a Gymnasium environment, in the conventions of Stable-Baselines3.
 
-    Creating an agent sets two process-wide torch settings: the number of CPU threads (``num_threads``,
-    default 1, fastest for small networks; 0 leaves it alone) and, with a seed, torch's global random seed.
+    Creating an agent with a seed seeds torch's global random generator; nothing else process-wide changes.
+    `learn` runs with ``num_threads`` torch CPU threads (default 1, fastest for small networks; 0 leaves
+    torch's count) and puts the previous count back when it returns.
 
     Example:
         >>> agent = Reinforce("CartPole-v1", seed=0, num_envs=8)
@@ -60,53 +65,117 @@ class Reinforce:
         >>> agent.evaluate(episodes=10)["mean_return"]  # doctest: +SKIP
 
     Args:
-        env_id: a registered Gymnasium id.
-        config: a complete `TrainConfig` to train with (the values shipped for ``env_id`` and ``preset`` are
-            then not applied); None: `reinforce.settings.resolve` of ``env_id`` and ``preset``.
+        env: the environment (`reinforce.rollout.envs.EnvLike`): a registered id (``"module:Env-v0"`` imports
+            ``module``, also from the current directory), a ``gymnasium.envs.registration.EnvSpec``, a callable
+            returning a ``gymnasium.Env`` (a class, a function, a lambda: called once per environment), or a
+            ``gymnasium.vector.VectorEnv`` with next-step autoreset, used as it is (``num_envs`` becomes its
+            size). config.json records how to rebuild it where that is possible (see `reinforce.load`).
+        config: a complete `TrainConfig` to train with (the values shipped for ``env`` and ``preset`` are
+            then not applied); None: `reinforce.settings.resolve` of ``env``'s id and ``preset``.
         seed: seeds torch (the policy's initial weights and sampling) and the environments; None for random.
         preset: a named set of values shipped with the package for ``env_id`` (presets.yaml, e.g.
             ``"sample-efficient"`` for CartPole-v1), over the values shipped for ``env_id``.
         ray_address: with ``backend="ray"``, the Ray cluster to join (``HOST:PORT`` or ``"auto"``); None starts
             a local Ray with this machine's CPUs. Ray and the workers start at the first update.
+        env_kwargs: keyword arguments for ``gymnasium.make`` (an id or a spec) or for the callable.
+        wrappers: callables ``Env -> Env`` (wrapper classes, functions) applied to every environment, in order.
         **overrides: `TrainConfig` fields (``num_envs``, ``gamma``, ``lr``, ...) over everything else.
 
     Raises:
-        ReinforceError: an unknown hyperparameter or environment, an invalid value, an unsupported space.
+        ReinforceError: an unknown hyperparameter or environment, an env of another kind than the above, an
+            invalid value, an unsupported space.
     """
 
     def __init__(
         self,
-        env_id: str,
+        env: EnvLike,
         *,
         config: TrainConfig | None = None,
         seed: int | None = None,
         preset: str | None = None,
         ray_address: str | None = None,
+        env_kwargs: Mapping[str, Any] | None = None,
+        wrappers: Sequence[Wrapper] | None = None,
         **overrides: Unpack[Hyperparameters],
     ) -> None:
-        self.config = resolve(env_id, preset=preset, overrides=dict(overrides), base=config)
-        check_ray_address(ray_address, self.config.backend)
-        self.env_id = env_id
+        source = env_source(env, env_kwargs=env_kwargs, wrappers=wrappers)
+        resolved = resolve(source.env_id, preset=preset, overrides=dict(overrides), base=config)
+        if source.vector_env is not None and source.vector_env.num_envs != resolved.num_envs:
+            resolved = TrainConfig.from_dict({**resolved.to_dict(), "num_envs": source.vector_env.num_envs})
+        check_ray_address(ray_address, resolved.backend)
+        if source.vector_env is not None and resolved.backend != "local":
+            raise ReinforceError(
+                "a vector env cannot be sent to Ray workers: pass an id or a callable with backend='ray'",
+                fields=("backend",),
+            )
+        # with Ray workers collecting, the learner's own vector env serves only to know the spaces
+        local_envs = resolved.num_envs if resolved.backend == "local" else 1
+        envs = source.make(local_envs, vectorization_mode=resolved.vectorization_mode)
+        try:
+            self._build(source.name, resolved, seed, envs.unwrapped.single_observation_space, envs.single_action_space)
+        except BaseException:
+            envs.close()
+            raise
+        self.env_source: EnvSource | None = source
+        self.envs: VectorEnv[Any, Any, Any] | None = envs
+        threshold = self.config.reward_threshold
+        self.reward_threshold = threshold if threshold is not None else source.reward_threshold
+        self.ray_address = ray_address
+
+    @classmethod
+    def from_spaces(
+        cls,
+        observation_space: gymnasium.Space[Any],
+        action_space: gymnasium.Space[Any],
+        *,
+        config: TrainConfig | None = None,
+        seed: int | None = None,
+        name: str = "environment",
+        **overrides: Unpack[Hyperparameters],
+    ) -> Reinforce:
+        """An agent for these spaces without an environment: it predicts, saves and exports, but cannot learn.
+
+        `reinforce.load` gives one where a run's environment cannot be made here.
+
+        Args:
+            observation_space: the environment's single observation space (Dict and Tuple are flattened).
+            action_space: its single action space.
+            config: the whole config; None: `TrainConfig`'s defaults.
+            seed: torch's seed for the initial weights.
+            name: how messages call the environment.
+            **overrides: `TrainConfig` fields over ``config``.
+        """
+        agent = cls.__new__(cls)
+        agent._build(name, resolve(None, overrides=dict(overrides), base=config), seed, observation_space, action_space)
+        agent.env_source = None
+        agent.envs = None
+        agent.reward_threshold = agent.config.reward_threshold
+        agent.ray_address = None
+        return agent
+
+    def _build(
+        self,
+        name: str,
+        config: TrainConfig,
+        seed: object,
+        observation_space: gymnasium.Space[Any],
+        action_space: gymnasium.Space[Any],
+    ) -> None:
+        """Everything but the environments: config, seed, policy, optimizer, baseline and counters."""
+        self.config = config
+        self.env_id = name
+        """The environment's id, or the name of the callable or vector env it came from."""
         self.seed = check_seed(seed)
         self.device = resolve_device(self.config.device)
-        threshold = self.config.reward_threshold
-        self.reward_threshold = threshold if threshold is not None else env_spec(env_id).reward_threshold
-        # with Ray workers collecting, the learner's own vector env serves only to know the spaces
-        local_envs = self.config.num_envs if self.config.backend == "local" else 1
-        self.envs = make_vec_env(env_id, local_envs, vectorization_mode=self.config.vectorization_mode)
-        self.ray_address = ray_address
         self._rollouts: RayRollouts | None = None
-        self.observation_space = self.envs.single_observation_space
-        self.action_space = self.envs.single_action_space
-        if self.config.num_threads:
-            torch.set_num_threads(self.config.num_threads)
+        self.env_observation_space = observation_space
+        """The environment's single observation space, as `predict` takes it."""
+        self.observation_space = policy_observation_space(observation_space)
+        """The policy's observation space (Dict, Tuple, MultiDiscrete and MultiBinary flattened into a Box)."""
+        self.action_space = action_space
         if self.seed is not None:
             torch.manual_seed(self.seed)
-        try:
-            self.policy = policy_from_config(self.config, self.observation_space, self.action_space)
-        except ReinforceError:
-            self.envs.close()
-            raise
+        self.policy = policy_from_config(self.config, self.observation_space, self.action_space)
         self.policy.to(self.device)
         self.optimizer = EagerOptimizer(self.policy.parameters(), self.config.optimizer, lr=self.config.lr)
         # one set of running statistics: a value network reads them from the policy's encoder
@@ -120,6 +189,24 @@ class Reinforce:
         self.train_time_s = 0.0
         self.checkpoint_update: int | None = None
         """The update count of the last checkpoint this agent wrote or was loaded from."""
+        self.env_unavailable: str | None = None
+        """Why `reinforce.load` gave this agent no environment (None when it has one or was made without)."""
+
+    def require_envs(self) -> VectorEnv[Any, Any, Any]:
+        """The agent's vector env, or a `ReinforceError` saying how to give it one."""
+        if self.envs is None:
+            why = f" ({self.env_unavailable})" if self.env_unavailable else ""
+            raise ReinforceError(
+                f"this agent has no environment{why}: it can predict and save; to train or evaluate it, load "
+                "it with reinforce.load(run_dir, env=...) or create it with Reinforce(env, ...)"
+            )
+        return self.envs
+
+    def _require_source(self) -> EnvSource:
+        """Where the agent's environments come from, or `require_envs`'s error."""
+        self.require_envs()
+        assert self.env_source is not None
+        return self.env_source
 
     @property
     def counters(self) -> dict[str, int]:
@@ -153,7 +240,7 @@ class Reinforce:
         if self.config.backend == "ray" and self._rollouts is None:
             from reinforce.rollout.ray import RayRollouts
 
-            self._rollouts = RayRollouts(self.env_id, self.config, address=self.ray_address)
+            self._rollouts = RayRollouts(self._require_source(), self.config, address=self.ray_address)
 
     @property
     def solved(self) -> bool:
@@ -192,7 +279,8 @@ class Reinforce:
         episodes = episodes_per_update(self.config)
         if self._rollouts is not None:
             return self._rollouts.collect(self.policy, episodes, self._collection_seed())
-        return collect(self.envs, self.policy, episodes, seed=self._collection_seed(), device=self.device)
+        envs = self.require_envs()
+        return collect(envs, self.policy, episodes, seed=self._collection_seed(), device=self.device)
 
     def train_on_batch(self, batch: RolloutBatch) -> dict[str, float]:
         """Returns, weights, policy step(s), then the baseline's fit on ``batch``; returns the loss metrics."""
@@ -229,31 +317,47 @@ class Reinforce:
         """
         from reinforce import training  # the loop is the layer above the agent; it calls back into it
 
-        return training.learn(
-            self,
-            total_steps,
-            run_dir=run_dir,
-            progress_bar=progress_bar,
-            checkpoint_every=checkpoint_every,
-            tensorboard=tensorboard,
-        )
+        with torch_threads(self.config.num_threads):
+            return training.learn(
+                self,
+                total_steps,
+                run_dir=run_dir,
+                progress_bar=progress_bar,
+                checkpoint_every=checkpoint_every,
+                tensorboard=tensorboard,
+            )
 
-    def predict(self, observation: Any, deterministic: bool = False) -> np.ndarray[Any, Any]:
-        """Actions for one observation or a batch of them, NumPy in and out.
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray[Any, Any], None]:
+        """Actions for one observation or a batch of them, NumPy in and out, as Stable-Baselines3's ``predict``.
+
+        Example:
+            >>> action, _ = agent.predict(observation, deterministic=True)  # doctest: +SKIP
 
         Args:
             observation: an observation of the env's single observation space, or a batch ``[B, ...]``.
+            state: a recurrent policy's state in Stable-Baselines3; these policies have none (ignored).
+            episode_start: ignored, as ``state``.
             deterministic: take the distribution's mode (argmax / Gaussian mean) instead of sampling.
 
         Returns:
             One action (shape of the single action space) or a batch of ``B`` actions, as the env expects
-            them (Box actions clipped to the bounds).
+            them (Box actions clipped or squashed to the bounds), and the next state: always None.
+
+        Raises:
+            ReinforceError: the observation is not one of the observation space or a batch of them (the
+                message names the expected shape), or holds NaN or infinities.
         """
-        batch, batched = observation_batch(self.envs, observation)
+        batch, batched = observation_batch(self.env_observation_space, observation)
         with torch.inference_mode():
             actions = sample_actions(self.policy(torch.as_tensor(batch, device=self.device)), deterministic)
         env_actions = to_env_actions(actions.cpu().numpy(), self.action_space, self.policy.action_squash)
-        return env_actions if batched else env_actions[0]
+        return (env_actions if batched else env_actions[0]), None
 
     def _evaluation_seed(self, seed: object) -> int | None:
         """``seed`` checked, or by default one derived from the agent's (offset so it differs from training)."""
@@ -274,11 +378,12 @@ class Reinforce:
         """
         episodes = as_count("episodes", episodes, 1)
         seed = self._evaluation_seed(seed)
-        envs = make_vec_env(self.env_id, min(episodes, 100), vectorization_mode=self.config.vectorization_mode)
+        envs = self._require_source().make(min(episodes, 100), vectorization_mode=self.config.vectorization_mode)
         try:
             batch = collect(envs, self.policy, episodes, deterministic=deterministic, seed=seed, device=self.device)
         finally:
-            envs.close()
+            if envs is not self.envs:  # a vector env given by the user is the one the agent trains on
+                envs.close()
         return summarize(batch.episode_returns, batch.episode_lengths, deterministic)
 
     def record_video(
@@ -292,16 +397,34 @@ class Reinforce:
         from reinforce.run.video import record_video
 
         episodes = as_count("episodes", episodes, 1)
-        act = functools.partial(self.predict, deterministic=deterministic)
-        returns, lengths, frames = record_video(self.env_id, act, Path(path), episodes, self._evaluation_seed(seed))
+        source = self._require_source()
+
+        def act(observation: Any) -> Any:
+            return self.predict(observation, deterministic=deterministic)[0]
+
+        returns, lengths, frames = record_video(source.make_one, act, Path(path), episodes, self._evaluation_seed(seed))
         return {**summarize(returns, lengths, deterministic), "frames": frames}
 
     def write_config(self, run_dir: Path, total_steps: int) -> None:
-        """Write ``run_dir/config.json``: env id, seed, step budget, threshold, hyperparameters, versions."""
+        """Write ``run_dir/config.json``: env id, seed, step budget, threshold, hyperparameters, versions.
+
+        Also how the environment is rebuilt (``env``: see `reinforce.rollout.envs.EnvSource.record`) and its
+        observation and action spaces (``spaces``), so that `reinforce.load` can give an agent that predicts
+        even where the environment cannot be made.
+        """
+        if self.env_source is not None:
+            env_record = self.env_source.record()
+        else:
+            env_record = {"name": self.env_id, "rebuildable": False, "why_not": "the agent was made without one"}
         write_config(
             run_dir,
             {
                 "env_id": self.env_id,
+                "env": env_record,
+                "spaces": {
+                    "observation": space_to_json(self.env_observation_space),
+                    "action": space_to_json(self.action_space),
+                },
                 "seed": self.seed,
                 "total_steps": total_steps,
                 "reward_threshold": self.reward_threshold,
@@ -336,7 +459,8 @@ class Reinforce:
 
     def close(self) -> None:
         """Close the environments (and stop the Ray workers, if any)."""
-        self.envs.close()
+        if self.envs is not None:
+            self.envs.close()
         if self._rollouts is not None:
             self._rollouts.close()
             self._rollouts = None

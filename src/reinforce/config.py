@@ -105,10 +105,10 @@ class TrainConfig:
     """Stop training once the 100-episode mean return reaches the reward threshold."""
 
     device: str = "cpu"
-    """Torch device of the policy and the update (cpu, cuda, cuda:1, ...)."""
+    """Torch device of the policy and the update (cpu, cuda, cuda:1, ...; auto: cuda where available)."""
 
     num_threads: int = 1
-    """Torch CPU threads (torch.set_num_threads, process-wide); 1 is fastest for small MLPs, 0 keeps torch's."""
+    """Torch CPU threads while `learn` runs (put back after); 1 is fastest for small MLPs, 0 keeps torch's."""
 
     action_squash: ActionSquash = "clip"
     """How Gaussian actions meet a bounded Box: clip (train on the raw sample, clip what the env gets) or tanh

@@ -2,36 +2,90 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 from reinforce.agent import Reinforce
-from reinforce.config import TrainConfig
+from reinforce.config import TrainConfig, check_seed
 from reinforce.core.device import resolve_device
 from reinforce.errors import ReinforceError
+from reinforce.rollout.envs import EnvLike, env_source, source_from_record
 from reinforce.rollout.ray_support import check_ray_address
+from reinforce.rollout.spaces import space_from_json
 from reinforce.run.checkpoint import check_format, check_run_dir, read_checkpoint, require
 from reinforce.run.files import CHECKPOINT_FILE, CONFIG_FILE, read_json
 
+logger = logging.getLogger("reinforce")
 
-def _agent_from_config(path: Path, device: str | None, ray_address: str | None = None) -> Reinforce:
-    """A fresh agent (update 0) built from ``path/config.json``, validated like CLI input."""
-    config = read_json(path / CONFIG_FILE)
-    check_format(config, path / CONFIG_FILE)
-    env_id = require(config, "env_id", str, path / CONFIG_FILE)
-    hyperparameters = require(config, "hyperparameters", dict, path / CONFIG_FILE)
+
+def _agent_from_config(
+    path: Path, device: str | None, ray_address: str | None = None, env: EnvLike | None = None
+) -> Reinforce:
+    """A fresh agent (update 0) built from ``path/config.json``, validated like CLI input.
+
+    Its environment is ``env`` if given, else the one config.json records. Where that one cannot be made here
+    (not rebuildable, or its module or dependency missing), the agent is built from the recorded spaces: it
+    predicts, and says why it cannot train or evaluate (`Reinforce.require_envs`).
+    """
+    file = path / CONFIG_FILE
+    config = read_json(file)
+    check_format(config, file)
+    env_id = require(config, "env_id", str, file)
+    hyperparameters = require(config, "hyperparameters", dict, file)
     # bad overrides are the caller's, not config.json's
     check_ray_address(ray_address, hyperparameters.get("backend", "local"))
     if device is not None:
         resolve_device(device)
         hyperparameters = {**hyperparameters, "device": device}
+    record = config.get("env", {"id": env_id})  # runs of format 2 record the id alone
+    if not isinstance(record, dict):
+        raise ReinforceError(f"{file} is invalid: 'env' must be a mapping")
     try:  # the saved hyperparameters are the whole config: nothing shipped is layered under them
         saved = TrainConfig.from_dict(hyperparameters)
-        return Reinforce(env_id, config=saved, seed=config.get("seed"), ray_address=ray_address)
     except ReinforceError as exc:
-        raise ReinforceError(f"{path / CONFIG_FILE} is invalid: {exc}") from None
+        raise ReinforceError(f"{file} is invalid: {exc}") from None
+    seed = config.get("seed")
+    try:
+        source = env_source(env) if env is not None else source_from_record(record)
+    except ReinforceError as exc:
+        if env is not None or "spaces" not in config:
+            raise
+        return _agent_from_spaces(config, saved, seed, file, unavailable=str(exc))
+    try:
+        return Reinforce(source, config=saved, seed=seed, ray_address=ray_address)
+    except ReinforceError as exc:
+        if env is None and "spaces" in config and source.env_id is not None and not exc.fields:
+            # the recorded environment does not build here (a missing dependency, say): predicting still works
+            return _agent_from_spaces(config, saved, seed, file, unavailable=str(exc))
+        raise ReinforceError(f"{file} is invalid: {exc}" if env is None else str(exc)) from None
 
 
-def load(run_dir: str | Path, *, device: str | None = None, ray_address: str | None = None) -> Reinforce:
+def _agent_from_spaces(
+    config: dict[str, Any], saved: TrainConfig, seed: object, file: Path, unavailable: str
+) -> Reinforce:
+    """An agent without an environment, from config.json's ``spaces``."""
+    spaces = require(config, "spaces", dict, file)
+    try:
+        observation_space = space_from_json(spaces.get("observation"))
+        action_space = space_from_json(spaces.get("action"))
+        agent = Reinforce.from_spaces(
+            observation_space, action_space, config=saved, seed=check_seed(seed), name=str(config["env_id"])
+        )
+    except ReinforceError as exc:
+        raise ReinforceError(f"{file} is invalid: {exc}") from None
+    agent.env_unavailable = unavailable
+    logger.warning("%s: %s; the agent can predict but not train or evaluate", file, unavailable)
+    return agent
+
+
+def load(
+    run_dir: str | Path,
+    *,
+    env: EnvLike | None = None,
+    device: str | None = None,
+    ray_address: str | None = None,
+) -> Reinforce:
     """Rebuild the agent saved in ``run_dir`` from its config.json, checkpoint.json and state file.
 
     No pickle: the tensors come from safetensors (after their SHA-256 is checked against checkpoint.json) and
@@ -40,8 +94,16 @@ def load(run_dir: str | Path, *, device: str | None = None, ray_address: str | N
     agent has the policy, the optimizer state, torch's RNG state, the counters and the last 100 returns of the
     checkpoint, so training it further with the same seed gives what the uninterrupted run would have.
 
+    The environment is rebuilt from config.json where it can be (a registered id with its env_kwargs, an
+    importable ``gymnasium.Env`` class; only classes of ``gymnasium.Env`` and ``gymnasium.Wrapper`` are
+    imported from a run directory, never functions). Where it cannot, ``env=`` supplies one; without it the
+    agent is built from the spaces config.json records and can `Reinforce.predict`, save and export, but
+    not train or evaluate (a warning says why).
+
     Args:
         run_dir: a directory written by `Reinforce.save` or ``reinforce train``.
+        env: the environment to evaluate, train and resume on (any form `Reinforce` takes), instead of the
+            recorded one; its spaces must be the run's.
         device: overrides the saved ``device`` (e.g. ``"cpu"`` for a run trained on a GPU).
         ray_address: the Ray cluster a ``backend="ray"`` run trains on if it is trained further (see `Reinforce`).
 
@@ -55,7 +117,7 @@ def load(run_dir: str | Path, *, device: str | None = None, ray_address: str | N
             f"{path} has no checkpoint yet (training stopped before the first one): "
             f"resume it with `reinforce train --resume {path}`"
         )
-    agent = _agent_from_config(path, device, ray_address)
+    agent = _agent_from_config(path, device, ray_address, env)
     try:
         checkpoint = read_checkpoint(path)
         checkpoint.restore(*agent.state())
@@ -70,7 +132,13 @@ def load(run_dir: str | Path, *, device: str | None = None, ray_address: str | N
     return agent
 
 
-def resume(run_dir: str | Path, *, device: str | None = None, ray_address: str | None = None) -> Reinforce:
+def resume(
+    run_dir: str | Path,
+    *,
+    env: EnvLike | None = None,
+    device: str | None = None,
+    ray_address: str | None = None,
+) -> Reinforce:
     """The agent of ``run_dir`` at its last checkpoint, ready to continue with ``learn(..., run_dir=run_dir)``.
 
     Like `load`, except that a run stopped before its first checkpoint (config.json but no checkpoint.json)
@@ -86,5 +154,5 @@ def resume(run_dir: str | Path, *, device: str | None = None, ray_address: str |
     path = Path(run_dir)
     check_run_dir(path)
     if (path / CHECKPOINT_FILE).exists():
-        return load(path, device=device, ray_address=ray_address)
-    return _agent_from_config(path, device, ray_address)
+        return load(path, env=env, device=device, ray_address=ray_address)
+    return _agent_from_config(path, device, ray_address, env)

@@ -185,7 +185,7 @@ def _package_yaml(name: str) -> dict[str, Any]:
     return _yaml_mapping(text, f"reinforce/{name}")
 
 
-def preset_hyperparameters(preset: str, env_id: str) -> dict[str, Any]:
+def preset_hyperparameters(preset: str, env_id: str | None) -> dict[str, Any]:
     """The hyperparameters of the shipped preset ``preset`` for ``env_id`` (presets.yaml).
 
     Raises:
@@ -194,25 +194,26 @@ def preset_hyperparameters(preset: str, env_id: str) -> dict[str, Any]:
     presets = _package_yaml(PRESETS_FILE)
     if preset not in presets:
         raise ReinforceError(f"unknown preset {preset!r}: the presets are {', '.join(sorted(presets))}")
-    entry = presets[preset].get(env_id.split(":")[-1])
+    entry = presets[preset].get(env_id.split(":")[-1]) if env_id is not None else None
     if entry is None:
         raise ReinforceError(
-            f"preset {preset!r} has no values for {env_id}: it exists for {', '.join(sorted(presets[preset]))}"
+            f"preset {preset!r} has no values for {env_id or 'an unregistered environment'}: "
+            f"it exists for {', '.join(sorted(presets[preset]))}"
         )
     return _coerce_numbers(dict(entry))
 
 
-def tuned_hyperparameters(env_id: str) -> dict[str, Any]:
-    """The hyperparameters shipped for ``env_id`` (a copy; empty for an env without an entry).
+def tuned_hyperparameters(env_id: str | None) -> dict[str, Any]:
+    """The hyperparameters shipped for ``env_id`` (a copy; empty for an env without an entry, or None).
 
     They sit between `TrainConfig`'s defaults and what the user gives: the defaults are CartPole-v1's.
     """
-    entry = _package_yaml(TUNED_FILE).get(env_id.split(":")[-1], {})
+    entry = _package_yaml(TUNED_FILE).get(env_id.split(":")[-1], {}) if env_id is not None else {}
     return _coerce_numbers(dict(entry))
 
 
 def resolve(
-    env_id: str,
+    env_id: str | None,
     *,
     preset: str | None = None,
     file: Mapping[str, Any] | None = None,
@@ -220,6 +221,8 @@ def resolve(
     base: TrainConfig | None = None,
 ) -> TrainConfig:
     """The effective config of a run on ``env_id``, each layer over the one before.
+
+    ``env_id`` is None for an environment that is not registered (a callable): nothing is shipped for it.
 
     Layers, lowest first: ``base`` if given (a complete config: the shipped per-env values and the preset are
     then not applied), else `TrainConfig`'s defaults (tuned on CartPole-v1) < the values shipped for

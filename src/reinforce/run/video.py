@@ -89,9 +89,12 @@ class VideoWriter:
 
 
 def record_video(
-    env_id: str, act: Callable[[Any], Any], path: Path, episodes: int, seed: int | None
+    make_env: Callable[[str], Any], act: Callable[[Any], Any], path: Path, episodes: int, seed: int | None
 ) -> tuple[list[float], list[int], int]:
-    """Play ``episodes`` episodes of ``env_id`` with ``act`` (one observation -> one action) into ``path``.
+    """Play ``episodes`` episodes of ``make_env("rgb_array")`` with ``act`` (one observation -> one action).
+
+    ``make_env`` makes one environment with the given render mode (as
+    `reinforce.rollout.envs.EnvSource.make_one` does).
 
     One ``rgb_array``-rendering env plays them one after the other, the first reset with ``seed``. While it
     records, SDL (pygame's renderer) is told to use no display and no sound device (`headless_sdl`).
@@ -103,11 +106,9 @@ def record_video(
         ReinforceError: ``path`` is not an .mp4 or .gif file, the ``video`` extra is missing, or the env does
             not render frames.
     """
-    import gymnasium
-
     check_video_path(path)
     with headless_sdl():
-        return record_episodes(gymnasium.make(env_id, render_mode="rgb_array"), act, path, episodes=episodes, seed=seed)
+        return record_episodes(make_env("rgb_array"), act, path, episodes=episodes, seed=seed)
 
 
 def record_episodes(
