@@ -19,17 +19,18 @@ from typing import Any, get_args, get_type_hints
 from reinforce.config import TrainConfig, as_count, check_seed
 from reinforce.errors import ReinforceError
 
-CONFIG_FILE_KEYS = ("env_id", "seed", "total_steps", "hyperparameters")
+CONFIG_FILE_KEYS = ("env_id", "env_kwargs", "seed", "total_steps", "hyperparameters")
 """Keys a config file may set; a saved config.json also has these (and others, which are informational)."""
-INFORMATIONAL_KEYS = ("format_version", "reward_threshold", "versions")
+INFORMATIONAL_KEYS = ("format_version", "reward_threshold", "versions", "env", "spaces")
 """Keys of a saved config.json that a config file may carry but that do not configure anything."""
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What a config file sets: any of the env id, the seed, the step budget and hyperparameters."""
+    """What a config file sets: any of the env id and its kwargs, the seed, the step budget and hyperparameters."""
 
     env_id: str | None = None
+    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int | None = None
     total_steps: int | None = None
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -105,6 +106,18 @@ def _yaml_mapping(text: str, source: str) -> dict[str, Any]:
     return document
 
 
+def parse_scalar(text: str, source: str) -> Any:
+    """``text`` read as one YAML scalar (``12`` -> 12, ``0.5``, ``true``, ``null``, anything else as text).
+
+    Raises:
+        ReinforceError: a list, a mapping or invalid YAML.
+    """
+    value = _yaml_mapping(f"value: {text}", source).get("value") if text.strip() else ""
+    if isinstance(value, (list, dict)):
+        raise ReinforceError(f"{source} must be one value (a number, true/false or text), got {text!r}")
+    return value
+
+
 def _coerce_numbers(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     """YAML reads ``1e-3`` (no dot) as a string: turn such strings into floats for the float-typed fields."""
     hints = get_type_hints(TrainConfig)
@@ -131,6 +144,13 @@ def parse_config_document(document: dict[str, Any], source: str) -> RunSettings:
     env_id = document.get("env_id")
     if env_id is not None and (not isinstance(env_id, str) or not env_id):
         raise ReinforceError(f"{source} has env_id={env_id!r}: it must be a Gymnasium id such as CartPole-v1")
+    env_kwargs = document.get("env_kwargs")
+    record = document.get("env")
+    if env_kwargs is None and isinstance(record, dict):  # a saved config.json: its env's recorded kwargs
+        env_kwargs = record.get("kwargs")
+    env_kwargs = {} if env_kwargs is None else env_kwargs
+    if not isinstance(env_kwargs, dict):
+        raise ReinforceError(f"{source}: 'env_kwargs' must be a mapping such as {{size: 12}}")
     hyperparameters = document.get("hyperparameters", {})
     if hyperparameters is None:
         hyperparameters = {}
@@ -144,14 +164,17 @@ def parse_config_document(document: dict[str, Any], source: str) -> RunSettings:
         total_steps = None if total_steps is None else as_count("total_steps", total_steps, 0)
     except (ReinforceError, TypeError) as exc:
         raise ReinforceError(f"{source}: {exc}") from None
-    return RunSettings(env_id=env_id, seed=seed, total_steps=total_steps, hyperparameters=hyperparameters)
+    return RunSettings(
+        env_id=env_id, env_kwargs=env_kwargs, seed=seed, total_steps=total_steps, hyperparameters=hyperparameters
+    )
 
 
 def read_config_file(path: str | Path) -> RunSettings:
     """Read a YAML (or JSON) config file, such as a saved run's config.json, and validate it.
 
-    The file is a mapping with any of ``env_id``, ``seed``, ``total_steps`` and ``hyperparameters`` (a
-    mapping of `TrainConfig` fields). Nothing in it is executed: YAML is read with ``safe_load``.
+    The file is a mapping with any of ``env_id``, ``env_kwargs`` (for ``gymnasium.make``), ``seed``,
+    ``total_steps`` and ``hyperparameters`` (a mapping of `TrainConfig` fields). Nothing in it is executed:
+    YAML is read with ``safe_load``.
 
     Raises:
         ReinforceError: the file is missing, unreadable, not YAML, or holds an invalid value.

@@ -25,7 +25,7 @@ from torch.distributions import Bernoulli, Categorical, Distribution, Independen
 
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.policies import Policy, unsupported_action_space
-from reinforce.errors import NonFiniteError
+from reinforce.errors import NonFiniteError, ReinforceError
 
 
 def to_env_actions(
@@ -106,6 +106,59 @@ def _check_actions(actions: np.ndarray[Any, Any], observations: Any, envs: Vecto
         )
 
 
+def _env_failed(envs: VectorEnv[Any, Any, Any], call: str, exc: BaseException) -> ReinforceError:
+    text = str(exc).strip()
+    reason = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    return ReinforceError(f"{_env_name(envs)} failed in {call} ({reason}): fix the environment")
+
+
+def _reset(envs: VectorEnv[Any, Any, Any], seed: int | None) -> tuple[Any, Any]:
+    """``envs.reset(seed=seed)``: observations and infos; an exception of the env's own becomes a `ReinforceError`."""
+    try:
+        observations, infos = envs.reset(seed=seed)
+    except ReinforceError:
+        raise
+    except Exception as exc:  # the environment's code (a user's), or what it returned (not a pair)
+        raise _env_failed(envs, "reset()", exc) from exc
+    _check_observations(envs, observations, "reset()")
+    return observations, infos
+
+
+def _step(envs: VectorEnv[Any, Any, Any], actions: np.ndarray[Any, Any]) -> tuple[Any, ...]:
+    """``envs.step(actions)`` as checked arrays; an exception of the env's own becomes a `ReinforceError`.
+
+    Returns:
+        Observations, float32 rewards, the terminated and truncated flags as bool arrays, and the infos.
+    """
+    try:
+        observations, rewards, terminated, truncated, infos = envs.step(actions)
+        rewards = np.asarray(rewards, dtype=np.float32)
+        terminated = np.asarray(terminated, dtype=bool)
+        truncated = np.asarray(truncated, dtype=bool)
+    except ReinforceError:
+        raise
+    except Exception as exc:  # the env raised, returned a 4-tuple, or rewards that are not numbers
+        raise _env_failed(envs, "step()", exc) from exc
+    shape = (envs.num_envs,)
+    if rewards.shape != shape or terminated.shape != shape or truncated.shape != shape:
+        raise ReinforceError(
+            f"{_env_name(envs)} returned rewards or flags of shape {rewards.shape}/{terminated.shape}/"
+            f"{truncated.shape} from step(), not one per environment {shape}: return a float reward and bools"
+        )
+    _check_observations(envs, observations, "step()")
+    return observations, rewards, terminated, truncated, infos
+
+
+def _check_observations(envs: VectorEnv[Any, Any, Any], observations: Any, call: str) -> None:
+    expected = (envs.num_envs, *(envs.single_observation_space.shape or ()))
+    shape = getattr(observations, "shape", None)
+    if shape != expected or getattr(observations, "dtype", np.dtype(object)).kind not in "biuf":
+        raise ReinforceError(
+            f"{_env_name(envs)} returned observations of shape {shape} from {call}, not {expected[1:]} per "
+            f"environment as its observation space {envs.single_observation_space} says: fix the environment"
+        )
+
+
 def collect(
     envs: VectorEnv[Any, Any, Any],
     policy: Policy,
@@ -132,7 +185,7 @@ def collect(
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
     num_envs = envs.num_envs
     action_space = envs.single_action_space
-    observations, _ = envs.reset(seed=seed)
+    observations, _ = _reset(envs, seed)
     started = min(num_envs, num_episodes)
     active = np.arange(num_envs) < started
     resetting = np.zeros(num_envs, dtype=bool)
@@ -149,16 +202,15 @@ def collect(
             distribution = policy(torch.as_tensor(observations, device=device))
             actions = sample_actions(distribution, deterministic).cpu().numpy()
             _check_actions(actions, observations, envs)
-            next_observations, rewards, terminated, truncated, _ = envs.step(
-                to_env_actions(actions, action_space, policy.action_squash)
+            next_observations, rewards, terminated, truncated, _ = _step(
+                envs, to_env_actions(actions, action_space, policy.action_squash)
             )
-            terminated = np.asarray(terminated, dtype=bool)
             # a time limit that falls on a terminal step is a termination: the state really is terminal
-            truncated = np.asarray(truncated, dtype=bool) & ~terminated
+            truncated = truncated & ~terminated
             valid = active & ~resetting
             buffers["observations"].append(observations)
             buffers["actions"].append(actions)
-            buffers["rewards"].append(np.asarray(rewards, dtype=np.float32))
+            buffers["rewards"].append(rewards)
             buffers["terminated"].append(terminated)
             buffers["truncated"].append(truncated)
             buffers["mask"].append(valid)
