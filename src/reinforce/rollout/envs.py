@@ -135,7 +135,10 @@ def _import_class(path: object, base: type, what: str) -> Any:
     for part in qualname.split("."):
         found = getattr(found, part, None)
     if not (isinstance(found, type) and issubclass(found, base)):
-        raise ReinforceError(f"the run's {what} {path!r} is not a {base.__module__}.{base.__qualname__} class")
+        raise ReinforceError(
+            f"the run's {what} {path!r} is not a gymnasium.{base.__name__} class: only those are rebuilt from "
+            "a run directory"
+        )
     return found
 
 
