@@ -37,7 +37,7 @@ from reinforce.rollout.observations import observation_batch, policy_observation
 from reinforce.rollout.ray_support import check_ray_address
 from reinforce.rollout.spaces import space_to_json
 from reinforce.run.checkpoint import COUNTERS, refuse_foreign_checkpoint, write_checkpoint
-from reinforce.run.files import CONFIG_FILE, write_config
+from reinforce.run.files import CONFIG_FILE, run_path, write_config
 from reinforce.run.metrics import SOLVED_WINDOW, is_solved, update_metrics
 from reinforce.settings import resolve
 
@@ -439,9 +439,9 @@ class Reinforce:
         files in ``run_dir`` are left alone; a checkpoint there that this agent did not write is refused.
 
         Raises:
-            ReinforceError: ``run_dir`` holds another run's checkpoint.
+            ReinforceError: ``run_dir`` is not a directory path, is a file, or holds another run's checkpoint.
         """
-        path = Path(run_dir)
+        path = run_path(run_dir, writing=True)
         refuse_foreign_checkpoint(path, self.checkpoint_update)
         path.mkdir(parents=True, exist_ok=True)
         if not (path / CONFIG_FILE).exists():

@@ -14,7 +14,7 @@ from reinforce.rollout.envs import EnvLike, env_source, source_from_record
 from reinforce.rollout.ray_support import check_ray_address
 from reinforce.rollout.spaces import space_from_json
 from reinforce.run.checkpoint import check_format, check_run_dir, read_checkpoint, require
-from reinforce.run.files import CHECKPOINT_FILE, CONFIG_FILE, read_json
+from reinforce.run.files import CHECKPOINT_FILE, CONFIG_FILE, read_json, run_path
 
 logger = logging.getLogger("reinforce")
 
@@ -110,7 +110,7 @@ def load(
     Raises:
         ReinforceError: the directory or one of its files is missing or damaged, or it has no checkpoint yet.
     """
-    path = Path(run_dir)
+    path = run_path(run_dir)
     check_run_dir(path)
     if (path / CONFIG_FILE).is_file() and not (path / CHECKPOINT_FILE).exists():
         raise ReinforceError(
@@ -151,7 +151,7 @@ def resume(
     Raises:
         ReinforceError: the directory or one of its files is missing or damaged.
     """
-    path = Path(run_dir)
+    path = run_path(run_dir)
     check_run_dir(path)
     if (path / CHECKPOINT_FILE).exists():
         return load(path, env=env, device=device, ray_address=ray_address)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_support import run_cli, snapshot
+from cli_support import run_cli, run_main, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -367,7 +367,12 @@ DAMAGED_RUNS = {
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
 def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
-    trained_run: Path, tmp_path: Path, args: list[str], message: str
+    trained_run: Path,
+    tmp_path: Path,
+    args: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
@@ -391,7 +396,11 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
         (tmp_path / f"{name}.yaml").write_text(text)
     before = snapshot(tmp_path)
     names = {name: tmp_path / f"{name}.yaml" for name in files}
-    result = run_cli(*[arg.format(run=run, empty=tmp_path / "empty", **runs, **names) for arg in args], cwd=tmp_path)
+    command = [arg.format(run=run, empty=tmp_path / "empty", **runs, **names) for arg in args]
+    if "--address" in args or "ray" in args:
+        result = run_cli(*command, cwd=tmp_path)  # Ray may start: in a process of its own
+    else:  # the same main() in this process: what a subprocess gives, without importing torch again
+        result = run_main(*command, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -298,3 +298,29 @@ def test_from_spaces_predicts_without_an_env() -> None:
     assert state is None and 1 <= int(action) <= 4
     with pytest.raises(ReinforceError, match="no environment"):
         agent.update()
+
+
+@pytest.mark.parametrize("run_dir", [None, 5, ""])
+def test_load_resume_save_and_learn_refuse_what_is_not_a_path(run_dir: Any) -> None:
+    for call in (reinforce.load, reinforce.resume):
+        with pytest.raises(ReinforceError, match="run_dir must be a directory path"):
+            call(run_dir)
+    agent = Reinforce("CartPole-v1", num_envs=2)
+    if run_dir is not None:  # learn(run_dir=None) trains without a run directory
+        with pytest.raises(ReinforceError, match="run_dir must be a directory path"):
+            agent.learn(10, run_dir=run_dir)
+    with pytest.raises(ReinforceError, match="run_dir must be a directory path"):
+        agent.save(run_dir)
+    agent.close()
+
+
+def test_save_and_learn_into_a_file_are_refused_and_leave_it(tmp_path: Path) -> None:
+    existing = tmp_path / "notes.txt"
+    existing.write_text("mine")
+    agent = Reinforce("CartPole-v1", num_envs=2)
+    with pytest.raises(ReinforceError, match="is a file, not a directory"):
+        agent.save(existing)
+    with pytest.raises(ReinforceError, match="is a file, not a directory"):
+        agent.learn(10, run_dir=existing)
+    agent.close()
+    assert existing.read_text() == "mine"
