@@ -150,6 +150,50 @@ def test_config_shows_the_shipped_values_under_the_flags(tmp_path: Path) -> None
     assert hyperparameters["num_envs"] == 16 and hyperparameters["reward_threshold"] == -90  # hyperparams.yaml
 
 
+MODULE = """
+import gymnasium
+import numpy as np
+
+
+class Corridor(gymnasium.Env):
+    def __init__(self, size=4):
+        self.size = size
+        self.observation_space = gymnasium.spaces.Box(0.0, 100.0, shape=(1,), dtype=np.float32)
+        self.action_space = gymnasium.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.position = 0
+        return np.array([0.0], dtype=np.float32), {}
+
+    def step(self, action):
+        self.position = max(0, self.position + (1 if int(action) == 1 else -1))
+        return np.array([self.position], dtype=np.float32), -1.0, self.position >= self.size, False, {}
+
+
+gymnasium.register("Corridor-v0", entry_point=Corridor, max_episode_steps=50)
+"""
+
+
+def test_a_module_in_the_current_directory_trains_with_env_kwargs(tmp_path: Path) -> None:
+    (tmp_path / "my_corridor.py").write_text(MODULE)
+    args = ["train", "my_corridor:Corridor-v0", "--env-kwargs", "size=3", "--total-steps", "300", "--quiet"]
+    result = run_cli(*args, "--run-dir", "run", "--eval-episodes", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["env"]
+    assert record["id"] == "my_corridor:Corridor-v0" and record["kwargs"] == {"size": 3}
+    # python -m reinforce is the same command
+    again = subprocess.run(
+        [sys.executable, "-m", "reinforce", "eval", "run", "--episodes", "2", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    assert max(json.loads(again.stdout)["returns"]) <= -3  # at least 3 steps of -1 with size=3
+
+
 def test_nan_rewards_end_training_with_one_line_naming_the_env(tmp_path: Path) -> None:
     result = run_cli("train", "toy_envs:toy/NanReward-v0", "--quiet", "--run-dir", tmp_path / "run", cwd=tmp_path)
     assert result.returncode == 2
@@ -170,6 +214,10 @@ BAD_INPUTS = [
     (["train", "CartPole-v1", "--run-dir", "{run}"], "already exists"),
     (["train", "toy_envs:toy/TextAction-v0", "--quiet"], "unsupported action space"),
     (["train", ".relative:X-v0", "--quiet"], "cannot import"),
+    (["train", ":CartPole-v1", "--quiet"], "has nothing before ':'"),
+    (["train", "CartPole-v1", "--env-kwargs", "size", "--quiet"], "--env-kwargs 'size' is not KEY=VALUE"),
+    (["train", "CartPole-v1", "--env-kwargs", "no_such=1", "--quiet"], "cannot make CartPole-v1 with --env-kwargs"),
+    (["train", "--resume", "{run}", "--env-kwargs", "a=1"], "--env-kwargs cannot change"),
     (["train", "toy_envs:toy/DictAction-v0", "--quiet"], "unsupported action space Dict"),
     (["train", "Pendulum-v1", "--action-squash", "squish"], "action-squash"),
     (["train", "Pendulum-v1", "--log-std-init", "3", "--quiet"], "--log-std-init"),
