@@ -28,7 +28,7 @@ from reinforce.core.batch import RolloutBatch
 from reinforce.core.device import resolve_device, torch_threads
 from reinforce.core.loss import update_policy
 from reinforce.core.optim import EagerOptimizer, Optimizer
-from reinforce.core.policies import policy_from_config
+from reinforce.core.policies import Network, Policy, module_policy, policy_from_config
 from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import collect, sample_actions, to_env_actions
@@ -79,6 +79,12 @@ class Reinforce:
             a local Ray with this machine's CPUs. Ray and the workers start at the first update.
         env_kwargs: keyword arguments for ``gymnasium.make`` (an id or a spec) or for the callable.
         wrappers: callables ``Env -> Env`` (wrapper classes, functions) applied to every environment, in order.
+        network: a ``torch.nn.Module`` (or a function returning one) as the policy's body: it maps the
+            encoder's features ``[B, F_in]`` to ``[B, F]``, and a linear head for the action space follows
+            (``hidden_sizes`` is then unused). Saved with the run; `reinforce.load` needs it given again.
+        value_network: the same for the value network of ``baseline="value"`` (a linear head to one value).
+        policy: a whole policy, a ``torch.nn.Module`` mapping raw observations ``[B, *obs_shape]`` to a
+            ``torch.distributions.Distribution`` whose samples are the env's actions.
         **overrides: `TrainConfig` fields (``num_envs``, ``gamma``, ``lr``, ...) over everything else.
 
     Raises:
@@ -96,13 +102,22 @@ class Reinforce:
         ray_address: str | None = None,
         env_kwargs: Mapping[str, Any] | None = None,
         wrappers: Sequence[Wrapper] | None = None,
+        network: Network | None = None,
+        value_network: Network | None = None,
+        policy: nn.Module | None = None,
         **overrides: Unpack[Hyperparameters],
     ) -> None:
         source = env_source(env, env_kwargs=env_kwargs, wrappers=wrappers)
+        modules = {"network": network, "value_network": value_network, "policy": policy}
         resolved = resolve(source.env_id, preset=preset, overrides=dict(overrides), base=config)
         if source.vector_env is not None and source.vector_env.num_envs != resolved.num_envs:
             resolved = TrainConfig.from_dict({**resolved.to_dict(), "num_envs": source.vector_env.num_envs})
         check_ray_address(ray_address, resolved.backend)
+        if any(module is not None for module in modules.values()) and resolved.backend != "local":
+            raise ReinforceError(
+                "custom networks train with backend='local' (Ray workers build the policy from the config)",
+                fields=("backend",),
+            )
         if source.vector_env is not None and resolved.backend != "local":
             raise ReinforceError(
                 "a vector env cannot be sent to Ray workers: pass an id or a callable with backend='ray'",
@@ -112,7 +127,8 @@ class Reinforce:
         local_envs = resolved.num_envs if resolved.backend == "local" else 1
         envs = source.make(local_envs, vectorization_mode=resolved.vectorization_mode)
         try:
-            self._build(source.name, resolved, seed, envs.unwrapped.single_observation_space, envs.single_action_space)
+            spaces = (envs.unwrapped.single_observation_space, envs.single_action_space)
+            self._build(source.name, resolved, seed, *spaces, modules)
         except BaseException:
             envs.close()
             raise
@@ -131,6 +147,9 @@ class Reinforce:
         config: TrainConfig | None = None,
         seed: int | None = None,
         name: str = "environment",
+        network: Network | None = None,
+        value_network: Network | None = None,
+        policy: nn.Module | None = None,
         **overrides: Unpack[Hyperparameters],
     ) -> Reinforce:
         """An agent for these spaces without an environment: it predicts, saves and exports, but cannot learn.
@@ -143,10 +162,15 @@ class Reinforce:
             config: the whole config; None: `TrainConfig`'s defaults.
             seed: torch's seed for the initial weights.
             name: how messages call the environment.
+            network: as `Reinforce`'s.
+            value_network: as `Reinforce`'s.
+            policy: as `Reinforce`'s.
             **overrides: `TrainConfig` fields over ``config``.
         """
         agent = cls.__new__(cls)
-        agent._build(name, resolve(None, overrides=dict(overrides), base=config), seed, observation_space, action_space)
+        modules = {"network": network, "value_network": value_network, "policy": policy}
+        config = resolve(None, overrides=dict(overrides), base=config)
+        agent._build(name, config, seed, observation_space, action_space, modules)
         agent.env_source = None
         agent.envs = None
         agent.reward_threshold = agent.config.reward_threshold
@@ -160,6 +184,7 @@ class Reinforce:
         seed: object,
         observation_space: gymnasium.Space[Any],
         action_space: gymnasium.Space[Any],
+        modules: Mapping[str, Any],
     ) -> None:
         """Everything but the environments: config, seed, policy, optimizer, baseline and counters."""
         self.config = config
@@ -175,12 +200,35 @@ class Reinforce:
         self.action_space = action_space
         if self.seed is not None:
             torch.manual_seed(self.seed)
-        self.policy = policy_from_config(self.config, self.observation_space, self.action_space)
+        self.custom_modules = sorted(name for name, module in modules.items() if module is not None)
+        """Which of ``network``, ``value_network`` and ``policy`` the user gave (config.json records the names)."""
+        if modules["policy"] is not None:
+            if modules["network"] is not None or self.config.normalize_observations:
+                raise ReinforceError(
+                    "a whole policy takes raw observations: give network= or policy=, not both, and set "
+                    "normalize_observations=False",
+                    fields=("normalize_observations",),
+                )
+            self.policy: Policy = module_policy(modules["policy"], self.observation_space)
+        else:
+            self.policy = policy_from_config(self.config, self.observation_space, self.action_space, modules["network"])
+        if modules["value_network"] is not None and self.config.baseline != "value":
+            raise ReinforceError(
+                f"value_network is the network of baseline='value', and baseline={self.config.baseline!r}: "
+                "set baseline='value'",
+                fields=("baseline",),
+            )
         self.policy.to(self.device)
         self.optimizer = EagerOptimizer(self.policy.parameters(), self.config.optimizer, lr=self.config.lr)
         # one set of running statistics: a value network reads them from the policy's encoder
         shared = self.policy.encoder if self.config.normalize_observations else None
-        self.baseline = make_baseline(self.config, self.observation_space, shared_encoder=shared, device=self.device)
+        self.baseline = make_baseline(
+            self.config,
+            self.observation_space,
+            shared_encoder=shared,
+            device=self.device,
+            network=modules["value_network"],
+        )
         self.num_updates = 0
         self.num_env_steps = 0
         self.num_episodes = 0
@@ -429,6 +477,7 @@ class Reinforce:
                 "total_steps": total_steps,
                 "reward_threshold": self.reward_threshold,
                 "hyperparameters": self.config.to_dict(),
+                "custom_modules": self.custom_modules,
             },
         )
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from torch import nn
 
 from reinforce.agent import Reinforce
 from reinforce.config import TrainConfig, check_seed
 from reinforce.core.device import resolve_device
+from reinforce.core.policies import Network
 from reinforce.errors import ReinforceError
 from reinforce.rollout.envs import EnvLike, env_source, source_from_record
 from reinforce.rollout.ray_support import check_ray_address
@@ -20,7 +24,11 @@ logger = logging.getLogger("reinforce")
 
 
 def _agent_from_config(
-    path: Path, device: str | None, ray_address: str | None = None, env: EnvLike | None = None
+    path: Path,
+    device: str | None,
+    ray_address: str | None = None,
+    env: EnvLike | None = None,
+    modules: Mapping[str, Any] | None = None,
 ) -> Reinforce:
     """A fresh agent (update 0) built from ``path/config.json``, validated like CLI input.
 
@@ -46,23 +54,48 @@ def _agent_from_config(
     except ReinforceError as exc:
         raise ReinforceError(f"{file} is invalid: {exc}") from None
     seed = config.get("seed")
+    modules = _custom_modules(config, file, modules or {})
     try:
         source = env_source(env) if env is not None else source_from_record(record)
     except ReinforceError as exc:
         if env is not None or "spaces" not in config:
             raise
-        return _agent_from_spaces(config, saved, seed, file, unavailable=str(exc))
+        return _agent_from_spaces(config, saved, seed, file, str(exc), modules)
     try:
-        return Reinforce(source, config=saved, seed=seed, ray_address=ray_address)
+        return Reinforce(source, config=saved, seed=seed, ray_address=ray_address, **modules)
     except ReinforceError as exc:
         if env is None and "spaces" in config and source.env_id is not None and not exc.fields:
             # the recorded environment does not build here (a missing dependency, say): predicting still works
-            return _agent_from_spaces(config, saved, seed, file, unavailable=str(exc))
+            return _agent_from_spaces(config, saved, seed, file, str(exc), modules)
         raise ReinforceError(f"{file} is invalid: {exc}" if env is None else str(exc)) from None
 
 
+def _custom_modules(config: dict[str, Any], file: Path, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The user's networks that the run was trained with (config.json's ``custom_modules``), given again."""
+    recorded = config.get("custom_modules", [])
+    if not isinstance(recorded, list) or not set(recorded) <= set(CUSTOM_MODULES):
+        raise ReinforceError(f"{file} is invalid: 'custom_modules' must list some of {', '.join(CUSTOM_MODULES)}")
+    supplied = {name for name, module in given.items() if module is not None}
+    if supplied != set(recorded):
+        needed = ", ".join(f"{name}=..." for name in recorded) or "none of network=, value_network=, policy="
+        raise ReinforceError(
+            f"the run in {file.parent} was trained with {', '.join(recorded) or 'the built-in networks'}: "
+            f"pass {needed} to reinforce.load / reinforce.resume (the same architecture)"
+        )
+    return {name: given.get(name) for name in CUSTOM_MODULES}
+
+
+CUSTOM_MODULES = ("network", "value_network", "policy")
+"""The keyword arguments of `Reinforce` that hold a user's networks."""
+
+
 def _agent_from_spaces(
-    config: dict[str, Any], saved: TrainConfig, seed: object, file: Path, unavailable: str
+    config: dict[str, Any],
+    saved: TrainConfig,
+    seed: object,
+    file: Path,
+    unavailable: str,
+    modules: Mapping[str, Any],
 ) -> Reinforce:
     """An agent without an environment, from config.json's ``spaces``."""
     spaces = require(config, "spaces", dict, file)
@@ -70,7 +103,12 @@ def _agent_from_spaces(
         observation_space = space_from_json(spaces.get("observation"))
         action_space = space_from_json(spaces.get("action"))
         agent = Reinforce.from_spaces(
-            observation_space, action_space, config=saved, seed=check_seed(seed), name=str(config["env_id"])
+            observation_space,
+            action_space,
+            config=saved,
+            seed=check_seed(seed),
+            name=str(config["env_id"]),
+            **modules,
         )
     except ReinforceError as exc:
         raise ReinforceError(f"{file} is invalid: {exc}") from None
@@ -85,6 +123,9 @@ def load(
     env: EnvLike | None = None,
     device: str | None = None,
     ray_address: str | None = None,
+    network: Network | None = None,
+    value_network: Network | None = None,
+    policy: nn.Module | None = None,
 ) -> Reinforce:
     """Rebuild the agent saved in ``run_dir`` from its config.json, checkpoint.json and state file.
 
@@ -104,6 +145,10 @@ def load(
         run_dir: a directory written by `Reinforce.save` or ``reinforce train``.
         env: the environment to evaluate, train and resume on (any form `Reinforce` takes), instead of the
             recorded one; its spaces must be the run's.
+        network: the run's custom network (`Reinforce`'s ``network``), needed when it was trained with one
+            (the weights come from the checkpoint).
+        value_network: likewise, the run's custom value network.
+        policy: likewise, the run's custom whole policy.
         device: overrides the saved ``device`` (e.g. ``"cpu"`` for a run trained on a GPU).
         ray_address: the Ray cluster a ``backend="ray"`` run trains on if it is trained further (see `Reinforce`).
 
@@ -117,7 +162,8 @@ def load(
             f"{path} has no checkpoint yet (training stopped before the first one): "
             f"resume it with `reinforce train --resume {path}`"
         )
-    agent = _agent_from_config(path, device, ray_address, env)
+    modules = {"network": network, "value_network": value_network, "policy": policy}
+    agent = _agent_from_config(path, device, ray_address, env, modules)
     try:
         checkpoint = read_checkpoint(path)
         checkpoint.restore(*agent.state())
@@ -138,6 +184,9 @@ def resume(
     env: EnvLike | None = None,
     device: str | None = None,
     ray_address: str | None = None,
+    network: Network | None = None,
+    value_network: Network | None = None,
+    policy: nn.Module | None = None,
 ) -> Reinforce:
     """The agent of ``run_dir`` at its last checkpoint, ready to continue with ``learn(..., run_dir=run_dir)``.
 
@@ -154,5 +203,14 @@ def resume(
     path = run_path(run_dir)
     check_run_dir(path)
     if (path / CHECKPOINT_FILE).exists():
-        return load(path, env=env, device=device, ray_address=ray_address)
-    return _agent_from_config(path, device, ray_address, env)
+        return load(
+            path,
+            env=env,
+            device=device,
+            ray_address=ray_address,
+            network=network,
+            value_network=value_network,
+            policy=policy,
+        )
+    modules = {"network": network, "value_network": value_network, "policy": policy}
+    return _agent_from_config(path, device, ray_address, env, modules)
