@@ -26,6 +26,7 @@ from torch.distributions import Bernoulli, Categorical, Distribution, Independen
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.policies import Policy, unsupported_action_space
 from reinforce.errors import NonFiniteError, ReinforceError
+from reinforce.imports import first_line
 
 
 def to_env_actions(
@@ -107,9 +108,7 @@ def _check_actions(actions: np.ndarray[Any, Any], observations: Any, envs: Vecto
 
 
 def _env_failed(envs: VectorEnv[Any, Any, Any], call: str, exc: BaseException) -> ReinforceError:
-    text = str(exc).strip()
-    reason = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-    return ReinforceError(f"{_env_name(envs)} failed in {call} ({reason}): fix the environment")
+    return ReinforceError(f"{_env_name(envs)} failed in {call} ({first_line(exc)}): fix the environment")
 
 
 def _reset(envs: VectorEnv[Any, Any, Any], seed: int | None) -> tuple[Any, Any]:

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import json
-import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Union
@@ -25,6 +22,7 @@ from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from reinforce.errors import ReinforceError
+from reinforce.imports import first_line, import_class, import_module, import_path
 from reinforce.rollout.observations import FLATTENED_OBSERVATION_SPACES
 
 Wrapper = Callable[[gymnasium.Env[Any, Any]], gymnasium.Env[Any, Any]]
@@ -37,34 +35,6 @@ ACCEPTED = (
     "a registered id such as 'CartPole-v1' (or 'module:Env-v0'), a gymnasium EnvSpec, a callable that returns a "
     "gymnasium.Env (a class, a function or a lambda), or a gymnasium.vector.VectorEnv"
 )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
-def import_module(module: str, what: str) -> None:
-    """Import ``module`` (finding modules in the current directory too), as ``gymnasium.make`` would for ``what``.
-
-    Raises:
-        ReinforceError: the module is not found, fails to import (any exception, a SyntaxError, a
-            ``sys.exit`` on import): one line naming it.
-    """
-    if not module:
-        raise ReinforceError(f"{what!r} has nothing before ':': write module:Env-v0, or the id alone")
-    added = os.getcwd() not in sys.path and "" not in sys.path
-    if added:  # `reinforce train mymodule:MyEnv-v0` finds mymodule.py where it is run, as `python -m` would
-        sys.path.append(os.getcwd())
-    try:
-        importlib.import_module(module)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # the user's module: an error, a SyntaxError, or sys.exit() on import
-        raise ReinforceError(
-            f"cannot import {module!r} for {what!r} ({_first_line(exc)}): check that the module imports "
-            "(it must be on PYTHONPATH or in the current directory)"
-        ) from None
 
 
 def env_spec(env_id: str) -> EnvSpec:
@@ -101,45 +71,6 @@ def _workers_ignore_signals(active: bool) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-
-
-def import_path(value: object) -> str | None:
-    """``"module:qualname"`` of a module-level class or function that imports back to itself; else None.
-
-    Lambdas, nested functions and what a script (``__main__``) defines have none: another process cannot
-    import them.
-    """
-    module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
-    if not isinstance(module, str) or not isinstance(qualname, str) or module == "__main__" or "<" in qualname:
-        return None
-    try:
-        found: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            found = getattr(found, part)
-    except Exception:
-        return None
-    return f"{module}:{qualname}" if found is value else None
-
-
-def _import_class(path: object, base: type, what: str) -> Any:
-    """The class at ``path`` (``module:qualname``) if it is a subclass of ``base``, for `source_from_record`.
-
-    Only classes of ``base`` are rebuilt from a run directory: a function named there could be anything
-    (``subprocess:run``), and a run directory may come from anywhere.
-    """
-    if not isinstance(path, str) or path.count(":") != 1:
-        raise ReinforceError(f"the run's {what} {path!r} is not a module:qualname path")
-    module, qualname = path.split(":")
-    import_module(module, path)
-    found: Any = sys.modules[module]
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-    if not (isinstance(found, type) and issubclass(found, base)):
-        raise ReinforceError(
-            f"the run's {what} {path!r} is not a gymnasium.{base.__name__} class: only those are rebuilt from "
-            "a run directory"
-        )
-    return found
 
 
 def _check_env(env: object, name: str) -> gymnasium.Env[Any, Any]:
@@ -204,7 +135,7 @@ class EnvSource:
             raise
         except Exception as exc:
             raise ReinforceError(
-                f"creating the environment with {self.name} failed ({_first_line(exc)}): fix the environment "
+                f"creating the environment with {self.name} failed ({first_line(exc)}): fix the environment "
                 "or its env_kwargs",
                 fields=("env_kwargs",),
             ) from None
@@ -286,7 +217,7 @@ class EnvSource:
             ) from None
         except TypeError as exc:  # env_kwargs the environment does not take
             raise ReinforceError(
-                f"cannot make {self.name} with env_kwargs {self.kwargs} ({_first_line(exc)}): fix env_kwargs",
+                f"cannot make {self.name} with env_kwargs {self.kwargs} ({first_line(exc)}): fix env_kwargs",
                 fields=("env_kwargs",),
             ) from None
         return _finish(envs, self.name, vectorization_mode)
@@ -307,7 +238,7 @@ class EnvSource:
             raise
         except Exception as exc:  # spaces that differ between copies, a worker that failed to start, ...
             raise ReinforceError(
-                f"cannot vectorise {self.name} ({_first_line(exc)}): check that every call returns an "
+                f"cannot vectorise {self.name} ({first_line(exc)}): check that every call returns an "
                 "environment with the same spaces"
             ) from None
         return _finish(envs, self.name, mode)
@@ -470,10 +401,10 @@ def source_from_record(record: Mapping[str, Any]) -> EnvSource:
     wrapper_paths = record.get("wrappers") or []
     if not isinstance(kwargs, dict) or not isinstance(wrapper_paths, list):
         raise ReinforceError("the run's env record has malformed kwargs or wrappers")
-    wrappers = [_import_class(path, gymnasium.Wrapper, "wrapper") for path in wrapper_paths]
+    wrappers = [import_class(path, gymnasium.Wrapper, "wrapper") for path in wrapper_paths]
     if isinstance(record.get("id"), str):
         return env_source(record["id"], env_kwargs=kwargs, wrappers=wrappers)
-    factory = _import_class(record.get("entry_point"), gymnasium.Env, "environment class")
+    factory = import_class(record.get("entry_point"), gymnasium.Env, "environment class")
     return env_source(factory, env_kwargs=kwargs, wrappers=wrappers)
 
 
