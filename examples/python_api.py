@@ -25,7 +25,9 @@ def main() -> None:
         agent.save(run_dir)
         again = reinforce.load(run_dir)
         observations = np.zeros((3, 4), dtype=np.float32)
-        assert (again.predict(observations, deterministic=True)[0] == agent.predict(observations, deterministic=True)[0]).all()
+        assert (
+            again.predict(observations, deterministic=True)[0] == agent.predict(observations, deterministic=True)[0]
+        ).all()
         print("reloaded policy acts the same:", again.predict(observations, deterministic=True)[0])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,16 @@ from reinforce.core.baselines import make_baseline
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.device import resolve_device, torch_threads
 from reinforce.core.loss import update_policy
-from reinforce.core.optim import EagerOptimizer, Optimizer
+from reinforce.core.optim import (
+    Optimizer,
+    SchedulerFactory,
+    json_state,
+    make_optimizer,
+    make_scheduler,
+    optimizer_record,
+    split_optimizer,
+    torch_optimizer_class,
+)
 from reinforce.core.policies import Network, Policy, module_policy, policy_from_config
 from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
@@ -48,6 +58,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("reinforce")
 
+CUSTOM_MODULES = ("network", "value_network", "policy")
+"""The keyword arguments of `Reinforce` that hold a user's networks (config.json's ``custom_modules``)."""
 EVALUATION_SEED_OFFSET = 1_000_003
 """Added to the agent's seed for the default evaluation seed, so evaluation episodes differ from training's."""
 
@@ -85,6 +97,12 @@ class Reinforce:
         value_network: the same for the value network of ``baseline="value"`` (a linear head to one value).
         policy: a whole policy, a ``torch.nn.Module`` mapping raw observations ``[B, *obs_shape]`` to a
             ``torch.distributions.Distribution`` whose samples are the env's actions.
+        optimizer_kwargs: with ``optimizer=`` a torch.optim class or a factory ``(parameters, lr=, **kwargs)``
+            (instead of a name: adam, sgd, rmsprop), its keyword arguments; ``lr`` stays the ``lr`` setting.
+            config.json records an importable class and its kwargs, so `reinforce.load` rebuilds it.
+        lr_scheduler: a function from the policy's optimizer to a torch LR scheduler (e.g. ``lambda opt:
+            torch.optim.lr_scheduler.StepLR(opt, 50)``), stepped after every update and saved in checkpoints;
+            give it again to `reinforce.load` / `reinforce.resume` to train further.
         **overrides: `TrainConfig` fields (``num_envs``, ``gamma``, ``lr``, ...) over everything else.
 
     Raises:
@@ -105,11 +123,15 @@ class Reinforce:
         network: Network | None = None,
         value_network: Network | None = None,
         policy: nn.Module | None = None,
+        optimizer_kwargs: Mapping[str, Any] | None = None,
+        lr_scheduler: SchedulerFactory | None = None,
         **overrides: Unpack[Hyperparameters],
     ) -> None:
         source = env_source(env, env_kwargs=env_kwargs, wrappers=wrappers)
+        values, factory = split_optimizer(dict(overrides))
         modules = {"network": network, "value_network": value_network, "policy": policy}
-        resolved = resolve(source.env_id, preset=preset, overrides=dict(overrides), base=config)
+        custom = {**modules, "optimizer": factory, "optimizer_kwargs": optimizer_kwargs, "lr_scheduler": lr_scheduler}
+        resolved = resolve(source.env_id, preset=preset, overrides=values, base=config)
         if source.vector_env is not None and source.vector_env.num_envs != resolved.num_envs:
             resolved = TrainConfig.from_dict({**resolved.to_dict(), "num_envs": source.vector_env.num_envs})
         check_ray_address(ray_address, resolved.backend)
@@ -128,7 +150,7 @@ class Reinforce:
         envs = source.make(local_envs, vectorization_mode=resolved.vectorization_mode)
         try:
             spaces = (envs.unwrapped.single_observation_space, envs.single_action_space)
-            self._build(source.name, resolved, seed, *spaces, modules)
+            self._build(source.name, resolved, seed, *spaces, custom)
         except BaseException:
             envs.close()
             raise
@@ -150,6 +172,8 @@ class Reinforce:
         network: Network | None = None,
         value_network: Network | None = None,
         policy: nn.Module | None = None,
+        optimizer_kwargs: Mapping[str, Any] | None = None,
+        lr_scheduler: SchedulerFactory | None = None,
         **overrides: Unpack[Hyperparameters],
     ) -> Reinforce:
         """An agent for these spaces without an environment: it predicts, saves and exports, but cannot learn.
@@ -165,12 +189,21 @@ class Reinforce:
             network: as `Reinforce`'s.
             value_network: as `Reinforce`'s.
             policy: as `Reinforce`'s.
+            optimizer_kwargs: as `Reinforce`'s.
+            lr_scheduler: as `Reinforce`'s.
             **overrides: `TrainConfig` fields over ``config``.
         """
         agent = cls.__new__(cls)
-        modules = {"network": network, "value_network": value_network, "policy": policy}
-        config = resolve(None, overrides=dict(overrides), base=config)
-        agent._build(name, config, seed, observation_space, action_space, modules)
+        values, factory = split_optimizer(dict(overrides))
+        custom = {
+            "network": network,
+            "value_network": value_network,
+            "policy": policy,
+            "optimizer": factory,
+            "optimizer_kwargs": optimizer_kwargs,
+            "lr_scheduler": lr_scheduler,
+        }
+        agent._build(name, resolve(None, overrides=values, base=config), seed, observation_space, action_space, custom)
         agent.env_source = None
         agent.envs = None
         agent.reward_threshold = agent.config.reward_threshold
@@ -186,7 +219,11 @@ class Reinforce:
         action_space: gymnasium.Space[Any],
         modules: Mapping[str, Any],
     ) -> None:
-        """Everything but the environments: config, seed, policy, optimizer, baseline and counters."""
+        """Everything but the environments: config, seed, policy, optimizer, baseline and counters.
+
+        ``modules`` holds the user's own objects (None where not given): ``network``, ``value_network``,
+        ``policy``, ``optimizer`` (a factory), ``optimizer_kwargs`` and ``lr_scheduler``.
+        """
         self.config = config
         self.env_id = name
         """The environment's id, or the name of the callable or vector env it came from."""
@@ -200,7 +237,7 @@ class Reinforce:
         self.action_space = action_space
         if self.seed is not None:
             torch.manual_seed(self.seed)
-        self.custom_modules = sorted(name for name, module in modules.items() if module is not None)
+        self.custom_modules = sorted(name for name in CUSTOM_MODULES if modules.get(name) is not None)
         """Which of ``network``, ``value_network`` and ``policy`` the user gave (config.json records the names)."""
         if modules["policy"] is not None:
             if modules["network"] is not None or self.config.normalize_observations:
@@ -219,7 +256,27 @@ class Reinforce:
                 fields=("baseline",),
             )
         self.policy.to(self.device)
-        self.optimizer = EagerOptimizer(self.policy.parameters(), self.config.optimizer, lr=self.config.lr)
+        factory = modules.get("optimizer")
+        if factory is None and modules.get("lr_scheduler") is not None:  # torch's schedulers take torch's classes
+            factory = torch_optimizer_class(self.config.optimizer)
+        kwargs = modules.get("optimizer_kwargs")
+        self.optimizer = make_optimizer(
+            self.policy.parameters(), self.config.optimizer, self.config.lr, factory, kwargs
+        )
+        self.optimizer_record = optimizer_record(factory, kwargs)
+        """How config.json records a user's optimizer (None for the built-in ones)."""
+        self.lr_scheduler: Any = None
+        """The user's learning-rate scheduler of the policy's optimizer, stepped after every update."""
+        if modules.get("lr_scheduler") is not None:
+            if self.config.lr_schedule != "constant":
+                raise ReinforceError(
+                    f"lr_scheduler and lr_schedule={self.config.lr_schedule!r} both set the learning rate: "
+                    "set lr_schedule='constant'",
+                    fields=("lr_schedule",),
+                )
+            self.lr_scheduler = make_scheduler(modules["lr_scheduler"], self.optimizer)
+        self.needs_for_training: str | None = None
+        """What `reinforce.load` could not restore for training further (the run's lr_scheduler), or None."""
         # one set of running statistics: a value network reads them from the policy's encoder
         shared = self.policy.encoder if self.config.normalize_observations else None
         self.baseline = make_baseline(
@@ -306,6 +363,13 @@ class Reinforce:
         start = time.perf_counter()
         batch = self.collect_batch()
         losses = self.train_on_batch(batch)
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step()
+            for group in self.optimizer.param_groups:
+                if not (isinstance(group["lr"], (int, float)) and math.isfinite(group["lr"]) and group["lr"] > 0):
+                    raise ReinforceError(
+                        f"the lr_scheduler set the learning rate to {group['lr']!r}: it must stay finite and > 0"
+                    )
         if self.config.normalize_observations:
             # after the step, so that one batch is collected and trained on with the same statistics
             self.policy.encoder.update_normalization(batch.observations[batch.mask])
@@ -364,6 +428,9 @@ class Reinforce:
             self, so that ``Reinforce(...).learn(...)`` chains.
         """
         from reinforce import training  # the loop is the layer above the agent; it calls back into it
+
+        if self.needs_for_training is not None:
+            raise ReinforceError(f"this agent cannot train further without {self.needs_for_training}")
 
         with torch_threads(self.config.num_threads):
             return training.learn(
@@ -478,6 +545,7 @@ class Reinforce:
                 "reward_threshold": self.reward_threshold,
                 "hyperparameters": self.config.to_dict(),
                 "custom_modules": self.custom_modules,
+                "custom_optimizer": self.optimizer_record,
             },
         )
 
@@ -502,6 +570,8 @@ class Reinforce:
             "solved": self.solved,
             "recent_returns": list(self.recent_returns),
         }
+        if self.lr_scheduler is not None:
+            record["lr_scheduler"] = json_state(self.lr_scheduler.state_dict())
         write_checkpoint(path, modules, optimizers, record, self.num_updates)
         self.checkpoint_update = self.num_updates
         logger.debug("checkpoint at update %d written to %s", self.num_updates, path)

@@ -13,6 +13,7 @@ import functools
 import inspect
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, get_args, get_type_hints
 
@@ -169,7 +170,8 @@ class Hyperparameters(TypedDict, total=False):
     episodes_per_update: int | None
     gamma: float
     lr: float
-    optimizer: OptimizerName
+    optimizer: OptimizerName | Callable[..., Any]
+    """A name, as the field; or (to `Reinforce`) a torch.optim class or factory (see ``optimizer_kwargs``)."""
     lr_schedule: LrSchedule
     max_grad_norm: float | None
     hidden_sizes: tuple[int, ...]

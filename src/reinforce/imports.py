@@ -76,7 +76,8 @@ def import_class(path: object, base: type, what: str) -> Any:
         found = getattr(found, part, None)
     if not (isinstance(found, type) and issubclass(found, base)):
         raise ReinforceError(
-            f"the run's {what} {path!r} is not a gymnasium.{base.__name__} class: only those are rebuilt from "
+            f"the run's {what} {path!r} is not a {base.__module__.rsplit('.', 1)[0]}.{base.__name__} class: only those "
+            "are rebuilt from "
             "a run directory"
         )
     return found

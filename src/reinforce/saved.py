@@ -9,11 +9,13 @@ from typing import Any
 
 from torch import nn
 
-from reinforce.agent import Reinforce
+from reinforce.agent import CUSTOM_MODULES, Reinforce
 from reinforce.config import TrainConfig, check_seed
 from reinforce.core.device import resolve_device
+from reinforce.core.optim import OptimizerFactory, SchedulerFactory
 from reinforce.core.policies import Network
 from reinforce.errors import ReinforceError
+from reinforce.imports import import_class
 from reinforce.rollout.envs import EnvLike, env_source, source_from_record
 from reinforce.rollout.ray_support import check_ray_address
 from reinforce.rollout.spaces import space_from_json
@@ -75,18 +77,38 @@ def _custom_modules(config: dict[str, Any], file: Path, given: Mapping[str, Any]
     recorded = config.get("custom_modules", [])
     if not isinstance(recorded, list) or not set(recorded) <= set(CUSTOM_MODULES):
         raise ReinforceError(f"{file} is invalid: 'custom_modules' must list some of {', '.join(CUSTOM_MODULES)}")
-    supplied = {name for name, module in given.items() if module is not None}
+    supplied = {name for name in CUSTOM_MODULES if given.get(name) is not None}
     if supplied != set(recorded):
         needed = ", ".join(f"{name}=..." for name in recorded) or "none of network=, value_network=, policy="
         raise ReinforceError(
             f"the run in {file.parent} was trained with {', '.join(recorded) or 'the built-in networks'}: "
             f"pass {needed} to reinforce.load / reinforce.resume (the same architecture)"
         )
-    return {name: given.get(name) for name in CUSTOM_MODULES}
+    custom = {name: given.get(name) for name in CUSTOM_MODULES}
+    return custom | _custom_optimizer(config, file, given) | {"lr_scheduler": given.get("lr_scheduler")}
 
 
-CUSTOM_MODULES = ("network", "value_network", "policy")
-"""The keyword arguments of `Reinforce` that hold a user's networks."""
+def _custom_optimizer(config: dict[str, Any], file: Path, given: Mapping[str, Any]) -> dict[str, Any]:
+    """``optimizer`` and ``optimizer_kwargs`` for `Reinforce`: the ones given, or those config.json records.
+
+    A recorded torch.optim.Optimizer class is imported (nothing else is: see `reinforce.imports.import_class`).
+    """
+    record = config.get("custom_optimizer")
+    if given.get("optimizer") is not None:
+        return {"optimizer": given["optimizer"], "optimizer_kwargs": given.get("optimizer_kwargs")}
+    if record is None:
+        return {}
+    if not isinstance(record, dict) or not isinstance(record.get("kwargs", {}), dict):
+        raise ReinforceError(f"{file} is invalid: 'custom_optimizer' must be a mapping with kwargs")
+    if not record.get("rebuildable"):
+        raise ReinforceError(
+            f"the run in {file.parent} was trained with the optimizer {record.get('optimizer')!r}, which cannot be "
+            "rebuilt from its run directory: pass optimizer=... (and optimizer_kwargs=...) to reinforce.load"
+        )
+    import torch
+
+    optimizer_class = import_class(record.get("optimizer"), torch.optim.Optimizer, "optimizer")
+    return {"optimizer": optimizer_class, "optimizer_kwargs": record.get("kwargs") or None}
 
 
 def _agent_from_spaces(
@@ -126,6 +148,9 @@ def load(
     network: Network | None = None,
     value_network: Network | None = None,
     policy: nn.Module | None = None,
+    optimizer: OptimizerFactory | None = None,
+    optimizer_kwargs: Mapping[str, Any] | None = None,
+    lr_scheduler: SchedulerFactory | None = None,
 ) -> Reinforce:
     """Rebuild the agent saved in ``run_dir`` from its config.json, checkpoint.json and state file.
 
@@ -149,6 +174,11 @@ def load(
             (the weights come from the checkpoint).
         value_network: likewise, the run's custom value network.
         policy: likewise, the run's custom whole policy.
+        optimizer: the run's optimizer class or factory, where config.json cannot rebuild it (a function, a
+            class that is not importable); an importable torch.optim class is rebuilt with its kwargs.
+        optimizer_kwargs: its keyword arguments.
+        lr_scheduler: the run's scheduler factory: without it the agent loads (predicts, evaluates) but
+            does not train further.
         device: overrides the saved ``device`` (e.g. ``"cpu"`` for a run trained on a GPU).
         ray_address: the Ray cluster a ``backend="ray"`` run trains on if it is trained further (see `Reinforce`).
 
@@ -162,11 +192,20 @@ def load(
             f"{path} has no checkpoint yet (training stopped before the first one): "
             f"resume it with `reinforce train --resume {path}`"
         )
-    modules = {"network": network, "value_network": value_network, "policy": policy}
-    agent = _agent_from_config(path, device, ray_address, env, modules)
+    custom = {
+        "network": network,
+        "value_network": value_network,
+        "policy": policy,
+        "optimizer": optimizer,
+        "optimizer_kwargs": optimizer_kwargs,
+        "lr_scheduler": lr_scheduler,
+    }
+    agent = _agent_from_config(path, device, ray_address, env, custom)
     try:
         checkpoint = read_checkpoint(path)
-        checkpoint.restore(*agent.state())
+        unbounded = agent.lr_scheduler is not None or checkpoint.lr_scheduler is not None
+        checkpoint.restore(*agent.state(), lr_bounded=not unbounded)
+        _restore_scheduler(agent, checkpoint.lr_scheduler, checkpoint.file)
     except BaseException:
         agent.close()
         raise
@@ -178,6 +217,27 @@ def load(
     return agent
 
 
+def _restore_scheduler(agent: Reinforce, state: Any, file: Path) -> None:
+    """Load the checkpoint's scheduler state into the agent's scheduler, or note that training needs one."""
+    if state is None:
+        if agent.lr_scheduler is not None:
+            raise ReinforceError(f"{file} has no lr_scheduler state: the run was trained without lr_scheduler=")
+        return
+    if agent.lr_scheduler is None:
+        agent.needs_for_training = "the run's lr_scheduler (pass lr_scheduler= to reinforce.load or resume)"
+        return
+    fresh = agent.lr_scheduler.state_dict()
+    if not isinstance(state, dict) or not set(state) <= set(fresh):
+        raise ReinforceError(f"{file} has an invalid lr_scheduler state: the run is damaged")
+    try:
+        agent.lr_scheduler.load_state_dict(state)
+        agent.lr_scheduler.get_last_lr()
+    except Exception as exc:
+        raise ReinforceError(
+            f"{file} has an lr_scheduler state the scheduler refuses ({exc}): the run is damaged"
+        ) from None
+
+
 def resume(
     run_dir: str | Path,
     *,
@@ -187,6 +247,9 @@ def resume(
     network: Network | None = None,
     value_network: Network | None = None,
     policy: nn.Module | None = None,
+    optimizer: OptimizerFactory | None = None,
+    optimizer_kwargs: Mapping[str, Any] | None = None,
+    lr_scheduler: SchedulerFactory | None = None,
 ) -> Reinforce:
     """The agent of ``run_dir`` at its last checkpoint, ready to continue with ``learn(..., run_dir=run_dir)``.
 
@@ -211,6 +274,16 @@ def resume(
             network=network,
             value_network=value_network,
             policy=policy,
+            optimizer=optimizer,
+            optimizer_kwargs=optimizer_kwargs,
+            lr_scheduler=lr_scheduler,
         )
-    modules = {"network": network, "value_network": value_network, "policy": policy}
-    return _agent_from_config(path, device, ray_address, env, modules)
+    custom = {
+        "network": network,
+        "value_network": value_network,
+        "policy": policy,
+        "optimizer": optimizer,
+        "optimizer_kwargs": optimizer_kwargs,
+        "lr_scheduler": lr_scheduler,
+    }
+    return _agent_from_config(path, device, ray_address, env, custom)
