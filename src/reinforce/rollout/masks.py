@@ -125,23 +125,28 @@ def step_action_masks(
     action_space: spaces.Space[Any],
     envs: VectorEnv[Any, Any, Any],
 ) -> np.ndarray[Any, Any] | None:
-    """The masks a step acts under: ``masks`` with every action allowed where the ``[N]`` bool ``acting`` is false.
+    """The masks a step acts under: ``masks``, checked where the ``[N]`` bool ``acting`` is true.
 
-    Steps that do not act (the reset step of next-step autoreset, idle environments) ignore their action, so
-    their mask is not checked (a terminal state may allow nothing).
+    Steps outside the batch's episodes (the reset step of next-step autoreset, whose action is ignored, and
+    the steps of idle environments, which run on) act under their env's mask too; where it allows no action
+    (a terminal state may allow nothing) they may take any.
 
     Raises:
         ReinforceError: an acting environment's mask allows no action (in some component).
     """
     if masks is None:
         return None
-    masks = np.where(acting[:, None], masks, True)
     empty = rows_without_action(masks, action_space)
-    if empty.size:
+    if empty.size == 0:
+        return masks
+    if acting[empty].any():
         raise ReinforceError(
-            f"{env_name(envs)}'s info['{INFO_KEY}'] of sub-environment {int(empty[0])} allows no action (no valid "
-            "action in some component): the env must allow at least one action wherever it expects one"
+            f"{env_name(envs)}'s info['{INFO_KEY}'] of sub-environment {int(empty[acting[empty]][0])} allows no "
+            "action (no valid action in some component): the env must allow at least one action wherever it "
+            "expects one"
         )
+    masks = masks.copy()
+    masks[empty] = True
     return masks
 
 
