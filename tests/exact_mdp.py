@@ -93,7 +93,8 @@ class TabularEnv(gymnasium.Env[np.int64, np.int64]):
         if self.mdp.allowed is not None and not self.mdp.allowed[self._state, int(action)]:
             raise ValueError(f"action {int(action)} is forbidden in state {self._state}")
         reward = float(self.mdp.rewards[self._state, int(action)])
-        following = int(self.np_random.choice(self.mdp.num_states + 1, p=self.mdp.transitions[self._state, int(action)]))
+        probabilities = self.mdp.transitions[self._state, int(action)]
+        following = int(self.np_random.choice(self.mdp.num_states + 1, p=probabilities))
         terminated = following == self.mdp.num_states
         self._state = 0 if terminated else following
         return np.int64(self._state), reward, terminated, False, self._info()

@@ -1,10 +1,11 @@
 """The project's policy-gradient estimates against the exact gradient of a tabular MDP.
 
 For each estimator variant, the mean of many independent batch estimates must match ``grad J`` computed from
-the Bellman equations (tests/exact_mdp.py; one of its MDPs forbids some actions by action masks): a z-test per coordinate, with the standard error taken from the
+the Bellman equations (tests/exact_mdp.py): a z-test per coordinate, with the standard error taken from the
 sample variance and the critical value from a family-wise error rate (Bonferroni over the coordinates), not
 a loose constant. Variants that are biased by construction must fail that same test, which shows it has the
-power to see a bias; their bias is printed (``pytest -s``) and recorded in docs/ablations.md.
+power to see a bias; their bias is printed (``pytest -s``) and recorded in docs/ablations.md. A second MDP
+forbids some actions by action masks: the estimate must match the masked policy's exact gradient.
 """
 
 from __future__ import annotations
