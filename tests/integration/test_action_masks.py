@@ -38,7 +38,7 @@ def test_an_env_that_raises_on_a_forbidden_action_trains_and_evaluates(env_id: s
 @pytest.mark.parametrize(
     ("env_id", "message"),
     [
-        ("toy/Masked-shape-v0", "gave info['action_mask'] (shape (4,)) for Discrete(5): give a 0/1 array of shape (5,)"),
+        ("toy/Masked-shape-v0", "info['action_mask'] (shape (4,)) for Discrete(5): give a 0/1 array of shape (5,)"),
         ("toy/Masked-empty-v0", "info['action_mask'] of sub-environment 0 allows no action"),
     ],
 )

@@ -15,8 +15,8 @@ from torch.distributions import Categorical
 
 from reinforce import ReinforceError, TrainConfig, collect, make_policy
 from reinforce.core.batch import concatenate_batches
-from reinforce.core.policies import policy_from_config
 from reinforce.core.distributions import MaskedCategorical
+from reinforce.core.policies import policy_from_config
 from reinforce.rollout.collect import sample_actions
 from reinforce.rollout.envs import make_vec_env
 from reinforce.rollout.masks import action_mask_batch, info_action_masks, step_action_masks
