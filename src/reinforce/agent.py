@@ -33,8 +33,8 @@ from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import collect, sample_actions, to_env_actions
 from reinforce.rollout.envs import EnvLike, EnvSource, Wrapper, env_source
-from reinforce.rollout.observations import observation_batch, policy_observation_space
 from reinforce.rollout.masks import action_mask_batch
+from reinforce.rollout.observations import observation_batch, policy_observation_space
 from reinforce.rollout.ray_support import check_ray_address
 from reinforce.rollout.spaces import space_to_json
 from reinforce.run.checkpoint import COUNTERS, refuse_foreign_checkpoint, write_checkpoint

@@ -77,7 +77,8 @@ def test_taxi_collects_and_evaluates_with_its_masks() -> None:
     for seed in range(20):
         observation, info = env.reset(seed=seed)
         observations.append(observation)
-        assert info["action_mask"][agent.predict(observation, deterministic=True, action_mask=info["action_mask"])]
+        action, _ = agent.predict(observation, deterministic=True, action_mask=info["action_mask"])
+        assert info["action_mask"][action]
     env.close()
     assert agent.evaluate(episodes=2)["episodes"] == 2
     agent.close()
@@ -90,11 +91,11 @@ def test_predict_with_an_action_mask_never_returns_a_masked_action() -> None:
     masks[:, [0, 4, 6]] |= ~(masks[:, 0:4].any(1) & masks[:, 4:6].any(1) & masks[:, 6:9].any(1))[:, None]
     observations = masks.astype(np.float32)
     for deterministic in (False, True):
-        actions = agent.predict(observations, deterministic=deterministic, action_mask=masks)
+        actions, _ = agent.predict(observations, deterministic=deterministic, action_mask=masks)
         offsets = np.array([0, 4, 6])
         assert np.all(masks[np.arange(300)[:, None], actions + offsets])
     single = (np.array([0, 0, 1, 0], np.int8), np.array([1, 0], np.int8), np.array([0, 0, 1], np.int8))
-    assert agent.predict(observations[0], action_mask=single).tolist() == [2, 0, 2]
+    assert agent.predict(observations[0], action_mask=single)[0].tolist() == [2, 0, 2]
     agent.close()
 
 
