@@ -128,7 +128,10 @@ class MaskedEnv(gymnasium.Env[np.ndarray, Any]):
     one entry short; ``defect="empty"`` gives a mask that allows nothing on the third step.
     """
 
-    def __init__(self, action_space: spaces.Space, defect: str | None = None) -> None:
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}  # noqa: RUF012 (gymnasium's class attribute)
+
+    def __init__(self, action_space: spaces.Space, defect: str | None = None, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
         self.action_space = action_space
         self.defect = defect
         self.sizes = [int(action_space.n)] if isinstance(action_space, spaces.Discrete) else list(action_space.nvec)
@@ -160,6 +163,9 @@ class MaskedEnv(gymnasium.Env[np.ndarray, Any]):
         super().reset(seed=seed)
         self._t = 0
         return self._draw()
+
+    def render(self) -> np.ndarray:
+        return np.full((16, 16, 3), 40 * self._t, dtype=np.uint8)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         indices = np.atleast_1d(np.asarray(action))

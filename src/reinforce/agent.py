@@ -33,7 +33,7 @@ from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import collect, sample_actions, to_env_actions
 from reinforce.rollout.envs import EnvLike, EnvSource, Wrapper, env_source
-from reinforce.rollout.masks import action_mask_batch
+from reinforce.rollout.masks import action_mask_batch, mask_width
 from reinforce.rollout.observations import observation_batch, policy_observation_space
 from reinforce.rollout.ray_support import check_ray_address
 from reinforce.rollout.spaces import space_to_json
@@ -409,8 +409,11 @@ class Reinforce:
         episodes = as_count("episodes", episodes, 1)
         source = self._require_source()
 
-        def act(observation: Any) -> Any:
-            return self.predict(observation, deterministic=deterministic)[0]
+        masked = mask_width(self.action_space) is not None
+
+        def act(observation: Any, action_mask: Any) -> Any:
+            mask = action_mask if masked else None  # other spaces ignore info["action_mask"], as in training
+            return self.predict(observation, deterministic=deterministic, action_mask=mask)[0]
 
         returns, lengths, frames = record_video(source.make_one, act, Path(path), episodes, self._evaluation_seed(seed))
         return {**summarize(returns, lengths, deterministic), "frames": frames}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import gymnasium
@@ -48,6 +49,14 @@ def test_a_bad_mask_from_the_env_ends_training_in_one_line(env_id: str, message:
         agent.update()
     assert "\n" not in str(error.value) and env_id in str(error.value)
     assert agent.num_updates == 0
+    agent.close()
+
+
+def test_a_video_of_an_env_with_masks_takes_no_forbidden_action(tmp_path: Path) -> None:
+    agent = Reinforce("toy/Masked-multidiscrete-v0", seed=0, num_envs=1, hidden_sizes=(8,))
+    for deterministic in (True, False):  # MaskedEnv raises on a forbidden action
+        summary = agent.record_video(tmp_path / "masked.gif", episodes=3, deterministic=deterministic)
+        assert summary["episodes"] == 3 and summary["frames"] == 15
     agent.close()
 
 
