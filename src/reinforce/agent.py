@@ -43,6 +43,7 @@ from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import collect, sample_actions, to_env_actions
 from reinforce.rollout.envs import EnvLike, EnvSource, Wrapper, env_source
+from reinforce.rollout.masks import action_mask_batch, mask_width
 from reinforce.rollout.observations import observation_batch, policy_observation_space
 from reinforce.rollout.ray_support import check_ray_address
 from reinforce.rollout.spaces import space_to_json
@@ -448,6 +449,7 @@ class Reinforce:
         state: Any = None,
         episode_start: Any = None,
         deterministic: bool = False,
+        action_mask: Any = None,
     ) -> tuple[np.ndarray[Any, Any], None]:
         """Actions for one observation or a batch of them, NumPy in and out, as Stable-Baselines3's ``predict``.
 
@@ -459,6 +461,9 @@ class Reinforce:
             state: a recurrent policy's state in Stable-Baselines3; these policies have none (ignored).
             episode_start: ignored, as ``state``.
             deterministic: take the distribution's mode (argmax / Gaussian mean) instead of sampling.
+            action_mask: Discrete and MultiDiscrete actions: the env's ``info["action_mask"]`` for the observation
+                (0/1, ``(n,)``; MultiDiscrete: one array per component or their concatenation), or ``[B, width]``
+                for a batch; the actions it excludes are never returned. None: every action allowed.
 
         Returns:
             One action (shape of the single action space) or a batch of ``B`` actions, as the env expects
@@ -466,11 +471,16 @@ class Reinforce:
 
         Raises:
             ReinforceError: the observation is not one of the observation space or a batch of them (the
-                message names the expected shape), or holds NaN or infinities.
+                message names the expected shape), or holds NaN or infinities; an action mask of the wrong
+                shape, for a space that takes none, or that allows no action.
         """
         batch, batched = observation_batch(self.env_observation_space, observation)
+        masks = None
+        if action_mask is not None:
+            masks = torch.as_tensor(action_mask_batch(action_mask, self.action_space, len(batch), batched))
         with torch.inference_mode():
-            actions = sample_actions(self.policy(torch.as_tensor(batch, device=self.device)), deterministic)
+            distribution = self.policy(torch.as_tensor(batch, device=self.device), masks)
+            actions = sample_actions(distribution, deterministic)
         env_actions = to_env_actions(actions.cpu().numpy(), self.action_space, self.policy.action_squash)
         return (env_actions if batched else env_actions[0]), None
 
@@ -514,8 +524,11 @@ class Reinforce:
         episodes = as_count("episodes", episodes, 1)
         source = self._require_source()
 
-        def act(observation: Any) -> Any:
-            return self.predict(observation, deterministic=deterministic)[0]
+        masked = mask_width(self.action_space) is not None
+
+        def act(observation: Any, action_mask: Any) -> Any:
+            mask = action_mask if masked else None  # other spaces ignore info["action_mask"], as in training
+            return self.predict(observation, deterministic=deterministic, action_mask=mask)[0]
 
         returns, lengths, frames = record_video(source.make_one, act, Path(path), episodes, self._evaluation_seed(seed))
         return {**summarize(returns, lengths, deterministic), "frames": frames}

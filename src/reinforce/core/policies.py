@@ -4,6 +4,8 @@
 
 * ``Discrete``: a Categorical over logits;
 * ``MultiDiscrete``: independent Categoricals, one per component (log-probs summed);
+* for both, an optional action mask (``info["action_mask"]``, see `reinforce.rollout.masks`) gives the masked
+  actions probability 0 (`MaskedCategorical`);
 * ``MultiBinary``: independent Bernoullis (log-probs summed);
 * ``Box``: a diagonal Gaussian (log-probs summed over the action dimensions) with a log standard deviation
   that is one learned vector or a head of the network, clamped to [`LOG_STD_MIN`, `LOG_STD_MAX`]; with
@@ -27,7 +29,7 @@ from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 from reinforce.config import ActionSquash, LogStd, TrainConfig
-from reinforce.core.distributions import TanhNormal
+from reinforce.core.distributions import MaskedCategorical, TanhNormal
 from reinforce.errors import ReinforceError
 
 LOG_STD_MIN = -5.0
@@ -218,24 +220,42 @@ class Policy(nn.Module):
     """
 
     action_squash: ActionSquash = "clip"
+    accepts_action_mask = False
+    """Whether ``forward`` takes an ``action_mask`` (the Categorical heads)."""
 
     def __init__(self, encoder: ObservationEncoder, body: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
         self.body = body
 
-    def __call__(self, observations: Tensor) -> Distribution:
-        """Distribution of the actions for a batch of raw observations ``[B, *obs_shape]``."""
-        distribution: Distribution = super().__call__(observations)
-        return distribution
+    def __call__(self, observations: Tensor, action_mask: Tensor | None = None) -> Distribution:
+        """Distribution of the actions for a batch of raw observations ``[B, *obs_shape]``.
+
+        ``action_mask`` (Discrete and MultiDiscrete heads only; None: every action valid) is ``[B, n]`` bool,
+        ``n`` the number of actions or ``sum(nvec)``: the actions where it is false get probability 0.
+        """
+        if action_mask is None:
+            distribution: Distribution = super().__call__(observations)
+            return distribution
+        if not self.accepts_action_mask:
+            raise ReinforceError(
+                f"action masks apply to Discrete and MultiDiscrete action spaces, not to {type(self).__name__}'s: "
+                "pass action_mask=None"
+            )
+        masked: Distribution = super().__call__(observations, action_mask)
+        return masked
 
 
 class CategoricalPolicy(Policy):
-    """Softmax policy over ``n`` discrete actions: ``pi(a|s) = softmax(body(s))[a]``."""
+    """Softmax policy over ``n`` discrete actions: ``pi(a|s) = softmax(body(s))[a]`` (over the valid actions)."""
 
-    def forward(self, observations: Tensor) -> Distribution:
-        """Categorical distribution over the action indices ``0..n-1``."""
+    accepts_action_mask = True
+
+    def forward(self, observations: Tensor, action_mask: Tensor | None = None) -> Distribution:
+        """Categorical distribution over the action indices ``0..n-1``; a `MaskedCategorical` given a mask."""
         logits = self.body(self.encoder(observations))
+        if action_mask is not None:
+            return MaskedCategorical(logits, action_mask.to(logits.device))
         return Categorical(logits=logits, validate_args=False)
 
 
@@ -243,10 +263,12 @@ class MultiCategoricalPolicy(Policy):
     """Independent softmax policies, one per component of a MultiDiscrete space with sizes ``nvec``.
 
     The body outputs ``sum(nvec)`` logits; they are laid out as ``[B, D, max(nvec)]`` with the missing
-    entries of smaller components at a huge negative logit (probability 0), so that one ``Independent``
-    Categorical serves all components: ``log pi(a|s) = sum_d log softmax(logits_d)[a_d]``.
+    entries of smaller components masked (probability 0, a `MaskedCategorical`), so that one ``Independent``
+    Categorical serves all components: ``log pi(a|s) = sum_d log softmax(logits_d)[a_d]``. An action mask is
+    ``[B, sum(nvec)]`` bool, the components' masks concatenated, laid out the same way.
     """
 
+    accepts_action_mask = True
     index: Tensor
     padding: Tensor
 
@@ -261,12 +283,18 @@ class MultiCategoricalPolicy(Policy):
             offset += n
         self.register_buffer("index", index.clamp(min=0), persistent=False)
         self.register_buffer("padding", index < 0, persistent=False)
+        self.padded = len(set(self.nvec)) > 1
 
-    def forward(self, observations: Tensor) -> Distribution:
+    def forward(self, observations: Tensor, action_mask: Tensor | None = None) -> Distribution:
         """Independent Categoricals over the ``D`` components; ``log_prob`` takes ``[B, D]`` indices from 0."""
         flat = self.body(self.encoder(observations))
-        logits = flat[:, self.index].masked_fill(self.padding, torch.finfo(flat.dtype).min)
-        return Independent(Categorical(logits=logits, validate_args=False), 1, validate_args=False)
+        logits = flat[:, self.index]
+        valid = ~self.padding
+        if action_mask is not None:
+            valid = valid & action_mask.to(flat.device)[:, self.index]
+        elif not self.padded:
+            return Independent(Categorical(logits=logits, validate_args=False), 1, validate_args=False)
+        return Independent(MaskedCategorical(logits, valid), 1, validate_args=False)
 
 
 class BernoulliPolicy(Policy):

@@ -67,11 +67,11 @@ class VideoWriter:
 
         self.path = path
         self.num_frames = 0
-        options: dict[str, Any] = {"fps": fps}
+        options: dict[str, Any]
         if path.suffix.lower() == ".gif":
-            options["loop"] = 0
+            options = {"duration": 1000.0 / fps, "loop": 0}  # Pillow's GIF writer takes ms per frame, not fps
         else:
-            options["macro_block_size"] = 1  # keep the frame size as rendered
+            options = {"fps": fps, "macro_block_size": 1}  # keep the frame size as rendered
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = imageio.get_writer(path, **options)
@@ -89,9 +89,9 @@ class VideoWriter:
 
 
 def record_video(
-    make_env: Callable[[str], Any], act: Callable[[Any], Any], path: Path, episodes: int, seed: int | None
+    make_env: Callable[[str], Any], act: Callable[[Any, Any], Any], path: Path, episodes: int, seed: int | None
 ) -> tuple[list[float], list[int], int]:
-    """Play ``episodes`` episodes of ``make_env("rgb_array")`` with ``act`` (one observation -> one action).
+    """Play ``episodes`` episodes of ``make_env("rgb_array")`` with ``act`` (see `record_episodes`).
 
     ``make_env`` makes one environment with the given render mode (as
     `reinforce.rollout.envs.EnvSource.make_one` does).
@@ -112,13 +112,13 @@ def record_video(
 
 
 def record_episodes(
-    env: Any, act: Callable[[Any], Any], path: Path, *, episodes: int, seed: int | None
+    env: Any, act: Callable[[Any, Any], Any], path: Path, *, episodes: int, seed: int | None
 ) -> tuple[list[float], list[int], int]:
     """Play ``episodes`` episodes of ``env`` (rendering ``rgb_array`` frames) with ``act`` and write them to ``path``.
 
     Args:
         env: a Gymnasium env made with ``render_mode="rgb_array"``; closed at the end.
-        act: the action for one observation.
+        act: the action for one observation and its ``info["action_mask"]`` (None where the info has none).
         path: the video file (``.mp4`` or ``.gif``).
         episodes: episodes, recorded one after the other.
         seed: the reset seed of the first episode.
@@ -132,11 +132,12 @@ def record_episodes(
         writer = VideoWriter(path, fps=float(env.metadata.get("render_fps") or 30))
         try:
             for episode in range(episodes):
-                observation, _ = env.reset(seed=seed if episode == 0 else None)
+                observation, info = env.reset(seed=seed if episode == 0 else None)
                 _append_frame(writer, env)
                 total, length, done = 0.0, 0, False
                 while not done:
-                    observation, reward, terminated, truncated, _ = env.step(act(observation))
+                    action = act(observation, info.get("action_mask"))
+                    observation, reward, terminated, truncated, info = env.step(action)
                     _append_frame(writer, env)
                     total += float(reward)
                     length += 1
