@@ -29,7 +29,7 @@ from reinforce.agent import Reinforce
 from reinforce.core.policies import Policy
 from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import EnvActions, sample_actions
-from reinforce.rollout.envs import FLATTENED_OBSERVATION_SPACES
+from reinforce.rollout.observations import FLATTENED_OBSERVATION_SPACES
 from reinforce.run.files import atomic_write, library_versions
 
 if TYPE_CHECKING:
@@ -94,7 +94,11 @@ def _require_onnx() -> None:
         raise ReinforceError("exporting to ONNX needs the onnx package: pip install 'reinforce[export]'") from None
 
 
-def _check_out_path(path: Path) -> None:
+def _out_path(file: object) -> Path:
+    """``file`` as a Path to write, or a `ReinforceError` saying why it cannot be written."""
+    if not isinstance(file, (str, os.PathLike)) or not str(file).strip():
+        raise ReinforceError(f"path must be a file path, got {file!r}: pass e.g. 'policy.pt'")
+    path = Path(file)
     if path.is_dir():
         raise ReinforceError(f"cannot write {path}: it is a directory; give a file name")
     if not path.parent.is_dir():
@@ -102,10 +106,11 @@ def _check_out_path(path: Path) -> None:
         raise ReinforceError(f"cannot write {path}: {path.parent} {problem}; give a file in an existing directory")
     if not os.access(path.parent, os.W_OK):
         raise ReinforceError(f"cannot write {path}: directory {path.parent} is not writable; give another path")
+    return path
 
 
 def _check_observation_space(agent: Reinforce) -> None:
-    env_space = agent.envs.unwrapped.single_observation_space
+    env_space = agent.env_observation_space
     if isinstance(env_space, FLATTENED_OBSERVATION_SPACES):
         raise ReinforceError(
             f"cannot export a policy for the observation space {env_space}: an exported file takes Box or "
@@ -167,9 +172,7 @@ def _with_metadata(model_bytes: bytes, description: str) -> bytes:
     return serialized
 
 
-def export_policy(
-    agent_or_run_dir: Reinforce | str | os.PathLike[str], path: str | os.PathLike[str], *, format: str = "torchscript"
-) -> Path:
+def export_policy(agent_or_run_dir: Reinforce | str | Path, path: str | Path, *, format: str = "torchscript") -> Path:
     """Write the deterministic policy of an agent, or of a run directory's last checkpoint, to one file.
 
     The file runs without reinforce: ``torch.jit.load(path)`` for ``format="torchscript"``,
@@ -201,14 +204,13 @@ def export_policy(
     checked = _check_format(format)
     if checked == "onnx":
         _require_onnx()
-    out = Path(path)
-    _check_out_path(out)
+    out = _out_path(path)
     if isinstance(agent_or_run_dir, Reinforce):
         agent = agent_or_run_dir
     else:
         from reinforce.saved import load
 
-        agent = load(Path(agent_or_run_dir), device="cpu")
+        agent = load(agent_or_run_dir, device="cpu")
     try:
         _check_observation_space(agent)
         policy = copy.deepcopy(agent.policy).cpu().eval().requires_grad_(False)

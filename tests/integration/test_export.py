@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from cli_support import run_cli, snapshot
-from toy_envs import ACTION_SPACES
+from toy_envs import ACTION_SPACES, OBSERVATION_SPACES
 
 import reinforce
 from reinforce import Reinforce, ReinforceError, export_policy
@@ -200,6 +200,26 @@ def test_bad_export_input_gets_one_line_exit_2_and_changes_nothing(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("reinforce: error: ") and message.format(**names) in line
     assert (snapshot(tmp_path), snapshot(runs)) == before
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("observation", ["discrete", "image"])
+def test_an_agent_without_an_environment_exports_discrete_and_image_observations(
+    tmp_path: Path, observation: str
+) -> None:
+    observation_space = OBSERVATION_SPACES[observation]
+    agent = Reinforce.from_spaces(observation_space, ACTION_SPACES["multidiscrete"], seed=0, hidden_sizes=(8,))
+    with torch.no_grad():  # weights far from the initial ones, so that the four Discrete observations differ
+        for parameter in agent.policy.parameters():
+            parameter.normal_(0.0, 1.0)
+    export_policy(agent, tmp_path / "policy.pt")
+    observation_space.seed(0)
+    observations = np.stack([observation_space.sample() for _ in range(50)]).astype(np.float32)
+    expected = deterministic_actions(agent, observations)
+    assert len(np.unique(expected, axis=0)) > 1
+    with torch.no_grad():
+        actions = torch.jit.load(tmp_path / "policy.pt")(torch.from_numpy(observations)).numpy()
+    assert_same_actions(actions, expected)
 
 
 def test_the_api_names_the_format_as_a_field(tmp_path: Path) -> None:
