@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
+from torch.distributions import Distribution
 
 from reinforce.agent import Reinforce
 from reinforce.core.policies import Policy
@@ -134,31 +135,56 @@ def _description(agent: Reinforce) -> str:
 
 
 def _serialize(module: DeterministicPolicy, example: Tensor, format: ExportFormat, description: str) -> bytes:
-    """The file's bytes: a trace of ``module`` as TorchScript, or the same trace exported to ONNX."""
+    """The file's bytes: a trace of ``module`` as TorchScript, or the same trace exported to ONNX.
+
+    Raises:
+        ReinforceError: the policy (a user's network, say) cannot be traced or exported.
+    """
     with warnings.catch_warnings(), tempfile.TemporaryDirectory() as scratch:
         # torch 2.13 marks TorchScript, its tracer and its ONNX exporter deprecated; they are what is asked for
         warnings.simplefilter("ignore", DeprecationWarning)
         # a trace that took a Python branch on a tensor's value would be wrong for other observations
         warnings.simplefilter("error", torch.jit.TracerWarning)  # type: ignore[attr-defined]
         file = Path(scratch) / "policy"
-        with torch.no_grad():
-            if format == "torchscript":
-                # no check_trace: it re-runs the trace to compare, seconds of torch.testing for a graph without
-                # randomness; a Python branch on a tensor would raise the TracerWarning above instead
-                traced = torch.jit.trace(module, example, check_trace=False)  # type: ignore[no-untyped-call]
-                torch.jit.save(traced, file, _extra_files={f"{METADATA_NAME}.json": description})
-                return file.read_bytes()
-            torch.onnx.export(
-                module,
-                (example,),
-                file,
-                dynamo=False,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                opset_version=ONNX_OPSET,
-            )
+        validate_args = Distribution._validate_args
+        # a user's distribution checks its arguments with Python branches on tensors: checks, not the graph
+        Distribution.set_default_validate_args(False)
+        try:
+            with torch.no_grad():
+                if format == "torchscript":
+                    # no check_trace: it re-runs the trace to compare, seconds of torch.testing for a graph
+                    # without randomness; a Python branch on a tensor raises the TracerWarning above instead
+                    traced = torch.jit.trace(module, example, check_trace=False)  # type: ignore[no-untyped-call]
+                    torch.jit.save(traced, file, _extra_files={f"{METADATA_NAME}.json": description})
+                    return file.read_bytes()
+                torch.onnx.export(
+                    module,
+                    (example,),
+                    file,
+                    dynamo=False,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                    opset_version=ONNX_OPSET,
+                )
+        except Exception as exc:  # a user's network (custom body or whole policy) that the tracer cannot follow
+            raise ReinforceError(
+                f"cannot export the policy to {format} ({_reason(exc)}): its networks must run under torch.jit.trace, "
+                "tensors in and out, with no Python branch on a tensor's value"
+            ) from None
+        finally:
+            Distribution.set_default_validate_args(validate_args)
         return _with_metadata(file.read_bytes(), description)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of ``exc``, or of the TracerWarning behind it (raised inside torch, it arrives wrapped)."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, torch.jit.TracerWarning):  # type: ignore[attr-defined]
+        cause = cause.__cause__ or cause.__context__
+    exc = cause or exc
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0].split('. ')[0][:200]}" if text else type(exc).__name__
 
 
 def _with_metadata(model_bytes: bytes, description: str) -> bytes:

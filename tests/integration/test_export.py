@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 from cli_support import run_cli, snapshot
+from torch import nn
+from torch.distributions import Categorical
 from toy_envs import ACTION_SPACES, OBSERVATION_SPACES
 
 import reinforce
@@ -220,6 +222,56 @@ def test_an_agent_without_an_environment_exports_discrete_and_image_observations
     with torch.no_grad():
         actions = torch.jit.load(tmp_path / "policy.pt")(torch.from_numpy(observations)).numpy()
     assert_same_actions(actions, expected)
+
+
+class WholePolicy(nn.Module):
+    """A user's whole policy for toy/Spaces-box-discrete-v0: raw observations -> Categorical over 3 actions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 3))
+
+    def forward(self, observations: torch.Tensor) -> Categorical:
+        return Categorical(logits=self.net(observations.float()))
+
+
+class BranchingBody(nn.Module):
+    """A body that branches in Python on a tensor's value: a trace would keep only the branch it took."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 8)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features) if features.sum() > 0 else -self.linear(features)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("module", ["network", "policy"])
+def test_a_users_network_or_whole_policy_exports(tmp_path: Path, module: str) -> None:
+    users = {"network": nn.Sequential(nn.Linear(3, 8), nn.Tanh())} if module == "network" else {"policy": WholePolicy()}
+    agent = Reinforce("toy/Spaces-box-discrete-v0", seed=0, num_envs=1, **users)
+    export_policy(agent, tmp_path / "policy.pt")
+    export_policy(agent, tmp_path / "policy.onnx", format="onnx")
+    observations = np.random.default_rng(0).normal(0.0, 3.0, size=(200, 3)).astype(np.float32)
+    expected = deterministic_actions(agent, observations)
+    assert len(np.unique(expected)) > 1
+    with torch.no_grad():
+        assert_same_actions(torch.jit.load(tmp_path / "policy.pt")(torch.from_numpy(observations)).numpy(), expected)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(tmp_path / "policy.onnx", providers=["CPUExecutionProvider"])
+    assert_same_actions(session.run(None, {"observations": observations})[0], expected)
+    agent.close()
+
+
+def test_a_network_the_tracer_cannot_follow_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    agent = Reinforce("toy/Spaces-box-discrete-v0", seed=0, num_envs=1, network=BranchingBody())
+    for file_format in ("torchscript", "onnx"):
+        with pytest.raises(ReinforceError, match=rf"cannot export the policy to {file_format} \(TracerWarning: "):
+            export_policy(agent, tmp_path / "policy", format=file_format)
+    agent.close()
+    assert not list(tmp_path.iterdir())
 
 
 def test_the_api_names_the_format_as_a_field(tmp_path: Path) -> None:
