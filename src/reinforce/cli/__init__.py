@@ -1,4 +1,4 @@
-"""The ``reinforce`` command: ``train`` (and ``train --resume``), ``eval``, ``plot``, ``config`` and ``sweep``.
+"""The ``reinforce`` command: ``train`` (and ``--resume``), ``eval``, ``plot``, ``config``, ``sweep``, ``export``.
 
 Every `TrainConfig` field is a ``train`` flag with the same name (``num_envs`` -> ``--num-envs``) and the
 field's docstring as help. Bad input ends with one line on stderr, ``reinforce: error: ...``, and exit 2;
@@ -13,7 +13,7 @@ from typing import NoReturn
 
 import click
 
-from reinforce.cli import show, sweep, train  # noqa: F401 (importing them registers the commands)
+from reinforce.cli import export, show, sweep, train  # noqa: F401 (importing them registers the commands)
 from reinforce.cli.app import cli, import_long_lived
 from reinforce.cli.options import flag_text
 from reinforce.cli.sweep import parse_seeds
