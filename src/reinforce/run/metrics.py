@@ -45,6 +45,19 @@ METRIC_FIELDS = (
 is reproducible from the seed. The value columns are filled only with ``baseline="value"``."""
 EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncated")
 """Columns of episodes.csv, one row per training episode."""
+EVALUATION_FIELDS = (
+    "update",
+    "env_steps",
+    "episodes",
+    "mean_return",
+    "std_return",
+    "min_return",
+    "max_return",
+    "mean_length",
+    "wall_time_s",
+)
+"""Columns of evaluations.csv, one row per periodic evaluation (`reinforce.callbacks.EvalCallback`): the policy
+after ``update`` and ``env_steps``, its episodes' return statistics, and the run's training time so far."""
 
 
 def is_solved(recent_returns: Sequence[float], reward_threshold: float | None) -> bool:
