@@ -31,7 +31,7 @@ from reinforce.run.files import (
     read_json,
     write_json,
 )
-from reinforce.run.metrics import EVALUATION_FIELDS, CSVLogger, trim_csv
+from reinforce.run.metrics import EVALUATION_FIELDS, CSVLogger
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
@@ -177,17 +177,16 @@ class EvalCallback:
     def start(self, agent: Reinforce, run: TrainingRun) -> None:
         """Take up the run at the agent's update: its evaluations so far, and ``best`` made to match them.
 
-        Called by ``learn`` before the first update. evaluations.csv loses the rows after the agent's update
-        (written by a process that died before its next checkpoint), as metrics.csv does.
+        Called by ``learn`` before the first update, once evaluations.csv has lost the rows after the agent's
+        update (`reinforce.run.metrics.RunLog` drops them, written by a process that died before its next
+        checkpoint, as it drops metrics.csv's).
         """
         self._run = run
         self._interval = agent.num_env_steps // self.every_steps
         self.evaluations, self.best, self.stopped = [], None, False
         if run.run_dir is None:
             return
-        path = run.run_dir / EVALUATIONS_FILE
-        trim_csv(path, EVALUATION_FIELDS, agent.num_updates)
-        self.evaluations = _read_evaluations(path)
+        self.evaluations = _read_evaluations(run.run_dir / EVALUATIONS_FILE)
         for row in self.evaluations:
             if self.best is None or row["mean_return"] > self.best["mean_return"]:
                 self.best = row

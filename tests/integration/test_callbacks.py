@@ -162,6 +162,9 @@ def test_a_resumed_run_keeps_the_evaluations_up_to_its_checkpoint_and_ends_as_an
     checkpoint = checkpoint_update(tmp_path / "part")
     later = [row for row in evaluation_rows(tmp_path / "part") if int(row["update"]) > checkpoint]
     assert later  # evaluations that the checkpoint does not cover (no new best since it)
+    # any learn call on the run drops them, with or without an EvalCallback
+    reinforce.resume(tmp_path / "part").learn(0, run_dir=tmp_path / "part").close()
+    assert all(int(row["update"]) <= checkpoint for row in evaluation_rows(tmp_path / "part"))
     evaluation = EvalCallback(every_steps=150, episodes=2)
     resumed = reinforce.resume(tmp_path / "part")
     resumed.learn(1_500 - resumed.num_env_steps, run_dir=tmp_path / "part", callback=evaluation)
