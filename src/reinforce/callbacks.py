@@ -204,12 +204,12 @@ class EvalCallback:
         self.evaluations.append(row)
         run_dir = self._run.run_dir
         if run_dir is not None:
-            logger_csv = CSVLogger(run_dir / EVALUATIONS_FILE, EVALUATION_FIELDS)
+            sink = CSVLogger(run_dir / EVALUATIONS_FILE, EVALUATION_FIELDS)
             try:
-                logger_csv.write(row)
-                logger_csv.sync()
+                sink.write(row)
+                sink.sync()
             finally:
-                logger_csv.close()
+                sink.close()
         if self.best is None or row["mean_return"] > self.best["mean_return"]:
             self.best = row
             if run_dir is not None:

@@ -70,8 +70,9 @@ def test_a_callback_returning_false_stops_with_a_checkpoint_and_the_run_resumes_
     # the budget stays the run's: a resume trains on to it, and ends where the uninterrupted run ended
     assert json.loads((tmp_path / "part" / "config.json").read_text())["total_steps"] == 1_500
     part.close()
-    resumed = reinforce.resume(tmp_path / "part")
-    resumed.learn(1_500 - resumed.num_env_steps, run_dir=tmp_path / "part")
+    result = run_cli("train", "--resume", tmp_path / "part", "--eval-episodes", "0", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    resumed = reinforce.load(tmp_path / "part")
     assert_same_parameters(whole, resumed)
     assert rows(tmp_path / "part" / "metrics.csv") == rows(tmp_path / "whole" / "metrics.csv")
     whole.close()
