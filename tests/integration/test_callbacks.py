@@ -70,13 +70,22 @@ def test_a_callback_returning_false_stops_with_a_checkpoint_and_the_run_resumes_
     # the budget stays the run's: a resume trains on to it, and ends where the uninterrupted run ended
     assert json.loads((tmp_path / "part" / "config.json").read_text())["total_steps"] == 1_500
     part.close()
-    result = run_cli("train", "--resume", tmp_path / "part", "--eval-episodes", "0", "--quiet", cwd=tmp_path)
+    # resumed by the CLI, evaluating on the way (which changes nothing in training)
+    part_dir = tmp_path / "part"
+    result = run_cli("train", "--resume", part_dir, "--eval-every", "400", "--eval-episodes", "2", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    resumed = reinforce.load(tmp_path / "part")
+    resumed = reinforce.load(part_dir)
     assert_same_parameters(whole, resumed)
-    assert rows(tmp_path / "part" / "metrics.csv") == rows(tmp_path / "whole" / "metrics.csv")
+    assert rows(part_dir / "metrics.csv") == rows(tmp_path / "whole" / "metrics.csv")
+    # --eval-every: evaluations from the resumed update on, the best policy loadable, named in the summary
+    crossed = [int(row["env_steps"]) // 400 for row in evaluation_rows(part_dir)]
+    assert crossed == list(range(1, resumed.num_env_steps // 400 + 1)) and len(crossed) >= 3
+    assert f"saved in {part_dir / 'best'}" in result.stdout
+    best = reinforce.load(part_dir / "best")
+    assert best.num_updates == int(json.loads((part_dir / "best" / "evaluation.json").read_text())["update"])
     whole.close()
     resumed.close()
+    best.close()
 
 
 def test_an_invalid_callback_is_refused_before_anything_is_written(tmp_path: Path) -> None:
@@ -253,18 +262,8 @@ def test_evaluate_policy_on_an_env_factory_and_a_vector_env_it_leaves_open() -> 
     agent.close()
 
 
-def test_train_eval_every_writes_evaluations_and_the_best_policy(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    settings = ("--num-envs", "4", "--hidden-sizes", "16", "--seed", "0", "--total-steps", "1000", "--quiet")
-    result = run_cli("train", "CartPole-v1", *settings, "--eval-every", "400", "--eval-episodes", "2", "--run-dir", run,
-                     cwd=tmp_path)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert len(evaluation_rows(run)) == 2
-    assert f"saved in {run / 'best'}" in result.stdout
-    best = reinforce.load(run / "best")
-    assert best.num_updates == int(json.loads((run / "best" / "evaluation.json").read_text())["update"])
-    best.close()
+def test_train_eval_every_without_evaluation_episodes_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     refused = run_cli("train", "CartPole-v1", "--eval-every", "400", "--eval-episodes", "0", cwd=tmp_path)
     assert refused.returncode == 2
     assert "--eval-every needs evaluation episodes" in one_line(refused.stderr)
-    assert not (tmp_path / "runs").exists()
+    assert list(tmp_path.iterdir()) == []
