@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr__` imports them
     from reinforce.agent import Reinforce as Reinforce
+    from reinforce.agent import evaluate_policy as evaluate_policy
+    from reinforce.callbacks import Callback as Callback
+    from reinforce.callbacks import EvalCallback as EvalCallback
     from reinforce.config import TrainConfig as TrainConfig
     from reinforce.core.batch import RolloutBatch as RolloutBatch
     from reinforce.core.loss import reinforce_loss as reinforce_loss
@@ -34,6 +37,8 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr
     from reinforce.sweep import run_sweep as run_sweep
 
 _MODULES = {
+    "Callback": "callbacks",
+    "EvalCallback": "callbacks",
     "NonFiniteError": "errors",
     "Reinforce": "agent",
     "ReinforceError": "errors",
@@ -43,6 +48,7 @@ _MODULES = {
     "TrainingInterrupted": "errors",
     "collect": "rollout.collect",
     "discounted_returns": "core.returns",
+    "evaluate_policy": "agent",
     "export_policy": "export",
     "load": "saved",
     "make_policy": "core.policies",

@@ -1,9 +1,9 @@
 """Training runs: the learn loop, and `finish_run`, what every run does once it has learnt.
 
 `learn` drives a `reinforce.agent.Reinforce`: it claims the run directory, logs every update
-(`reinforce.run.metrics.RunLog`), commits a checkpoint every ``checkpoint_every`` updates and at the end, and
-turns SIGINT and SIGTERM into a clean stop (`StopSignals`). `finish_run` draws the curve, evaluates and writes
-evaluation.json, for ``reinforce train`` and every sweep trial.
+(`reinforce.run.metrics.RunLog`), calls the callbacks (`reinforce.callbacks`), commits a checkpoint every
+``checkpoint_every`` updates and at the end, and turns SIGINT and SIGTERM into a clean stop (`StopSignals`).
+`finish_run` draws the curve, evaluates and writes evaluation.json, for ``reinforce train`` and every sweep trial.
 """
 
 from __future__ import annotations
@@ -12,14 +12,17 @@ import logging
 import shutil
 import signal
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
+from reinforce.callbacks import Callback, TrainingRun, as_callbacks, run_callbacks, start_callbacks
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, as_count
 from reinforce.core.schedule import lr_factor, set_lr
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.run.files import (
+    BEST_DIR,
     CURVE_FILE,
     EVALUATION_FILE,
     RUN_FILES,
@@ -46,8 +49,11 @@ def learn(
     progress_bar: bool = False,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     tensorboard: bool = False,
+    callback: Callback | Sequence[Callback] | None = None,
 ) -> Reinforce:
-    """Update ``agent`` until ``total_steps`` more env steps are done, or the task is solved (``stop_on_solve``).
+    """Update ``agent`` until ``total_steps`` more env steps are done, or solved (``stop_on_solve``), or called off.
+
+    A callback that returns False calls the training off (see ``callback``).
 
     SIGINT and SIGTERM are caught while this runs (the previous handlers are put back afterwards): the current
     update is finished, the checkpoint and metrics are written, and `TrainingInterrupted` is raised. A second
@@ -64,6 +70,12 @@ def learn(
         checkpoint_every: write a checkpoint every this many updates (0: only at the end); needs run_dir.
         tensorboard: also write the metrics as TensorBoard scalars to ``run_dir/tensorboard`` (needs the
             ``tensorboard`` extra: ``pip install 'reinforce[tensorboard]'``).
+        callback: a `reinforce.callbacks.Callback` ``fn(agent, metrics)``, or a list of them, called after every
+            update once its metrics row is written (all of them, in order). One that returns False stops
+            training after that update: the checkpoint is written as at the end of any ``learn`` call. A run
+            stopped so is not finished (its budget is not spent, unless it is, and it need not be solved): it
+            is continued like any other, with `reinforce.resume` and ``learn`` or ``reinforce train --resume``,
+            which train on to the budget. `reinforce.callbacks.EvalCallback` evaluates periodically.
 
     Returns:
         The agent.
@@ -76,6 +88,7 @@ def learn(
     """
     total_steps = as_count("total_steps", total_steps, 0)
     checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
+    callbacks = as_callbacks(callback)
     target = agent.num_env_steps + total_steps
     path = run_path(run_dir, writing=True) if run_dir is not None else None
     agent.start_workers()
@@ -84,7 +97,7 @@ def learn(
             raise ReinforceError("tensorboard=True needs a run_dir to write the event files to: pass run_dir")
         require_tensorboard()
     if path is None:
-        return _train(agent, target, None, None, progress_bar, checkpoint_every)
+        return _train(agent, target, None, None, progress_bar, checkpoint_every, callbacks)
     path.mkdir(parents=True, exist_ok=True)
     with training_lock(path):  # held until the last checkpoint is committed
         claim(agent, path)
@@ -94,12 +107,12 @@ def learn(
         except BaseException:
             log.close()
             raise
-        return _train(agent, target, path, log, progress_bar, checkpoint_every)
+        return _train(agent, target, path, log, progress_bar, checkpoint_every, callbacks)
 
 
 def remove_run_files(run_dir: Path) -> None:
-    """Remove the files a run writes (`RUN_FILES`, tensorboard/) from ``run_dir``; nothing else."""
-    for name in (*RUN_FILES, TENSORBOARD_DIR):
+    """Remove the files a run writes (`RUN_FILES`, tensorboard/, best/) from ``run_dir``; nothing else."""
+    for name in (*RUN_FILES, TENSORBOARD_DIR, BEST_DIR):
         path = run_dir / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
@@ -114,8 +127,9 @@ def _train(
     log: RunLog | None,
     progress_bar: bool,
     checkpoint_every: int,
+    callbacks: Sequence[Callback],
 ) -> Reinforce:
-    """The loop of `learn`: update until ``target`` env steps (or solved), log and commit; closes ``log``."""
+    """The loop of `learn`: update until ``target`` env steps (or solved or called off), log, commit; closes ``log``."""
     from tqdm.auto import tqdm
 
     bar = tqdm(
@@ -128,9 +142,18 @@ def _train(
         smoothing=0.1,
     )
     committed: int | None = None  # the update of the last checkpoint this call wrote
+
+    def commit_now() -> None:
+        nonlocal committed
+        if path is not None and committed != agent.num_updates:
+            commit(agent, path, log)
+            committed = agent.num_updates
+
     stop = StopSignals(agent, path)
+    called_off = False  # a callback returned False
     try:
         with stop:
+            start_callbacks(callbacks, agent, TrainingRun(path, commit_now))
             while agent.num_env_steps < target and not (agent.config.stop_on_solve and agent.solved):
                 if agent.config.lr_schedule != "constant":
                     schedule_learning_rates(agent, agent.num_env_steps / target)
@@ -143,13 +166,12 @@ def _train(
                 )
                 if log is not None:
                     log.write(metrics)
-                if path is not None and checkpoint_every and agent.num_updates % checkpoint_every == 0:
-                    commit(agent, path, log)
-                    committed = agent.num_updates
-                if stop.signal_number is not None:
+                called_off = not run_callbacks(callbacks, agent, metrics)
+                if checkpoint_every and agent.num_updates % checkpoint_every == 0:
+                    commit_now()
+                if called_off or stop.signal_number is not None:
                     break
-            if path is not None and committed != agent.num_updates:
-                commit(agent, path, log)
+            commit_now()
     finally:
         bar.close()
         if log is not None:
@@ -157,6 +179,8 @@ def _train(
     if stop.signal_number is not None:
         logger.info("stopped by signal %d after update %d", stop.signal_number, agent.num_updates)
         raise TrainingInterrupted(stop.signal_number, None if path is None else str(path), agent.num_updates)
+    if called_off:
+        logger.info("stopped by a callback after update %d", agent.num_updates)
     return agent
 
 

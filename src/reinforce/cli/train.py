@@ -63,7 +63,19 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
     default=None,
     help="Where to write the run (must not exist or be empty) [default: runs/ENV_ID-seedS-TIME].",
 )
-@eval_episodes_option("Deterministic evaluation episodes after training (0 to skip).")
+@eval_episodes_option(
+    "Deterministic evaluation episodes after training (0 to skip), and of each evaluation with --eval-every."
+)
+@click.option(
+    "--eval-every",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="STEPS",
+    help="Also evaluate the deterministic policy every STEPS env steps during training, on a separate env, "
+    "writing RUN_DIR/evaluations.csv and keeping the best policy in RUN_DIR/best (load it with "
+    "`reinforce eval RUN_DIR/best`); 0: never.",
+)
 @click.option(
     "--resume",
     "resume_dir",
@@ -71,7 +83,7 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
     default=None,
     help="Continue the run in this directory from its last checkpoint, with its saved settings. Only "
     "--total-steps (the run's total budget, default the saved one), --device, --checkpoint-every, "
-    "--eval-episodes, --tensorboard, --address and --quiet may go with it.",
+    "--eval-episodes, --eval-every, --tensorboard, --address and --quiet may go with it.",
 )
 @checkpoint_every_option(
     "Write a checkpoint every N updates (0: only at the end); a killed run resumes from the last one."
@@ -91,6 +103,7 @@ def train(
     total_steps: int | None,
     run_dir: Path | None,
     eval_episodes: int,
+    eval_every: int,
     resume_dir: Path | None,
     checkpoint_every: int,
     tensorboard: bool,
@@ -105,6 +118,10 @@ def train(
     """
     from reinforce.run.plotting import PlotProcess
 
+    if eval_every and not eval_episodes:
+        raise ReinforceError(
+            "--eval-every needs evaluation episodes, but --eval-episodes is 0: pass --eval-episodes 1 or more"
+        )
     # the curve's child process imports matplotlib while this one imports torch and trains
     plotter = click.get_current_context().with_resource(PlotProcess())
     import_long_lived(*TRAINING_MODULES)
@@ -127,10 +144,12 @@ def train(
             env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
 
+    from reinforce.callbacks import EvalCallback
     from reinforce.errors import RunDirectoryBusy, TrainingInterrupted
     from reinforce.run.files import CHECKPOINT_FILE, CURVE_FILE
     from reinforce.training import finish_run, remove_run_files
 
+    evaluations = EvalCallback(every_steps=eval_every, episodes=eval_episodes) if eval_every else None
     try:
         budget = max(0, total_steps - agent.num_env_steps)
         try:
@@ -140,6 +159,7 @@ def train(
                 progress_bar=not quiet,
                 checkpoint_every=checkpoint_every,
                 tensorboard=tensorboard,
+                callback=evaluations,
             )
         except Exception as exc:
             # a new run (its directory was empty) that failed before its first checkpoint leaves nothing behind
@@ -155,6 +175,12 @@ def train(
             f"{outcome} {agent.env_id} in {agent.num_env_steps:,} env steps, {agent.num_episodes:,} episodes, "
             f"{agent.num_updates:,} updates, {agent.train_time_s:.2f} s of training"
         )
+        if evaluations is not None and evaluations.best is not None:
+            best = evaluations.best
+            click.echo(
+                f"best of {len(evaluations.evaluations)} evaluations: mean return {best['mean_return']:.2f} at "
+                f"{best['env_steps']:,} env steps, saved in {evaluations.best_dir}"
+            )
         evaluation = finish_run(agent, run_dir, eval_episodes=eval_episodes, plotter=plotter)
         if evaluation is not None:
             click.echo(_evaluation_line(evaluation))

@@ -28,8 +28,12 @@ METRICS_FILE = "metrics.csv"
 EPISODES_FILE = "episodes.csv"
 EVALUATION_FILE = "evaluation.json"
 CURVE_FILE = "curve.png"
+EVALUATIONS_FILE = "evaluations.csv"
+"""The periodic evaluations of `reinforce.callbacks.EvalCallback`, one row per evaluation."""
+BEST_DIR = "best"
+"""The run directory (inside the run's) of the best policy `reinforce.callbacks.EvalCallback` has evaluated."""
 TENSORBOARD_DIR = "tensorboard"
-RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, EPISODES_FILE, EVALUATION_FILE)
+RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, EPISODES_FILE, EVALUATION_FILE, EVALUATIONS_FILE)
 """The files of a run directory that `atomic_write` writes (besides the state files)."""
 PID_FILE = "training.pid"
 """The pid of the process training the run directory, there while it holds the lock (see `training_lock`)."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from reinforce.core.batch import RolloutBatch
 from reinforce.errors import ReinforceError
-from reinforce.run.files import EPISODES_FILE, METRICS_FILE, TENSORBOARD_DIR, atomic_write
+from reinforce.run.files import EPISODES_FILE, EVALUATIONS_FILE, METRICS_FILE, TENSORBOARD_DIR, atomic_write
 
 SOLVED_WINDOW = 100
 """Episodes in the moving mean that decides 'solved' (Gymnasium's convention)."""
@@ -45,6 +45,19 @@ METRIC_FIELDS = (
 is reproducible from the seed. The value columns are filled only with ``baseline="value"``."""
 EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncated")
 """Columns of episodes.csv, one row per training episode."""
+EVALUATION_FIELDS = (
+    "update",
+    "env_steps",
+    "episodes",
+    "mean_return",
+    "std_return",
+    "min_return",
+    "max_return",
+    "mean_length",
+    "wall_time_s",
+)
+"""Columns of evaluations.csv, one row per periodic evaluation (`reinforce.callbacks.EvalCallback`): the policy
+after ``update`` and ``env_steps``, its episodes' return statistics, and the run's training time so far."""
 
 
 def is_solved(recent_returns: Sequence[float], reward_threshold: float | None) -> bool:
@@ -225,7 +238,8 @@ class RunLog:
     """The metric sinks of one ``learn`` call on a run directory: metrics.csv, episodes.csv and TensorBoard.
 
     Opening it first drops the rows after ``num_updates`` (written by a process that died before its next
-    checkpoint), so that a resumed run has every row once.
+    checkpoint), so that a resumed run has every row once; evaluations.csv's too (`EvalCallback` appends to it),
+    whether or not this ``learn`` call evaluates.
 
     Args:
         run_dir: the run directory.
@@ -237,6 +251,7 @@ class RunLog:
     def __init__(self, run_dir: Path, num_updates: int, num_env_steps: int, *, tensorboard: bool = False) -> None:
         trim_csv(run_dir / METRICS_FILE, METRIC_FIELDS, num_updates)
         trim_csv(run_dir / EPISODES_FILE, EPISODE_FIELDS, num_updates)
+        trim_csv(run_dir / EVALUATIONS_FILE, EVALUATION_FIELDS, num_updates)
         self._board = None
         if tensorboard:
             purge_step = num_env_steps + 1 if num_updates else None
