@@ -2,7 +2,7 @@
 
 `learn` drives a `reinforce.agent.Reinforce`: it claims the run directory, logs every update
 (`reinforce.run.metrics.RunLog`), commits a checkpoint every ``checkpoint_every`` updates and at the end, and
-turns SIGINT and SIGTERM into a clean stop (`StopSignals`). `finish_run` draws the curve, evaluates and writes
+turns SIGINT, SIGTERM and SIGHUP into a clean stop (`StopSignals`). `finish_run` draws the curve, evaluates and writes
 evaluation.json, for ``reinforce train`` and every sweep trial.
 """
 
@@ -48,9 +48,10 @@ def learn(
 ) -> Reinforce:
     """Update ``agent`` until ``total_steps`` more env steps are done, or the task is solved (``stop_on_solve``).
 
-    SIGINT and SIGTERM are caught while this runs (the previous handlers are put back afterwards): the current
-    update is finished, the checkpoint and metrics are written, and `TrainingInterrupted` is raised. A second
-    signal abandons the update at once (the last checkpoint stays as it was).
+    SIGINT, SIGTERM and SIGHUP (the terminal closed) are caught while this runs (the previous handlers are put
+    back afterwards): the current update is finished, the checkpoint and metrics are written, and
+    `TrainingInterrupted` is raised. A second signal abandons the update at once (the last checkpoint stays as
+    it was).
 
     Args:
         agent: the agent to train (`reinforce.agent.Reinforce.learn` calls this with itself).
@@ -68,7 +69,7 @@ def learn(
         The agent.
 
     Raises:
-        TrainingInterrupted: SIGINT or SIGTERM arrived; the checkpoint was written first.
+        TrainingInterrupted: SIGINT, SIGTERM or SIGHUP arrived; the checkpoint was written first.
         RunDirectoryBusy: another process is training ``run_dir`` (only one may at a time: this call holds a
             lock on it until it returns); nothing was written.
         ReinforceError: an invalid argument, or ``run_dir`` holds another run.
@@ -182,8 +183,13 @@ def claim(agent: Reinforce, run_dir: Path) -> None:
     refuse_foreign_checkpoint(run_dir, own)
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+"""The signals that `StopSignals` turns into a clean stop: Ctrl-C, ``kill``, and a closed terminal or SSH session
+(SIGHUP, where the platform has it: not on Windows)."""
+
+
 class StopSignals:
-    """While active, SIGINT and SIGTERM ask the learn loop to stop after the current update.
+    """While active, `STOP_SIGNALS` (SIGINT, SIGTERM, SIGHUP) ask the learn loop to stop after the current update.
 
     The first signal is recorded in `signal_number` (the loop finishes its update, commits and stops); a second
     one raises `TrainingInterrupted` at once, naming the last checkpoint written. The previous handlers are put
@@ -207,7 +213,7 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
-            for signal_number in (signal.SIGINT, signal.SIGTERM):
+            for signal_number in STOP_SIGNALS:
                 # None: the handler was not set from Python; restoring the default is the closest
                 self._previous[signal_number] = signal.signal(signal_number, self._handle) or signal.SIG_DFL
         return self

@@ -425,3 +425,32 @@ def test_an_os_error_is_one_line_and_exit_1(
     assert exit_info.value.code == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("reinforce: error: runs/x/metrics.csv: No space left on device: check the path")
+
+
+class InterruptedImport:
+    """Stands for `reinforce.cli.entry` in sys.modules: importing from it is Ctrl-C during start-up."""
+
+    def __getattr__(self, name: str) -> object:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("moment", ["importing the commands", "importing torch"])
+def test_ctrl_c_before_training_starts_is_one_line_and_exit_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], moment: str
+) -> None:
+    from reinforce import cli
+    from reinforce.cli import train
+
+    def interrupt(*modules: str) -> None:
+        raise KeyboardInterrupt
+
+    if moment == "importing the commands":
+        monkeypatch.setitem(sys.modules, "reinforce.cli.entry", InterruptedImport())
+    else:
+        monkeypatch.setattr(train, "import_long_lived", interrupt)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "CartPole-v1", "--quiet"])
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "reinforce: interrupted by Ctrl-C\n"
+    assert not list(tmp_path.iterdir())  # nothing written

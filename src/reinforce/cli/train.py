@@ -98,7 +98,8 @@ def train(
 ) -> None:
     """Train a policy on ENV_ID (a Gymnasium id such as CartPole-v1) and write a run directory.
 
-    SIGINT (Ctrl-C) or SIGTERM finishes the current update, saves a checkpoint and exits with 130 or 143;
+    SIGINT (Ctrl-C), SIGTERM or SIGHUP finishes the current update, saves a checkpoint and exits with 130, 143
+    or 129;
     `reinforce train --resume RUN_DIR` then continues exactly where the run stopped.
     """
     from reinforce.run.plotting import PlotProcess
