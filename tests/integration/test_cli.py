@@ -258,6 +258,8 @@ BAD_INPUTS = [
     (["train", "--resume", "{negative_mean_square}"], "negative values in optimizer.policy.state.0.exp_avg_sq"),
     (["eval", "{nan_weights}"], "holds non-finite values in module.policy."),
     (["sweep", "CartPole-v1", "--seeds", "0-4294967295"], "at most 10000 seeds"),
+    (["train", "--resume", "{repeated_row}", "--total-steps", "9000"], "has update 1 after update 1"),
+    (["eval", "{linked_state}"], "outside the run directory"),
 ]
 
 
@@ -349,6 +351,17 @@ def remove_checkpoint(run: Path) -> None:
     (run / "checkpoint.json").unlink()
 
 
+def repeat_first_row(run: Path) -> None:
+    lines = (run / "metrics.csv").read_text().splitlines(keepends=True)
+    (run / "metrics.csv").write_text("".join([lines[0], lines[1], *lines[1:]]))
+
+
+def link_state_outside(run: Path) -> None:
+    outside = run.parent / f"{run.name}-elsewhere.safetensors"
+    state_file(run).rename(outside)
+    state_file(run).symlink_to(outside)
+
+
 DAMAGED_RUNS = {
     "damaged": damage_config,
     "truncated": truncate_state,
@@ -362,6 +375,8 @@ DAMAGED_RUNS = {
     "negative_mean_square": lambda run: rewrite_tensor(run, "optimizer.policy.state.0.exp_avg_sq", -1.0),
     "nan_weights": lambda run: rewrite_tensor(run, "module.policy.", float("nan")),
     "no_metrics": lambda run: (run / "metrics.csv").unlink(),
+    "repeated_row": repeat_first_row,
+    "linked_state": link_state_outside,
 }
 
 

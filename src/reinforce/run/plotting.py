@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import select
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from reinforce.errors import ReinforceError
-from reinforce.run.files import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, read_json
+from reinforce.run.files import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, read_json, read_text
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -32,13 +33,11 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 def read_columns(path: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
     """The given columns of a CSV file reinforce wrote, as float arrays; a missing or damaged file is an error."""
-    if not path.is_file():
-        raise ReinforceError(f"{path} is missing: pass a run directory written by `reinforce train`")
+    text = read_text(path)
     try:
-        with path.open(newline="") as file:
-            rows = list(csv.DictReader(file))
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
         return {key: np.asarray([float(row[key]) for row in rows]) for key in columns}
-    except (KeyError, ValueError, TypeError, csv.Error, UnicodeDecodeError) as exc:
+    except (KeyError, ValueError, TypeError, csv.Error) as exc:
         raise ReinforceError(f"{path} is damaged ({exc}): re-run training to rebuild it") from None
 
 
