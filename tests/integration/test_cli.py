@@ -469,3 +469,22 @@ def test_ctrl_c_before_training_starts_is_one_line_and_exit_130(
     assert exit_info.value.code == 130
     assert capsys.readouterr().err == "reinforce: interrupted by Ctrl-C\n"
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize(("args", "written"), [(["--x", "time"], "run/curve-time.png"), ([], "run/curve.png")])
+def test_plot_of_one_run_against_time_keeps_its_curve_png(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], written: str
+) -> None:
+    from reinforce import Reinforce, cli
+
+    run = tmp_path / "run"
+    Reinforce("toy_envs:toy/Counting-v0", seed=0, num_envs=2, hidden_sizes=(4,)).learn(40, run_dir=run).close()
+    (run / "curve.png").write_bytes(b"the run's own figure")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["plot", "run", *args])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"wrote {written}\n"
+    assert (tmp_path / written).read_bytes()[:4] == b"\x89PNG"
+    if args:
+        assert (run / "curve.png").read_bytes() == b"the run's own figure"
