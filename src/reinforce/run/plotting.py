@@ -102,11 +102,11 @@ def plot_runs(run_dirs: Sequence[Path], out: Path, *, threshold: float | None = 
 def draw_runs(runs: Sequence[tuple[Path, dict[str, np.ndarray]]], *, threshold: float | None, title: str) -> Any:
     """The figure of `plot_runs` for ``runs`` (each a run directory and its `read_episodes`), not yet saved."""
     length_is_return = all(np.array_equal(episodes["return"], episodes["length"]) for _, episodes in runs)
-    panels = (("return", "episode return"),) if not length_is_return else (("return", "episode return = length"),)
+    panels = [("return", "episode return = length" if length_is_return else "episode return")]
     if length_is_return:
         title += " (every episode's return equals its length: one panel for both)"
     else:
-        panels += (("length", "episode length"),)
+        panels.append(("length", "episode length"))
     figure = new_figure(9, 4 if length_is_return else 6.5)
     axes = np.atleast_1d(figure.subplots(len(panels), 1, sharex=True))
     for index, (run_dir, episodes) in enumerate(runs):
