@@ -60,7 +60,8 @@ class Commands(click.Group):
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="warning",
     show_default=True,
-    help="Messages on stderr: warning (problems only), info (checkpoints, resume, signals) or debug.",
+    help="Messages on stderr: warning (problems only), info (also signals and resumes) or debug (also every "
+    "checkpoint written).",
 )
 def cli(log_level: str) -> None:
     """REINFORCE (Monte-Carlo policy gradient) on Gymnasium environments."""

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from reinforce.cli.app import PLOTTING_MODULES, TRAINING_MODULES, cli, import_long_lived
-from reinforce.cli.options import config_option, hyperparameter_options, run_settings
+from reinforce.cli.options import BUDGET_OVERSHOOT, config_option, hyperparameter_options, run_settings
 from reinforce.cli.train import _evaluation_line
 from reinforce.config import MAX_SEED
 from reinforce.errors import ReinforceError
@@ -20,7 +20,7 @@ from reinforce.errors import ReinforceError
 @click.argument("env_id", required=False)
 @config_option
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed.")
-@click.option("--total-steps", type=click.IntRange(min=0), default=None, help="Env-step budget.")
+@click.option("--total-steps", type=click.IntRange(min=0), default=None, help=f"Env-step budget; {BUDGET_OVERSHOOT}.")
 @hyperparameter_options
 def show_config(
     env_id: str | None,

@@ -13,6 +13,7 @@ import click
 
 from reinforce.cli.app import cli
 from reinforce.cli.options import (
+    BUDGET_OVERSHOOT,
     DEFAULT_TOTAL_STEPS,
     HiddenSizes,
     _click_type,
@@ -110,7 +111,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     "--total-steps",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Env-step budget of each trial [default: {DEFAULT_TOTAL_STEPS}].",
+    help=f"Env-step budget of each trial; {BUDGET_OVERSHOOT} [default: {DEFAULT_TOTAL_STEPS}].",
 )
 @click.option(
     "--out",
