@@ -497,3 +497,73 @@ def test_the_evaluation_line_counts_one_episode_as_one() -> None:
     evaluation |= {"max_return": 9.0, "mean_length": 9.0}
     assert _evaluation_line({**evaluation, "episodes": 1}).startswith("evaluation over 1 episode (deterministic)")
     assert _evaluation_line({**evaluation, "episodes": 2}).startswith("evaluation over 2 episodes (deterministic)")
+
+
+SECTIONED_COMMANDS = ("train", "config", "sweep")
+
+
+def test_every_option_is_in_exactly_one_help_section() -> None:
+    """A new option needs its line in OPTION_SECTIONS; one that is gone must leave it."""
+    import click
+    from click.testing import CliRunner
+
+    from reinforce.cli import cli
+    from reinforce.cli.sections import OPTION_SECTIONS, SECTIONS, SectionedCommand, section_key
+
+    assert set(OPTION_SECTIONS.values()) <= set(SECTIONS)
+    used = set()
+    for name in SECTIONED_COMMANDS:
+        command = cli.commands[name]
+        assert isinstance(command, SectionedCommand), name
+        ctx = click.Context(command, info_name=name)
+        options = [param for param in command.get_params(ctx) if isinstance(param, click.Option)]
+        missing = [section_key(option) for option in options if section_key(option) not in OPTION_SECTIONS]
+        assert not missing, f"reinforce {name}: add {missing} to OPTION_SECTIONS in src/reinforce/cli/sections.py"
+        used |= {section_key(option) for option in options}
+        help_text = CliRunner().invoke(cli, [name, "--help"], prog_name="reinforce").output
+        heading = None
+        seen: dict[str, str] = {}
+        for line in help_text.splitlines():
+            if line.endswith(":") and not line.startswith(" "):
+                heading = line[:-1]
+            flags = line.strip().split(" ")[0].rstrip(",")
+            if line.startswith("  -") and heading is not None:
+                option = next(option for option in options if flags in option.opts)
+                assert section_key(option) not in seen, f"{flags} listed twice"
+                seen[section_key(option)] = heading
+        assert seen == {section_key(option): OPTION_SECTIONS[section_key(option)] for option in options}, name
+    stale = OPTION_SECTIONS.keys() - used
+    assert not stale, f"OPTION_SECTIONS names options that no command has: {stale}"
+
+
+def test_one_style_writes_each_default_once_at_the_end() -> None:
+    from reinforce.cli.sections import one_style
+
+    assert one_style("Episodes per update (default: ``num_envs``; at most 10**7).") == (
+        "Episodes per update (at most 10**7). [default: num_envs]"
+    )
+    assert one_style("Clip to this norm (default: no clipping).") == "Clip to this norm. [default: no clipping]"
+    assert one_style("Workers (ray; default: 2; at most 9).") == "Workers (ray; at most 9). [default: 2]"
+    assert one_style("Budget [default: 5].  [x>=0]") == "Budget [default: 5; x>=0]"
+    assert one_style("Evaluation episodes.  [default: 100; x>=0]") == "Evaluation episodes. [default: 100; x>=0]"
+    assert one_style("Discount in [0, 1]. [default: 0.99]") == "Discount in [0, 1]. [default: 0.99]"
+
+
+LIGHT_IMPORTS = """
+import sys
+import reinforce.cli
+light = sorted(name for name in ("click", "numpy", "torch") if name in sys.modules)
+try:
+    reinforce.cli.main(["train", "--help"])
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+print(light, "torch" in sys.modules)
+"""
+
+
+def test_reinforce_cli_imports_nothing_heavy_and_train_help_no_torch() -> None:
+    """A Ctrl-C while `reinforce` starts is caught only after `reinforce.cli` is imported: it must be light."""
+    result = subprocess.run([sys.executable, "-c", LIGHT_IMPORTS], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[] False"
+    assert "Algorithm options:" in result.stdout

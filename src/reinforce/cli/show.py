@@ -11,12 +11,13 @@ import click
 
 from reinforce.cli.app import PLOTTING_MODULES, TRAINING_MODULES, cli, import_long_lived
 from reinforce.cli.options import BUDGET_OVERSHOOT, config_option, hyperparameter_options, run_settings
+from reinforce.cli.sections import SectionedCommand
 from reinforce.cli.train import _evaluation_line
 from reinforce.config import MAX_SEED
 from reinforce.errors import ReinforceError
 
 
-@cli.command(name="config")
+@cli.command(name="config", cls=SectionedCommand)
 @click.argument("env_id", required=False)
 @config_option
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed.")

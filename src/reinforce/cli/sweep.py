@@ -26,6 +26,7 @@ from reinforce.cli.options import (
     hyperparameter_options,
     run_settings,
 )
+from reinforce.cli.sections import SectionedCommand
 from reinforce.config import TrainConfig
 from reinforce.errors import ReinforceError
 
@@ -89,7 +90,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     return grid
 
 
-@cli.command()
+@cli.command(cls=SectionedCommand)
 @click.argument("env_id", required=False)
 @config_option
 @click.option(

@@ -23,6 +23,7 @@ from reinforce.cli.options import (
     hyperparameter_options,
     run_settings,
 )
+from reinforce.cli.sections import SectionedCommand
 from reinforce.config import MAX_SEED
 from reinforce.errors import ReinforceError
 
@@ -46,7 +47,7 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
             candidate = base.with_name(f"{base.name}-{number}")
 
 
-@cli.command()
+@cli.command(cls=SectionedCommand)
 @click.argument("env_id", required=False)
 @config_option
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed (torch and environments).")
