@@ -61,8 +61,8 @@ def learn(
             end. A directory holding this agent's own earlier checkpoint (see `reinforce.resume`) is continued:
             rows after the agent's update count are dropped first, so none is duplicated.
         progress_bar: show a progress bar on stderr: env steps done of the budget, one speed (env steps per
-            second of wall time, updates included, smoothed), the time left and the mean return of the last 100
-            episodes.
+            second of wall time, smoothed, checkpoints and logging included), the time left and the mean return
+            of the last 100 episodes.
         checkpoint_every: write a checkpoint every this many updates (0: only at the end); needs run_dir.
         tensorboard: also write the metrics as TensorBoard scalars to ``run_dir/tensorboard`` (needs the
             ``tensorboard`` extra: ``pip install 'reinforce[tensorboard]'``).
@@ -138,7 +138,7 @@ def _train(
                     schedule_learning_rates(agent, agent.num_env_steps / target)
                 metrics = agent.update()
                 bar.update(min(agent.num_env_steps, target) - bar.n)
-                # one speed on the bar, tqdm's (see `learn`): the rollouts' own speed is metrics.csv's perf/steps_per_s
+                # one speed on the bar, tqdm's (see `learn`); each update's alone is metrics.csv's perf/steps_per_s
                 bar.set_postfix(return_100=f"{metrics['charts/episode_return_mean_100']:.1f}", refresh=False)
                 if log is not None:
                     log.write(metrics)
