@@ -117,7 +117,7 @@ def default_plot_path(run_dirs: Sequence[Path], x_axis: str | None) -> Path:
     "[default with several runs: steps].",
 )
 def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None:
-    """Plot one run per episode (return and length), or compare several runs and seeds on one figure."""
+    """Plot one run's episodes against env steps (its curve.png), or compare several runs and seeds on one figure."""
     import_long_lived(*PLOTTING_MODULES)
     from reinforce.run.files import CONFIG_FILE, read_json
     from reinforce.run.plotting import plot_comparison, plot_runs
