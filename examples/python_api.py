@@ -25,8 +25,10 @@ def main() -> None:
         agent.save(run_dir)
         again = reinforce.load(run_dir)
         observations = np.zeros((3, 4), dtype=np.float32)
-        assert (again.predict(observations, deterministic=True) == agent.predict(observations, True)).all()
-        print("reloaded policy acts the same:", again.predict(observations, deterministic=True))
+        assert (
+            again.predict(observations, deterministic=True)[0] == agent.predict(observations, deterministic=True)[0]
+        ).all()
+        print("reloaded policy acts the same:", again.predict(observations, deterministic=True)[0])
 
 
 if __name__ == "__main__":

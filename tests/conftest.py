@@ -5,12 +5,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from toy_envs import register_toy_envs
+from toy_envs import register_toy_envs  # tests/ is on the path only from the line above
 
 register_toy_envs()
+# one thread, as `learn` uses by default: tests that update an agent without `learn` compute the same way
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

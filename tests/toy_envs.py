@@ -118,6 +118,68 @@ class NanRewardEnv(CountingEnv):
         return observation, (float("nan") if self._t == 3 else reward), terminated, truncated, info
 
 
+class MaskedEnv(gymnasium.Env[np.ndarray, Any]):
+    """Four-step episodes where a random subset of the actions is allowed at each step; a forbidden action raises.
+
+    The allowed actions are in ``info["action_mask"]`` (Gymnasium's form: one int8 array for Discrete, a tuple
+    of one per component for MultiDiscrete) and in the observation; the reward is the sum of the action's
+    indices, so the policy learns to pick the highest allowed ones. The terminal step's mask allows nothing
+    (no action is expected there: the vector env's next step resets the env). ``defect="shape"`` gives masks
+    one entry short; ``defect="empty"`` gives a mask that allows nothing on the third step.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}  # noqa: RUF012 (gymnasium's class attribute)
+
+    def __init__(self, action_space: spaces.Space, defect: str | None = None, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+        self.action_space = action_space
+        self.defect = defect
+        self.sizes = [int(action_space.n)] if isinstance(action_space, spaces.Discrete) else list(action_space.nvec)
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(sum(self.sizes),), dtype=np.float32)
+        self._t = 0
+        self._allowed: list[np.ndarray] = []
+
+    def _draw(self) -> tuple[np.ndarray, dict]:
+        self._allowed = []
+        for size in self.sizes:
+            allowed = self.np_random.random(size) < 0.5
+            allowed[self.np_random.integers(size)] = True
+            self._allowed.append(allowed.astype(np.int8))
+        return self._observation(), self._info()
+
+    def _observation(self) -> np.ndarray:
+        return np.concatenate(self._allowed).astype(np.float32)
+
+    def _info(self) -> dict:
+        if self.defect == "shape":
+            return {"action_mask": self._allowed[0][:-1]}
+        if self.defect == "empty" and self._t == 2:
+            return {"action_mask": np.zeros_like(self._allowed[0])}
+        if isinstance(self.action_space, spaces.Discrete):
+            return {"action_mask": self._allowed[0]}
+        return {"action_mask": tuple(self._allowed)}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self._t = 0
+        return self._draw()
+
+    def render(self) -> np.ndarray:
+        return np.full((16, 16, 3), 40 * self._t, dtype=np.uint8)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        indices = np.atleast_1d(np.asarray(action))
+        if not all(allowed[index] for allowed, index in zip(self._allowed, indices, strict=True)):
+            raise ValueError(f"forbidden action {action}: allowed {self._allowed}")
+        self._t += 1
+        reward = float(indices.sum())
+        if self._t >= 4:
+            self._allowed = [np.zeros(size, dtype=np.int8) for size in self.sizes]
+            return self._observation(), reward, True, False, self._info()
+        observation, info = self._draw()
+        return observation, reward, False, False, info
+
+
 class SlowCartPole(gymnasium.Wrapper):
     """CartPole-v1 that spends ``seconds`` per step asleep: a stand-in for a slow simulator."""
 
@@ -165,6 +227,13 @@ def register_toy_envs() -> None:
         entry_point=SpacesEnv,
         kwargs={"observation_space": OBSERVATION_SPACES["box"], "action_space": spaces.Dict({"a": spaces.Discrete(2)})},
     )
+    gymnasium.register("toy/Masked-discrete-v0", entry_point=MaskedEnv, kwargs={"action_space": spaces.Discrete(5)})
+    gymnasium.register(
+        "toy/Masked-multidiscrete-v0", entry_point=MaskedEnv, kwargs={"action_space": spaces.MultiDiscrete([4, 2, 3])}
+    )
+    for defect in ("shape", "empty"):
+        kwargs = {"action_space": spaces.Discrete(5), "defect": defect}
+        gymnasium.register(f"toy/Masked-{defect}-v0", entry_point=MaskedEnv, kwargs=kwargs)
     for obs_name, observation_space in OBSERVATION_SPACES.items():
         for act_name, action_space in ACTION_SPACES.items():
             gymnasium.register(

@@ -139,7 +139,7 @@ def train_reinforce(seed: int, judge: Judge, num_threads: int, preset: str | Non
     agent = Reinforce(ENV_ID, seed=seed, preset=preset, **({"num_threads": num_threads} if num_threads else {}))
 
     def act(observations: np.ndarray) -> np.ndarray:
-        return agent.predict(observations, deterministic=True)
+        return agent.predict(observations, deterministic=True)[0]
 
     judge.begin()
     while True:

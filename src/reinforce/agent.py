@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import logging
+import math
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import gymnasium
 import numpy as np
 import torch
+from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
 from reinforce.config import (
@@ -23,17 +26,29 @@ from reinforce.config import (
 )
 from reinforce.core.baselines import make_baseline
 from reinforce.core.batch import RolloutBatch
-from reinforce.core.device import resolve_device
+from reinforce.core.device import resolve_device, torch_threads
 from reinforce.core.loss import update_policy
-from reinforce.core.optim import EagerOptimizer, Optimizer
-from reinforce.core.policies import policy_from_config
+from reinforce.core.optim import (
+    Optimizer,
+    SchedulerFactory,
+    json_state,
+    make_optimizer,
+    make_scheduler,
+    optimizer_record,
+    split_optimizer,
+    torch_optimizer_class,
+)
+from reinforce.core.policies import Network, Policy, module_policy, policy_from_config
 from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import collect, sample_actions, to_env_actions
-from reinforce.rollout.envs import env_spec, make_vec_env, observation_batch
+from reinforce.rollout.envs import EnvLike, EnvSource, Wrapper, env_source
+from reinforce.rollout.masks import action_mask_batch, mask_width
+from reinforce.rollout.observations import observation_batch, policy_observation_space
 from reinforce.rollout.ray_support import check_ray_address
+from reinforce.rollout.spaces import space_to_json
 from reinforce.run.checkpoint import COUNTERS, refuse_foreign_checkpoint, write_checkpoint
-from reinforce.run.files import CONFIG_FILE, write_config
+from reinforce.run.files import CONFIG_FILE, run_path, write_config
 from reinforce.run.metrics import SOLVED_WINDOW, is_solved, update_metrics
 from reinforce.settings import resolve
 
@@ -44,6 +59,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("reinforce")
 
+CUSTOM_MODULES = ("network", "value_network", "policy")
+"""The keyword arguments of `Reinforce` that hold a user's networks (config.json's ``custom_modules``)."""
 EVALUATION_SEED_OFFSET = 1_000_003
 """Added to the agent's seed for the default evaluation seed, so evaluation episodes differ from training's."""
 
@@ -51,8 +68,9 @@ EVALUATION_SEED_OFFSET = 1_000_003
 class Reinforce:
     """REINFORCE on a Gymnasium environment, in the conventions of Stable-Baselines3.
 
-    Creating an agent sets two process-wide torch settings: the number of CPU threads (``num_threads``,
-    default 1, fastest for small networks; 0 leaves it alone) and, with a seed, torch's global random seed.
+    Creating an agent with a seed seeds torch's global random generator; nothing else process-wide changes.
+    `learn` runs with ``num_threads`` torch CPU threads (default 1, fastest for small networks; 0 leaves
+    torch's count) and puts the previous count back when it returns.
 
     Example:
         >>> agent = Reinforce("CartPole-v1", seed=0, num_envs=8)
@@ -60,58 +78,215 @@ class Reinforce:
         >>> agent.evaluate(episodes=10)["mean_return"]  # doctest: +SKIP
 
     Args:
-        env_id: a registered Gymnasium id.
-        config: a complete `TrainConfig` to train with (the values shipped for ``env_id`` and ``preset`` are
-            then not applied); None: `reinforce.settings.resolve` of ``env_id`` and ``preset``.
+        env: the environment (`reinforce.rollout.envs.EnvLike`): a registered id (``"module:Env-v0"`` imports
+            ``module``, also from the current directory), a ``gymnasium.envs.registration.EnvSpec``, a callable
+            returning a ``gymnasium.Env`` (a class, a function, a lambda: called once per environment), or a
+            ``gymnasium.vector.VectorEnv`` with next-step autoreset, used as it is (``num_envs`` becomes its
+            size). config.json records how to rebuild it where that is possible (see `reinforce.load`).
+        config: a complete `TrainConfig` to train with (the values shipped for ``env`` and ``preset`` are
+            then not applied); None: `reinforce.settings.resolve` of ``env``'s id and ``preset``.
         seed: seeds torch (the policy's initial weights and sampling) and the environments; None for random.
         preset: a named set of values shipped with the package for ``env_id`` (presets.yaml, e.g.
             ``"sample-efficient"`` for CartPole-v1), over the values shipped for ``env_id``.
         ray_address: with ``backend="ray"``, the Ray cluster to join (``HOST:PORT`` or ``"auto"``); None starts
             a local Ray with this machine's CPUs. Ray and the workers start at the first update.
+        env_kwargs: keyword arguments for ``gymnasium.make`` (an id or a spec) or for the callable.
+        wrappers: callables ``Env -> Env`` (wrapper classes, functions) applied to every environment, in order.
+        network: a ``torch.nn.Module`` (or a function returning one) as the policy's body: it maps the
+            encoder's features ``[B, F_in]`` to ``[B, F]``, and a linear head for the action space follows
+            (``hidden_sizes`` is then unused). Saved with the run; `reinforce.load` needs it given again.
+        value_network: the same for the value network of ``baseline="value"`` (a linear head to one value).
+        policy: a whole policy, a ``torch.nn.Module`` mapping raw observations ``[B, *obs_shape]`` to a
+            ``torch.distributions.Distribution`` whose samples are the env's actions.
+        optimizer_kwargs: with ``optimizer=`` a torch.optim class or a factory ``(parameters, lr=, **kwargs)``
+            (instead of a name: adam, sgd, rmsprop), its keyword arguments; ``lr`` stays the ``lr`` setting.
+            config.json records an importable class and its kwargs, so `reinforce.load` rebuilds it.
+        lr_scheduler: a function from the policy's optimizer to a torch LR scheduler (e.g. ``lambda opt:
+            torch.optim.lr_scheduler.StepLR(opt, 50)``), stepped after every update and saved in checkpoints;
+            give it again to `reinforce.load` / `reinforce.resume` to train further.
         **overrides: `TrainConfig` fields (``num_envs``, ``gamma``, ``lr``, ...) over everything else.
 
     Raises:
-        ReinforceError: an unknown hyperparameter or environment, an invalid value, an unsupported space.
+        ReinforceError: an unknown hyperparameter or environment, an env of another kind than the above, an
+            invalid value, an unsupported space.
     """
 
     def __init__(
         self,
-        env_id: str,
+        env: EnvLike,
         *,
         config: TrainConfig | None = None,
         seed: int | None = None,
         preset: str | None = None,
         ray_address: str | None = None,
+        env_kwargs: Mapping[str, Any] | None = None,
+        wrappers: Sequence[Wrapper] | None = None,
+        network: Network | None = None,
+        value_network: Network | None = None,
+        policy: nn.Module | None = None,
+        optimizer_kwargs: Mapping[str, Any] | None = None,
+        lr_scheduler: SchedulerFactory | None = None,
         **overrides: Unpack[Hyperparameters],
     ) -> None:
-        self.config = resolve(env_id, preset=preset, overrides=dict(overrides), base=config)
-        check_ray_address(ray_address, self.config.backend)
-        self.env_id = env_id
+        source = env_source(env, env_kwargs=env_kwargs, wrappers=wrappers)
+        values, factory = split_optimizer(dict(overrides))
+        modules = {"network": network, "value_network": value_network, "policy": policy}
+        custom = {**modules, "optimizer": factory, "optimizer_kwargs": optimizer_kwargs, "lr_scheduler": lr_scheduler}
+        resolved = resolve(source.env_id, preset=preset, overrides=values, base=config)
+        if source.vector_env is not None and source.vector_env.num_envs != resolved.num_envs:
+            resolved = TrainConfig.from_dict({**resolved.to_dict(), "num_envs": source.vector_env.num_envs})
+        check_ray_address(ray_address, resolved.backend)
+        if any(module is not None for module in modules.values()) and resolved.backend != "local":
+            raise ReinforceError(
+                "custom networks train with backend='local' (Ray workers build the policy from the config)",
+                fields=("backend",),
+            )
+        if source.vector_env is not None and resolved.backend != "local":
+            raise ReinforceError(
+                "a vector env cannot be sent to Ray workers: pass an id or a callable with backend='ray'",
+                fields=("backend",),
+            )
+        # with Ray workers collecting, the learner's own vector env serves only to know the spaces
+        local_envs = resolved.num_envs if resolved.backend == "local" else 1
+        envs = source.make(local_envs, vectorization_mode=resolved.vectorization_mode)
+        try:
+            spaces = (envs.unwrapped.single_observation_space, envs.single_action_space)
+            self._build(source.name, resolved, seed, *spaces, custom)
+        except BaseException:
+            envs.close()
+            raise
+        self.env_source: EnvSource | None = source
+        self.envs: VectorEnv[Any, Any, Any] | None = envs
+        threshold = self.config.reward_threshold
+        self.reward_threshold = threshold if threshold is not None else source.reward_threshold
+        self.ray_address = ray_address
+
+    @classmethod
+    def from_spaces(
+        cls,
+        observation_space: gymnasium.Space[Any],
+        action_space: gymnasium.Space[Any],
+        *,
+        config: TrainConfig | None = None,
+        seed: int | None = None,
+        name: str = "environment",
+        network: Network | None = None,
+        value_network: Network | None = None,
+        policy: nn.Module | None = None,
+        optimizer_kwargs: Mapping[str, Any] | None = None,
+        lr_scheduler: SchedulerFactory | None = None,
+        **overrides: Unpack[Hyperparameters],
+    ) -> Reinforce:
+        """An agent for these spaces without an environment: it predicts, saves and exports, but cannot learn.
+
+        `reinforce.load` gives one where a run's environment cannot be made here.
+
+        Args:
+            observation_space: the environment's single observation space (Dict and Tuple are flattened).
+            action_space: its single action space.
+            config: the whole config; None: `TrainConfig`'s defaults.
+            seed: torch's seed for the initial weights.
+            name: how messages call the environment.
+            network: as `Reinforce`'s.
+            value_network: as `Reinforce`'s.
+            policy: as `Reinforce`'s.
+            optimizer_kwargs: as `Reinforce`'s.
+            lr_scheduler: as `Reinforce`'s.
+            **overrides: `TrainConfig` fields over ``config``.
+        """
+        agent = cls.__new__(cls)
+        values, factory = split_optimizer(dict(overrides))
+        custom = {
+            "network": network,
+            "value_network": value_network,
+            "policy": policy,
+            "optimizer": factory,
+            "optimizer_kwargs": optimizer_kwargs,
+            "lr_scheduler": lr_scheduler,
+        }
+        agent._build(name, resolve(None, overrides=values, base=config), seed, observation_space, action_space, custom)
+        agent.env_source = None
+        agent.envs = None
+        agent.reward_threshold = agent.config.reward_threshold
+        agent.ray_address = None
+        return agent
+
+    def _build(
+        self,
+        name: str,
+        config: TrainConfig,
+        seed: object,
+        observation_space: gymnasium.Space[Any],
+        action_space: gymnasium.Space[Any],
+        modules: Mapping[str, Any],
+    ) -> None:
+        """Everything but the environments: config, seed, policy, optimizer, baseline and counters.
+
+        ``modules`` holds the user's own objects (None where not given): ``network``, ``value_network``,
+        ``policy``, ``optimizer`` (a factory), ``optimizer_kwargs`` and ``lr_scheduler``.
+        """
+        self.config = config
+        self.env_id = name
+        """The environment's id, or the name of the callable or vector env it came from."""
         self.seed = check_seed(seed)
         self.device = resolve_device(self.config.device)
-        threshold = self.config.reward_threshold
-        self.reward_threshold = threshold if threshold is not None else env_spec(env_id).reward_threshold
-        # with Ray workers collecting, the learner's own vector env serves only to know the spaces
-        local_envs = self.config.num_envs if self.config.backend == "local" else 1
-        self.envs = make_vec_env(env_id, local_envs, vectorization_mode=self.config.vectorization_mode)
-        self.ray_address = ray_address
         self._rollouts: RayRollouts | None = None
-        self.observation_space = self.envs.single_observation_space
-        self.action_space = self.envs.single_action_space
-        if self.config.num_threads:
-            torch.set_num_threads(self.config.num_threads)
+        self.env_observation_space = observation_space
+        """The environment's single observation space, as `predict` takes it."""
+        self.observation_space = policy_observation_space(observation_space)
+        """The policy's observation space (Dict, Tuple, MultiDiscrete and MultiBinary flattened into a Box)."""
+        self.action_space = action_space
         if self.seed is not None:
             torch.manual_seed(self.seed)
-        try:
-            self.policy = policy_from_config(self.config, self.observation_space, self.action_space)
-        except ReinforceError:
-            self.envs.close()
-            raise
+        self.custom_modules = sorted(name for name in CUSTOM_MODULES if modules.get(name) is not None)
+        """Which of ``network``, ``value_network`` and ``policy`` the user gave (config.json records the names)."""
+        if modules["policy"] is not None:
+            if modules["network"] is not None or self.config.normalize_observations:
+                raise ReinforceError(
+                    "a whole policy takes raw observations: give network= or policy=, not both, and set "
+                    "normalize_observations=False",
+                    fields=("normalize_observations",),
+                )
+            self.policy: Policy = module_policy(modules["policy"], self.observation_space)
+        else:
+            self.policy = policy_from_config(self.config, self.observation_space, self.action_space, modules["network"])
+        if modules["value_network"] is not None and self.config.baseline != "value":
+            raise ReinforceError(
+                f"value_network is the network of baseline='value', and baseline={self.config.baseline!r}: "
+                "set baseline='value'",
+                fields=("baseline",),
+            )
         self.policy.to(self.device)
-        self.optimizer = EagerOptimizer(self.policy.parameters(), self.config.optimizer, lr=self.config.lr)
+        factory = modules.get("optimizer")
+        if factory is None and modules.get("lr_scheduler") is not None:  # torch's schedulers take torch's classes
+            factory = torch_optimizer_class(self.config.optimizer)
+        kwargs = modules.get("optimizer_kwargs")
+        self.optimizer = make_optimizer(
+            self.policy.parameters(), self.config.optimizer, self.config.lr, factory, kwargs
+        )
+        self.optimizer_record = optimizer_record(factory, kwargs)
+        """How config.json records a user's optimizer (None for the built-in ones)."""
+        self.lr_scheduler: Any = None
+        """The user's learning-rate scheduler of the policy's optimizer, stepped after every update."""
+        if modules.get("lr_scheduler") is not None:
+            if self.config.lr_schedule != "constant":
+                raise ReinforceError(
+                    f"lr_scheduler and lr_schedule={self.config.lr_schedule!r} both set the learning rate: "
+                    "set lr_schedule='constant'",
+                    fields=("lr_schedule",),
+                )
+            self.lr_scheduler = make_scheduler(modules["lr_scheduler"], self.optimizer)
+        self.needs_for_training: str | None = None
+        """What `reinforce.load` could not restore for training further (the run's lr_scheduler), or None."""
         # one set of running statistics: a value network reads them from the policy's encoder
         shared = self.policy.encoder if self.config.normalize_observations else None
-        self.baseline = make_baseline(self.config, self.observation_space, shared_encoder=shared, device=self.device)
+        self.baseline = make_baseline(
+            self.config,
+            self.observation_space,
+            shared_encoder=shared,
+            device=self.device,
+            network=modules["value_network"],
+        )
         self.num_updates = 0
         self.num_env_steps = 0
         self.num_episodes = 0
@@ -120,6 +295,24 @@ class Reinforce:
         self.train_time_s = 0.0
         self.checkpoint_update: int | None = None
         """The update count of the last checkpoint this agent wrote or was loaded from."""
+        self.env_unavailable: str | None = None
+        """Why `reinforce.load` gave this agent no environment (None when it has one or was made without)."""
+
+    def require_envs(self) -> VectorEnv[Any, Any, Any]:
+        """The agent's vector env, or a `ReinforceError` saying how to give it one."""
+        if self.envs is None:
+            why = f" ({self.env_unavailable})" if self.env_unavailable else ""
+            raise ReinforceError(
+                f"this agent has no environment{why}: it can predict and save; to train or evaluate it, load "
+                "it with reinforce.load(run_dir, env=...) or create it with Reinforce(env, ...)"
+            )
+        return self.envs
+
+    def _require_source(self) -> EnvSource:
+        """Where the agent's environments come from, or `require_envs`'s error."""
+        self.require_envs()
+        assert self.env_source is not None
+        return self.env_source
 
     @property
     def counters(self) -> dict[str, int]:
@@ -153,7 +346,7 @@ class Reinforce:
         if self.config.backend == "ray" and self._rollouts is None:
             from reinforce.rollout.ray import RayRollouts
 
-            self._rollouts = RayRollouts(self.env_id, self.config, address=self.ray_address)
+            self._rollouts = RayRollouts(self._require_source(), self.config, address=self.ray_address)
 
     @property
     def solved(self) -> bool:
@@ -171,6 +364,13 @@ class Reinforce:
         start = time.perf_counter()
         batch = self.collect_batch()
         losses = self.train_on_batch(batch)
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step()
+            for group in self.optimizer.param_groups:
+                if not (isinstance(group["lr"], (int, float)) and math.isfinite(group["lr"]) and group["lr"] > 0):
+                    raise ReinforceError(
+                        f"the lr_scheduler set the learning rate to {group['lr']!r}: it must stay finite and > 0"
+                    )
         if self.config.normalize_observations:
             # after the step, so that one batch is collected and trained on with the same statistics
             self.policy.encoder.update_normalization(batch.observations[batch.mask])
@@ -192,7 +392,8 @@ class Reinforce:
         episodes = episodes_per_update(self.config)
         if self._rollouts is not None:
             return self._rollouts.collect(self.policy, episodes, self._collection_seed())
-        return collect(self.envs, self.policy, episodes, seed=self._collection_seed(), device=self.device)
+        envs = self.require_envs()
+        return collect(envs, self.policy, episodes, seed=self._collection_seed(), device=self.device)
 
     def train_on_batch(self, batch: RolloutBatch) -> dict[str, float]:
         """Returns, weights, policy step(s), then the baseline's fit on ``batch``; returns the loss metrics."""
@@ -229,31 +430,59 @@ class Reinforce:
         """
         from reinforce import training  # the loop is the layer above the agent; it calls back into it
 
-        return training.learn(
-            self,
-            total_steps,
-            run_dir=run_dir,
-            progress_bar=progress_bar,
-            checkpoint_every=checkpoint_every,
-            tensorboard=tensorboard,
-        )
+        if self.needs_for_training is not None:
+            raise ReinforceError(f"this agent cannot train further without {self.needs_for_training}")
 
-    def predict(self, observation: Any, deterministic: bool = False) -> np.ndarray[Any, Any]:
-        """Actions for one observation or a batch of them, NumPy in and out.
+        with torch_threads(self.config.num_threads):
+            return training.learn(
+                self,
+                total_steps,
+                run_dir=run_dir,
+                progress_bar=progress_bar,
+                checkpoint_every=checkpoint_every,
+                tensorboard=tensorboard,
+            )
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+        action_mask: Any = None,
+    ) -> tuple[np.ndarray[Any, Any], None]:
+        """Actions for one observation or a batch of them, NumPy in and out, as Stable-Baselines3's ``predict``.
+
+        Example:
+            >>> action, _ = agent.predict(observation, deterministic=True)  # doctest: +SKIP
 
         Args:
             observation: an observation of the env's single observation space, or a batch ``[B, ...]``.
+            state: a recurrent policy's state in Stable-Baselines3; these policies have none (ignored).
+            episode_start: ignored, as ``state``.
             deterministic: take the distribution's mode (argmax / Gaussian mean) instead of sampling.
+            action_mask: Discrete and MultiDiscrete actions: the env's ``info["action_mask"]`` for the observation
+                (0/1, ``(n,)``; MultiDiscrete: one array per component or their concatenation), or ``[B, width]``
+                for a batch; the actions it excludes are never returned. None: every action allowed.
 
         Returns:
             One action (shape of the single action space) or a batch of ``B`` actions, as the env expects
-            them (Box actions clipped to the bounds).
+            them (Box actions clipped or squashed to the bounds), and the next state: always None.
+
+        Raises:
+            ReinforceError: the observation is not one of the observation space or a batch of them (the
+                message names the expected shape), or holds NaN or infinities; an action mask of the wrong
+                shape, for a space that takes none, or that allows no action.
         """
-        batch, batched = observation_batch(self.envs, observation)
+        batch, batched = observation_batch(self.env_observation_space, observation)
+        masks = None
+        if action_mask is not None:
+            masks = torch.as_tensor(action_mask_batch(action_mask, self.action_space, len(batch), batched))
         with torch.inference_mode():
-            actions = sample_actions(self.policy(torch.as_tensor(batch, device=self.device)), deterministic)
+            distribution = self.policy(torch.as_tensor(batch, device=self.device), masks)
+            actions = sample_actions(distribution, deterministic)
         env_actions = to_env_actions(actions.cpu().numpy(), self.action_space, self.policy.action_squash)
-        return env_actions if batched else env_actions[0]
+        return (env_actions if batched else env_actions[0]), None
 
     def _evaluation_seed(self, seed: object) -> int | None:
         """``seed`` checked, or by default one derived from the agent's (offset so it differs from training)."""
@@ -274,11 +503,12 @@ class Reinforce:
         """
         episodes = as_count("episodes", episodes, 1)
         seed = self._evaluation_seed(seed)
-        envs = make_vec_env(self.env_id, min(episodes, 100), vectorization_mode=self.config.vectorization_mode)
+        envs = self._require_source().make(min(episodes, 100), vectorization_mode=self.config.vectorization_mode)
         try:
             batch = collect(envs, self.policy, episodes, deterministic=deterministic, seed=seed, device=self.device)
         finally:
-            envs.close()
+            if envs is not self.envs:  # a vector env given by the user is the one the agent trains on
+                envs.close()
         return summarize(batch.episode_returns, batch.episode_lengths, deterministic)
 
     def record_video(
@@ -292,20 +522,43 @@ class Reinforce:
         from reinforce.run.video import record_video
 
         episodes = as_count("episodes", episodes, 1)
-        act = functools.partial(self.predict, deterministic=deterministic)
-        returns, lengths, frames = record_video(self.env_id, act, Path(path), episodes, self._evaluation_seed(seed))
+        source = self._require_source()
+
+        masked = mask_width(self.action_space) is not None
+
+        def act(observation: Any, action_mask: Any) -> Any:
+            mask = action_mask if masked else None  # other spaces ignore info["action_mask"], as in training
+            return self.predict(observation, deterministic=deterministic, action_mask=mask)[0]
+
+        returns, lengths, frames = record_video(source.make_one, act, Path(path), episodes, self._evaluation_seed(seed))
         return {**summarize(returns, lengths, deterministic), "frames": frames}
 
     def write_config(self, run_dir: Path, total_steps: int) -> None:
-        """Write ``run_dir/config.json``: env id, seed, step budget, threshold, hyperparameters, versions."""
+        """Write ``run_dir/config.json``: env id, seed, step budget, threshold, hyperparameters, versions.
+
+        Also how the environment is rebuilt (``env``: see `reinforce.rollout.envs.EnvSource.record`) and its
+        observation and action spaces (``spaces``), so that `reinforce.load` can give an agent that predicts
+        even where the environment cannot be made.
+        """
+        if self.env_source is not None:
+            env_record = self.env_source.record()
+        else:
+            env_record = {"name": self.env_id, "rebuildable": False, "why_not": "the agent was made without one"}
         write_config(
             run_dir,
             {
                 "env_id": self.env_id,
+                "env": env_record,
+                "spaces": {
+                    "observation": space_to_json(self.env_observation_space),
+                    "action": space_to_json(self.action_space),
+                },
                 "seed": self.seed,
                 "total_steps": total_steps,
                 "reward_threshold": self.reward_threshold,
                 "hyperparameters": self.config.to_dict(),
+                "custom_modules": self.custom_modules,
+                "custom_optimizer": self.optimizer_record,
             },
         )
 
@@ -316,9 +569,9 @@ class Reinforce:
         files in ``run_dir`` are left alone; a checkpoint there that this agent did not write is refused.
 
         Raises:
-            ReinforceError: ``run_dir`` holds another run's checkpoint.
+            ReinforceError: ``run_dir`` is not a directory path, is a file, or holds another run's checkpoint.
         """
-        path = Path(run_dir)
+        path = run_path(run_dir, writing=True)
         refuse_foreign_checkpoint(path, self.checkpoint_update)
         path.mkdir(parents=True, exist_ok=True)
         if not (path / CONFIG_FILE).exists():
@@ -330,13 +583,16 @@ class Reinforce:
             "solved": self.solved,
             "recent_returns": list(self.recent_returns),
         }
+        if self.lr_scheduler is not None:
+            record["lr_scheduler"] = json_state(self.lr_scheduler.state_dict())
         write_checkpoint(path, modules, optimizers, record, self.num_updates)
         self.checkpoint_update = self.num_updates
         logger.debug("checkpoint at update %d written to %s", self.num_updates, path)
 
     def close(self) -> None:
         """Close the environments (and stop the Ray workers, if any)."""
-        self.envs.close()
+        if self.envs is not None:
+            self.envs.close()
         if self._rollouts is not None:
             self._rollouts.close()
             self._rollouts = None

@@ -13,6 +13,7 @@ import functools
 import inspect
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, get_args, get_type_hints
 
@@ -105,10 +106,10 @@ class TrainConfig:
     """Stop training once the 100-episode mean return reaches the reward threshold."""
 
     device: str = "cpu"
-    """Torch device of the policy and the update (cpu, cuda, cuda:1, ...)."""
+    """Torch device of the policy and the update (cpu, cuda, cuda:1, ...; auto: cuda where available)."""
 
     num_threads: int = 1
-    """Torch CPU threads (torch.set_num_threads, process-wide); 1 is fastest for small MLPs, 0 keeps torch's."""
+    """Torch CPU threads while `learn` runs (put back after); 1 is fastest for small MLPs, 0 keeps torch's."""
 
     action_squash: ActionSquash = "clip"
     """How Gaussian actions meet a bounded Box: clip (train on the raw sample, clip what the env gets) or tanh
@@ -169,7 +170,8 @@ class Hyperparameters(TypedDict, total=False):
     episodes_per_update: int | None
     gamma: float
     lr: float
-    optimizer: OptimizerName
+    optimizer: OptimizerName | Callable[..., Any]
+    """A name, as the field; or (to `Reinforce`) a torch.optim class or factory (see ``optimizer_kwargs``)."""
     lr_schedule: LrSchedule
     max_grad_norm: float | None
     hidden_sizes: tuple[int, ...]

@@ -19,17 +19,18 @@ from typing import Any, get_args, get_type_hints
 from reinforce.config import TrainConfig, as_count, check_seed
 from reinforce.errors import ReinforceError
 
-CONFIG_FILE_KEYS = ("env_id", "seed", "total_steps", "hyperparameters")
+CONFIG_FILE_KEYS = ("env_id", "env_kwargs", "seed", "total_steps", "hyperparameters")
 """Keys a config file may set; a saved config.json also has these (and others, which are informational)."""
-INFORMATIONAL_KEYS = ("format_version", "reward_threshold", "versions")
+INFORMATIONAL_KEYS = ("format_version", "reward_threshold", "versions", "env", "spaces", "custom_modules")
 """Keys of a saved config.json that a config file may carry but that do not configure anything."""
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What a config file sets: any of the env id, the seed, the step budget and hyperparameters."""
+    """What a config file sets: any of the env id and its kwargs, the seed, the step budget and hyperparameters."""
 
     env_id: str | None = None
+    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int | None = None
     total_steps: int | None = None
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -105,6 +106,18 @@ def _yaml_mapping(text: str, source: str) -> dict[str, Any]:
     return document
 
 
+def parse_scalar(text: str, source: str) -> Any:
+    """``text`` read as one YAML scalar (``12`` -> 12, ``0.5``, ``true``, ``null``, anything else as text).
+
+    Raises:
+        ReinforceError: a list, a mapping or invalid YAML.
+    """
+    value = _yaml_mapping(f"value: {text}", source).get("value") if text.strip() else ""
+    if isinstance(value, (list, dict)):
+        raise ReinforceError(f"{source} must be one value (a number, true/false or text), got {text!r}")
+    return value
+
+
 def _coerce_numbers(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     """YAML reads ``1e-3`` (no dot) as a string: turn such strings into floats for the float-typed fields."""
     hints = get_type_hints(TrainConfig)
@@ -131,6 +144,13 @@ def parse_config_document(document: dict[str, Any], source: str) -> RunSettings:
     env_id = document.get("env_id")
     if env_id is not None and (not isinstance(env_id, str) or not env_id):
         raise ReinforceError(f"{source} has env_id={env_id!r}: it must be a Gymnasium id such as CartPole-v1")
+    env_kwargs = document.get("env_kwargs")
+    record = document.get("env")
+    if env_kwargs is None and isinstance(record, dict):  # a saved config.json: its env's recorded kwargs
+        env_kwargs = record.get("kwargs")
+    env_kwargs = {} if env_kwargs is None else env_kwargs
+    if not isinstance(env_kwargs, dict):
+        raise ReinforceError(f"{source}: 'env_kwargs' must be a mapping such as {{size: 12}}")
     hyperparameters = document.get("hyperparameters", {})
     if hyperparameters is None:
         hyperparameters = {}
@@ -144,14 +164,17 @@ def parse_config_document(document: dict[str, Any], source: str) -> RunSettings:
         total_steps = None if total_steps is None else as_count("total_steps", total_steps, 0)
     except (ReinforceError, TypeError) as exc:
         raise ReinforceError(f"{source}: {exc}") from None
-    return RunSettings(env_id=env_id, seed=seed, total_steps=total_steps, hyperparameters=hyperparameters)
+    return RunSettings(
+        env_id=env_id, env_kwargs=env_kwargs, seed=seed, total_steps=total_steps, hyperparameters=hyperparameters
+    )
 
 
 def read_config_file(path: str | Path) -> RunSettings:
     """Read a YAML (or JSON) config file, such as a saved run's config.json, and validate it.
 
-    The file is a mapping with any of ``env_id``, ``seed``, ``total_steps`` and ``hyperparameters`` (a
-    mapping of `TrainConfig` fields). Nothing in it is executed: YAML is read with ``safe_load``.
+    The file is a mapping with any of ``env_id``, ``env_kwargs`` (for ``gymnasium.make``), ``seed``,
+    ``total_steps`` and ``hyperparameters`` (a mapping of `TrainConfig` fields). Nothing in it is executed:
+    YAML is read with ``safe_load``.
 
     Raises:
         ReinforceError: the file is missing, unreadable, not YAML, or holds an invalid value.
@@ -185,7 +208,7 @@ def _package_yaml(name: str) -> dict[str, Any]:
     return _yaml_mapping(text, f"reinforce/{name}")
 
 
-def preset_hyperparameters(preset: str, env_id: str) -> dict[str, Any]:
+def preset_hyperparameters(preset: str, env_id: str | None) -> dict[str, Any]:
     """The hyperparameters of the shipped preset ``preset`` for ``env_id`` (presets.yaml).
 
     Raises:
@@ -194,25 +217,26 @@ def preset_hyperparameters(preset: str, env_id: str) -> dict[str, Any]:
     presets = _package_yaml(PRESETS_FILE)
     if preset not in presets:
         raise ReinforceError(f"unknown preset {preset!r}: the presets are {', '.join(sorted(presets))}")
-    entry = presets[preset].get(env_id.split(":")[-1])
+    entry = presets[preset].get(env_id.split(":")[-1]) if env_id is not None else None
     if entry is None:
         raise ReinforceError(
-            f"preset {preset!r} has no values for {env_id}: it exists for {', '.join(sorted(presets[preset]))}"
+            f"preset {preset!r} has no values for {env_id or 'an unregistered environment'}: "
+            f"it exists for {', '.join(sorted(presets[preset]))}"
         )
     return _coerce_numbers(dict(entry))
 
 
-def tuned_hyperparameters(env_id: str) -> dict[str, Any]:
-    """The hyperparameters shipped for ``env_id`` (a copy; empty for an env without an entry).
+def tuned_hyperparameters(env_id: str | None) -> dict[str, Any]:
+    """The hyperparameters shipped for ``env_id`` (a copy; empty for an env without an entry, or None).
 
     They sit between `TrainConfig`'s defaults and what the user gives: the defaults are CartPole-v1's.
     """
-    entry = _package_yaml(TUNED_FILE).get(env_id.split(":")[-1], {})
+    entry = _package_yaml(TUNED_FILE).get(env_id.split(":")[-1], {}) if env_id is not None else {}
     return _coerce_numbers(dict(entry))
 
 
 def resolve(
-    env_id: str,
+    env_id: str | None,
     *,
     preset: str | None = None,
     file: Mapping[str, Any] | None = None,
@@ -220,6 +244,8 @@ def resolve(
     base: TrainConfig | None = None,
 ) -> TrainConfig:
     """The effective config of a run on ``env_id``, each layer over the one before.
+
+    ``env_id`` is None for an environment that is not registered (a callable): nothing is shipped for it.
 
     Layers, lowest first: ``base`` if given (a complete config: the shipped per-env values and the preset are
     then not applied), else `TrainConfig`'s defaults (tuned on CartPole-v1) < the values shipped for

@@ -24,6 +24,7 @@ from reinforce.run.files import (
     EVALUATION_FILE,
     RUN_FILES,
     TENSORBOARD_DIR,
+    run_path,
     training_lock,
     write_json,
 )
@@ -79,7 +80,7 @@ def learn(
     total_steps = as_count("total_steps", total_steps, 0)
     checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
     target = agent.num_env_steps + total_steps
-    path = Path(run_dir) if run_dir is not None else None
+    path = run_path(run_dir, writing=True) if run_dir is not None else None
     agent.start_workers()
     if tensorboard:
         if path is None:

@@ -50,13 +50,13 @@ def test_save_load_round_trip_gives_the_same_actions(tmp_path: Path) -> None:
     agent.learn(2_000, run_dir=tmp_path / "run")
     observations = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     torch.manual_seed(5)
-    sampled = agent.predict(observations)
+    sampled = agent.predict(observations)[0]
     loaded = reinforce.load(tmp_path / "run")
     np.testing.assert_array_equal(
-        loaded.predict(observations, deterministic=True), agent.predict(observations, deterministic=True)
+        loaded.predict(observations, deterministic=True)[0], agent.predict(observations, deterministic=True)[0]
     )
     torch.manual_seed(5)
-    np.testing.assert_array_equal(loaded.predict(observations), sampled)
+    np.testing.assert_array_equal(loaded.predict(observations)[0], sampled)
     assert loaded.num_env_steps == agent.num_env_steps and loaded.config == agent.config
     for key, tensor in agent.policy.state_dict().items():
         torch.testing.assert_close(loaded.policy.state_dict()[key], tensor, rtol=0, atol=0)
@@ -66,15 +66,15 @@ def test_save_load_round_trip_gives_the_same_actions(tmp_path: Path) -> None:
 
 def test_predict_single_and_batched() -> None:
     agent = Reinforce("CartPole-v1", seed=0, num_envs=2)
-    single = agent.predict(np.zeros(4, dtype=np.float32), deterministic=True)
+    single = agent.predict(np.zeros(4, dtype=np.float32), deterministic=True)[0]
     assert single.shape == () and agent.action_space.contains(int(single))
-    assert agent.predict(np.zeros((5, 4), dtype=np.float32)).shape == (5,)
+    assert agent.predict(np.zeros((5, 4), dtype=np.float32))[0].shape == (5,)
     agent.close()
 
 
 def test_predict_box_actions_are_within_bounds() -> None:
     agent = Reinforce("toy/Continuous-v0", seed=0, num_envs=2)
-    actions = agent.predict(np.zeros((100, 3), dtype=np.float32))
+    actions = agent.predict(np.zeros((100, 3), dtype=np.float32))[0]
     assert actions.shape == (100, 2) and np.all(np.abs(actions) <= 1)
     agent.learn(300)
     agent.close()
@@ -287,7 +287,7 @@ def test_a_linear_schedule_checkpoint_with_its_lowered_lr_loads(tmp_path: Path) 
 def test_predict_refuses_bad_observations_naming_the_expected_shape(observation: object, message: str) -> None:
     agent = Reinforce("CartPole-v1", seed=0, num_envs=1, hidden_sizes=(8,))
     with pytest.raises(ReinforceError, match=re.escape(message)) as error:
-        agent.predict(observation)
+        agent.predict(observation)[0]
     assert "shape (4,)" in str(error.value) and "(B, 4)" in str(error.value)
     agent.close()
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_support import run_cli, snapshot
+from cli_support import run_cli, run_main, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +150,50 @@ def test_config_shows_the_shipped_values_under_the_flags(tmp_path: Path) -> None
     assert hyperparameters["num_envs"] == 16 and hyperparameters["reward_threshold"] == -90  # hyperparams.yaml
 
 
+MODULE = """
+import gymnasium
+import numpy as np
+
+
+class Corridor(gymnasium.Env):
+    def __init__(self, size=4):
+        self.size = size
+        self.observation_space = gymnasium.spaces.Box(0.0, 100.0, shape=(1,), dtype=np.float32)
+        self.action_space = gymnasium.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.position = 0
+        return np.array([0.0], dtype=np.float32), {}
+
+    def step(self, action):
+        self.position = max(0, self.position + (1 if int(action) == 1 else -1))
+        return np.array([self.position], dtype=np.float32), -1.0, self.position >= self.size, False, {}
+
+
+gymnasium.register("Corridor-v0", entry_point=Corridor, max_episode_steps=50)
+"""
+
+
+def test_a_module_in_the_current_directory_trains_with_env_kwargs(tmp_path: Path) -> None:
+    (tmp_path / "my_corridor.py").write_text(MODULE)
+    args = ["train", "my_corridor:Corridor-v0", "--env-kwargs", "size=3", "--total-steps", "300", "--quiet"]
+    result = run_cli(*args, "--run-dir", "run", "--eval-episodes", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["env"]
+    assert record["id"] == "my_corridor:Corridor-v0" and record["kwargs"] == {"size": 3}
+    # python -m reinforce is the same command
+    again = subprocess.run(
+        [sys.executable, "-m", "reinforce", "eval", "run", "--episodes", "2", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    assert max(json.loads(again.stdout)["returns"]) <= -3  # at least 3 steps of -1 with size=3
+
+
 def test_nan_rewards_end_training_with_one_line_naming_the_env(tmp_path: Path) -> None:
     result = run_cli("train", "toy_envs:toy/NanReward-v0", "--quiet", "--run-dir", tmp_path / "run", cwd=tmp_path)
     assert result.returncode == 2
@@ -170,6 +214,10 @@ BAD_INPUTS = [
     (["train", "CartPole-v1", "--run-dir", "{run}"], "already exists"),
     (["train", "toy_envs:toy/TextAction-v0", "--quiet"], "unsupported action space"),
     (["train", ".relative:X-v0", "--quiet"], "cannot import"),
+    (["train", ":CartPole-v1", "--quiet"], "has nothing before ':'"),
+    (["train", "CartPole-v1", "--env-kwargs", "size", "--quiet"], "--env-kwargs 'size' is not KEY=VALUE"),
+    (["train", "CartPole-v1", "--env-kwargs", "no_such=1", "--quiet"], "cannot make CartPole-v1 with --env-kwargs"),
+    (["train", "--resume", "{run}", "--env-kwargs", "a=1"], "--env-kwargs cannot change"),
     (["train", "toy_envs:toy/DictAction-v0", "--quiet"], "unsupported action space Dict"),
     (["train", "Pendulum-v1", "--action-squash", "squish"], "action-squash"),
     (["train", "Pendulum-v1", "--log-std-init", "3", "--quiet"], "--log-std-init"),
@@ -382,7 +430,12 @@ DAMAGED_RUNS = {
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
 def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
-    trained_run: Path, tmp_path: Path, args: list[str], message: str
+    trained_run: Path,
+    tmp_path: Path,
+    args: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
@@ -406,7 +459,11 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
         (tmp_path / f"{name}.yaml").write_text(text)
     before = snapshot(tmp_path)
     names = {name: tmp_path / f"{name}.yaml" for name in files}
-    result = run_cli(*[arg.format(run=run, empty=tmp_path / "empty", **runs, **names) for arg in args], cwd=tmp_path)
+    command = [arg.format(run=run, empty=tmp_path / "empty", **runs, **names) for arg in args]
+    if "--address" in args or "ray" in args:
+        result = run_cli(*command, cwd=tmp_path)  # Ray may start: in a process of its own
+    else:  # the same main() in this process: what a subprocess gives, without importing torch again
+        result = run_main(*command, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

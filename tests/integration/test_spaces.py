@@ -33,14 +33,14 @@ def _train_a_few_updates(env_id: str, **hyperparameters: Any) -> None:
     single_env = gymnasium.make(env_id)
     observation, _ = single_env.reset(seed=1)
     for deterministic in (True, False):
-        action = agent.predict(observation, deterministic=deterministic)
+        action = agent.predict(observation, deterministic=deterministic)[0]
         assert single_env.action_space.contains(action), action
     batch = gymnasium.vector.utils.concatenate(
         agent.envs.unwrapped.single_observation_space,
         [single_env.observation_space.sample() for _ in range(5)],
         gymnasium.vector.utils.create_empty_array(agent.envs.unwrapped.single_observation_space, 5),
     )
-    actions = agent.predict(batch)
+    actions = agent.predict(batch)[0]
     assert len(actions) == 5 and all(single_env.action_space.contains(action) for action in actions)
     assert agent.evaluate(episodes=3)["episodes"] == 3  # SpacesEnv asserts every action is in its space
     single_env.close()
@@ -73,14 +73,14 @@ def test_normalization_statistics_survive_save_and_load(tmp_path: Path) -> None:
         torch.testing.assert_close(getattr(loaded.policy.encoder, name), getattr(encoder, name), rtol=0, atol=0)
     observations = np.random.default_rng(0).uniform(-1, 1, size=(16, 3)).astype(np.float32)
     np.testing.assert_array_equal(
-        loaded.predict(observations, deterministic=True), agent.predict(observations, deterministic=True)
+        loaded.predict(observations, deterministic=True)[0], agent.predict(observations, deterministic=True)[0]
     )
     # predict applies the statistics: with them reset, the same observations give other actions
     with torch.no_grad():
         loaded.policy.encoder.obs_mean.zero_()
         loaded.policy.encoder.obs_var.fill_(1.0)
     assert not np.array_equal(
-        loaded.predict(observations, deterministic=True), agent.predict(observations, deterministic=True)
+        loaded.predict(observations, deterministic=True)[0], agent.predict(observations, deterministic=True)[0]
     )
     agent.close()
     loaded.close()

@@ -4,11 +4,13 @@ For each estimator variant, the mean of many independent batch estimates must ma
 the Bellman equations (tests/exact_mdp.py): a z-test per coordinate, with the standard error taken from the
 sample variance and the critical value from a family-wise error rate (Bonferroni over the coordinates), not
 a loose constant. Variants that are biased by construction must fail that same test, which shows it has the
-power to see a bias; their bias is printed (``pytest -s``) and recorded in docs/ablations.md.
+power to see a bias; their bias is printed (``pytest -s``) and recorded in docs/ablations.md. A second MDP
+forbids some actions by action masks: the estimate must match the masked policy's exact gradient.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -36,15 +38,32 @@ class Estimates:
     """Trace of the covariance of one batch estimate."""
 
 
-def initial_parameters() -> tuple[torch.Tensor, torch.Tensor]:
+def initial_parameters(mdp: exact_mdp.TabularMDP = exact_mdp.MDP) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(7)
-    weight = torch.randn(exact_mdp.NUM_ACTIONS, exact_mdp.NUM_STATES, generator=generator)
-    bias = torch.randn(exact_mdp.NUM_ACTIONS, generator=generator)
+    weight = torch.randn(mdp.num_actions, mdp.num_states, generator=generator)
+    bias = torch.randn(mdp.num_actions, generator=generator)
     return weight, bias
 
 
-def estimate(num_batches: int = NUM_BATCHES, seed: int = 0, **hyperparameters: Any) -> Estimates:
-    """Policy-gradient estimates of independent batches, from the project's own loss, at fixed parameters."""
+def summarize(samples: list[torch.Tensor], num_batches: int) -> Estimates:
+    stacked = torch.stack(samples)
+    variance = stacked.var(dim=0)
+    return Estimates(stacked.mean(0), (variance / num_batches).sqrt(), float(variance.sum()))
+
+
+def estimate(
+    num_batches: int = NUM_BATCHES,
+    seed: int = 0,
+    env_id: str = "toy/Tabular-v0",
+    mdp: exact_mdp.TabularMDP = exact_mdp.MDP,
+    without_masks: list[torch.Tensor] | None = None,
+    **hyperparameters: Any,
+) -> Estimates:
+    """Policy-gradient estimates of independent batches, from the project's own loss, at fixed parameters.
+
+    ``without_masks``, if given, receives the estimates of the same batches with their action masks dropped
+    from the loss (the log-probs of the unmasked softmax: a bias the masked exact-gradient test must see).
+    """
     settings = {
         "num_envs": EPISODES_PER_BATCH,
         "hidden_sizes": (),
@@ -54,8 +73,8 @@ def estimate(num_batches: int = NUM_BATCHES, seed: int = 0, **hyperparameters: A
         "value_lr": 0.05,
         **hyperparameters,
     }
-    agent = Reinforce("toy/Tabular-v0", seed=seed, vectorization_mode="sync", **settings)
-    weight, bias = initial_parameters()
+    agent = Reinforce(env_id, seed=seed, vectorization_mode="sync", **settings)
+    weight, bias = initial_parameters(mdp)
     with torch.no_grad():
         agent.policy.body[0].weight.copy_(weight)
         agent.policy.body[0].bias.copy_(bias)
@@ -66,19 +85,23 @@ def estimate(num_batches: int = NUM_BATCHES, seed: int = 0, **hyperparameters: A
         returns, weights = agent.batch_weights(batch)
         loss, _ = policy_loss(agent.policy, batch, weights, agent.config)
         samples.append(-torch.cat([grad.flatten() for grad in torch.autograd.grad(loss, parameters)]).double())
+        if without_masks is not None:
+            assert batch.action_masks is not None
+            unmasked = dataclasses.replace(batch, action_masks=None)
+            loss, _ = policy_loss(agent.policy, unmasked, weights, agent.config)
+            gradient = torch.autograd.grad(loss, parameters)
+            without_masks.append(-torch.cat([grad.flatten() for grad in gradient]).double())
         agent.fit_baseline(batch, returns)
     agent.close()
-    stacked = torch.stack(samples)
-    variance = stacked.var(dim=0)
-    return Estimates(stacked.mean(0), (variance / num_batches).sqrt(), float(variance.sum()))
+    return summarize(samples, num_batches)
 
 
 def critical_value(num_coordinates: int) -> float:
     return statistics.NormalDist().inv_cdf(1 - FAMILY_ERROR / (2 * num_coordinates))
 
 
-def z_scores(estimates: Estimates, gamma: float) -> torch.Tensor:
-    exact = exact_mdp.exact_gradient(*initial_parameters(), gamma)
+def z_scores(estimates: Estimates, gamma: float, mdp: exact_mdp.TabularMDP = exact_mdp.MDP) -> torch.Tensor:
+    exact = exact_mdp.exact_gradient(*initial_parameters(mdp), gamma, mdp)
     return (estimates.mean - exact) / estimates.standard_error
 
 
@@ -120,9 +143,29 @@ def test_biased_estimators_are_detected(variant: str) -> None:
     assert z.abs().max() > critical_value(z.numel()), z
 
 
-def test_exact_gradient_matches_finite_differences() -> None:
-    weight, bias = initial_parameters()
-    gradient = exact_mdp.exact_gradient(weight, bias, 0.9)
+def test_masked_mdp_estimates_match_the_masked_policys_exact_gradient() -> None:
+    # toy/MaskedTabular-v0 raises on a forbidden action: the run itself shows none is ever taken. The weights
+    # of forbidden actions, and of state 2 (one allowed action, taken with probability 1), get no gradient,
+    # exactly; the others pass the z-test. The same batches with their masks dropped from the loss (log-probs
+    # of the unmasked softmax) must fail it.
+    mdp = exact_mdp.MASKED_MDP
+    without_masks: list[torch.Tensor] = []
+    estimates = estimate(env_id="toy/MaskedTabular-v0", mdp=mdp, without_masks=without_masks, gamma=1.0)
+    exact = exact_mdp.exact_gradient(*initial_parameters(mdp), 1.0, mdp)
+    fixed = torch.zeros_like(exact, dtype=torch.bool)
+    fixed[: mdp.num_actions * mdp.num_states] = torch.as_tensor(~mdp.allowed.T | (mdp.allowed.sum(1) == 1)).flatten()
+    assert int(fixed.sum()) == 4  # W[1, 1], W[0, 2], W[1, 2], W[2, 2]
+    assert torch.all(exact[fixed] == 0) and torch.all(estimates.mean[fixed] == 0)
+    z = ((estimates.mean - exact) / estimates.standard_error)[~fixed]
+    assert z.abs().max() < critical_value(z.numel()), z
+    biased = z_scores(summarize(without_masks, NUM_BATCHES), 1.0, mdp)
+    assert biased.abs().max() > critical_value(biased.numel()), biased
+
+
+@pytest.mark.parametrize("mdp", [exact_mdp.MDP, exact_mdp.MASKED_MDP], ids=["mdp", "masked"])
+def test_exact_gradient_matches_finite_differences(mdp: exact_mdp.TabularMDP) -> None:
+    weight, bias = initial_parameters(mdp)
+    gradient = exact_mdp.exact_gradient(weight, bias, 0.9, mdp)
     flat = torch.cat([weight.flatten(), bias]).double()
     step = 1e-6
     for index in range(flat.numel()):
@@ -130,7 +173,7 @@ def test_exact_gradient_matches_finite_differences() -> None:
         shifted[0][index] += step
         shifted[1][index] -= step
         values = [
-            exact_mdp.expected_return(p[: weight.numel()].reshape(weight.shape), p[weight.numel() :], 0.9)
+            exact_mdp.expected_return(p[: weight.numel()].reshape(weight.shape), p[weight.numel() :], 0.9, mdp)
             for p in shifted
         ]
         assert float((values[0] - values[1]) / (2 * step)) == pytest.approx(float(gradient[index]), abs=1e-6)

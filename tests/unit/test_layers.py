@@ -11,6 +11,7 @@ PACKAGE = Path(reinforce.__file__).parent
 
 LAYERS = {
     "errors": 0,
+    "imports": 0,
     "config": 1,
     "settings": 2,
     "core": 3,

@@ -112,13 +112,14 @@ def run_settings(
     seed: int | None,
     total_steps: int | None,
     flags: dict[str, Any],
-) -> tuple[str, int | None, int, TrainConfig]:
+) -> tuple[str, int | None, int, TrainConfig, dict[str, Any]]:
     """Merge, lowest first: TrainConfig defaults < shipped per-env values < preset < ``--config`` file < flags.
 
-    ``flags`` holds the hyperparameter flags (None where not given) and ``preset`` (the ``--preset`` name).
+    ``flags`` holds the hyperparameter flags (None where not given), ``preset`` (the ``--preset`` name) and,
+    for commands that have ``--env-kwargs``, ``env_kwargs`` (its KEY=VALUE texts, over the file's).
 
     Returns:
-        The env id, seed, step budget and the effective config.
+        The env id, seed, step budget, the effective config and the env's kwargs.
     """
     from reinforce.rollout.envs import env_spec
     from reinforce.settings import RunSettings, read_config_file, resolve
@@ -135,11 +136,41 @@ def run_settings(
     env_spec(env_id)  # an unknown environment fails here, before anything else
     given = {key: value for key, value in flags.items() if value is not None}
     preset = given.pop("preset", None)
+    env_kwargs = {**settings.env_kwargs, **parse_env_kwargs(given.pop("env_kwargs", ()))}
     config = resolve(env_id, preset=preset, file=settings.hyperparameters, overrides=given)
     seed = seed if seed is not None else settings.seed
     if total_steps is None:
         total_steps = settings.total_steps if settings.total_steps is not None else DEFAULT_TOTAL_STEPS
-    return env_id, seed, total_steps, config
+    return env_id, seed, total_steps, config, env_kwargs
+
+
+def parse_env_kwargs(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--env-kwargs KEY=VALUE ...`` as a mapping; each VALUE is read as a YAML scalar (12, 0.5, true, text).
+
+    Raises:
+        ReinforceError: a pair without ``=``, an empty key, or a value that is not a plain scalar.
+    """
+    from reinforce.settings import parse_scalar
+
+    kwargs: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        if not equals or not key.strip():
+            raise ReinforceError(f"--env-kwargs {pair!r} is not KEY=VALUE: write it as e.g. size=12")
+        kwargs[key.strip()] = parse_scalar(text, f"--env-kwargs {key.strip()}")
+    return kwargs
+
+
+def env_kwargs_option(command: Any) -> Any:
+    """The ``--env-kwargs KEY=VALUE ...`` option: keyword arguments for ``gymnasium.make``."""
+    return click.option(
+        "--env-kwargs",
+        "env_kwargs",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Keyword argument for gymnasium.make (repeat for several), e.g. --env-kwargs max_episode_steps=200; "
+        "VALUE is read as YAML (12, 0.5, true, text).",
+    )(command)
 
 
 OptionDecorator = Callable[[Callable[..., Any]], Callable[..., Any]]

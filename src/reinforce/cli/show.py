@@ -33,8 +33,12 @@ def show_config(
     """Print the effective settings of `reinforce train` for ENV_ID as YAML (usable as --config)."""
     import yaml
 
-    env_id, seed, total_steps, config = run_settings(env_id, config_file, seed, total_steps, hyperparameters)
+    env_id, seed, total_steps, config, env_kwargs = run_settings(
+        env_id, config_file, seed, total_steps, hyperparameters
+    )
     document = {"env_id": env_id, "seed": seed, "total_steps": total_steps, "hyperparameters": config.to_dict()}
+    if env_kwargs:
+        document = {"env_id": env_id, "env_kwargs": env_kwargs, **document}
     click.echo(yaml.safe_dump(document, sort_keys=False, default_flow_style=None), nl=False)
 
 

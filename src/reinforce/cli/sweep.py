@@ -153,7 +153,9 @@ def sweep(
     if both:
         raise ReinforceError(f"{both[0]} is given both as {flag(both[0])} and in --grid: keep one of them")
     seed_list = parse_seeds(seeds)
-    env_id, _, total_steps, config = run_settings(env_id, config_file, None, total_steps, hyperparameters)
+    env_id, _, total_steps, config, env_kwargs = run_settings(env_id, config_file, None, total_steps, hyperparameters)
+    if env_kwargs:
+        raise ReinforceError("sweeps do not take env_kwargs: register an id with them (gymnasium.register) instead")
     try:
         run_sweep(
             env_id,

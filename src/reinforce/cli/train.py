@@ -18,6 +18,7 @@ from reinforce.cli.options import (
     checkpoint_every_option,
     config_option,
     env_file_name,
+    env_kwargs_option,
     eval_episodes_option,
     flag,
     hyperparameter_options,
@@ -50,6 +51,7 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
 @cli.command(cls=SectionedCommand)
 @click.argument("env_id", required=False)
 @config_option
+@env_kwargs_option
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed (torch and environments).")
 @click.option(
     "--total-steps",
@@ -175,7 +177,9 @@ def _new_run(
     address: str | None,
 ) -> tuple[Any, Path, int]:
     """A fresh agent and its newly created run directory, everything validated before anything is written."""
-    env_id, seed, total_steps, config = run_settings(env_id, config_file, seed, total_steps, hyperparameters)
+    env_id, seed, total_steps, config, env_kwargs = run_settings(
+        env_id, config_file, seed, total_steps, hyperparameters
+    )
     if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ReinforceError(
             f"run directory {run_dir} already exists and is not empty: choose another --run-dir, "
@@ -183,7 +187,7 @@ def _new_run(
         )
     from reinforce.agent import Reinforce
 
-    agent = Reinforce(env_id, config=config, seed=seed, ray_address=address)
+    agent = Reinforce(env_id, config=config, seed=seed, ray_address=address, env_kwargs=env_kwargs)
     try:
         agent.start_workers()  # Ray's errors come before the run directory exists
         if run_dir is None:
@@ -224,7 +228,7 @@ def _resumed_run(
     conflicts += [
         flag(name, value)
         for name, value in hyperparameters.items()
-        if value is not None and name not in RESUME_OVERRIDES
+        if value not in (None, ()) and name not in RESUME_OVERRIDES
     ]
     if conflicts:
         raise ReinforceError(

@@ -25,7 +25,7 @@ from reinforce.config import TrainConfig
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.guards import check_finite_step
 from reinforce.core.optim import EagerOptimizer, Optimizer
-from reinforce.core.policies import ObservationEncoder, mlp
+from reinforce.core.policies import Network, ObservationEncoder, body
 from reinforce.core.returns import episode_ids, episode_steps
 
 RUNNING_MEAN_RATE = 0.1
@@ -193,6 +193,8 @@ class ValueFunction(nn.Module):
         hidden_sizes: MLP hidden widths.
         encoder: an encoder to share, such as the policy's when it normalises observations (it then holds
             only the running statistics, no parameters, so the value fit never changes it); None builds one.
+        network: a user's network in place of the MLP, with a linear head to one value
+            (`reinforce.core.policies.custom_body`).
     """
 
     encoder: ObservationEncoder
@@ -203,6 +205,7 @@ class ValueFunction(nn.Module):
         hidden_sizes: Sequence[int],
         *,
         encoder: ObservationEncoder | None = None,
+        network: Network | None = None,
     ) -> None:
         super().__init__()
         if encoder is not None and next(encoder.parameters(), None) is not None:
@@ -213,7 +216,7 @@ class ValueFunction(nn.Module):
             # kept out of this module's submodules (and so out of its state_dict): the statistics belong to the
             # policy, and a checkpoint stores them once (safetensors refuses one tensor under two names)
             object.__setattr__(self, "encoder", encoder)
-        self.body = mlp(self.encoder.features, hidden_sizes, 1)
+        self.body = body(self.encoder.features, hidden_sizes, 1, network)
 
     def forward(self, observations: Tensor) -> Tensor:
         """``[B]`` values of a batch of raw observations ``[B, *obs_shape]``."""
@@ -304,6 +307,7 @@ def make_baseline(
     *,
     shared_encoder: ObservationEncoder | None = None,
     device: torch.device | None = None,
+    network: Network | None = None,
 ) -> Baseline:
     """The baseline named by ``config.baseline``, with its network and optimizer for ``value``.
 
@@ -314,6 +318,7 @@ def make_baseline(
         shared_encoder: an encoder without parameters to share with the value network (the policy's, when it
             normalises observations: one set of running statistics).
         device: where the value network lives.
+        network: a user's network for ``value`` (see `ValueFunction`).
     """
     if config.baseline == "batch_mean":
         return BatchMeanBaseline()
@@ -322,7 +327,8 @@ def make_baseline(
     if config.baseline == "leave_one_out":
         return LeaveOneOutBaseline(time_dependent=config.reward_to_go)
     if config.baseline == "value":
-        network = ValueFunction(observation_space, config.value_hidden_sizes, encoder=shared_encoder).to(device)
-        optimizer = EagerOptimizer(network.parameters(), "adam", lr=config.value_lr)
-        return ValueBaseline(network, optimizer, config.value_steps)
+        value = ValueFunction(observation_space, config.value_hidden_sizes, encoder=shared_encoder, network=network)
+        value.to(device)
+        optimizer = EagerOptimizer(value.parameters(), "adam", lr=config.value_lr)
+        return ValueBaseline(value, optimizer, config.value_steps)
     return NoBaseline()

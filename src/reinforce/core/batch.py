@@ -40,6 +40,10 @@ class RolloutBatch:
     simulated_steps: int | None = None
     """Env transitions computed to collect the batch, reset and idle steps included (None: ``T * N``; less
     for a batch assembled from several workers' batches of different lengths, see `concatenate_batches`)."""
+    action_masks: Tensor | None = None
+    """``[T, N, width]`` bool: the action mask each action was drawn under (true: allowed; ``width`` is ``n``
+    for Discrete, ``sum(nvec)`` for MultiDiscrete, see `reinforce.rollout.masks`), every action allowed on steps
+    whose env gave none; None where the env gives no masks. The loss evaluates the policy under the same masks."""
 
     @property
     def dones(self) -> Tensor:
@@ -85,7 +89,8 @@ def concatenate_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
     terminated, not truncated), whose observations repeat the batch's ``last_observations``, so that
     `RolloutBatch.next_observations` still finds each episode's final observation. Masked steps never enter
     the loss or the statistics, so the padding changes nothing but the buffers' length; the episode lists are
-    concatenated in the order of ``batches``.
+    concatenated in the order of ``batches``. Action masks are joined too (every action allowed on padded
+    steps, and in a batch without masks, if another batch has some).
     """
     if not batches:
         raise ValueError("concatenate_batches needs at least one batch")
@@ -102,6 +107,7 @@ def concatenate_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
         return torch.cat(parts, dim=1)
 
     return RolloutBatch(
+        action_masks=_joined_masks(batches, length),
         observations=joined("observations"),
         actions=joined("actions"),
         rewards=joined("rewards"),
@@ -114,3 +120,18 @@ def concatenate_batches(batches: Sequence[RolloutBatch]) -> RolloutBatch:
         episode_truncated=[value for batch in batches for value in batch.episode_truncated],
         simulated_steps=sum(batch.num_simulated_steps for batch in batches),
     )
+
+
+def _joined_masks(batches: Sequence[RolloutBatch], length: int) -> Tensor | None:
+    """The ``[length, sum N, width]`` action masks of `concatenate_batches`; None if no batch has masks."""
+    given = [batch.action_masks for batch in batches if batch.action_masks is not None]
+    if not given:
+        return None
+    width = given[0].shape[-1]
+    parts = []
+    for batch in batches:
+        masks = batch.action_masks
+        if masks is None:
+            masks = torch.ones((*batch.mask.shape, width), dtype=torch.bool)
+        parts.append(_pad_time(masks, length, masks.new_ones(masks.shape[1:])))
+    return torch.cat(parts, dim=1)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from reinforce.errors import ReinforceError
 
 
 def resolve_device(name: str) -> torch.device:
-    """``torch.device(name)``, or a `ReinforceError` if it is malformed or not available here."""
+    """``torch.device(name)``, or a `ReinforceError` if it is malformed or not available here.
+
+    ``"auto"`` is CUDA where it is available, else the CPU.
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
@@ -27,3 +35,16 @@ def resolve_device(name: str) -> torch.device:
             f"device {name!r} is not usable here ({first_line}): set device='cpu'", fields=("device",)
         ) from None
     return device
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with torch's process-wide CPU thread count at ``count`` (0: leave it), then put it back."""
+    previous = torch.get_num_threads()
+    if count and count != previous:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if count and count != previous:
+            torch.set_num_threads(previous)

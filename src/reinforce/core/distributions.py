@@ -1,4 +1,8 @@
-"""Action distributions that torch.distributions lacks: `TanhNormal`, the squashed Gaussian of bounded Box actions."""
+"""Action distributions that torch.distributions lacks.
+
+`TanhNormal`, the squashed Gaussian of bounded Box actions; `MaskedCategorical`, a Categorical whose masked
+actions have probability exactly 0 (action masks, and the padding of a MultiDiscrete head).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,32 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution, Independent, Normal, constraints
+from torch.distributions import Categorical, Distribution, Independent, Normal, constraints
+
+
+class MaskedCategorical(Categorical):
+    """A Categorical over the actions where ``action_mask`` is true; the others have probability exactly 0.
+
+    The masked logits are replaced by ``torch.finfo(dtype).min`` (not ``-inf``, whose products with a zero
+    probability are NaN): their probability underflows to exactly 0, and ``log_prob`` of a valid action is
+    ``logit - logsumexp`` over the valid actions only, exact. `entropy` sums ``-p log p`` over the valid actions
+    only, so neither it nor its gradient is ever NaN; the masked logits get no gradient. ``mode`` (argmax of
+    the probabilities) is a valid action. Every row of ``action_mask`` needs at least one true entry (the
+    callers check it, see `reinforce.rollout.masks`).
+
+    Args:
+        logits: ``[..., n]`` unnormalised log-probabilities.
+        action_mask: ``[..., n]`` bool, true where an action is allowed (broadcastable to ``logits``).
+    """
+
+    def __init__(self, logits: Tensor, action_mask: Tensor) -> None:
+        self.action_mask = action_mask.expand_as(logits)
+        masked_logits = logits.masked_fill(~self.action_mask, torch.finfo(logits.dtype).min)
+        super().__init__(logits=masked_logits, validate_args=False)
+
+    def entropy(self) -> Tensor:
+        """``-sum p log p`` over the valid actions (the masked ones contribute exactly 0)."""
+        return -torch.where(self.action_mask, self.logits * self.probs, 0.0).sum(-1)
 
 
 class TanhNormal(Distribution):

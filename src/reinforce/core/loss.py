@@ -85,15 +85,25 @@ def policy_loss(policy: Policy, batch: RolloutBatch, weights_TN: Tensor, config:
         The loss and the policy's mean entropy over the batch's steps (detached).
     """
     mask = batch.mask
-    return _valid_steps_loss(policy, batch.observations[mask], batch.actions[mask], weights_TN[mask], batch, config)
+    masks = None if batch.action_masks is None else batch.action_masks[mask]
+    steps = (batch.observations[mask], batch.actions[mask], masks)
+    return _valid_steps_loss(policy, steps, weights_TN[mask], batch, config)
 
 
 def _valid_steps_loss(
-    policy: Policy, observations: Tensor, actions: Tensor, weights: Tensor, batch: RolloutBatch, config: TrainConfig
+    policy: Policy,
+    steps: tuple[Tensor, Tensor, Tensor | None],
+    weights: Tensor,
+    batch: RolloutBatch,
+    config: TrainConfig,
 ) -> tuple[Tensor, Tensor]:
-    """`policy_loss` of some of ``batch``'s valid steps, reduced as if they were the whole batch."""
+    """`policy_loss` of some of ``batch``'s valid steps, reduced as if they were the whole batch.
+
+    ``steps`` holds their observations, actions and action masks (None: no masks).
+    """
     device = next(policy.parameters()).device
-    distribution = policy(observations.to(device))
+    observations, actions, action_masks = steps
+    distribution = policy(observations.to(device), None if action_masks is None else action_masks.to(device))
     log_probs = distribution.log_prob(actions.to(device))
     num_episodes = len(batch.episode_returns) if config.loss_reduction == "mean_over_episodes" else None
     loss = reinforce_loss(log_probs, weights.to(device), num_episodes=num_episodes)
@@ -119,6 +129,7 @@ def backward_policy_loss(
     """
     mask = batch.mask
     observations, actions, weights = batch.observations[mask], batch.actions[mask], weights_TN[mask]
+    masks = None if batch.action_masks is None else batch.action_masks[mask]
     num_steps = observations.shape[0]
     chunk = LOSS_CHUNK_STEPS if num_steps > ONE_PASS_MAX_STEPS else num_steps  # one chunk: one pass
     # the mean over steps divides a chunk's sum by the chunk's size: weighted by the chunk's share of the batch
@@ -128,7 +139,8 @@ def backward_policy_loss(
     for start in range(0, num_steps, chunk):
         rows = slice(start, start + chunk)
         share = observations[rows].shape[0] / num_steps
-        loss, entropy = _valid_steps_loss(policy, observations[rows], actions[rows], weights[rows], batch, config)
+        steps = (observations[rows], actions[rows], None if masks is None else masks[rows])
+        loss, entropy = _valid_steps_loss(policy, steps, weights[rows], batch, config)
         loss = loss * share if per_step_mean else loss
         loss.backward()  # type: ignore[no-untyped-call]
         total_loss += loss.detach().cpu()
@@ -170,7 +182,8 @@ def update_policy(
     keys = ids[batch.mask] * (int(steps.max()) + 1) + steps[batch.mask]
     losses, entropies, norms = [], [], []
     for t, n in positions[torch.argsort(keys)].tolist():
-        distribution = policy(batch.observations[t, n][None].to(device))
+        masks = None if batch.action_masks is None else batch.action_masks[t, n][None].to(device)
+        distribution = policy(batch.observations[t, n][None].to(device), masks)
         log_prob = distribution.log_prob(batch.actions[t, n][None].to(device))
         entropy = distribution.entropy()
         loss = reinforce_loss(log_prob, weights_TN[t, n][None].to(device)) - config.entropy_coef * entropy.mean()

@@ -4,6 +4,8 @@
 
 * ``Discrete``: a Categorical over logits;
 * ``MultiDiscrete``: independent Categoricals, one per component (log-probs summed);
+* for both, an optional action mask (``info["action_mask"]``, see `reinforce.rollout.masks`) gives the masked
+  actions probability 0 (`MaskedCategorical`);
 * ``MultiBinary``: independent Bernoullis (log-probs summed);
 * ``Box``: a diagonal Gaussian (log-probs summed over the action dimensions) with a log standard deviation
   that is one learned vector or a head of the network, clamped to [`LOG_STD_MIN`, `LOG_STD_MAX`]; with
@@ -17,7 +19,7 @@ linear policy of the textbook.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +29,7 @@ from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 from reinforce.config import ActionSquash, LogStd, TrainConfig
-from reinforce.core.distributions import TanhNormal
+from reinforce.core.distributions import MaskedCategorical, TanhNormal
 from reinforce.errors import ReinforceError
 
 LOG_STD_MIN = -5.0
@@ -49,6 +51,50 @@ def mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int) -> nn.
         width = hidden
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
+
+
+Network = nn.Module | Callable[[], nn.Module]
+"""A user's network: a ``torch.nn.Module``, or a function that returns a new one (called once per use)."""
+
+
+def custom_body(network: Network, in_features: int, out_features: int, name: str = "network") -> nn.Sequential:
+    """A user's ``network`` (features ``[B, in_features]`` -> ``[B, F]``) followed by a linear head to ``out_features``.
+
+    ``F`` is found by one forward pass of a zero batch.
+
+    Raises:
+        ReinforceError: ``network`` is not a module (or a function returning one), fails on the features, or
+            does not return a ``[B, F]`` float tensor.
+    """
+    module = network() if not isinstance(network, nn.Module) and callable(network) else network
+    if not isinstance(module, nn.Module):
+        raise ReinforceError(
+            f"{name} must be a torch.nn.Module or a function returning one, got {type(module).__name__}",
+            fields=(name,),
+        )
+    try:
+        with torch.no_grad():
+            features = module(torch.zeros(2, in_features))
+    except Exception as exc:
+        raise ReinforceError(
+            f"{name} fails on a batch of {in_features} features ({type(exc).__name__}: {str(exc).strip()[:200]}): "
+            f"it must map [B, {in_features}] float features to [B, F]",
+            fields=(name,),
+        ) from None
+    if not isinstance(features, Tensor) or features.ndim != 2 or features.shape[0] != 2 or features.shape[1] < 1:
+        shape = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
+        raise ReinforceError(
+            f"{name} returned {shape} for a batch of 2: it must map [B, {in_features}] float features to [B, F]",
+            fields=(name,),
+        )
+    return nn.Sequential(module, nn.Linear(int(features.shape[1]), out_features))
+
+
+def body(in_features: int, hidden_sizes: Sequence[int], out_features: int, network: Network | None = None) -> nn.Module:
+    """The MLP of ``hidden_sizes``, or with a user's ``network`` that network and a linear head (`custom_body`)."""
+    if network is None:
+        return mlp(in_features, hidden_sizes, out_features)
+    return custom_body(network, in_features, out_features)
 
 
 def is_image_space(space: spaces.Space[Any]) -> bool:
@@ -174,24 +220,42 @@ class Policy(nn.Module):
     """
 
     action_squash: ActionSquash = "clip"
+    accepts_action_mask = False
+    """Whether ``forward`` takes an ``action_mask`` (the Categorical heads)."""
 
     def __init__(self, encoder: ObservationEncoder, body: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
         self.body = body
 
-    def __call__(self, observations: Tensor) -> Distribution:
-        """Distribution of the actions for a batch of raw observations ``[B, *obs_shape]``."""
-        distribution: Distribution = super().__call__(observations)
-        return distribution
+    def __call__(self, observations: Tensor, action_mask: Tensor | None = None) -> Distribution:
+        """Distribution of the actions for a batch of raw observations ``[B, *obs_shape]``.
+
+        ``action_mask`` (Discrete and MultiDiscrete heads only; None: every action valid) is ``[B, n]`` bool,
+        ``n`` the number of actions or ``sum(nvec)``: the actions where it is false get probability 0.
+        """
+        if action_mask is None:
+            distribution: Distribution = super().__call__(observations)
+            return distribution
+        if not self.accepts_action_mask:
+            raise ReinforceError(
+                f"action masks apply to Discrete and MultiDiscrete action spaces, not to {type(self).__name__}'s: "
+                "pass action_mask=None"
+            )
+        masked: Distribution = super().__call__(observations, action_mask)
+        return masked
 
 
 class CategoricalPolicy(Policy):
-    """Softmax policy over ``n`` discrete actions: ``pi(a|s) = softmax(body(s))[a]``."""
+    """Softmax policy over ``n`` discrete actions: ``pi(a|s) = softmax(body(s))[a]`` (over the valid actions)."""
 
-    def forward(self, observations: Tensor) -> Distribution:
-        """Categorical distribution over the action indices ``0..n-1``."""
+    accepts_action_mask = True
+
+    def forward(self, observations: Tensor, action_mask: Tensor | None = None) -> Distribution:
+        """Categorical distribution over the action indices ``0..n-1``; a `MaskedCategorical` given a mask."""
         logits = self.body(self.encoder(observations))
+        if action_mask is not None:
+            return MaskedCategorical(logits, action_mask.to(logits.device))
         return Categorical(logits=logits, validate_args=False)
 
 
@@ -199,10 +263,12 @@ class MultiCategoricalPolicy(Policy):
     """Independent softmax policies, one per component of a MultiDiscrete space with sizes ``nvec``.
 
     The body outputs ``sum(nvec)`` logits; they are laid out as ``[B, D, max(nvec)]`` with the missing
-    entries of smaller components at a huge negative logit (probability 0), so that one ``Independent``
-    Categorical serves all components: ``log pi(a|s) = sum_d log softmax(logits_d)[a_d]``.
+    entries of smaller components masked (probability 0, a `MaskedCategorical`), so that one ``Independent``
+    Categorical serves all components: ``log pi(a|s) = sum_d log softmax(logits_d)[a_d]``. An action mask is
+    ``[B, sum(nvec)]`` bool, the components' masks concatenated, laid out the same way.
     """
 
+    accepts_action_mask = True
     index: Tensor
     padding: Tensor
 
@@ -217,12 +283,18 @@ class MultiCategoricalPolicy(Policy):
             offset += n
         self.register_buffer("index", index.clamp(min=0), persistent=False)
         self.register_buffer("padding", index < 0, persistent=False)
+        self.padded = len(set(self.nvec)) > 1
 
-    def forward(self, observations: Tensor) -> Distribution:
+    def forward(self, observations: Tensor, action_mask: Tensor | None = None) -> Distribution:
         """Independent Categoricals over the ``D`` components; ``log_prob`` takes ``[B, D]`` indices from 0."""
         flat = self.body(self.encoder(observations))
-        logits = flat[:, self.index].masked_fill(self.padding, torch.finfo(flat.dtype).min)
-        return Independent(Categorical(logits=logits, validate_args=False), 1, validate_args=False)
+        logits = flat[:, self.index]
+        valid = ~self.padding
+        if action_mask is not None:
+            valid = valid & action_mask.to(flat.device)[:, self.index]
+        elif not self.padded:
+            return Independent(Categorical(logits=logits, validate_args=False), 1, validate_args=False)
+        return Independent(MaskedCategorical(logits, valid), 1, validate_args=False)
 
 
 class BernoulliPolicy(Policy):
@@ -311,6 +383,7 @@ def make_policy(
     log_std: LogStd = "state_independent",
     log_std_init: float = 0.0,
     normalize_observations: bool = False,
+    network: Network | None = None,
 ) -> Policy:
     """Build the policy for one environment's (not the vector env's) spaces.
 
@@ -323,26 +396,28 @@ def make_policy(
         log_std: Box actions only: ``"state_independent"`` or ``"state_dependent"``.
         log_std_init: Box actions only: the initial log standard deviation.
         normalize_observations: standardise Box observations by running statistics (see `ObservationEncoder`).
+        network: a user's network in place of the MLP (``hidden_sizes`` then unused): it maps the encoder's
+            features ``[B, F_in]`` (flattened, standardised, one-hot, or the built-in CNN's for images) to
+            ``[B, F]``, and the head for the action space is a linear layer on them (`custom_body`).
 
     Raises:
-        ReinforceError: for any other space, naming it.
+        ReinforceError: for any other space, naming it; a ``network`` that does not fit.
     """
     encoder = ObservationEncoder(observation_space, normalize=normalize_observations)
     if isinstance(action_space, spaces.Discrete):
-        return CategoricalPolicy(encoder, mlp(encoder.features, hidden_sizes, int(action_space.n)))
+        return CategoricalPolicy(encoder, body(encoder.features, hidden_sizes, int(action_space.n), network))
     if isinstance(action_space, spaces.MultiDiscrete):
         nvec = [int(n) for n in np.asarray(action_space.nvec).reshape(-1)]
-        return MultiCategoricalPolicy(encoder, mlp(encoder.features, hidden_sizes, sum(nvec)), nvec)
+        return MultiCategoricalPolicy(encoder, body(encoder.features, hidden_sizes, sum(nvec), network), nvec)
     if isinstance(action_space, spaces.MultiBinary):
         bits = int(np.prod(action_space.shape))
-        return BernoulliPolicy(encoder, mlp(encoder.features, hidden_sizes, bits))
+        return BernoulliPolicy(encoder, body(encoder.features, hidden_sizes, bits, network))
     if isinstance(action_space, spaces.Box):
         action_dim = int(np.prod(action_space.shape))
         state_dependent = log_std == "state_dependent"
-        body = mlp(encoder.features, hidden_sizes, 2 * action_dim if state_dependent else action_dim)
         return GaussianPolicy(
             encoder,
-            body,
+            body(encoder.features, hidden_sizes, 2 * action_dim if state_dependent else action_dim, network),
             action_dim,
             state_dependent=state_dependent,
             log_std_init=log_std_init,
@@ -352,8 +427,52 @@ def make_policy(
     raise unsupported_action_space(action_space)
 
 
+class ModulePolicy(Policy):
+    """A user's whole policy: any ``nn.Module`` mapping raw observations ``[B, *obs_shape]`` to a Distribution.
+
+    Its actions are what the env gets (``action_squash`` is ``"clip"``: Box actions are clipped to the bounds);
+    observations are not normalised (it has no encoder).
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        nn.Module.__init__(self)
+        self.module = module
+
+    def forward(self, observations: Tensor) -> Distribution:
+        """The user module's distribution for ``observations``."""
+        distribution: Distribution = self.module(observations)
+        return distribution
+
+
+def module_policy(module: object, observation_space: spaces.Space[Any]) -> ModulePolicy:
+    """A user's whole policy, checked on one sample observation of ``observation_space``.
+
+    Raises:
+        ReinforceError: ``module`` is not an ``nn.Module``, fails on an observation, or returns no Distribution.
+    """
+    if not isinstance(module, nn.Module):
+        raise ReinforceError(f"policy must be a torch.nn.Module returning a Distribution, got {type(module).__name__}")
+    sample = torch.as_tensor(np.asarray(observation_space.sample())[None])
+    try:
+        with torch.no_grad():
+            distribution = module(sample)
+    except Exception as exc:
+        raise ReinforceError(
+            f"policy fails on a batch of one observation of shape {tuple(sample.shape)} "
+            f"({type(exc).__name__}: {str(exc).strip()[:200]}): it must map [B, *obs_shape] to a Distribution"
+        ) from None
+    if not isinstance(distribution, Distribution):
+        raise ReinforceError(
+            f"policy returned {type(distribution).__name__}, not a torch.distributions.Distribution: return one"
+        )
+    return ModulePolicy(module)
+
+
 def policy_from_config(
-    config: TrainConfig, observation_space: spaces.Space[Any], action_space: spaces.Space[Any]
+    config: TrainConfig,
+    observation_space: spaces.Space[Any],
+    action_space: spaces.Space[Any],
+    network: Network | None = None,
 ) -> Policy:
     """`make_policy` with the architecture settings of ``config`` (what the learner and every worker build)."""
     return make_policy(
@@ -364,4 +483,5 @@ def policy_from_config(
         log_std=config.log_std,
         log_std_init=config.log_std_init,
         normalize_observations=config.normalize_observations,
+        network=network,
     )

@@ -10,6 +10,10 @@ How episodes are chosen, so that none is dropped, counted twice, or picked for b
 * Gymnasium 1.x's next-step autoreset spends the step after an episode's end on the reset (the action is
   ignored, the reward is 0): that step, and every step of an idle environment, has ``mask`` false and never
   enters the loss or the statistics.
+
+Action masks (Discrete and MultiDiscrete actions, `reinforce.rollout.masks`): the mask in the info of
+``reset`` and of each step goes with the observation returned with it; the policy samples under it, and the
+batch keeps it (``action_masks``) so that the loss evaluates the same masked distribution.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ from torch import Tensor
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent
 
 from reinforce.core.batch import RolloutBatch
+from reinforce.core.distributions import MaskedCategorical
 from reinforce.core.policies import Policy, unsupported_action_space
-from reinforce.errors import NonFiniteError
+from reinforce.errors import NonFiniteError, ReinforceError
+from reinforce.imports import first_line
+from reinforce.rollout.masks import env_name, info_action_masks, mask_width, step_action_masks
 
 
 def to_env_actions(
@@ -77,20 +84,23 @@ def sample_actions(distribution: Distribution, deterministic: bool = False) -> T
         # scaled by the total, so that rounding in the cumulative sum cannot push a draw past the last action
         uniform = torch.rand((*cumulative.shape[:-1], 1), device=cumulative.device, dtype=cumulative.dtype)
         uniform = uniform * cumulative[..., -1:]
-        return (cumulative <= uniform).sum(-1).clamp_(max=cumulative.shape[-1] - 1)
+        last = cumulative.shape[-1] - 1
+        indices = (cumulative <= uniform).sum(-1).clamp_(max=last)
+        if isinstance(base, MaskedCategorical):
+            # a masked action adds exactly 0 to the cumulative sum, so only the clamp (a draw that rounding put
+            # at the very end) can land on one: such a draw takes the last valid action instead
+            allowed = base.action_mask.gather(-1, indices.unsqueeze(-1)).squeeze(-1)
+            last_valid = last - base.action_mask.flip(-1).to(torch.uint8).argmax(-1)
+            indices = torch.where(allowed, indices, last_valid)
+        return indices
     return distribution.sample()
-
-
-def _env_name(envs: VectorEnv[Any, Any, Any]) -> str:
-    spec = getattr(envs, "spec", None)
-    return f"environment {spec.id}" if spec is not None else "the environment"
 
 
 def check_finite(values: Tensor, what: str, envs: VectorEnv[Any, Any, Any]) -> None:
     """Raise `NonFiniteError` if float ``values`` that ``envs`` returned (``what``) hold a NaN or an infinity."""
     if values.is_floating_point() and not bool(torch.isfinite(values).all()):
         raise NonFiniteError(
-            f"{_env_name(envs)} returned non-finite {what} (NaN or inf): fix or wrap the environment "
+            f"{env_name(envs)} returned non-finite {what} (NaN or inf): fix or wrap the environment "
             "(e.g. clip or replace them) before training on it"
         )
 
@@ -100,9 +110,60 @@ def _check_actions(actions: np.ndarray[Any, Any], observations: Any, envs: Vecto
     if np.issubdtype(actions.dtype, np.floating) and not np.isfinite(actions).all():
         check_finite(torch.as_tensor(np.asarray(observations)), "observations", envs)  # the usual cause
         raise NonFiniteError(
-            f"the policy produced non-finite actions for {_env_name(envs)}: its parameters have diverged; "
+            f"the policy produced non-finite actions for {env_name(envs)}: its parameters have diverged; "
             "lower lr or set max_grad_norm",
             fields=("lr", "max_grad_norm"),
+        )
+
+
+def _env_failed(envs: VectorEnv[Any, Any, Any], call: str, exc: BaseException) -> ReinforceError:
+    return ReinforceError(f"{env_name(envs)} failed in {call} ({first_line(exc)}): fix the environment")
+
+
+def _reset(envs: VectorEnv[Any, Any, Any], seed: int | None) -> tuple[Any, Any]:
+    """``envs.reset(seed=seed)``: observations and infos; an exception of the env's own becomes a `ReinforceError`."""
+    try:
+        observations, infos = envs.reset(seed=seed)
+    except ReinforceError:
+        raise
+    except Exception as exc:  # the environment's code (a user's), or what it returned (not a pair)
+        raise _env_failed(envs, "reset()", exc) from exc
+    _check_observations(envs, observations, "reset()")
+    return observations, infos
+
+
+def _step(envs: VectorEnv[Any, Any, Any], actions: np.ndarray[Any, Any]) -> tuple[Any, ...]:
+    """``envs.step(actions)`` as checked arrays; an exception of the env's own becomes a `ReinforceError`.
+
+    Returns:
+        Observations, float32 rewards, the terminated and truncated flags as bool arrays, and the infos.
+    """
+    try:
+        observations, rewards, terminated, truncated, infos = envs.step(actions)
+        rewards = np.asarray(rewards, dtype=np.float32)
+        terminated = np.asarray(terminated, dtype=bool)
+        truncated = np.asarray(truncated, dtype=bool)
+    except ReinforceError:
+        raise
+    except Exception as exc:  # the env raised, returned a 4-tuple, or rewards that are not numbers
+        raise _env_failed(envs, "step()", exc) from exc
+    shape = (envs.num_envs,)
+    if rewards.shape != shape or terminated.shape != shape or truncated.shape != shape:
+        raise ReinforceError(
+            f"{env_name(envs)} returned rewards or flags of shape {rewards.shape}/{terminated.shape}/"
+            f"{truncated.shape} from step(), not one per environment {shape}: return a float reward and bools"
+        )
+    _check_observations(envs, observations, "step()")
+    return observations, rewards, terminated, truncated, infos
+
+
+def _check_observations(envs: VectorEnv[Any, Any, Any], observations: Any, call: str) -> None:
+    expected = (envs.num_envs, *(envs.single_observation_space.shape or ()))
+    shape = getattr(observations, "shape", None)
+    if shape != expected or getattr(observations, "dtype", np.dtype(object)).kind not in "biuf":
+        raise ReinforceError(
+            f"{env_name(envs)} returned observations of shape {shape} from {call}, not {expected[1:]} per "
+            f"environment as its observation space {envs.single_observation_space} says: fix the environment"
         )
 
 
@@ -132,7 +193,9 @@ def collect(
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
     num_envs = envs.num_envs
     action_space = envs.single_action_space
-    observations, _ = envs.reset(seed=seed)
+    observations, infos = _reset(envs, seed)
+    masks = info_action_masks(infos, action_space, envs)
+    step_masks: list[np.ndarray[Any, Any] | None] = []
     started = min(num_envs, num_episodes)
     active = np.arange(num_envs) < started
     resetting = np.zeros(num_envs, dtype=bool)
@@ -146,19 +209,22 @@ def collect(
     episode_truncated: list[bool] = []
     with torch.inference_mode():
         while active.any():
-            distribution = policy(torch.as_tensor(observations, device=device))
+            valid = active & ~resetting
+            action_masks = step_action_masks(masks, valid, action_space, envs)
+            step_masks.append(action_masks)
+            mask_tensor = None if action_masks is None else torch.as_tensor(action_masks, device=device)
+            distribution = policy(torch.as_tensor(observations, device=device), mask_tensor)
             actions = sample_actions(distribution, deterministic).cpu().numpy()
             _check_actions(actions, observations, envs)
-            next_observations, rewards, terminated, truncated, _ = envs.step(
-                to_env_actions(actions, action_space, policy.action_squash)
+            next_observations, rewards, terminated, truncated, infos = _step(
+                envs, to_env_actions(actions, action_space, policy.action_squash)
             )
-            terminated = np.asarray(terminated, dtype=bool)
+            masks = info_action_masks(infos, action_space, envs)
             # a time limit that falls on a terminal step is a termination: the state really is terminal
-            truncated = np.asarray(truncated, dtype=bool) & ~terminated
-            valid = active & ~resetting
+            truncated = truncated & ~terminated
             buffers["observations"].append(observations)
             buffers["actions"].append(actions)
-            buffers["rewards"].append(np.asarray(rewards, dtype=np.float32))
+            buffers["rewards"].append(rewards)
             buffers["terminated"].append(terminated)
             buffers["truncated"].append(truncated)
             buffers["mask"].append(valid)
@@ -184,6 +250,7 @@ def collect(
         check_finite(values, what, envs)
     check_finite(last_observations, "observations", envs)
     return RolloutBatch(
+        action_masks=_stack_masks(step_masks, num_envs, mask_width(action_space)),
         observations=tensors["observations"],
         actions=tensors["actions"],
         rewards=tensors["rewards"],
@@ -195,3 +262,11 @@ def collect(
         episode_lengths=episode_lengths,
         episode_truncated=episode_truncated,
     )
+
+
+def _stack_masks(step_masks: list[np.ndarray[Any, Any] | None], num_envs: int, width: int | None) -> Tensor | None:
+    """``[T, N, width]`` bool masks of the steps (all true where a step had none); None if none had any."""
+    if width is None or all(masks is None for masks in step_masks):
+        return None
+    everything = np.ones((num_envs, width), dtype=bool)
+    return torch.from_numpy(np.stack([everything if masks is None else masks for masks in step_masks]))

@@ -1,40 +1,51 @@
-"""Vectorised environments on Gymnasium's own vectorisation (``gymnasium.make_vec``)."""
+"""Where environments come from: an id, a spec, a callable or a vector env, vectorised with next-step autoreset.
+
+`env_source` turns what a user passes as ``env`` into an `EnvSource`, which makes any number of copies
+(`EnvSource.make`) and says how config.json records it (`EnvSource.record`); `source_from_record` reads that
+back. Registered ids and specs go through Gymnasium's own vectorisation (``gymnasium.make_vec``); callables
+through ``SyncVectorEnv`` or ``AsyncVectorEnv``; a vector env is used as it is.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import importlib
+import functools
+import json
 import signal
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Union
 
 import gymnasium
-import numpy as np
 from gymnasium import error as gym_error
-from gymnasium import spaces
 from gymnasium.envs.registration import EnvSpec
-from gymnasium.spaces.utils import flatten
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space, iterate
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from reinforce.errors import ReinforceError
+from reinforce.imports import first_line, import_class, import_module, import_path
+from reinforce.rollout.observations import FLATTENED_OBSERVATION_SPACES
+
+Wrapper = Callable[[gymnasium.Env[Any, Any]], gymnasium.Env[Any, Any]]
+"""A function (or wrapper class) from one environment to another, applied to every environment made."""
+EnvLike = Union[str, EnvSpec, Callable[..., gymnasium.Env[Any, Any]], VectorEnv[Any, Any, Any], "EnvSource"]
+"""What ``env`` may be: a registered id, an ``EnvSpec``, a callable returning a ``gymnasium.Env`` (a class, a
+function, a lambda), a ``gymnasium.vector.VectorEnv`` (used as it is), or an `EnvSource`."""
+
+ACCEPTED = (
+    "a registered id such as 'CartPole-v1' (or 'module:Env-v0'), a gymnasium EnvSpec, a callable that returns a "
+    "gymnasium.Env (a class, a function or a lambda), or a gymnasium.vector.VectorEnv"
+)
 
 
 def env_spec(env_id: str) -> EnvSpec:
     """The registered spec of ``env_id``, or a `ReinforceError` that says how to find valid ids.
 
     ``"module:Env-v0"`` imports ``module`` first (where a custom env registers itself), as ``gymnasium.make``
-    does.
+    does, finding modules in the current directory too.
     """
-    module, _, name = env_id.rpartition(":")
-    if module:
-        try:
-            importlib.import_module(module)
-        except (ImportError, TypeError, ValueError) as exc:
-            raise ReinforceError(
-                f"cannot import {module!r} for environment {env_id!r} ({exc}): check the module is importable"
-            ) from None
+    module, colon, name = env_id.rpartition(":")
+    if colon:
+        import_module(module, env_id)
     try:
         return gymnasium.spec(name)
     except gym_error.Error as exc:
@@ -64,59 +75,235 @@ def _workers_ignore_signals(active: bool) -> Iterator[None]:
             signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
-def make_vec_env(
-    env_id: str,
-    num_envs: int,
-    *,
-    vectorization_mode: str = "auto",
-    render_mode: str | None = None,
-) -> VectorEnv[Any, Any, Any]:
-    """``num_envs`` copies of ``env_id`` in one vector env with next-step autoreset.
+def _check_env(env: object, name: str) -> gymnasium.Env[Any, Any]:
+    if not isinstance(env, gymnasium.Env):
+        raise ReinforceError(f"{name} returned {type(env).__name__}, not a gymnasium.Env: return an environment")
+    return env
 
-    Args:
-        env_id: a registered Gymnasium id such as ``"CartPole-v1"``.
-        num_envs: number of sub-environments.
-        vectorization_mode: ``"auto"`` uses the env's own vectorised class where the spec has a
-            ``vector_entry_point`` (CartPole does) and ``SyncVectorEnv`` otherwise; or ``"vector_entry_point"``,
-            ``"sync"``, ``"async"``.
-        render_mode: passed to the environments (``"rgb_array"`` for video).
 
-    Dict, Tuple, MultiDiscrete and MultiBinary observations are flattened into a Box by Gymnasium's own
-    ``gymnasium.wrappers.vector.FlattenObservation`` (`FLATTENED_OBSERVATION_SPACES`): Discrete and
-    MultiDiscrete parts become one-hot vectors, the rest is concatenated.
+class EnvSource:
+    """Where a run's environments come from; build one with `env_source`.
 
-    Raises:
-        ReinforceError: unknown id, a missing optional dependency, or an autoreset mode other than next-step.
+    Attributes:
+        name: how messages and run directory names call the environment (its id, or the callable's name).
+        env_id: the registered id (``module:Env-v0`` included), when the environment is one; else None.
+        spec: the registered spec (of ``env_id`` or the given ``EnvSpec``); None for callables and vector envs
+            made from them.
+        factory: the callable that makes one environment, when one was given.
+        vector_env: the vector env given, used as it is.
+        kwargs: keyword arguments for ``gymnasium.make`` or ``factory``.
+        wrappers: applied to every environment made, in order.
     """
-    spec = env_spec(env_id)
-    mode: str | None = vectorization_mode
-    if mode == "auto":
-        mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
-    vector_kwargs = {} if mode == "vector_entry_point" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
-    kwargs: dict[str, Any] = {} if render_mode is None else {"render_mode": render_mode}
-    try:
-        with _workers_ignore_signals(mode == "async"):
-            envs = gymnasium.make_vec(
-                env_id, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs, **kwargs
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        env_id: str | None = None,
+        spec: EnvSpec | None = None,
+        factory: Callable[..., gymnasium.Env[Any, Any]] | None = None,
+        vector_env: VectorEnv[Any, Any, Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        wrappers: Sequence[Wrapper] = (),
+    ) -> None:
+        self.name = name
+        self.env_id = env_id
+        self.spec = spec
+        self.factory = factory
+        self.vector_env = vector_env
+        self.kwargs = dict(kwargs or {})
+        self.wrappers = tuple(wrappers)
+        self._given_vector_env: VectorEnv[Any, Any, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"EnvSource({self.name!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What Ray ships to its workers: never a live vector env (`reinforce.rollout.ray` refuses those)."""
+        return {**self.__dict__, "vector_env": None, "_given_vector_env": None}
+
+    @property
+    def reward_threshold(self) -> float | None:
+        """The registered reward threshold, if the environment is registered with one."""
+        return self.spec.reward_threshold if self.spec is not None else None
+
+    def _one(self, render_mode: str | None) -> gymnasium.Env[Any, Any]:
+        """One environment of a callable source, wrapped."""
+        assert self.factory is not None
+        kwargs = self.kwargs if render_mode is None else {**self.kwargs, "render_mode": render_mode}
+        try:
+            env = _check_env(self.factory(**kwargs), self.name)
+        except ReinforceError:
+            raise
+        except Exception as exc:
+            raise ReinforceError(
+                f"creating the environment with {self.name} failed ({first_line(exc)}): fix the environment "
+                "or its env_kwargs",
+                fields=("env_kwargs",),
+            ) from None
+        for wrapper in self.wrappers:
+            env = _check_env(wrapper(env), f"the wrapper {getattr(wrapper, '__qualname__', wrapper)!r}")
+        return env
+
+    def make_one(self, render_mode: str | None = None) -> gymnasium.Env[Any, Any]:
+        """One (wrapped) environment, for video; not for a vector env source.
+
+        Raises:
+            ReinforceError: the source is a vector env, or making the environment failed.
+        """
+        if self.vector_env is not None:
+            raise ReinforceError(f"{self.name} is a vector env: pass a callable or an id to record video from it")
+        if self.factory is not None:
+            return self._one(render_mode)
+        kwargs = self.kwargs if render_mode is None else {**self.kwargs, "render_mode": render_mode}
+        env = gymnasium.make(self.spec if self.spec is not None else str(self.env_id), **kwargs)
+        for wrapper in self.wrappers:
+            env = _check_env(wrapper(env), f"the wrapper {getattr(wrapper, '__qualname__', wrapper)!r}")
+        return env
+
+    def make(
+        self, num_envs: int, *, vectorization_mode: str = "auto", render_mode: str | None = None
+    ) -> VectorEnv[Any, Any, Any]:
+        """``num_envs`` environments in one vector env with next-step autoreset, observations flattened.
+
+        Args:
+            num_envs: number of sub-environments (a given vector env is returned as it is, whatever its size).
+            vectorization_mode: ``"auto"`` uses the env's own vectorised class where its spec has a
+                ``vector_entry_point`` (CartPole does) and neither env_kwargs nor wrappers are given, and
+                ``SyncVectorEnv`` otherwise; or ``"vector_entry_point"``, ``"sync"``, ``"async"``.
+            render_mode: passed to the environments (``"rgb_array"`` for video).
+
+        Dict, Tuple, MultiDiscrete and MultiBinary observations are flattened into a Box by Gymnasium's own
+        ``gymnasium.wrappers.vector.FlattenObservation`` (`FLATTENED_OBSERVATION_SPACES`): Discrete and
+        MultiDiscrete parts become one-hot vectors, the rest is concatenated.
+
+        Raises:
+            ReinforceError: a missing optional dependency, an environment that fails to build, or an
+                autoreset mode other than next-step.
+        """
+        if self.vector_env is not None:
+            if self._given_vector_env is None:
+                self._given_vector_env = _finish(self.vector_env, self.name, "")
+            return self._given_vector_env
+        mode = vectorization_mode
+        if mode == "auto":
+            native = self.spec is not None and self.spec.vector_entry_point is not None
+            mode = "vector_entry_point" if native and not self.kwargs and not self.wrappers else "sync"
+        if self.factory is not None:
+            return self._make_from_factory(num_envs, mode, render_mode)
+        vector_kwargs = {} if mode == "vector_entry_point" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
+        kwargs = self.kwargs if render_mode is None else {**self.kwargs, "render_mode": render_mode}
+        try:
+            with _workers_ignore_signals(mode == "async"):
+                envs = gymnasium.make_vec(
+                    self.spec if self.spec is not None else str(self.env_id),
+                    num_envs=num_envs,
+                    vectorization_mode=mode,
+                    vector_kwargs=vector_kwargs,
+                    wrappers=list(self.wrappers) or None,  # type: ignore[arg-type]  # any Env -> Env works
+                    **kwargs,
+                )
+        except gym_error.DependencyNotInstalled as exc:
+            raise ReinforceError(
+                f"{self.name} needs an optional dependency ({str(exc).strip().splitlines()[0]}): install it first"
+            ) from None
+        except ImportError as exc:
+            raise ReinforceError(
+                f"{self.name} needs a package that is not installed ({exc}): install it first"
+            ) from None
+        except gym_error.Error as exc:
+            raise ReinforceError(
+                f"cannot vectorise {self.name} with vectorization_mode={vectorization_mode} ({exc}): "
+                "set vectorization_mode='sync'",
+                fields=("vectorization_mode",),
+            ) from None
+        except TypeError as exc:  # env_kwargs the environment does not take
+            raise ReinforceError(
+                f"cannot make {self.name} with env_kwargs {self.kwargs} ({first_line(exc)}): fix env_kwargs",
+                fields=("env_kwargs",),
+            ) from None
+        return _finish(envs, self.name, vectorization_mode)
+
+    def _make_from_factory(self, num_envs: int, mode: str, render_mode: str | None) -> VectorEnv[Any, Any, Any]:
+        if mode not in ("sync", "async"):
+            raise ReinforceError(
+                f"vectorization_mode={mode} needs a registered environment; {self.name} is a callable: "
+                "set vectorization_mode='sync' or 'async'",
+                fields=("vectorization_mode",),
             )
-    except gym_error.DependencyNotInstalled as exc:
-        raise ReinforceError(
-            f"{env_id} needs an optional dependency ({str(exc).strip().splitlines()[0]}): install it first"
-        ) from None
-    except ImportError as exc:
-        raise ReinforceError(f"{env_id} needs a package that is not installed ({exc}): install it first") from None
-    except gym_error.Error as exc:
-        raise ReinforceError(
-            f"cannot vectorise {env_id} with vectorization_mode={vectorization_mode} ({exc}): "
-            "set vectorization_mode='sync'",
-            fields=("vectorization_mode",),
-        ) from None
+        functions = [functools.partial(self._one, render_mode)] * num_envs  # picklable for async workers
+        vector_class = SyncVectorEnv if mode == "sync" else AsyncVectorEnv
+        try:
+            with _workers_ignore_signals(mode == "async"):
+                envs: VectorEnv[Any, Any, Any] = vector_class(functions, autoreset_mode=AutoresetMode.NEXT_STEP)
+        except ReinforceError:
+            raise
+        except Exception as exc:  # spaces that differ between copies, a worker that failed to start, ...
+            raise ReinforceError(
+                f"cannot vectorise {self.name} ({first_line(exc)}): check that every call returns an "
+                "environment with the same spaces"
+            ) from None
+        return _finish(envs, self.name, mode)
+
+    def record(self) -> dict[str, Any]:
+        """What config.json says of the environment, and whether `source_from_record` can rebuild it.
+
+        ``{"id": ..., "kwargs": {...}, "wrappers": [...]}`` for a registered environment, ``{"entry_point":
+        "module:Class", ...}`` for an importable ``gymnasium.Env`` subclass, and ``"rebuildable": false`` with
+        the reason otherwise (a lambda, a function, a script's class, a vector env, kwargs that are not JSON,
+        a wrapper without an import path).
+        """
+        record: dict[str, Any] = {"name": self.name}
+        reasons = []
+        if self.env_id is not None:
+            record["id"] = self.env_id
+        elif self.spec is not None and _registered(self.spec):
+            record["id"] = self.spec.id
+        elif self.factory is not None and isinstance(self.factory, type):
+            entry_point = import_path(self.factory)
+            if entry_point is None:
+                reasons.append(f"{self.name} cannot be imported by another process")
+            record["entry_point"] = entry_point
+        elif self.vector_env is not None:
+            reasons.append("it was given as a vector env")
+        else:
+            reasons.append(f"{self.name} is not a registered id or an importable gymnasium.Env class")
+        try:
+            record["kwargs"] = json.loads(json.dumps(self.kwargs, allow_nan=False))
+        except (TypeError, ValueError):
+            record["kwargs"] = {key: repr(value) for key, value in self.kwargs.items()}
+            reasons.append("its env_kwargs are not JSON")
+        paths = [import_path(wrapper) for wrapper in self.wrappers]
+        record["wrappers"] = [path or repr(wrapper) for path, wrapper in zip(paths, self.wrappers, strict=True)]
+        if any(
+            path is None or not _is_wrapper_class(wrapper) for path, wrapper in zip(paths, self.wrappers, strict=True)
+        ):
+            reasons.append("a wrapper is not an importable gymnasium.Wrapper class")
+        record["rebuildable"] = not reasons
+        if reasons:
+            record["why_not"] = "; ".join(reasons)
+        return record
+
+
+def _is_wrapper_class(wrapper: object) -> bool:
+    return isinstance(wrapper, type) and issubclass(wrapper, gymnasium.Wrapper)
+
+
+def _registered(spec: EnvSpec) -> bool:
+    try:
+        return gymnasium.spec(spec.id) == spec
+    except gym_error.Error:
+        return False
+
+
+def _finish(envs: VectorEnv[Any, Any, Any], name: str, vectorization_mode: str) -> VectorEnv[Any, Any, Any]:
+    """Check next-step autoreset and flatten the observations of ``envs`` (see `EnvSource.make`)."""
     autoreset = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if autoreset != AutoresetMode.NEXT_STEP:
         envs.close()
+        fix = "set vectorization_mode='sync'" if vectorization_mode else "make it with autoreset_mode=NEXT_STEP"
         raise ReinforceError(
-            f"{env_id}'s vector env uses autoreset mode {autoreset}, reinforce needs next-step autoreset: "
-            "set vectorization_mode='sync'",
+            f"{name}'s vector env uses autoreset mode {autoreset}, reinforce needs next-step autoreset: {fix}",
             fields=("vectorization_mode",),
         )
     if isinstance(envs.single_observation_space, FLATTENED_OBSERVATION_SPACES):
@@ -127,69 +314,111 @@ def make_vec_env(
         except Exception as exc:  # a nested space Gymnasium cannot flatten (Graph, Sequence, ...)
             envs.close()
             raise ReinforceError(
-                f"cannot flatten {env_id}'s observation space {envs.single_observation_space} ({exc}): "
+                f"cannot flatten {name}'s observation space {envs.single_observation_space} ({exc}): "
                 "reinforce handles Box, Discrete, MultiDiscrete, MultiBinary and Dict/Tuple of them"
             ) from None
     return envs
 
 
-FLATTENED_OBSERVATION_SPACES = (spaces.Dict, spaces.Tuple, spaces.MultiDiscrete, spaces.MultiBinary)
-"""Observation spaces that `make_vec_env` flattens into a Box for the policy."""
+def _callable_name(value: object) -> str:
+    path = import_path(value)
+    if path is not None:
+        return path
+    return str(getattr(value, "__qualname__", None) or type(value).__name__)
 
 
-def _leading_dim(observation: Any) -> int:
-    if isinstance(observation, dict):
-        return _leading_dim(next(iter(observation.values())))
-    if isinstance(observation, tuple):
-        return _leading_dim(observation[0])
-    return len(observation)
+def env_source(
+    env: EnvLike, *, env_kwargs: Mapping[str, Any] | None = None, wrappers: Sequence[Wrapper] | None = None
+) -> EnvSource:
+    """Where ``env``'s environments come from (see `EnvLike`), checked now.
 
-
-def flatten_observations(space: spaces.Space[Any], observation: Any) -> tuple[np.ndarray[Any, Any], bool]:
-    """Flatten one observation of ``space`` (or a batch, as a vector env returns it) as the env wrapper does.
-
-    Returns:
-        The ``[B, features]`` flattened batch (``B = 1`` for one observation) and whether a batch was given.
-    """
-    if space.contains(observation):
-        return np.asarray(flatten(space, observation))[None], False
-    batched_space = batch_space(space, _leading_dim(observation))
-    return np.stack([np.asarray(flatten(space, item)) for item in iterate(batched_space, observation)]), True
-
-
-def observation_batch(envs: VectorEnv[Any, Any, Any], observation: Any) -> tuple[np.ndarray[Any, Any], bool]:
-    """One observation or a batch of them as the policy's ``[B, ...]`` input, and whether it was a batch.
-
-    Observations of the spaces that `make_vec_env` flattens are flattened the same way.
+    Args:
+        env: a registered id, an ``EnvSpec``, a callable returning a ``gymnasium.Env``, a vector env, or an
+            `EnvSource` (returned as it is).
+        env_kwargs: keyword arguments for ``gymnasium.make`` (ids and specs) or the callable.
+        wrappers: callables ``Env -> Env`` applied to every environment made.
 
     Raises:
-        ReinforceError: ``observation`` is not numeric, not finite, or neither of the single observation
-            space's shape nor a batch ``[B, *shape]`` with ``B >= 1``; the message names the expected shape.
+        ReinforceError: anything else (a ``gymnasium.Env`` instance, which cannot be copied, included), an
+            unknown id, env_kwargs or wrappers that do not fit.
     """
-    env_space = envs.unwrapped.single_observation_space
-    shape = tuple(envs.single_observation_space.shape or ())
-    expected = f"one observation of shape {shape} or a batch of shape (B, {', '.join(map(str, shape))}) with B >= 1"
-    if isinstance(env_space, FLATTENED_OBSERVATION_SPACES):
-        try:
-            observations, batched = flatten_observations(env_space, observation)
-        except (ValueError, TypeError, KeyError, IndexError, AssertionError, StopIteration):
+    if env_kwargs is not None and (
+        not isinstance(env_kwargs, Mapping) or not all(isinstance(k, str) for k in env_kwargs)
+    ):
+        raise ReinforceError(
+            f"env_kwargs must map names to values, got {env_kwargs!r}: pass a dict such as {{'size': 12}}",
+            fields=("env_kwargs",),
+        )
+    if wrappers is not None and (isinstance(wrappers, (str, bytes)) or not isinstance(wrappers, Sequence)):
+        raise ReinforceError(f"wrappers must be a list of callables Env -> Env, got {wrappers!r}", fields=("wrappers",))
+    for wrapper in wrappers or ():
+        if not callable(wrapper):
+            raise ReinforceError(f"the wrapper {wrapper!r} is not callable: give callables Env -> Env")
+    kwargs, chain = env_kwargs, tuple(wrappers or ())
+    if isinstance(env, EnvSource):
+        if env_kwargs or wrappers:
+            raise ReinforceError("an EnvSource carries its own env_kwargs and wrappers: do not pass them again")
+        return env
+    if isinstance(env, str):
+        if not env.strip():
+            raise ReinforceError(f"the environment id {env!r} is empty: pass one such as 'CartPole-v1'")
+        return EnvSource(env, env_id=env, spec=env_spec(env), kwargs=kwargs, wrappers=chain)
+    if isinstance(env, EnvSpec):
+        return EnvSource(env.id, spec=env, kwargs=kwargs, wrappers=chain)
+    if isinstance(env, VectorEnv):
+        if env_kwargs or wrappers:
             raise ReinforceError(
-                f"the observation does not fit the observation space {env_space}: give one observation of it "
-                "or a batch of them"
-            ) from None
-        if observations.shape[0] < 1:
-            raise ReinforceError(f"the observation batch is empty: give {expected}")
-    else:
-        try:
-            observations = np.asarray(observation)
-        except (ValueError, TypeError):
-            raise ReinforceError(f"the observation is not an array (a ragged list?): give {expected}") from None
-        if observations.dtype.kind not in "biuf":
-            raise ReinforceError(f"the observation is not numeric (dtype {observations.dtype}): give {expected}")
-        batched = observations.ndim == len(shape) + 1 and observations.shape[0] >= 1
-        if observations.shape != shape and not (batched and observations.shape[1:] == shape):
-            raise ReinforceError(f"the observation has shape {observations.shape}: give {expected}")
-        observations = observations if batched else observations[None]
-    if observations.dtype.kind == "f" and not np.isfinite(observations).all():
-        raise ReinforceError(f"the observation holds NaN or infinite values: give finite ones ({expected})")
-    return observations, batched
+                "env_kwargs and wrappers cannot apply to a vector env already made: make it with them",
+                fields=("env_kwargs", "wrappers"),
+            )
+        spec = getattr(env, "spec", None)
+        return EnvSource(spec.id if spec is not None else type(env).__name__, vector_env=env)
+    if isinstance(env, gymnasium.Env):
+        spec = env.spec
+        hint = f"its id {spec.id!r}, " if spec is not None and spec.id else ""
+        raise ReinforceError(
+            f"env is one gymnasium.Env instance ({type(env.unwrapped).__name__}), which cannot be copied into "
+            f"num_envs environments: pass {hint}its class or a function that makes it (lambda: ...)"
+        )
+    if callable(env):
+        return EnvSource(_callable_name(env), factory=env, kwargs=kwargs, wrappers=chain)
+    raise ReinforceError(f"env {env!r} is not an environment: pass {ACCEPTED}")
+
+
+def source_from_record(record: Mapping[str, Any]) -> EnvSource:
+    """Rebuild the `EnvSource` that `EnvSource.record` described (config.json's ``env``).
+
+    Only registered ids and importable ``gymnasium.Env`` / ``gymnasium.Wrapper`` classes are rebuilt; a
+    module named there is imported, as ``gymnasium.make("module:Env-v0")`` would.
+
+    Raises:
+        ReinforceError: the record says the environment is not rebuildable, or rebuilding it failed.
+    """
+    if not record.get("rebuildable", True):
+        raise ReinforceError(
+            f"the run's environment {record.get('name')!r} cannot be rebuilt from its run directory "
+            f"({record.get('why_not', 'not recorded')}): pass env= to reinforce.load or reinforce.resume"
+        )
+    kwargs = record.get("kwargs") or {}
+    wrapper_paths = record.get("wrappers") or []
+    if not isinstance(kwargs, dict) or not isinstance(wrapper_paths, list):
+        raise ReinforceError("the run's env record has malformed kwargs or wrappers")
+    wrappers = [import_class(path, gymnasium.Wrapper, "wrapper") for path in wrapper_paths]
+    if isinstance(record.get("id"), str):
+        return env_source(record["id"], env_kwargs=kwargs, wrappers=wrappers)
+    factory = import_class(record.get("entry_point"), gymnasium.Env, "environment class")
+    return env_source(factory, env_kwargs=kwargs, wrappers=wrappers)
+
+
+def make_vec_env(
+    env: EnvLike,
+    num_envs: int,
+    *,
+    vectorization_mode: str = "auto",
+    render_mode: str | None = None,
+) -> VectorEnv[Any, Any, Any]:
+    """``num_envs`` copies of ``env`` (see `EnvLike`) in one vector env with next-step autoreset.
+
+    ``env_source(env).make(...)``: see `EnvSource.make`.
+    """
+    return env_source(env).make(num_envs, vectorization_mode=vectorization_mode, render_mode=render_mode)

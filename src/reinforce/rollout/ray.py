@@ -32,7 +32,7 @@ from reinforce.core.batch import RolloutBatch, concatenate_batches
 from reinforce.core.policies import Policy, policy_from_config
 from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import collect
-from reinforce.rollout.envs import make_vec_env
+from reinforce.rollout.envs import EnvLike, env_source, make_vec_env
 from reinforce.rollout.ray_support import init_ray
 
 logger = logging.getLogger("reinforce")
@@ -71,16 +71,17 @@ class RolloutWorker:
     """What one Ray actor holds: a vector env and a CPU copy of the policy (a plain class, usable without Ray).
 
     Args:
-        env_id: the Gymnasium id (a ``module:Env-v0`` id imports ``module`` in the worker's process).
+        env: the environments' source (`reinforce.rollout.envs.EnvLike`: an id, where ``module:Env-v0`` imports
+            ``module`` in the worker's process, or a callable, which Ray pickles; not a vector env).
         hyperparameters: `TrainConfig.to_dict` of the learner's config.
         num_envs: environments of this worker's vector env.
     """
 
-    def __init__(self, env_id: str, hyperparameters: dict[str, Any], num_envs: int) -> None:
+    def __init__(self, env: EnvLike, hyperparameters: dict[str, Any], num_envs: int) -> None:
         config = TrainConfig.from_dict(hyperparameters)
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
-        self.envs = make_vec_env(env_id, num_envs, vectorization_mode=config.vectorization_mode)
+        self.envs = make_vec_env(env, num_envs, vectorization_mode=config.vectorization_mode)
         self.policy = policy_from_config(config, self.envs.single_observation_space, self.envs.single_action_space)
 
     def ready(self) -> int:
@@ -114,7 +115,8 @@ class RayRollouts:
             do not start (their environment cannot be made, or no CPUs come free within `START_TIMEOUT_S`).
     """
 
-    def __init__(self, env_id: str, config: TrainConfig, *, address: str | None = None) -> None:
+    def __init__(self, env: EnvLike, config: TrainConfig, *, address: str | None = None) -> None:
+        name = env_source(env).name
         self._ray = init_ray(address)
         cpus = self._ray.cluster_resources().get("CPU", 0)
         if cpus < config.workers:
@@ -126,7 +128,7 @@ class RayRollouts:
         self._actor = self._ray.remote(num_cpus=1, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)(
             RolloutWorker
         )
-        self._arguments = (env_id, config.to_dict(), worker_num_envs(config))
+        self._arguments = (env, config.to_dict(), worker_num_envs(config))
         self.workers = [self._actor.remote(*self._arguments) for _ in range(config.workers)]
         self.pids: list[int] = []
         """The process id of each worker, as of its last collection."""
@@ -135,7 +137,7 @@ class RayRollouts:
         except self._ray.exceptions.RayActorError as exc:
             self.close()
             raise ReinforceError(
-                f"the Ray workers could not start ({_last_line(exc)}): check that {env_id} can be made on every node"
+                f"the Ray workers could not start ({_last_line(exc)}): check that {name} can be made on every node"
             ) from None
         except self._ray.exceptions.GetTimeoutError:
             self.close()

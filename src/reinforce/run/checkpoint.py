@@ -215,14 +215,21 @@ class Checkpoint:
     """The state file's tensors (``module.*``, ``optimizer.*``, ``rng.torch``)."""
     optimizers: Any
     """checkpoint.json's ``optimizers`` document (param groups and scalar state), checked on restore."""
+    lr_scheduler: Any
+    """checkpoint.json's ``lr_scheduler`` (a user's scheduler's state dict), or None; checked on restore."""
     state_path: Path
     file: Path
     """checkpoint.json's path."""
 
-    def restore(self, modules: Mapping[str, nn.Module], optimizers: Mapping[str, Optimizer]) -> None:
-        """Load the modules, the optimizers and torch's RNG state; on an error they are left unusable."""
+    def restore(
+        self, modules: Mapping[str, nn.Module], optimizers: Mapping[str, Optimizer], lr_bounded: bool = True
+    ) -> None:
+        """Load the modules, the optimizers and torch's RNG state; on an error they are left unusable.
+
+        ``lr_bounded``: a saved learning rate may not exceed the optimizer's own (false under a user's scheduler).
+        """
         restore_modules(modules, self.tensors, self.state_path)
-        restore_optimizers(optimizers, self.optimizers, self.tensors, self.file)
+        restore_optimizers(optimizers, self.optimizers, self.tensors, self.file, lr_bounded)
         restore_rng(self.tensors, self.state_path)
 
 
@@ -289,6 +296,7 @@ def read_checkpoint(run_dir: Path) -> Checkpoint:
             recent_returns=_recent_returns(document, file),
             tensors=tensors,
             optimizers=document.get("optimizers"),
+            lr_scheduler=document.get("lr_scheduler"),
             state_path=run_dir / state_file,
             file=file,
         )

@@ -40,6 +40,19 @@ TEMP_PATTERN = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
 """The names `atomic_write` gives its temporary files: ``.NAME.`` + mkstemp's 8 random characters + ``.tmp``."""
 
 
+def run_path(run_dir: object, *, writing: bool = False) -> Path:
+    """``run_dir`` as a Path, or a `ReinforceError` naming what was passed instead of a directory path.
+
+    With ``writing``, an existing path that is not a directory (a file) is refused too.
+    """
+    if not isinstance(run_dir, (str, os.PathLike)) or not str(run_dir).strip():
+        raise ReinforceError(f"run_dir must be a directory path, got {run_dir!r}: pass e.g. 'runs/my-run'")
+    path = Path(run_dir)
+    if writing and path.exists() and not path.is_dir():
+        raise ReinforceError(f"run directory {path} is a file, not a directory: pass a directory (new or a run's)")
+    return path
+
+
 def _read_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)

@@ -55,13 +55,16 @@ def restore_modules(modules: Mapping[str, nn.Module], tensors: Mapping[str, torc
             ) from None
 
 
-def _check_group(saved: Any, current: dict[str, Any], path: Path, name: str) -> dict[str, Any]:
+def _check_group(saved: Any, current: dict[str, Any], path: Path, name: str, lr_bounded: bool) -> dict[str, Any]:
     """A saved param group, checked against the agent's own and converted back (lists to tuples).
 
     ``current`` is the group of an optimizer just built from the config: every hyperparameter but ``lr`` must
     equal its value (betas, eps, alpha, ... are the config's optimizer defaults), and ``lr`` must be finite,
-    > 0 and at most the configured one (a linear lr_schedule only lowers it).
+    > 0 and, if ``lr_bounded``, at most the configured one (a linear lr_schedule only lowers it; a user's
+    scheduler may raise it).
     """
+    if isinstance(saved, dict) and "initial_lr" in saved and "initial_lr" not in current:
+        saved = {key: value for key, value in saved.items() if key != "initial_lr"}  # a scheduler's, not loaded
     if not isinstance(saved, dict) or set(saved) != set(current):
         raise _damaged(path, f"has param_groups of optimizer {name!r} that do not match the config")
     restored: dict[str, Any] = {}
@@ -81,7 +84,7 @@ def _check_group(saved: Any, current: dict[str, Any], path: Path, name: str) -> 
         if key == "params":
             ok = given == value
         elif key == "lr":
-            ok = ok and math.isfinite(given) and 0 < given <= value
+            ok = ok and math.isfinite(given) and given > 0 and (given <= value or not lr_bounded)
         else:
             ok = ok and given == value
         if not ok:
@@ -120,8 +123,12 @@ def restore_optimizers(
     documents: Any,
     tensors: Mapping[str, torch.Tensor],
     path: Path,
+    lr_bounded: bool = True,
 ) -> None:
-    """Rebuild and load each optimizer's state dict, after checking its structure, shapes and dtypes."""
+    """Rebuild and load each optimizer's state dict, after checking its structure, shapes and dtypes.
+
+    ``lr_bounded``: a saved learning rate may not exceed the optimizer's own (see `_check_group`).
+    """
     if not isinstance(documents, dict) or set(documents) != set(optimizers):
         raise _damaged(path, f"does not hold the state of the optimizers {sorted(optimizers)}")
     for name, optimizer in optimizers.items():
@@ -133,7 +140,10 @@ def restore_optimizers(
             raise _damaged(path, f"has no valid param_groups for optimizer {name!r}")
         if not isinstance(saved_state, dict):
             raise _damaged(path, f"has no valid state for optimizer {name!r}")
-        groups = [_check_group(g, c, path, name) for g, c in zip(saved_groups, current["param_groups"], strict=True)]
+        groups = [
+            _check_group(g, c, path, name, lr_bounded)
+            for g, c in zip(saved_groups, current["param_groups"], strict=True)
+        ]
         parameters = [p for group in optimizer.param_groups for p in group["params"]]
         state: dict[int, dict[str, Any]] = {}
         for index_text, scalars in saved_state.items():

@@ -67,11 +67,11 @@ class VideoWriter:
 
         self.path = path
         self.num_frames = 0
-        options: dict[str, Any] = {"fps": fps}
+        options: dict[str, Any]
         if path.suffix.lower() == ".gif":
-            options["loop"] = 0
+            options = {"duration": 1000.0 / fps, "loop": 0}  # Pillow's GIF writer takes ms per frame, not fps
         else:
-            options["macro_block_size"] = 1  # keep the frame size as rendered
+            options = {"fps": fps, "macro_block_size": 1}  # keep the frame size as rendered
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = imageio.get_writer(path, **options)
@@ -89,9 +89,12 @@ class VideoWriter:
 
 
 def record_video(
-    env_id: str, act: Callable[[Any], Any], path: Path, episodes: int, seed: int | None
+    make_env: Callable[[str], Any], act: Callable[[Any, Any], Any], path: Path, episodes: int, seed: int | None
 ) -> tuple[list[float], list[int], int]:
-    """Play ``episodes`` episodes of ``env_id`` with ``act`` (one observation -> one action) into ``path``.
+    """Play ``episodes`` episodes of ``make_env("rgb_array")`` with ``act`` (see `record_episodes`).
+
+    ``make_env`` makes one environment with the given render mode (as
+    `reinforce.rollout.envs.EnvSource.make_one` does).
 
     One ``rgb_array``-rendering env plays them one after the other, the first reset with ``seed``. While it
     records, SDL (pygame's renderer) is told to use no display and no sound device (`headless_sdl`).
@@ -103,21 +106,19 @@ def record_video(
         ReinforceError: ``path`` is not an .mp4 or .gif file, the ``video`` extra is missing, or the env does
             not render frames.
     """
-    import gymnasium
-
     check_video_path(path)
     with headless_sdl():
-        return record_episodes(gymnasium.make(env_id, render_mode="rgb_array"), act, path, episodes=episodes, seed=seed)
+        return record_episodes(make_env("rgb_array"), act, path, episodes=episodes, seed=seed)
 
 
 def record_episodes(
-    env: Any, act: Callable[[Any], Any], path: Path, *, episodes: int, seed: int | None
+    env: Any, act: Callable[[Any, Any], Any], path: Path, *, episodes: int, seed: int | None
 ) -> tuple[list[float], list[int], int]:
     """Play ``episodes`` episodes of ``env`` (rendering ``rgb_array`` frames) with ``act`` and write them to ``path``.
 
     Args:
         env: a Gymnasium env made with ``render_mode="rgb_array"``; closed at the end.
-        act: the action for one observation.
+        act: the action for one observation and its ``info["action_mask"]`` (None where the info has none).
         path: the video file (``.mp4`` or ``.gif``).
         episodes: episodes, recorded one after the other.
         seed: the reset seed of the first episode.
@@ -131,11 +132,12 @@ def record_episodes(
         writer = VideoWriter(path, fps=float(env.metadata.get("render_fps") or 30))
         try:
             for episode in range(episodes):
-                observation, _ = env.reset(seed=seed if episode == 0 else None)
+                observation, info = env.reset(seed=seed if episode == 0 else None)
                 _append_frame(writer, env)
                 total, length, done = 0.0, 0, False
                 while not done:
-                    observation, reward, terminated, truncated, _ = env.step(act(observation))
+                    action = act(observation, info.get("action_mask"))
+                    observation, reward, terminated, truncated, info = env.step(action)
                     _append_frame(writer, env)
                     total += float(reward)
                     length += 1

@@ -1,0 +1,5 @@
+"""``python -m reinforce``: the ``reinforce`` command."""
+
+from reinforce.cli import main
+
+main()

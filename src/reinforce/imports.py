@@ -1,0 +1,83 @@
+"""Importing what a user names: their modules (``module:Env-v0``), and classes recorded in a run directory.
+
+A run directory may come from anywhere, so what it names is imported only as a class of an expected base
+(`import_class`): a function named there (``subprocess:run``) is never called.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+from reinforce.errors import ReinforceError
+
+
+def first_line(exc: BaseException) -> str:
+    """``"Type: first line of the message"`` of ``exc``, for one-line errors that quote a user's exception."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def import_module(module: str, what: str) -> None:
+    """Import ``module`` (finding modules in the current directory too), as ``gymnasium.make`` would for ``what``.
+
+    Raises:
+        ReinforceError: the module is not found, fails to import (any exception, a SyntaxError, a
+            ``sys.exit`` on import): one line naming it.
+    """
+    if not module:
+        raise ReinforceError(f"{what!r} has nothing before ':': write module:Env-v0, or the id alone")
+    added = os.getcwd() not in sys.path and "" not in sys.path
+    if added:  # `reinforce train mymodule:MyEnv-v0` finds mymodule.py where it is run, as `python -m` would
+        sys.path.append(os.getcwd())
+    try:
+        importlib.import_module(module)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the user's module: an error, a SyntaxError, or sys.exit() on import
+        raise ReinforceError(
+            f"cannot import {module!r} for {what!r} ({first_line(exc)}): check that the module imports "
+            "(it must be on PYTHONPATH or in the current directory)"
+        ) from None
+
+
+def import_path(value: object) -> str | None:
+    """``"module:qualname"`` of a module-level class or function that imports back to itself; else None.
+
+    Lambdas, nested functions and what a script (``__main__``) defines have none: another process cannot
+    import them.
+    """
+    module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or module == "__main__" or "<" in qualname:
+        return None
+    try:
+        found: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except Exception:
+        return None
+    return f"{module}:{qualname}" if found is value else None
+
+
+def import_class(path: object, base: type, what: str) -> Any:
+    """The class at ``path`` (``module:qualname``) if it is a subclass of ``base``, for what a run directory names.
+
+    Only classes of ``base`` are rebuilt from a run directory: a function named there could be anything
+    (``subprocess:run``), and a run directory may come from anywhere.
+    """
+    if not isinstance(path, str) or path.count(":") != 1:
+        raise ReinforceError(f"the run's {what} {path!r} is not a module:qualname path")
+    module, qualname = path.split(":")
+    import_module(module, path)
+    found: Any = sys.modules[module]
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if not (isinstance(found, type) and issubclass(found, base)):
+        raise ReinforceError(
+            f"the run's {what} {path!r} is not a {base.__module__.rsplit('.', 1)[0]}.{base.__name__} class: only those "
+            "are rebuilt from "
+            "a run directory"
+        )
+    return found

@@ -1,0 +1,92 @@
+"""A user's own networks: a policy body, a value network, a whole policy; saved, loaded and trained on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Categorical, Distribution
+
+import reinforce
+from reinforce import Reinforce, ReinforceError
+
+
+def tanh_body() -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 16), nn.Tanh())
+
+
+class LogitsPolicy(nn.Module):
+    """A whole CartPole policy: raw observations -> Categorical over the two actions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+
+    def forward(self, observations: torch.Tensor) -> Distribution:
+        return Categorical(logits=self.net(observations.float()))
+
+
+def test_a_custom_body_gets_the_head_for_the_action_space_and_trains(tmp_path: Path) -> None:
+    agent = Reinforce("CartPole-v1", network=tanh_body, seed=0, num_envs=4)
+    head = agent.policy.body[-1]
+    assert isinstance(head, nn.Linear) and (head.in_features, head.out_features) == (16, 2)
+    assert any(isinstance(module, nn.Tanh) for module in agent.policy.modules())
+    agent.learn(2_000, run_dir=tmp_path / "run")
+    observations = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    expected = agent.predict(observations, deterministic=True)[0]
+    agent.close()
+    with pytest.raises(ReinforceError, match=r"trained with network: pass network=\.\.\."):
+        reinforce.load(tmp_path / "run")
+    loaded = reinforce.load(tmp_path / "run", network=tanh_body)
+    np.testing.assert_array_equal(loaded.predict(observations, deterministic=True)[0], expected)
+    loaded.close()
+
+
+def test_a_custom_body_on_a_continuous_env_with_a_state_dependent_log_std() -> None:
+    agent = Reinforce(
+        "toy/Continuous-v0", network=nn.Sequential(nn.Linear(3, 8), nn.Tanh()), log_std="state_dependent", seed=0
+    )
+    assert agent.policy.body[-1].out_features == 4  # two means and two log-stds
+    agent.update()
+    agent.close()
+
+
+def test_a_custom_value_network_is_the_baselines() -> None:
+    agent = Reinforce("CartPole-v1", baseline="value", value_network=tanh_body(), seed=0, num_envs=4)
+    value_modules = agent.state()[0]["value"]
+    assert any(isinstance(module, nn.Tanh) for module in value_modules.modules())
+    agent.update()
+    agent.close()
+    with pytest.raises(ReinforceError, match=r"set baseline='value'"):
+        Reinforce("CartPole-v1", value_network=tanh_body())
+
+
+def test_a_whole_policy_trains_saves_and_loads(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    agent = Reinforce("CartPole-v1", policy=LogitsPolicy(), seed=0, num_envs=4)
+    agent.learn(2_000, run_dir=tmp_path / "run")
+    observations = np.random.default_rng(1).normal(size=(16, 4)).astype(np.float32)
+    expected = agent.predict(observations, deterministic=True)[0]
+    agent.close()
+    loaded = reinforce.load(tmp_path / "run", policy=LogitsPolicy())
+    np.testing.assert_array_equal(loaded.predict(observations, deterministic=True)[0], expected)
+    loaded.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"network": 3}, "network must be a torch.nn.Module"),
+        ({"network": nn.Linear(7, 3)}, r"network fails on a batch of 4 features"),
+        ({"network": nn.Flatten(0)}, r"network returned \(8,\)"),
+        ({"policy": nn.Linear(4, 2)}, "policy returned Tensor, not a torch.distributions.Distribution"),
+        ({"policy": LogitsPolicy(), "normalize_observations": True}, "set normalize_observations=False"),
+        ({"network": tanh_body, "backend": "ray", "workers": 2}, "backend='local'"),
+    ],
+)
+def test_networks_that_do_not_fit_are_one_error(kwargs: dict, message: str) -> None:
+    with pytest.raises(ReinforceError, match=message):
+        Reinforce("CartPole-v1", num_envs=2, **kwargs)
