@@ -65,6 +65,7 @@ OPTION_SECTIONS = {
     "--log-std": "Continuous-action options",
     "--log-std-init": "Continuous-action options",
     # where the episodes are collected and the tensors computed
+    "--env-kwargs": "Environment and compute options",
     "--num-envs": "Environment and compute options",
     "--vectorization-mode": "Environment and compute options",
     "--device": "Environment and compute options",
