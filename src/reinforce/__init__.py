@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr
     from reinforce.errors import ReinforceError as ReinforceError
     from reinforce.errors import RunDirectoryBusy as RunDirectoryBusy
     from reinforce.errors import TrainingInterrupted as TrainingInterrupted
+    from reinforce.export import export_policy as export_policy
     from reinforce.rollout.collect import collect as collect
     from reinforce.saved import load as load
     from reinforce.saved import resume as resume
@@ -42,6 +43,7 @@ _MODULES = {
     "TrainingInterrupted": "errors",
     "collect": "rollout.collect",
     "discounted_returns": "core.returns",
+    "export_policy": "export",
     "load": "saved",
     "make_policy": "core.policies",
     "reinforce_loss": "core.loss",

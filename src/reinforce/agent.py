@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -30,7 +29,9 @@ from reinforce.core.device import resolve_device, torch_threads
 from reinforce.core.loss import update_policy
 from reinforce.core.optim import (
     Optimizer,
+    OptimizerFactory,
     SchedulerFactory,
+    check_learning_rates,
     json_state,
     make_optimizer,
     make_scheduler,
@@ -131,7 +132,7 @@ class Reinforce:
         source = env_source(env, env_kwargs=env_kwargs, wrappers=wrappers)
         values, factory = split_optimizer(dict(overrides))
         modules = {"network": network, "value_network": value_network, "policy": policy}
-        custom = {**modules, "optimizer": factory, "optimizer_kwargs": optimizer_kwargs, "lr_scheduler": lr_scheduler}
+        custom = user_objects(network, value_network, policy, factory, optimizer_kwargs, lr_scheduler)
         resolved = resolve(source.env_id, preset=preset, overrides=values, base=config)
         if source.vector_env is not None and source.vector_env.num_envs != resolved.num_envs:
             resolved = TrainConfig.from_dict({**resolved.to_dict(), "num_envs": source.vector_env.num_envs})
@@ -196,14 +197,7 @@ class Reinforce:
         """
         agent = cls.__new__(cls)
         values, factory = split_optimizer(dict(overrides))
-        custom = {
-            "network": network,
-            "value_network": value_network,
-            "policy": policy,
-            "optimizer": factory,
-            "optimizer_kwargs": optimizer_kwargs,
-            "lr_scheduler": lr_scheduler,
-        }
+        custom = user_objects(network, value_network, policy, factory, optimizer_kwargs, lr_scheduler)
         agent._build(name, resolve(None, overrides=values, base=config), seed, observation_space, action_space, custom)
         agent.env_source = None
         agent.envs = None
@@ -366,11 +360,7 @@ class Reinforce:
         losses = self.train_on_batch(batch)
         if self.lr_scheduler is not None:
             self.lr_scheduler.step()
-            for group in self.optimizer.param_groups:
-                if not (isinstance(group["lr"], (int, float)) and math.isfinite(group["lr"]) and group["lr"] > 0):
-                    raise ReinforceError(
-                        f"the lr_scheduler set the learning rate to {group['lr']!r}: it must stay finite and > 0"
-                    )
+            check_learning_rates(self.optimizer, "the lr_scheduler")
         if self.config.normalize_observations:
             # after the step, so that one batch is collected and trained on with the same statistics
             self.policy.encoder.update_normalization(batch.observations[batch.mask])
@@ -557,8 +547,8 @@ class Reinforce:
                 "total_steps": total_steps,
                 "reward_threshold": self.reward_threshold,
                 "hyperparameters": self.config.to_dict(),
-                "custom_modules": self.custom_modules,
-                "custom_optimizer": self.optimizer_record,
+                **({"custom_modules": self.custom_modules} if self.custom_modules else {}),
+                **({"custom_optimizer": self.optimizer_record} if self.optimizer_record else {}),
             },
         )
 
@@ -596,6 +586,25 @@ class Reinforce:
         if self._rollouts is not None:
             self._rollouts.close()
             self._rollouts = None
+
+
+def user_objects(
+    network: Network | None = None,
+    value_network: Network | None = None,
+    policy: nn.Module | None = None,
+    optimizer: OptimizerFactory | None = None,
+    optimizer_kwargs: Mapping[str, Any] | None = None,
+    lr_scheduler: SchedulerFactory | None = None,
+) -> dict[str, Any]:
+    """The user's own objects that `Reinforce` takes, by their keyword names (None where not given)."""
+    return {
+        "network": network,
+        "value_network": value_network,
+        "policy": policy,
+        "optimizer": optimizer,
+        "optimizer_kwargs": optimizer_kwargs,
+        "lr_scheduler": lr_scheduler,
+    }
 
 
 def summarize(returns: list[float], lengths: list[int], deterministic: bool) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from reinforce.agent import CUSTOM_MODULES, Reinforce
+from reinforce.agent import CUSTOM_MODULES, Reinforce, user_objects
 from reinforce.config import TrainConfig, check_seed
 from reinforce.core.device import resolve_device
 from reinforce.core.optim import OptimizerFactory, SchedulerFactory
@@ -192,14 +192,7 @@ def load(
             f"{path} has no checkpoint yet (training stopped before the first one): "
             f"resume it with `reinforce train --resume {path}`"
         )
-    custom = {
-        "network": network,
-        "value_network": value_network,
-        "policy": policy,
-        "optimizer": optimizer,
-        "optimizer_kwargs": optimizer_kwargs,
-        "lr_scheduler": lr_scheduler,
-    }
+    custom = user_objects(network, value_network, policy, optimizer, optimizer_kwargs, lr_scheduler)
     agent = _agent_from_config(path, device, ray_address, env, custom)
     try:
         checkpoint = read_checkpoint(path)
@@ -278,12 +271,5 @@ def resume(
             optimizer_kwargs=optimizer_kwargs,
             lr_scheduler=lr_scheduler,
         )
-    custom = {
-        "network": network,
-        "value_network": value_network,
-        "policy": policy,
-        "optimizer": optimizer,
-        "optimizer_kwargs": optimizer_kwargs,
-        "lr_scheduler": lr_scheduler,
-    }
+    custom = user_objects(network, value_network, policy, optimizer, optimizer_kwargs, lr_scheduler)
     return _agent_from_config(path, device, ray_address, env, custom)

@@ -21,7 +21,15 @@ from reinforce.errors import ReinforceError
 
 CONFIG_FILE_KEYS = ("env_id", "env_kwargs", "seed", "total_steps", "hyperparameters")
 """Keys a config file may set; a saved config.json also has these (and others, which are informational)."""
-INFORMATIONAL_KEYS = ("format_version", "reward_threshold", "versions", "env", "spaces", "custom_modules")
+INFORMATIONAL_KEYS = (
+    "format_version",
+    "reward_threshold",
+    "versions",
+    "env",
+    "spaces",
+    "custom_modules",
+    "custom_optimizer",
+)
 """Keys of a saved config.json that a config file may carry but that do not configure anything."""
 
 

@@ -19,6 +19,7 @@ LAYERS = {
     "run": 4,
     "agent": 5,
     "saved": 6,
+    "export": 6,
     "training": 6,
     "sweep": 7,
     "cli": 8,

@@ -1,4 +1,4 @@
-"""The ``reinforce`` command: ``train`` (and ``train --resume``), ``eval``, ``plot``, ``config`` and ``sweep``.
+"""The ``reinforce`` command: ``train`` (and ``--resume``), ``eval``, ``plot``, ``config``, ``sweep``, ``export``.
 
 Every `TrainConfig` field is a ``train`` flag with the same name (``num_envs`` -> ``--num-envs``) and the
 field's docstring as help. Bad input ends with one line on stderr, ``reinforce: error: ...``, and exit 2;

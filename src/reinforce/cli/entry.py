@@ -8,7 +8,7 @@ from typing import NoReturn
 
 import click
 
-from reinforce.cli import show, sweep, train  # noqa: F401 (importing them registers the commands)
+from reinforce.cli import export, show, sweep, train  # noqa: F401 (importing them registers the commands)
 from reinforce.cli.app import CtrlC, cli
 from reinforce.cli.options import flag_text
 from reinforce.errors import ReinforceError, TrainingInterrupted

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.vector import VectorEnv
-from torch import Tensor
+from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent
 
 from reinforce.core.batch import RolloutBatch
@@ -35,32 +35,68 @@ from reinforce.imports import first_line
 from reinforce.rollout.masks import env_name, info_action_masks, mask_width, step_action_masks
 
 
+class EnvActions(nn.Module):
+    """Maps a batch of the policy's actions ``[N, ...]`` to the env's actions, in torch.
+
+    The one definition of that mapping: `collect` and `Reinforce.predict` run it (through `numpy`), and an
+    exported policy (`reinforce.export`) contains it. ``Discrete`` and ``MultiDiscrete`` actions are shifted by
+    the space's ``start`` (and reshaped to a MultiDiscrete space's shape); ``MultiBinary`` bits are reshaped.
+    ``Box`` actions are reshaped to the space's shape, then with ``squash="clip"`` clipped to its bounds (the
+    unclipped sample is the one whose log-prob is trained on), with ``squash="tanh"`` mapped from the
+    pre-squash value ``u`` to ``low + (tanh(u) + 1) / 2 * (high - low)`` (in float64). The result is int64
+    for the discrete spaces and float64 for Box; `numpy` casts it to the space's dtype.
+
+    Raises:
+        ReinforceError: an action space reinforce has no policy for.
+    """
+
+    start: Tensor | None
+    low: Tensor
+    high: Tensor
+
+    def __init__(self, action_space: spaces.Space[Any], squash: str = "clip") -> None:
+        super().__init__()
+        if not isinstance(action_space, (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Box)):
+            raise unsupported_action_space(action_space)
+        self.action_space = action_space
+        self.shape = tuple(action_space.shape or ())
+        self.squash = squash
+        if isinstance(action_space, (spaces.Discrete, spaces.MultiDiscrete)):
+            start = np.asarray(action_space.start, dtype=np.int64)
+            self.register_buffer("start", torch.as_tensor(start) if start.any() else None, persistent=False)
+        if isinstance(action_space, spaces.Box):
+            self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float64), persistent=False)
+            self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float64), persistent=False)
+
+    def forward(self, actions: Tensor) -> Tensor:
+        """The env's actions (int64, or float64 for Box) for the policy's actions ``[N, ...]``."""
+        if isinstance(self.action_space, spaces.Discrete):
+            indices = actions.long()
+            return indices if self.start is None else indices + self.start
+        shaped = actions.reshape((-1, *self.shape))
+        if isinstance(self.action_space, spaces.MultiDiscrete):
+            return shaped.long() if self.start is None else shaped.long() + self.start
+        if isinstance(self.action_space, spaces.MultiBinary):
+            return shaped.long()
+        values = shaped.double()
+        if self.squash == "tanh":
+            values = self.low + (torch.tanh(values) + 1.0) / 2.0 * (self.high - self.low)
+        return torch.clamp(values, self.low, self.high)
+
+    def numpy(self, actions: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """The env's actions for a NumPy batch of the policy's actions, in the action space's dtype."""
+        if isinstance(self.action_space, spaces.Discrete) and self.start is None:  # the mapping is the identity
+            return np.asarray(actions).astype(self.action_space.dtype, copy=False)
+        # forward, not __call__: no hooks to run, and this is once per vector step of every collection
+        env_actions: np.ndarray[Any, Any] = self.forward(torch.from_numpy(np.asarray(actions))).numpy()
+        return env_actions.astype(self.action_space.dtype, copy=False)
+
+
 def to_env_actions(
     actions: np.ndarray[Any, Any], action_space: spaces.Space[Any], squash: str = "clip"
 ) -> np.ndarray[Any, Any]:
-    """Map a batch of policy actions ``[N, ...]`` to what the vector env expects.
-
-    ``Discrete`` and ``MultiDiscrete`` actions are shifted by the space's ``start`` (and reshaped to a
-    MultiDiscrete space's shape); ``MultiBinary`` bits are reshaped and cast to the space's dtype. ``Box``
-    actions are reshaped to the space's shape, then with ``squash="clip"`` clipped to its bounds (the
-    unclipped sample is the one whose log-prob is trained on), with ``squash="tanh"`` mapped from the
-    pre-squash value ``u`` to ``low + (tanh(u) + 1) / 2 * (high - low)``.
-    """
-    if isinstance(action_space, spaces.Discrete):
-        return actions + int(action_space.start) if action_space.start else actions
-    if isinstance(action_space, spaces.MultiDiscrete):
-        indices: np.ndarray[Any, Any] = actions.reshape((actions.shape[0], *action_space.shape)) + action_space.start
-        return indices.astype(action_space.dtype, copy=False)
-    if isinstance(action_space, spaces.MultiBinary):
-        return actions.reshape((actions.shape[0], *action_space.shape)).astype(action_space.dtype)
-    if isinstance(action_space, spaces.Box):
-        shaped = actions.reshape((actions.shape[0], *action_space.shape))
-        if squash == "tanh":
-            low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
-            squashed = low + (np.tanh(shaped.astype(np.float64)) + 1.0) / 2.0 * (high - low)
-            return np.clip(squashed, action_space.low, action_space.high).astype(action_space.dtype)
-        return np.clip(shaped, action_space.low, action_space.high).astype(action_space.dtype, copy=False)
-    raise unsupported_action_space(action_space)
+    """Map a batch of policy actions ``[N, ...]`` to what the vector env expects (see `EnvActions`)."""
+    return EnvActions(action_space, squash).numpy(actions)
 
 
 def sample_actions(distribution: Distribution, deterministic: bool = False) -> Tensor:
@@ -193,6 +229,7 @@ def collect(
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
     num_envs = envs.num_envs
     action_space = envs.single_action_space
+    env_actions = EnvActions(action_space, policy.action_squash)
     observations, infos = _reset(envs, seed)
     masks = info_action_masks(infos, action_space, envs)
     step_masks: list[np.ndarray[Any, Any] | None] = []
@@ -216,9 +253,7 @@ def collect(
             distribution = policy(torch.as_tensor(observations, device=device), mask_tensor)
             actions = sample_actions(distribution, deterministic).cpu().numpy()
             _check_actions(actions, observations, envs)
-            next_observations, rewards, terminated, truncated, infos = _step(
-                envs, to_env_actions(actions, action_space, policy.action_squash)
-            )
+            next_observations, rewards, terminated, truncated, infos = _step(envs, env_actions.numpy(actions))
             masks = info_action_masks(infos, action_space, envs)
             # a time limit that falls on a terminal step is a termination: the state really is terminal
             truncated = truncated & ~terminated
