@@ -2,8 +2,9 @@
 
 `learn` drives a `reinforce.agent.Reinforce`: it claims the run directory, logs every update
 (`reinforce.run.metrics.RunLog`), calls the callbacks (`reinforce.callbacks`), commits a checkpoint every
-``checkpoint_every`` updates and at the end, and turns SIGINT and SIGTERM into a clean stop (`StopSignals`).
-`finish_run` draws the curve, evaluates and writes evaluation.json, for ``reinforce train`` and every sweep trial.
+``checkpoint_every`` updates and at the end, and turns SIGINT, SIGTERM and SIGHUP into a clean stop
+(`StopSignals`). `finish_run` draws the curve, evaluates and writes evaluation.json, for ``reinforce train`` and
+every sweep trial.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ def learn(
 
     A callback that returns False calls the training off (see ``callback``).
 
-    SIGINT and SIGTERM are caught while this runs (the previous handlers are put back afterwards): the current
-    update is finished, the checkpoint and metrics are written, and `TrainingInterrupted` is raised. A second
-    signal abandons the update at once (the last checkpoint stays as it was).
+    SIGINT, SIGTERM and SIGHUP (the terminal closed) are caught while this runs (the previous handlers are put
+    back afterwards): the current update is finished, the checkpoint and metrics are written, and
+    `TrainingInterrupted` is raised. A second signal abandons the update at once (the last checkpoint stays as
+    it was).
 
     Args:
         agent: the agent to train (`reinforce.agent.Reinforce.learn` calls this with itself).
@@ -66,7 +68,9 @@ def learn(
             update and of episodes.csv per episode, a checkpoint every ``checkpoint_every`` updates and at the
             end. A directory holding this agent's own earlier checkpoint (see `reinforce.resume`) is continued:
             rows after the agent's update count are dropped first, so none is duplicated.
-        progress_bar: show a progress bar on stderr (mean return of the last 100 episodes, steps/s, ETA).
+        progress_bar: show a progress bar on stderr: env steps done of the budget, one speed (env steps per
+            second of wall time, smoothed, checkpoints and logging included), the time left and the mean return
+            of the last 100 episodes.
         checkpoint_every: write a checkpoint every this many updates (0: only at the end); needs run_dir.
         tensorboard: also write the metrics as TensorBoard scalars to ``run_dir/tensorboard`` (needs the
             ``tensorboard`` extra: ``pip install 'reinforce[tensorboard]'``).
@@ -81,7 +85,7 @@ def learn(
         The agent.
 
     Raises:
-        TrainingInterrupted: SIGINT or SIGTERM arrived; the checkpoint was written first.
+        TrainingInterrupted: SIGINT, SIGTERM or SIGHUP arrived; the checkpoint was written first.
         RunDirectoryBusy: another process is training ``run_dir`` (only one may at a time: this call holds a
             lock on it until it returns); nothing was written.
         ReinforceError: an invalid argument, or ``run_dir`` holds another run.
@@ -159,11 +163,8 @@ def _train(
                     schedule_learning_rates(agent, agent.num_env_steps / target)
                 metrics = agent.update()
                 bar.update(min(agent.num_env_steps, target) - bar.n)
-                bar.set_postfix(
-                    return_100=f"{metrics['charts/episode_return_mean_100']:.1f}",
-                    steps_per_s=f"{metrics['perf/steps_per_s']:.0f}",
-                    refresh=False,
-                )
+                # one speed on the bar, tqdm's (see `learn`); each update's alone is metrics.csv's perf/steps_per_s
+                bar.set_postfix(return_100=f"{metrics['charts/episode_return_mean_100']:.1f}", refresh=False)
                 if log is not None:
                     log.write(metrics)
                 called_off = not run_callbacks(callbacks, agent, metrics)
@@ -207,8 +208,13 @@ def claim(agent: Reinforce, run_dir: Path) -> None:
     refuse_foreign_checkpoint(run_dir, own)
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+"""The signals that `StopSignals` turns into a clean stop: Ctrl-C, ``kill``, and a closed terminal or SSH session
+(SIGHUP, where the platform has it: not on Windows)."""
+
+
 class StopSignals:
-    """While active, SIGINT and SIGTERM ask the learn loop to stop after the current update.
+    """While active, `STOP_SIGNALS` (SIGINT, SIGTERM, SIGHUP) ask the learn loop to stop after the current update.
 
     The first signal is recorded in `signal_number` (the loop finishes its update, commits and stops); a second
     one raises `TrainingInterrupted` at once, naming the last checkpoint written. The previous handlers are put
@@ -232,7 +238,7 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
-            for signal_number in (signal.SIGINT, signal.SIGTERM):
+            for signal_number in STOP_SIGNALS:
                 # None: the handler was not set from Python; restoring the default is the closest
                 self._previous[signal_number] = signal.signal(signal_number, self._handle) or signal.SIG_DFL
         return self

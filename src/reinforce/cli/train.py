@@ -12,6 +12,7 @@ import click
 
 from reinforce.cli.app import TRAINING_MODULES, cli, import_long_lived
 from reinforce.cli.options import (
+    BUDGET_OVERSHOOT,
     DEFAULT_TOTAL_STEPS,
     address_option,
     checkpoint_every_option,
@@ -23,6 +24,7 @@ from reinforce.cli.options import (
     hyperparameter_options,
     run_settings,
 )
+from reinforce.cli.sections import SectionedCommand
 from reinforce.config import MAX_SEED
 from reinforce.errors import ReinforceError
 
@@ -46,7 +48,7 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
             candidate = base.with_name(f"{base.name}-{number}")
 
 
-@cli.command()
+@cli.command(cls=SectionedCommand)
 @click.argument("env_id", required=False)
 @config_option
 @env_kwargs_option
@@ -55,13 +57,14 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
     "--total-steps",
     type=click.IntRange(min=0),
     default=None,
-    help=f"Env-step budget [default: {DEFAULT_TOTAL_STEPS}].",
+    help=f"Env-step budget; {BUDGET_OVERSHOOT} [default: {DEFAULT_TOTAL_STEPS}].",
 )
 @click.option(
     "--run-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Where to write the run (must not exist or be empty) [default: runs/ENV_ID-seedS-TIME].",
+    help="Where to write the run (must not exist or be empty) [default: runs/ENV_ID-seedS-TIME with --seed, "
+    "runs/ENV_ID-TIME without].",
 )
 @eval_episodes_option(
     "Deterministic evaluation episodes after training (0 to skip), and of each evaluation with --eval-every."
@@ -113,7 +116,8 @@ def train(
 ) -> None:
     """Train a policy on ENV_ID (a Gymnasium id such as CartPole-v1) and write a run directory.
 
-    SIGINT (Ctrl-C) or SIGTERM finishes the current update, saves a checkpoint and exits with 130 or 143;
+    SIGINT (Ctrl-C), SIGTERM or SIGHUP finishes the current update, saves a checkpoint and exits with 130, 143
+    or 129;
     `reinforce train --resume RUN_DIR` then continues exactly where the run stopped.
     """
     from reinforce.run.plotting import PlotProcess
@@ -293,7 +297,8 @@ def _finished(agent: Any, run_dir: Path, total_steps: int) -> str | None:
 def _evaluation_line(evaluation: dict[str, Any]) -> str:
     mode = "deterministic" if evaluation["deterministic"] else "stochastic"
     return (
-        f"evaluation over {evaluation['episodes']} episodes ({mode}): mean return "
+        f"evaluation over {evaluation['episodes']} episode{'' if evaluation['episodes'] == 1 else 's'} ({mode}): "
+        "mean return "
         f"{evaluation['mean_return']:.2f} ± {evaluation['std_return']:.2f} "
         f"(min {evaluation['min_return']:.2f}, max {evaluation['max_return']:.2f}), "
         f"mean length {evaluation['mean_length']:.1f}"
