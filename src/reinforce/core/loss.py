@@ -19,7 +19,7 @@ from reinforce.core.batch import RolloutBatch
 from reinforce.core.guards import check_finite_step
 from reinforce.core.optim import Optimizer
 from reinforce.core.policies import Policy
-from reinforce.core.returns import episode_ids, episode_steps
+from reinforce.core.textbook import linear_softmax_per_step, per_step_order
 
 
 def score_function_surrogate(log_probs: Tensor, f: Tensor, baseline: Tensor | float | None = None) -> Tensor:
@@ -165,6 +165,7 @@ def update_policy(
     ``config.update="batch"`` takes one step on the whole batch. ``"per_step"`` is the textbook loop: for
     each episode in turn and each of its steps t in order, one step on ``-w_t * log pi(a_t|s_t)`` (the
     policy re-evaluated after every step; ``loss_reduction`` does not apply, each step is its own update).
+    A linear softmax policy with plain SGD takes those steps in closed form (`linear_softmax_per_step`).
     """
     if config.update == "batch":
         optimizer.zero_grad(set_to_none=True)
@@ -175,13 +176,12 @@ def update_policy(
             "losses/entropy": float(entropy.item()),
             "losses/grad_norm": grad_norm,
         }
+    closed_form = linear_softmax_per_step(policy, optimizer, batch, weights_TN, config)
+    if closed_form is not None:
+        return closed_form
     device = next(policy.parameters()).device
-    ids, _ = episode_ids(batch.dones, batch.mask)
-    steps = episode_steps(batch.dones, batch.mask)
-    positions = batch.mask.nonzero()  # [B, 2] (t, n), in time order
-    keys = ids[batch.mask] * (int(steps.max()) + 1) + steps[batch.mask]
     losses, entropies, norms = [], [], []
-    for t, n in positions[torch.argsort(keys)].tolist():
+    for t, n in per_step_order(batch).tolist():
         masks = None if batch.action_masks is None else batch.action_masks[t, n][None].to(device)
         distribution = policy(batch.observations[t, n][None].to(device), masks)
         log_prob = distribution.log_prob(batch.actions[t, n][None].to(device))

@@ -1,0 +1,47 @@
+"""Sutton & Barto's short corridor (Example 13.1) as a Gymnasium environment, registered as ``ShortCorridor-v0``.
+
+Three non-terminal cells and a goal on the right. Actions: 0 = left, 1 = right; in the second cell they are
+reversed; moving left in the first cell stays there. Every step costs -1. All states look the same: the
+observation is always ``[0.0]``, so a linear softmax policy (``hidden_sizes=()``) has logits equal to its
+bias, the book's ``theta`` with the features ``x(s, left) = [1, 0]``, ``x(s, right) = [0, 1]``.
+
+    reinforce train short_corridor_env:ShortCorridor-v0 --update per_step --optimizer sgd --lr 0.000122 ...
+
+(from this folder); benchmarks/short_corridor.py runs the book's Figure 13.1 with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+LEFT, RIGHT = 0, 1
+GOAL = 3
+
+
+class ShortCorridor(gymnasium.Env[np.ndarray, np.int64]):
+    """The short corridor with switched actions: reward -1 per step until the goal (cell 3) is reached."""
+
+    def __init__(self) -> None:
+        self.observation_space = gymnasium.spaces.Box(0.0, 0.0, shape=(1,), dtype=np.float32)
+        self.action_space = gymnasium.spaces.Discrete(2)
+        self.cell = 0
+        self._observation = np.zeros(1, dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.cell = 0
+        return self._observation.copy(), {}
+
+    def step(self, action: np.int64) -> tuple[np.ndarray, float, bool, bool, dict]:
+        right = int(action) == RIGHT
+        if self.cell == 1:  # the switched cell
+            right = not right
+        self.cell = self.cell + 1 if right else max(self.cell - 1, 0)
+        return self._observation.copy(), -1.0, self.cell == GOAL, False, {}
+
+
+if "ShortCorridor-v0" not in gymnasium.registry:
+    gymnasium.register("ShortCorridor-v0", entry_point=ShortCorridor)
