@@ -117,11 +117,13 @@ def episode_steps(dones: Tensor, mask: Tensor) -> Tensor:
     if dones.shape != mask.shape:
         raise ValueError(f"dones {tuple(dones.shape)} and mask {tuple(mask.shape)} must have one shape")
     dones, mask = dones.bool(), mask.bool()
-    steps = torch.zeros(mask.shape, dtype=torch.long)
-    counter = torch.zeros(mask.shape[1:], dtype=torch.long)
-    for t in range(mask.shape[0]):
-        steps[t] = counter
-        counter = torch.where(dones[t] & mask[t], torch.zeros_like(counter), counter + mask[t].long())
+    if mask.shape[0] == 0:
+        return torch.zeros(mask.shape, dtype=torch.long)
+    counted = mask.long().cumsum(0)  # valid steps up to and including t
+    # the count at the last episode end at or before t (counts never decrease, so a running max finds it)
+    at_ends = torch.where(dones & mask, counted, torch.zeros_like(counted)).cummax(0).values
+    before = torch.cat([torch.zeros_like(at_ends[:1]), at_ends[:-1]])  # ... strictly before t
+    steps = counted - mask.long() - before
     return torch.where(mask, steps, torch.zeros_like(steps))
 
 

@@ -13,7 +13,10 @@ parameters' dtype, about a hundred times faster than the general loop of `reinfo
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -53,6 +56,57 @@ def linear_softmax_layer(policy: Policy) -> nn.Linear | None:
     if len(parameters) != 2 or parameters[0] is not layer.weight or parameters[1] is not layer.bias:
         return None  # the encoder learns (a CNN): not a linear policy of fixed features
     return layer
+
+
+SAMPLER_MAX_SIZE = 256
+"""The largest ``num_envs * actions * (features + 1)`` that `linear_softmax_sampler` takes on (in Python floats,
+its cost grows with it; beyond it torch's batched kernels are the faster)."""
+
+
+def linear_softmax_sampler(
+    policy: Policy, num_envs: int
+) -> Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]] | None:
+    """A sampler of a small linear softmax policy's actions in Python floats; None for other policies or sizes.
+
+    It does what `reinforce.rollout.collect`'s ``sample_actions`` does in torch, for the policies of
+    `linear_softmax_layer` over plain Box features (not one-hot, not normalised), on the CPU, up to
+    `SAMPLER_MAX_SIZE`. The returned function maps ``[num_envs, *obs_shape]`` observations to ``[num_envs]``
+    int64 actions with the policy's parameters as they are when it is made. It draws its uniforms from torch's
+    generator (``torch.rand``, one per row, as the torch path does) and applies the same inverse CDF (the first
+    action whose cumulative probability exceeds the uniform times the total), in float64 where torch computes
+    in the parameters' dtype: the actions are the torch path's except where a uniform falls within rounding of
+    a boundary of the cumulative probabilities. A few microseconds a step, against a dozen torch kernels (the
+    short corridor's collection was dominated by them: docs/benchmarks.md, "The textbook per-step mode").
+    """
+    layer = linear_softmax_layer(policy)
+    encoder = policy.encoder
+    if layer is None or encoder.num_categories is not None or encoder.normalize or layer.weight.device.type != "cpu":
+        return None
+    num_actions, num_features = layer.weight.shape
+    if num_envs * num_actions * (num_features + 1) > SAMPLER_MAX_SIZE:
+        return None
+    rows = list(zip(layer.weight.tolist(), layer.bias.tolist(), strict=True))
+    last = num_actions - 1
+    dtype = layer.weight.dtype
+
+    def sample(observations: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        features = np.asarray(observations).reshape(len(observations), -1).tolist()
+        uniforms = torch.rand((len(observations), 1), dtype=dtype).flatten().tolist()
+        actions = []
+        for x, uniform in zip(features, uniforms, strict=True):
+            cumulative = _cumulative_probabilities([bias + math.fsum(map(operator.mul, row, x)) for row, bias in rows])
+            threshold = uniform * cumulative[-1]
+            actions.append(min(sum(value <= threshold for value in cumulative), last))
+        return np.array(actions, dtype=np.int64)
+
+    return sample
+
+
+def _cumulative_probabilities(logits: list[float]) -> list[float]:
+    """``cumsum(exp(logits - logsumexp(logits)))``, in Python floats."""
+    largest = max(logits)
+    log_total = largest + math.log(math.fsum(math.exp(logit - largest) for logit in logits))
+    return list(itertools.accumulate(math.exp(logit - log_total) for logit in logits))
 
 
 def plain_sgd_lr(optimizer: Optimizer, layer: nn.Linear) -> float | None:
@@ -104,61 +158,39 @@ def linear_softmax_per_step(
     positions = per_step_order(batch)
     times, envs = positions[:, 0], positions[:, 1]
     with torch.no_grad():
-        features = policy.encoder(batch.observations[times, envs].to(layer.weight.device)).cpu()
-        weight = layer.weight.detach().cpu().numpy().copy()
-        bias = layer.bias.detach().cpu().numpy().copy()
-    dtype = weight.dtype
-    features_np = features.numpy().astype(dtype, copy=False)
-    actions = batch.actions[times, envs].long().tolist()
-    weights = weights_TN[times, envs].to(torch.float64).tolist()
-    num_steps = len(actions)
-    logits = np.empty((num_steps, bias.shape[0]), dtype=dtype)
-    scale = dtype.type(-lr)
-    for i in range(num_steps):
-        x = features_np[i]
-        logits[i] = weight @ x + bias
-        exps = np.exp(logits[i] - logits[i].max())
-        p = exps / exps.sum()
-        # the loss -w log pi(a|s) has the gradient -w (onehot(a) - p) at the logits; SGD steps against it
-        grad_logits = p * dtype.type(weights[i])
-        grad_logits[actions[i]] -= dtype.type(weights[i])
-        weight += scale * np.outer(grad_logits, x)
-        bias += scale * grad_logits
-    return _finish(policy, layer, (weight, bias), logits, features_np, actions, weights)
-
-
-def _finish(
-    policy: Policy,
-    layer: nn.Linear,
-    parameters: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]],
-    logits: np.ndarray[Any, Any],
-    features: np.ndarray[Any, Any],
-    actions: list[int],
-    weights: list[float],
-) -> dict[str, float] | None:
-    """The metrics of the steps, and the new parameters into ``layer``; None (nothing written) if not finite."""
-    rows = np.arange(len(actions))
-    shifted = logits.astype(np.float64) - logits.max(1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
-    probabilities = np.exp(log_probs)
-    weights_np = np.asarray(weights)
-    losses = -weights_np * log_probs[rows, actions]
-    entropies = -(probabilities * log_probs).sum(1)
-    directions = -probabilities
-    directions[rows, actions] += 1.0
-    feature_norms = np.sqrt((features.astype(np.float64) ** 2).sum(1) + 1.0)  # [x, 1]: W's and b's share
-    norms = np.abs(weights_np) * np.linalg.norm(directions, axis=1) * feature_norms
-    finite = [np.isfinite(values).all() for values in (losses, norms, *parameters)]
-    if not all(finite):
-        return None
-    weight, bias = parameters
+        features = policy.encoder(batch.observations[times, envs].to(layer.weight.device)).double().tolist()
+    actions = batch.actions[times, envs].tolist()
+    weights = weights_TN[times, envs].double().tolist()
+    weight, bias = layer.weight.double().tolist(), layer.bias.double().tolist()
+    loss_sum = entropy_sum = norm_sum = 0.0
+    for x, action, w in zip(features, actions, weights, strict=True):
+        logits = [b + math.fsum(map(operator.mul, row, x)) for row, b in zip(weight, bias, strict=True)]
+        largest = max(logits)
+        exps = [math.exp(logit - largest) for logit in logits]
+        total = math.fsum(exps)
+        log_total = largest + math.log(total)
+        probabilities = [e / total for e in exps]
+        # d log pi(a|s) / d logit_k = onehot(a)_k - p_k; W's row k gets it times x
+        directions = [(k == action) - p for k, p in enumerate(probabilities)]
+        loss = -w * (logits[action] - log_total)
+        norm = abs(w) * math.hypot(*directions) * math.sqrt(math.fsum(value * value for value in x) + 1.0)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            return None  # the general loop raises at this step, before its update
+        loss_sum += loss
+        entropy_sum += log_total - math.fsum(p * logit for p, logit in zip(probabilities, logits, strict=True))
+        norm_sum += norm
+        for k, (row, direction) in enumerate(zip(weight, directions, strict=True)):
+            change = lr * w * direction
+            bias[k] += change
+            row[:] = [value + change * feature for value, feature in zip(row, x, strict=True)]
     with torch.no_grad():
-        layer.weight.copy_(torch.from_numpy(weight))
-        layer.bias.copy_(torch.from_numpy(bias))
-        for parameter in policy.parameters():
-            parameter.grad = None
+        layer.weight.copy_(torch.tensor(weight, dtype=torch.float64))
+        layer.bias.copy_(torch.tensor(bias, dtype=torch.float64))
+    for parameter in policy.parameters():
+        parameter.grad = None
+    num_steps = len(actions)
     return {
-        "losses/policy_loss": float(losses.mean()),
-        "losses/entropy": float(entropies.mean()),
-        "losses/grad_norm": float(norms.mean()),
+        "losses/policy_loss": loss_sum / num_steps,
+        "losses/entropy": entropy_sum / num_steps,
+        "losses/grad_norm": norm_sum / num_steps,
     }

@@ -30,6 +30,7 @@ from torch.distributions import Bernoulli, Categorical, Distribution, Independen
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.distributions import MaskedCategorical
 from reinforce.core.policies import Policy, unsupported_action_space
+from reinforce.core.textbook import linear_softmax_sampler
 from reinforce.errors import NonFiniteError, ReinforceError
 from reinforce.imports import first_line
 from reinforce.rollout.masks import env_name, info_action_masks, mask_width, step_action_masks
@@ -244,14 +245,19 @@ def collect(
     episode_returns: list[float] = []
     episode_lengths: list[int] = []
     episode_truncated: list[bool] = []
+    # a linear softmax policy samples in NumPy (the same draws, a fraction of the time); masks need torch's
+    sampler = None if deterministic or torch.device(device).type != "cpu" else linear_softmax_sampler(policy, num_envs)
     with torch.inference_mode():
         while active.any():
             valid = active & ~resetting
             action_masks = step_action_masks(masks, valid, action_space, envs)
             step_masks.append(action_masks)
-            mask_tensor = None if action_masks is None else torch.as_tensor(action_masks, device=device)
-            distribution = policy(torch.as_tensor(observations, device=device), mask_tensor)
-            actions = sample_actions(distribution, deterministic).cpu().numpy()
+            if sampler is not None and action_masks is None:
+                actions = sampler(observations)
+            else:
+                mask_tensor = None if action_masks is None else torch.as_tensor(action_masks, device=device)
+                distribution = policy(torch.as_tensor(observations, device=device), mask_tensor)
+                actions = sample_actions(distribution, deterministic).cpu().numpy()
             _check_actions(actions, observations, envs)
             next_observations, rewards, terminated, truncated, infos = _step(envs, env_actions.numpy(actions))
             masks = info_action_masks(infos, action_space, envs)
