@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -59,47 +58,97 @@ def linear_softmax_layer(policy: Policy) -> nn.Linear | None:
 
 
 SAMPLER_MAX_SIZE = 256
-"""The largest ``num_envs * actions * (features + 1)`` that `linear_softmax_sampler` takes on (in Python floats,
+"""The largest ``num_envs * actions * (features + 1)`` that `LinearSoftmaxSampler` takes on (in Python floats,
 its cost grows with it; beyond it torch's batched kernels are the faster)."""
 
 
-def linear_softmax_sampler(
-    policy: Policy, num_envs: int
-) -> Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]] | None:
-    """A sampler of a small linear softmax policy's actions in Python floats; None for other policies or sizes.
+class TorchUniforms:
+    """torch's ``torch.rand`` draws, one at a time, taken from the global generator in blocks.
 
-    It does what `reinforce.rollout.collect`'s ``sample_actions`` does in torch, for the policies of
-    `linear_softmax_layer` over plain Box features (not one-hot, not normalised), on the CPU, up to
-    `SAMPLER_MAX_SIZE`. The returned function maps ``[num_envs, *obs_shape]`` observations to ``[num_envs]``
-    int64 actions with the policy's parameters as they are when it is made. It draws its uniforms from torch's
-    generator (``torch.rand``, one per row, as the torch path does) and applies the same inverse CDF (the first
-    action whose cumulative probability exceeds the uniform times the total), in float64 where torch computes
-    in the parameters' dtype: the actions are the torch path's except where a uniform falls within rounding of
-    a boundary of the cumulative probabilities. A few microseconds a step, against a dozen torch kernels (the
-    short corridor's collection was dominated by them: docs/benchmarks.md, "The textbook per-step mode").
+    ``torch.rand(n)`` on the CPU gives the same floats as ``n`` calls of ``torch.rand(1)`` (tests/unit/
+    test_textbook.py checks it), so a block of draws is the same stream at a fraction of the per-call cost.
+    `sync` leaves the generator exactly where single draws would have: it rewinds to the block's start and
+    draws only what was used. If something else drew from the generator meanwhile (an environment that uses
+    torch's random numbers), it does not rewind (which would hand out those draws again): the stream then
+    differs from single draws', still seeded and repeatable.
     """
-    layer = linear_softmax_layer(policy)
-    encoder = policy.encoder
-    if layer is None or encoder.num_categories is not None or encoder.normalize or layer.weight.device.type != "cpu":
-        return None
-    num_actions, num_features = layer.weight.shape
-    if num_envs * num_actions * (num_features + 1) > SAMPLER_MAX_SIZE:
-        return None
-    rows = list(zip(layer.weight.tolist(), layer.bias.tolist(), strict=True))
-    last = num_actions - 1
-    dtype = layer.weight.dtype
 
-    def sample(observations: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    BLOCK = 256
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self._block: list[float] = []
+        self._used = 0
+        self._start: Tensor | None = None
+        self._end: Tensor | None = None
+
+    def take(self, count: int) -> list[float]:
+        """The next ``count`` draws."""
+        if self._used + count > len(self._block):
+            self.sync()
+            self._start = torch.get_rng_state()
+            self._block = torch.rand(max(self.BLOCK, count), dtype=self.dtype).tolist()
+            self._end = torch.get_rng_state()
+        draws = self._block[self._used : self._used + count]
+        self._used += count
+        return draws
+
+    def sync(self) -> None:
+        """Leave torch's generator as if each draw taken so far had been its own ``torch.rand`` call."""
+        if self._start is not None and self._end is not None and torch.equal(torch.get_rng_state(), self._end):
+            torch.set_rng_state(self._start)
+            if self._used:
+                torch.rand(self._used, dtype=self.dtype)
+        self._block, self._used, self._start, self._end = [], 0, None, None
+
+
+class LinearSoftmaxSampler:
+    """Samples the actions of a small linear softmax policy in Python floats.
+
+    It does what `reinforce.rollout.collect`'s ``sample_actions`` does in torch, with the policy's parameters
+    as they are when it is made: the same uniforms from torch's generator (one per row, `TorchUniforms`) and
+    the same inverse CDF (the first action whose cumulative probability exceeds the uniform times the total), in
+    float64 where torch computes in the parameters' dtype; the actions are the torch path's except where a
+    uniform falls within rounding of a boundary of the cumulative probabilities. A few microseconds a step,
+    against a dozen torch kernels (the short corridor's collection was dominated by them: docs/benchmarks.md,
+    "The textbook per-step mode"). Call `sync` before anything else draws from torch's generator.
+    """
+
+    def __init__(self, layer: nn.Linear) -> None:
+        self.rows = list(zip(layer.weight.tolist(), layer.bias.tolist(), strict=True))
+        self.last = len(self.rows) - 1
+        self.uniforms = TorchUniforms(layer.weight.dtype)
+
+    @classmethod
+    def of(cls, policy: Policy, num_envs: int) -> LinearSoftmaxSampler | None:
+        """The sampler of ``policy`` for ``num_envs`` rows, or None where it does not apply.
+
+        It applies to a linear softmax policy (`linear_softmax_layer`) over plain Box features (not one-hot, not
+        normalised), on the CPU, where ``num_envs`` rows fit `SAMPLER_MAX_SIZE`.
+        """
+        layer = linear_softmax_layer(policy)
+        encoder = policy.encoder
+        if layer is None or encoder.num_categories is not None or encoder.normalize:
+            return None
+        num_actions, num_features = layer.weight.shape
+        if layer.weight.device.type != "cpu" or num_envs * num_actions * (num_features + 1) > SAMPLER_MAX_SIZE:
+            return None
+        return cls(layer)
+
+    def __call__(self, observations: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """``[N]`` int64 actions for ``[N, *obs_shape]`` observations."""
         features = np.asarray(observations).reshape(len(observations), -1).tolist()
-        uniforms = torch.rand((len(observations), 1), dtype=dtype).flatten().tolist()
         actions = []
-        for x, uniform in zip(features, uniforms, strict=True):
-            cumulative = _cumulative_probabilities([bias + math.fsum(map(operator.mul, row, x)) for row, bias in rows])
+        for x, uniform in zip(features, self.uniforms.take(len(features)), strict=True):
+            logits = [bias + math.fsum(map(operator.mul, row, x)) for row, bias in self.rows]
+            cumulative = _cumulative_probabilities(logits)
             threshold = uniform * cumulative[-1]
-            actions.append(min(sum(value <= threshold for value in cumulative), last))
+            actions.append(min(sum(value <= threshold for value in cumulative), self.last))
         return np.array(actions, dtype=np.int64)
 
-    return sample
+    def sync(self) -> None:
+        """Leave torch's generator where the torch path would have left it (`TorchUniforms.sync`)."""
+        self.uniforms.sync()
 
 
 def _cumulative_probabilities(logits: list[float]) -> list[float]:

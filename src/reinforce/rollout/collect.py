@@ -30,7 +30,7 @@ from torch.distributions import Bernoulli, Categorical, Distribution, Independen
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.distributions import MaskedCategorical
 from reinforce.core.policies import Policy, unsupported_action_space
-from reinforce.core.textbook import linear_softmax_sampler
+from reinforce.core.textbook import LinearSoftmaxSampler
 from reinforce.errors import NonFiniteError, ReinforceError
 from reinforce.imports import first_line
 from reinforce.rollout.masks import env_name, info_action_masks, mask_width, step_action_masks
@@ -245,45 +245,52 @@ def collect(
     episode_returns: list[float] = []
     episode_lengths: list[int] = []
     episode_truncated: list[bool] = []
-    # a linear softmax policy samples in NumPy (the same draws, a fraction of the time); masks need torch's
-    sampler = None if deterministic or torch.device(device).type != "cpu" else linear_softmax_sampler(policy, num_envs)
-    with torch.inference_mode():
-        while active.any():
-            valid = active & ~resetting
-            action_masks = step_action_masks(masks, valid, action_space, envs)
-            step_masks.append(action_masks)
-            if sampler is not None and action_masks is None:
-                actions = sampler(observations)
-            else:
-                mask_tensor = None if action_masks is None else torch.as_tensor(action_masks, device=device)
-                distribution = policy(torch.as_tensor(observations, device=device), mask_tensor)
-                actions = sample_actions(distribution, deterministic).cpu().numpy()
-            _check_actions(actions, observations, envs)
-            next_observations, rewards, terminated, truncated, infos = _step(envs, env_actions.numpy(actions))
-            masks = info_action_masks(infos, action_space, envs)
-            # a time limit that falls on a terminal step is a termination: the state really is terminal
-            truncated = truncated & ~terminated
-            buffers["observations"].append(observations)
-            buffers["actions"].append(actions)
-            buffers["rewards"].append(rewards)
-            buffers["terminated"].append(terminated)
-            buffers["truncated"].append(truncated)
-            buffers["mask"].append(valid)
-            running_return += np.where(valid, rewards, 0.0)
-            running_length += valid
-            done = valid & (terminated | truncated)
-            if done.any():
-                ended = np.flatnonzero(done)
-                episode_returns += running_return[ended].tolist()
-                episode_lengths += running_length[ended].tolist()
-                episode_truncated += truncated[ended].tolist()
-                running_return[ended] = 0.0
-                running_length[ended] = 0
-                restarts = min(len(ended), num_episodes - started)
-                started += restarts
-                active[ended[restarts:]] = False
-            resetting = done
-            observations = next_observations
+    # a small linear softmax policy samples in Python floats (the same draws, a fraction of the time); a step
+    # with action masks samples in torch
+    sampler = None if deterministic or torch.device(device).type != "cpu" else LinearSoftmaxSampler.of(policy, num_envs)
+    try:
+        with torch.inference_mode():
+            while active.any():
+                valid = active & ~resetting
+                action_masks = step_action_masks(masks, valid, action_space, envs)
+                step_masks.append(action_masks)
+                if sampler is not None and action_masks is None:
+                    actions = sampler(observations)
+                else:
+                    if sampler is not None:
+                        sampler.sync()  # torch's own draws follow the sampler's
+                    mask_tensor = None if action_masks is None else torch.as_tensor(action_masks, device=device)
+                    distribution = policy(torch.as_tensor(observations, device=device), mask_tensor)
+                    actions = sample_actions(distribution, deterministic).cpu().numpy()
+                _check_actions(actions, observations, envs)
+                next_observations, rewards, terminated, truncated, infos = _step(envs, env_actions.numpy(actions))
+                masks = info_action_masks(infos, action_space, envs)
+                # a time limit that falls on a terminal step is a termination: the state really is terminal
+                truncated = truncated & ~terminated
+                buffers["observations"].append(observations)
+                buffers["actions"].append(actions)
+                buffers["rewards"].append(rewards)
+                buffers["terminated"].append(terminated)
+                buffers["truncated"].append(truncated)
+                buffers["mask"].append(valid)
+                running_return += np.where(valid, rewards, 0.0)
+                running_length += valid
+                done = valid & (terminated | truncated)
+                if done.any():
+                    ended = np.flatnonzero(done)
+                    episode_returns += running_return[ended].tolist()
+                    episode_lengths += running_length[ended].tolist()
+                    episode_truncated += truncated[ended].tolist()
+                    running_return[ended] = 0.0
+                    running_length[ended] = 0
+                    restarts = min(len(ended), num_episodes - started)
+                    started += restarts
+                    active[ended[restarts:]] = False
+                resetting = done
+                observations = next_observations
+    finally:
+        if sampler is not None:
+            sampler.sync()
     tensors = {key: torch.from_numpy(np.stack(values)) for key, values in buffers.items()}
     last_observations = torch.from_numpy(np.asarray(observations))
     # once per batch rather than per step: nothing reaches the returns or the optimizer before this
