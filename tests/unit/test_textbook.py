@@ -1,0 +1,261 @@
+"""The textbook per-step mode's fast paths: the closed-form update and the Python-float sampler."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from reinforce import Reinforce, TrainConfig
+from reinforce.core import loss as loss_module
+from reinforce.core.batch import RolloutBatch
+from reinforce.core.loss import update_policy
+from reinforce.core.optim import EagerOptimizer
+from reinforce.core.policies import Policy, make_policy
+from reinforce.core.returns import discounted_returns, episode_ids, episode_steps
+from reinforce.core.textbook import LinearSoftmaxSampler, TorchUniforms, linear_softmax_per_step, per_step_order
+from reinforce.core.weights import policy_weights
+from reinforce.errors import NonFiniteError
+from reinforce.rollout import collect as collect_module
+from reinforce.rollout.collect import collect
+from reinforce.rollout.envs import make_vec_env
+
+BOOK = TrainConfig(
+    update="per_step",
+    optimizer="sgd",
+    lr=0.05,
+    gamma=0.9,
+    discount_gradient=True,
+    return_normalization="none",
+    hidden_sizes=(),
+)
+"""Sutton & Barto's REINFORCE (section 13.3): theta += lr * gamma^t * G_t * grad ln pi(A_t|S_t) after every step."""
+
+
+def linear_batch(num_envs: int, episodes: int, seed: int = 0) -> tuple[Policy, RolloutBatch]:
+    """A linear softmax policy (random weights, so that W's gradient is not 0) and a batch of toy/Counting-v0."""
+    envs = make_vec_env("toy/Counting-v0", num_envs)
+    torch.manual_seed(seed)
+    policy = make_policy(envs.single_observation_space, envs.single_action_space, ())
+    with torch.no_grad():
+        for parameter in policy.parameters():
+            parameter.normal_(0.0, 0.3)
+    batch = collect(envs, policy, episodes, seed=seed)
+    envs.close()
+    return policy, batch
+
+
+def books_rule(policy: Policy, batch: RolloutBatch, lr: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The book's loop in float64 NumPy, one env (episodes in time order): W and b after every step's update."""
+    assert batch.mask.shape[1] == 1
+    weight = policy.body[0].weight.detach().double().numpy().copy()
+    bias = policy.body[0].bias.detach().double().numpy().copy()
+    steps = batch.mask[:, 0].nonzero().flatten().tolist()
+    episodes: list[list[int]] = [[]]
+    for t in steps:
+        episodes[-1].append(t)
+        if batch.dones[t, 0]:
+            episodes.append([])
+    for episode in episodes:
+        rewards = [float(batch.rewards[t, 0]) for t in episode]
+        for k, t in enumerate(episode):
+            g = sum(gamma ** (i - k) * rewards[i] for i in range(k, len(episode)))
+            x = batch.observations[t, 0].double().numpy()
+            preferences = weight @ x + bias
+            pi = np.exp(preferences - preferences.max())
+            pi /= pi.sum()
+            direction = -pi
+            direction[int(batch.actions[t, 0])] += 1.0  # grad ln pi(a|s) at the logits
+            weight += lr * gamma**k * g * np.outer(direction, x)
+            bias += lr * gamma**k * g * direction
+    return weight, bias
+
+
+def book_weights(batch: RolloutBatch, config: TrainConfig) -> torch.Tensor:
+    return policy_weights(batch, discounted_returns(batch.rewards, batch.dones, config.gamma), config)
+
+
+def general_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `update_policy` take the general per-step loop (forward, backward, optimizer step per step)."""
+    monkeypatch.setattr(loss_module, "linear_softmax_per_step", lambda *args: None)
+
+
+def test_closed_form_per_step_update_is_the_books_rule() -> None:
+    policy, batch = linear_batch(num_envs=1, episodes=4)
+    assert len(batch.episode_returns) == 4 and batch.num_steps > 8
+    expected_weight, expected_bias = books_rule(policy, batch, BOOK.lr, BOOK.gamma)
+    optimizer = EagerOptimizer(policy.parameters(), "sgd", lr=BOOK.lr)
+    metrics = update_policy(policy, optimizer, batch, book_weights(batch, BOOK), BOOK)
+    # float32 parameters against the book's float64: one rounding of the result apart
+    np.testing.assert_allclose(policy.body[0].weight.detach().numpy(), expected_weight, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(policy.body[0].bias.detach().numpy(), expected_bias, rtol=1e-6, atol=1e-7)
+    assert all(math.isfinite(value) for value in metrics.values())
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_closed_form_per_step_update_equals_the_general_loop(num_envs: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy, batch = linear_batch(num_envs=num_envs, episodes=5)
+    general = make_policy(spaces.Box(0.0, np.inf, (2,)), spaces.Discrete(2), ())
+    general.load_state_dict(policy.state_dict())
+    weights = book_weights(batch, BOOK)
+    fast = update_policy(policy, torch.optim.SGD(policy.parameters(), lr=BOOK.lr), batch, weights, BOOK)
+    general_loop(monkeypatch)
+    slow = update_policy(general, torch.optim.SGD(general.parameters(), lr=BOOK.lr), batch, weights, BOOK)
+    for ours, theirs in zip(policy.parameters(), general.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
+    assert fast.keys() == slow.keys()
+    for key in fast:
+        assert fast[key] == pytest.approx(slow[key], rel=1e-5), key
+
+
+def test_per_step_order_is_episode_by_episode_in_time() -> None:
+    """The order of the general loop before the closed form existed: episode ids, then steps within episodes."""
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        shape = (int(torch.randint(1, 12, (), generator=generator)), int(torch.randint(1, 4, (), generator=generator)))
+        dones = torch.rand(shape, generator=generator) < 0.3
+        mask = torch.rand(shape, generator=generator) < 0.8
+        if not mask.any():
+            continue
+        batch = RolloutBatch(
+            observations=torch.zeros((*shape, 1)),
+            actions=torch.zeros(shape, dtype=torch.long),
+            rewards=torch.zeros(shape),
+            terminated=dones,
+            truncated=torch.zeros(shape, dtype=torch.bool),
+            mask=mask,
+            last_observations=torch.zeros((shape[1], 1)),
+            episode_returns=[],
+            episode_lengths=[],
+            episode_truncated=[],
+        )
+        ids, _ = episode_ids(batch.dones, mask)
+        steps = episode_steps(batch.dones, mask)
+        keys = ids[mask] * (int(steps.max()) + 1) + steps[mask]
+        assert torch.equal(per_step_order(batch), mask.nonzero()[torch.argsort(keys)])
+
+
+def test_episode_steps_matches_a_loop() -> None:
+    generator = torch.Generator().manual_seed(1)
+    for trial in range(300):
+        length = int(torch.randint(0, 10, (), generator=generator))
+        shape = (length, 3) if trial % 2 else (length,)
+        dones = torch.rand(shape, generator=generator) < 0.3
+        mask = torch.rand(shape, generator=generator) < 0.8
+        expected = torch.zeros(shape, dtype=torch.long)
+        counter = torch.zeros(shape[1:], dtype=torch.long)
+        for t in range(length):
+            expected[t] = torch.where(mask[t], counter, 0)
+            counter = torch.where(dones[t] & mask[t], 0, counter + mask[t].long())
+        assert torch.equal(episode_steps(dones, mask), expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_discounted_returns_are_torchs_floats(dtype: torch.dtype) -> None:
+    generator = torch.Generator().manual_seed(2)
+    rewards = (torch.randn((40, 3), generator=generator) * 10).to(dtype)
+    dones = torch.rand((40, 3), generator=generator) < 0.2
+    continues = (~dones).to(dtype) * 0.97
+    expected = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in range(39, -1, -1):
+        running = rewards[t] + continues[t] * running
+        expected[t] = running
+    returns = discounted_returns(rewards, dones, 0.97)
+    assert returns.dtype == dtype and torch.equal(returns, expected)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"entropy_coef": 0.01},
+        {"max_grad_norm": 1.0},
+        {"optimizer": "adam"},
+        {"hidden_sizes": (4,)},
+    ],
+)
+def test_closed_form_applies_only_to_its_case(change: dict[str, object]) -> None:
+    config = TrainConfig(**{**BOOK.__dict__, **change})  # type: ignore[arg-type]
+    envs = make_vec_env("toy/Counting-v0", 1)
+    policy = make_policy(envs.single_observation_space, envs.single_action_space, config.hidden_sizes)
+    batch = collect(envs, policy, 2, seed=0)
+    envs.close()
+    optimizer = EagerOptimizer(policy.parameters(), config.optimizer, lr=config.lr)  # type: ignore[arg-type]
+    before = [parameter.detach().clone() for parameter in policy.parameters()]
+    assert linear_softmax_per_step(policy, optimizer, batch, book_weights(batch, config), config) is None
+    assert all(torch.equal(a, b) for a, b in zip(before, policy.parameters(), strict=True))
+
+
+def test_a_non_finite_step_leaves_the_parameters_to_the_general_loop() -> None:
+    policy, batch = linear_batch(num_envs=1, episodes=2)
+    weights = book_weights(batch, BOOK)
+    weights[batch.mask.nonzero()[1].tolist()] = math.inf  # the second step
+    before = [parameter.detach().clone() for parameter in policy.parameters()]
+    optimizer = EagerOptimizer(policy.parameters(), "sgd", lr=BOOK.lr)
+    assert linear_softmax_per_step(policy, optimizer, batch, weights, BOOK) is None
+    assert all(torch.equal(a, b) for a, b in zip(before, policy.parameters(), strict=True))
+    with pytest.raises(NonFiniteError):
+        update_policy(policy, optimizer, batch, weights, BOOK)  # the general loop: the first step was taken
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_block_of_uniforms_is_the_stream_of_single_draws(dtype: torch.dtype) -> None:
+    torch.manual_seed(5)
+    singles = [value for _ in range(300) for value in torch.rand((2, 1), dtype=dtype).flatten().tolist()]
+    after_singles = torch.rand(3, dtype=dtype)
+    torch.manual_seed(5)
+    uniforms = TorchUniforms(dtype)
+    taken = [value for _ in range(300) for value in uniforms.take(2)]
+    uniforms.sync()
+    assert taken == singles and torch.equal(torch.rand(3, dtype=dtype), after_singles)
+
+
+def test_uniforms_are_not_handed_out_twice_when_something_else_draws() -> None:
+    torch.manual_seed(6)
+    uniforms = TorchUniforms(torch.float32)
+    taken = uniforms.take(4)
+    others = torch.rand(4).tolist()  # e.g. an environment that uses torch's generator
+    uniforms.sync()
+    assert not set(torch.rand(600).tolist()) & set(taken + others)
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_sampler_collects_the_torch_paths_batch(num_envs: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy, _ = linear_batch(num_envs=num_envs, episodes=1)
+    assert LinearSoftmaxSampler.of(policy, num_envs) is not None
+    batches, states = [], []
+    for use_sampler in (True, False):
+        if not use_sampler:
+            monkeypatch.setattr(collect_module.LinearSoftmaxSampler, "of", classmethod(lambda cls, *args: None))
+        envs = make_vec_env("toy/Counting-v0", num_envs)
+        torch.manual_seed(7)
+        batches.append(collect(envs, policy, 9, seed=3))
+        states.append(torch.get_rng_state())
+        envs.close()
+    fast, slow = batches
+    for name in ("observations", "actions", "rewards", "terminated", "truncated", "mask"):
+        assert torch.equal(getattr(fast, name), getattr(slow, name)), name
+    assert torch.equal(states[0], states[1])  # the generator is where the torch path leaves it
+
+
+def test_short_corridor_learns_with_the_books_settings() -> None:
+    """Figure 13.1's setting at a larger step size (2^-10), so that 150 episodes show the learning."""
+    sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
+    try:
+        import short_corridor_env  # noqa: F401 (registers ShortCorridor-v0)
+    finally:
+        sys.path.pop(0)
+    settings = {**BOOK.__dict__, "gamma": 1.0, "lr": 2.0**-10, "num_envs": 1, "episodes_per_update": 1}
+    agent = Reinforce("ShortCorridor-v0", seed=0, **settings)
+    with torch.no_grad():  # pi(right) = 0.05, as in the figure
+        agent.policy.body[0].weight.zero_()
+        agent.policy.body[0].bias.copy_(torch.tensor([1.47, -1.47]))
+    returns = [agent.update()["episode_returns"][0] for _ in range(150)]
+    agent.close()
+    # the first episodes take long (-169 steps, -10, -25, ...); the best policy's value is about -11.6
+    assert np.mean(returns[:5]) < -30 and np.mean(returns[-50:]) > -25
