@@ -5,10 +5,12 @@ the encoder's features ``x(s)``), the gradient of ``log pi(a|s)`` is ``(onehot(a
 ``x(s)`` for ``W`` and ``onehot(a) - pi(.|s)`` for ``b``. With plain SGD (no momentum, weight decay or
 gradient clipping) and no entropy bonus, Sutton & Barto's update after every step,
 ``theta += lr * w_t * grad log pi(a_t|s_t)`` (``w_t = gamma^t G_t`` with ``discount_gradient``), needs no
-autograd: `linear_softmax_per_step` runs a whole batch's updates in a NumPy loop over the steps, in the
-parameters' dtype, about a hundred times faster than the general loop of `reinforce.core.loss.update_policy`
-(which does a forward, a backward and an optimizer step per step), with the same floats up to rounding
-(tests/unit/test_textbook.py checks both against the book's rule written out).
+autograd: `linear_softmax_per_step` runs a whole batch's updates in a loop of Python floats (float64, written
+back in the parameters' dtype), where the general loop of `reinforce.core.loss.update_policy` runs a forward
+pass, a backward pass and an optimizer step per step; the two agree up to float rounding
+(tests/unit/test_textbook.py checks both against the book's rule written out). `LinearSoftmaxSampler` does
+the same for the sampling of such a policy's actions during collection. docs/benchmarks.md, "The textbook
+per-step mode", has the measurements.
 """
 
 from __future__ import annotations
