@@ -25,7 +25,7 @@ class ShortCorridor(gymnasium.Env[np.ndarray, np.int64]):
     """The short corridor with switched actions: reward -1 per step until the goal (cell 3) is reached."""
 
     def __init__(self) -> None:
-        self.observation_space = gymnasium.spaces.Box(0.0, 0.0, shape=(1,), dtype=np.float32)
+        self.observation_space = gymnasium.spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
         self.action_space = gymnasium.spaces.Discrete(2)
         self.cell = 0
         self._observation = np.zeros(1, dtype=np.float32)

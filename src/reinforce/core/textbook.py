@@ -142,7 +142,7 @@ class LinearSoftmaxSampler:
         features = np.asarray(observations).reshape(len(observations), -1).tolist()
         actions = []
         for x, uniform in zip(features, self.uniforms.take(len(features)), strict=True):
-            logits = [bias + math.fsum(map(operator.mul, row, x)) for row, bias in self.rows]
+            logits = [bias + sum(map(operator.mul, row, x)) for row, bias in self.rows]
             cumulative = _cumulative_probabilities(logits)
             threshold = uniform * cumulative[-1]
             actions.append(min(sum(value <= threshold for value in cumulative), self.last))
@@ -156,7 +156,7 @@ class LinearSoftmaxSampler:
 def _cumulative_probabilities(logits: list[float]) -> list[float]:
     """``cumsum(exp(logits - logsumexp(logits)))``, in Python floats."""
     largest = max(logits)
-    log_total = largest + math.log(math.fsum(math.exp(logit - largest) for logit in logits))
+    log_total = largest + math.log(sum(math.exp(logit - largest) for logit in logits))
     return list(itertools.accumulate(math.exp(logit - log_total) for logit in logits))
 
 
@@ -215,20 +215,20 @@ def linear_softmax_per_step(
     weight, bias = layer.weight.double().tolist(), layer.bias.double().tolist()
     loss_sum = entropy_sum = norm_sum = 0.0
     for x, action, w in zip(features, actions, weights, strict=True):
-        logits = [b + math.fsum(map(operator.mul, row, x)) for row, b in zip(weight, bias, strict=True)]
+        logits = [b + sum(map(operator.mul, row, x)) for row, b in zip(weight, bias, strict=True)]
         largest = max(logits)
         exps = [math.exp(logit - largest) for logit in logits]
-        total = math.fsum(exps)
+        total = sum(exps)
         log_total = largest + math.log(total)
         probabilities = [e / total for e in exps]
         # d log pi(a|s) / d logit_k = onehot(a)_k - p_k; W's row k gets it times x
         directions = [(k == action) - p for k, p in enumerate(probabilities)]
         loss = -w * (logits[action] - log_total)
-        norm = abs(w) * math.hypot(*directions) * math.sqrt(math.fsum(value * value for value in x) + 1.0)
+        norm = abs(w) * math.hypot(*directions) * math.sqrt(sum(value * value for value in x) + 1.0)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             return None  # the general loop raises at this step, before its update
         loss_sum += loss
-        entropy_sum += log_total - math.fsum(p * logit for p, logit in zip(probabilities, logits, strict=True))
+        entropy_sum += log_total - sum(p * logit for p, logit in zip(probabilities, logits, strict=True))
         norm_sum += norm
         for k, (row, direction) in enumerate(zip(weight, directions, strict=True)):
             change = lr * w * direction
