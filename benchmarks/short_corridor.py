@@ -1,5 +1,6 @@
 """Sutton & Barto's Figure 13.1 (the short corridor, Example 13.1): the book's plain NumPy REINFORCE loop and
-reinforce's ``update="per_step"`` with the book's settings, side by side on the same seeds, timed in one process.
+reinforce's ``update="per_step"`` with the book's settings, side by side on the same seeds, timed in one process
+(the runs interleaved, seed by seed).
 
 Both run ``--runs`` runs of ``--episodes`` episodes with ``alpha = 2^-13`` (``--alpha-exponent``), gamma 1 and
 theta initialised to ``[1.47, -1.47]`` (left, right: the policy goes right with probability 0.05), updating
@@ -95,12 +96,18 @@ def main() -> None:
     alpha = 2.0**args.alpha_exponent
     torch.set_num_threads(1)
     reinforce_run(alpha, 2, 0)  # imports and first calls outside the clock
+    runs = {"NumPy loop (the book)": book_run, "reinforce per_step": reinforce_run}
+    times = dict.fromkeys(runs, 0.0)
+    returns: dict[str, list[np.ndarray]] = {name: [] for name in runs}
+    for seed in range(args.runs):  # interleaved, so that both see the same load of a shared machine
+        for name, run in runs.items():
+            start = time.perf_counter()
+            returns[name].append(run(alpha, args.episodes, seed))
+            times[name] += time.perf_counter() - start
     rows = []
-    for name, run in (("NumPy loop (the book)", book_run), ("reinforce per_step", reinforce_run)):
-        start = time.perf_counter()
-        returns = np.stack([run(alpha, args.episodes, seed) for seed in range(args.runs)])
-        elapsed = time.perf_counter() - start
-        rows.append((name, elapsed, int(-returns.sum()), float(returns[:, -100:].mean())))
+    for name in runs:
+        stacked = np.stack(returns[name])
+        rows.append((name, times[name], int(-stacked.sum()), float(stacked[:, -100:].mean())))
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {machine()}; {versions('torch', 'numpy', 'gymnasium')}")
     print(f"short corridor, alpha 2^{args.alpha_exponent}, {args.runs} runs x {args.episodes} episodes")
     print(f"{'':24}{'time s':>8}{'steps':>9}{'us/step':>9}{'last 100 return':>17}")
