@@ -54,6 +54,14 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
 @env_kwargs_option
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed (torch and environments).")
 @click.option(
+    "--seeds",
+    "seeds_text",
+    default=None,
+    metavar="SEEDS",
+    help="Train one agent per seed (0-9, 0,2,5) as one population in this process, each writing "
+    "RUN_DIR/seed-S; `reinforce plot RUN_DIR/seed-*` draws them together.",
+)
+@click.option(
     "--total-steps",
     type=click.IntRange(min=0),
     default=None,
@@ -103,6 +111,7 @@ def train(
     env_id: str | None,
     config_file: Path | None,
     seed: int | None,
+    seeds_text: str | None,
     total_steps: int | None,
     run_dir: Path | None,
     eval_episodes: int,
@@ -122,6 +131,15 @@ def train(
     """
     from reinforce.run.plotting import PlotProcess
 
+    if seeds_text is not None:
+        given = {"--seed": seed, "--resume": resume_dir, "--eval-every": eval_every or None, "--address": address}
+        conflicts = [name for name, value in {**given, "--tensorboard": tensorboard or None}.items() if value]
+        if conflicts:
+            raise ReinforceError(f"--seeds trains a population, which takes no {', '.join(conflicts)}: drop it")
+        _train_population(
+            env_id, config_file, seeds_text, total_steps, run_dir, eval_episodes, checkpoint_every, hyperparameters
+        )
+        return
     if eval_every and not eval_episodes:
         raise ReinforceError(
             "--eval-every needs evaluation episodes, but --eval-episodes is 0: pass --eval-episodes 1 or more"
@@ -191,6 +209,49 @@ def train(
     finally:
         agent.close()
     click.echo(f"run directory: {run_dir} (curve: {run_dir / CURVE_FILE})")
+
+
+def _train_population(
+    env_id: str | None,
+    config_file: Path | None,
+    seeds_text: str,
+    total_steps: int | None,
+    run_dir: Path | None,
+    eval_episodes: int,
+    checkpoint_every: int,
+    hyperparameters: dict[str, Any],
+) -> None:
+    """``--seeds``: a `reinforce.population.Population` of the seeds, each member's run in RUN_DIR/seed-S."""
+    from reinforce.cli.sweep import parse_seeds
+
+    seeds = parse_seeds(seeds_text)
+    env_id, _, total_steps, config, env_kwargs = run_settings(env_id, config_file, None, total_steps, hyperparameters)
+    if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise ReinforceError(f"run directory {run_dir} already exists and is not empty: choose another --run-dir")
+    import_long_lived(*TRAINING_MODULES)
+    from reinforce.population import Population
+    from reinforce.run.files import CURVE_FILE
+    from reinforce.run.plotting import plot_runs
+    from reinforce.training import finish_run
+
+    population = Population(env_id, seeds, config=config, env_kwargs=env_kwargs)
+    try:
+        run_dir = claim_run_dir(env_id, None) if run_dir is None else run_dir
+        population.learn(total_steps, run_dir=run_dir, checkpoint_every=checkpoint_every)
+        for seed, member in zip(seeds, population.members, strict=True):
+            outcome = "solved" if member.solved else "trained"
+            if seed in population.errors:
+                outcome = f"stopped ({population.errors[seed]})"
+            click.echo(f"seed {seed}: {outcome} in {member.num_env_steps:,} env steps, {member.num_updates:,} updates")
+            member_dir = run_dir / f"seed-{seed}"
+            evaluation = finish_run(member, member_dir, eval_episodes=eval_episodes)
+            if evaluation is not None:
+                click.echo(f"seed {seed}: {_evaluation_line(evaluation)}")
+        threshold = population.members[0].reward_threshold
+        plot_runs([run_dir / f"seed-{seed}" for seed in seeds], run_dir / CURVE_FILE, threshold=threshold)
+    finally:
+        population.close()
+    click.echo(f"run directories: {run_dir}/seed-S (curves of all seeds: {run_dir / CURVE_FILE})")
 
 
 def _new_run(
