@@ -139,3 +139,23 @@ def test_train_population_refuses_repeated_seeds_and_vector_envs() -> None:
             train_population(envs, [1, 2], 10)
     finally:
         envs.close()
+
+
+def test_cli_trains_seeds_as_a_population(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_support import one_line, run_main
+
+    args = ("train", "toy/Counting-v0", "--seeds", "4,6", "--total-steps", "20", "--num-envs", "2")
+    result = run_main(
+        *args, "--run-dir", "pop", "--eval-episodes", "2", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert result.returncode == 0, result.stderr
+    assert "seed 4: trained in" in result.stdout
+    assert (tmp_path / "pop" / "curve.png").is_file()
+    for seed in (4, 6):
+        assert (tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").is_file()
+        assert reinforce.load(tmp_path / "pop" / f"seed-{seed}").seed == seed
+    refused = run_main(*args, "--seed", "1", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert refused.returncode == 2
+    assert "--seeds trains a population, which takes no --seed" in one_line(refused.stderr)
