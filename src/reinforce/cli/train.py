@@ -231,7 +231,7 @@ def _train_population(
     import_long_lived(*TRAINING_MODULES)
     from reinforce.population import Population
     from reinforce.run.files import CURVE_FILE
-    from reinforce.run.plotting import plot_runs
+    from reinforce.run.plotting import plot_comparison
     from reinforce.training import finish_run
 
     population = Population(env_id, seeds, config=config, env_kwargs=env_kwargs)
@@ -248,10 +248,11 @@ def _train_population(
             if evaluation is not None:
                 click.echo(f"seed {seed}: {_evaluation_line(evaluation)}")
         threshold = population.members[0].reward_threshold
-        plot_runs([run_dir / f"seed-{seed}" for seed in seeds], run_dir / CURVE_FILE, threshold=threshold)
+        # the seeds' mean and band (a single seed: its curve), as `reinforce plot RUN_DIR/seed-*` draws them
+        plot_comparison([run_dir / f"seed-{seed}" for seed in seeds], run_dir / CURVE_FILE, threshold=threshold)
     finally:
         population.close()
-    click.echo(f"run directories: {run_dir}/seed-S (curves of all seeds: {run_dir / CURVE_FILE})")
+    click.echo(f"run directories: {run_dir}/seed-S (the seeds' mean and band: {run_dir / CURVE_FILE})")
 
 
 def _new_run(
