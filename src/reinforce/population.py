@@ -84,34 +84,74 @@ class Population:
         **overrides: Unpack[Hyperparameters],
     ) -> None:
         seeds = list(seeds)
-        if not seeds or len(set(seeds)) != len(seeds):
-            raise ReinforceError(f"a population needs distinct seeds, got {seeds}: give each member its own seed")
+        _check_seeds(seeds)
         if isinstance(env, VectorEnv):
             raise ReinforceError("a population makes its own vector env: pass an id, a spec or a callable as env")
-        self.seeds = seeds
-        self.members: list[Reinforce] = []
-        """The agents, in the order of ``seeds``."""
+        members: list[Reinforce] = []
+        try:
+            for seed in seeds:
+                members.append(
+                    Reinforce(
+                        env,
+                        config=config,
+                        seed=seed,
+                        preset=preset,
+                        env_kwargs=env_kwargs,
+                        wrappers=wrappers,
+                        **overrides,
+                    )
+                )
+        except BaseException:
+            for member in members:
+                member.close()
+            raise
+        self._join(members)
+
+    @classmethod
+    def from_agents(cls, agents: Sequence[Reinforce]) -> Population:
+        """A population of existing agents (e.g. `reinforce.resume` of each ``RUN_DIR/seed-S``), which it owns.
+
+        Raises:
+            ReinforceError: agents without a seed or an environment, seeds given twice, or agents whose
+                environment or config (the seed aside) differ.
+        """
+        population = cls.__new__(cls)
+        seeds = [agent.seed for agent in agents]
+        _check_seeds(seeds)
+        for agent in agents:
+            agent.require_envs()
+            if agent.config != agents[0].config or agent.env_id != agents[0].env_id:
+                raise ReinforceError(
+                    f"the agent of seed {agent.seed} has another environment or config than the first one's: a "
+                    "population's members differ only in their seeds"
+                )
+        population._join(list(agents))
+        return population
+
+    def _join(self, members: list[Reinforce]) -> None:
+        """Take ``members`` on (closing them on failure): their checks, the population's vector env, its sampler."""
+        self.members = members
+        """The agents, in the order of `seeds`."""
+        self.seeds: list[int] = [member.seed for member in members if member.seed is not None]
+        """One per member: the seed it was made with."""
         self.errors: dict[int, ReinforceError] = {}
         """Members that stopped on an error (a non-finite step, a failing env), by seed; the others went on."""
         try:
-            for seed in seeds:
-                member = Reinforce(
-                    env, config=config, seed=seed, preset=preset, env_kwargs=env_kwargs, wrappers=wrappers, **overrides
-                )
-                self.members.append(member)
-                if member.config.backend != "local":
-                    raise ReinforceError("a population trains in one process: set backend='local'", fields=("backend",))
-            first = self.members[0]
+            first = members[0]
+            if first.config.backend != "local":
+                raise ReinforceError("a population trains in one process: set backend='local'", fields=("backend",))
             assert first.env_source is not None
             self.config = first.config
             self.envs: VectorEnv[Any, Any, Any] = first.env_source.make(
-                len(seeds) * self.config.num_envs, vectorization_mode=self.config.vectorization_mode
+                len(members) * self.config.num_envs, vectorization_mode=self.config.vectorization_mode
             )
         except BaseException:
             self.close()
             raise
-        # sampling draws from torch's generator: seeded by all the seeds, so a population repeats exactly
-        torch.manual_seed(int(np.random.SeedSequence(seeds).generate_state(1)[0]))
+        # sampling draws from torch's generator: seeded from every seed and update count, so that a population
+        # repeats exactly (a resumed one samples differently from an uninterrupted one, as a distribution equal)
+        entropy = [*self.seeds, *(member.num_updates for member in members)]
+        torch.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
 
     def _reset_seed(self) -> int | list[int]:
         """The reset seed of the next collection: each member's own collection seed for its sub-envs.
@@ -128,7 +168,7 @@ class Population:
 
     def learn(
         self,
-        total_steps: int,
+        total_steps: int | Sequence[int],
         *,
         run_dir: str | Path | None = None,
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
@@ -141,7 +181,8 @@ class Population:
         every member and raise `TrainingInterrupted`.
 
         Args:
-            total_steps: each member's env-step budget of this call.
+            total_steps: each member's env-step budget of this call, or one per member (in the order of `seeds`):
+                to continue resumed members to one total budget, ``[total - m.num_env_steps for m in members]``.
             run_dir: the population's directory (None: nothing is written).
             checkpoint_every: a checkpoint of each member every this many of its updates (0: only at the end).
 
@@ -152,9 +193,14 @@ class Population:
             TrainingInterrupted: a signal arrived; every member's checkpoint was written first.
             RunDirectoryBusy: another process trains one of the members' directories.
         """
-        total_steps = as_count("total_steps", total_steps, 0)
+        budgets = [total_steps] * len(self.members) if isinstance(total_steps, int) else list(total_steps)
+        if len(budgets) != len(self.members):
+            raise ReinforceError(
+                f"total_steps has {len(budgets)} budgets for {len(self.members)} members: give one per member"
+            )
+        budgets = [as_count("total_steps", budget, 0) for budget in budgets]
         checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
-        targets = [member.num_env_steps + total_steps for member in self.members]
+        targets = [member.num_env_steps + budget for member, budget in zip(self.members, budgets, strict=True)]
         root = run_path(run_dir, writing=True) if run_dir is not None else None
         paths = [None if root is None else root / MEMBER_DIR.format(seed=seed) for seed in self.seeds]
         with contextlib.ExitStack() as stack, torch_threads(self.config.num_threads):
@@ -230,8 +276,14 @@ class Population:
         """Close the population's vector env and every member's environments."""
         if getattr(self, "envs", None) is not None:
             self.envs.close()
-        for member in self.members:
+        for member in getattr(self, "members", ()):
             member.close()
+
+
+def _check_seeds(seeds: Sequence[int | None]) -> None:
+    """Refuse no seeds, a missing seed or a seed given twice."""
+    if not seeds or None in seeds or len(set(seeds)) != len(seeds):
+        raise ReinforceError(f"a population needs distinct seeds, got {list(seeds)}: give each member its own seed")
 
 
 def population_act(policies: Sequence[Policy]) -> Act:

@@ -159,3 +159,29 @@ def test_cli_trains_seeds_as_a_population(
     refused = run_main(*args, "--seed", "1", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert refused.returncode == 2
     assert "--seeds trains a population, which takes no --seed" in one_line(refused.stderr)
+
+
+def test_a_population_resumes_from_its_members_run_directories(tmp_path: Path) -> None:
+    train_population("toy/Counting-v0", [3, 7], 20, run_dir=tmp_path, checkpoint_every=1, **TINY)
+    agents = [reinforce.resume(tmp_path / f"seed-{seed}") for seed in (3, 7)]
+    done = [agent.num_updates for agent in agents]
+    population = Population.from_agents(agents)
+    try:
+        population.learn([50 - agent.num_env_steps for agent in agents], run_dir=tmp_path)
+    finally:
+        population.close()
+    for seed, member, before in zip((3, 7), population.members, done, strict=True):
+        assert member.num_env_steps >= 50
+        assert member.num_updates > before
+        rows = (tmp_path / f"seed-{seed}" / "metrics.csv").read_text().strip().splitlines()
+        assert len(rows) == 1 + member.num_updates  # every update once: none lost, none repeated
+        assert reinforce.load(tmp_path / f"seed-{seed}").num_updates == member.num_updates
+    mixed = [reinforce.Reinforce("toy/Counting-v0", seed=1, **TINY), reinforce.Reinforce("toy/Counting-v0", seed=9)]
+    with pytest.raises(ReinforceError, match="differ only in their seeds"):
+        Population.from_agents(mixed)
+    for agent in mixed:
+        agent.close()
+    population = Population("toy/Counting-v0", [1, 2], **TINY)
+    with pytest.raises(ReinforceError, match="one per member"):
+        population.learn([10])
+    population.close()
