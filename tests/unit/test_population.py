@@ -156,6 +156,14 @@ def test_cli_trains_seeds_as_a_population(
     for seed in (4, 6):
         assert (tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").is_file()
         assert reinforce.load(tmp_path / "pop" / f"seed-{seed}").seed == seed
+    more = ("train", "--seeds", "4,6", "--total-steps", "40", "--resume", "pop", "--eval-episodes", "0")
+    resumed = run_main(*more, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert resumed.returncode == 0, resumed.stderr
+    for seed in (4, 6):
+        agent = reinforce.load(tmp_path / "pop" / f"seed-{seed}")
+        assert agent.num_env_steps >= 40
+        rows = (tmp_path / "pop" / f"seed-{seed}" / "metrics.csv").read_text().strip().splitlines()
+        assert len(rows) == 1 + agent.num_updates
     refused = run_main(*args, "--seed", "1", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert refused.returncode == 2
     assert "--seeds trains a population, which takes no --seed" in one_line(refused.stderr)

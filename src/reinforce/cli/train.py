@@ -94,7 +94,8 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
     default=None,
     help="Continue the run in this directory from its last checkpoint, with its saved settings. Only "
     "--total-steps (the run's total budget, default the saved one), --device, --checkpoint-every, "
-    "--eval-episodes, --eval-every, --tensorboard, --address and --quiet may go with it.",
+    "--eval-episodes, --eval-every, --tensorboard, --address and --quiet may go with it; with --seeds, "
+    "each RUN_DIR/seed-S continues, together.",
 )
 @checkpoint_every_option(
     "Write a checkpoint every N updates (0: only at the end); a killed run resumes from the last one."
@@ -132,12 +133,20 @@ def train(
     from reinforce.run.plotting import PlotProcess
 
     if seeds_text is not None:
-        given = {"--seed": seed, "--resume": resume_dir, "--eval-every": eval_every or None, "--address": address}
+        given = {"--seed": seed, "--eval-every": eval_every or None, "--address": address}
         conflicts = [name for name, value in {**given, "--tensorboard": tensorboard or None}.items() if value]
         if conflicts:
             raise ReinforceError(f"--seeds trains a population, which takes no {', '.join(conflicts)}: drop it")
         _train_population(
-            env_id, config_file, seeds_text, total_steps, run_dir, eval_episodes, checkpoint_every, hyperparameters
+            env_id,
+            config_file,
+            seeds_text,
+            total_steps,
+            run_dir,
+            resume_dir,
+            eval_episodes,
+            checkpoint_every,
+            hyperparameters,
         )
         return
     if eval_every and not eval_episodes:
@@ -217,27 +226,50 @@ def _train_population(
     seeds_text: str,
     total_steps: int | None,
     run_dir: Path | None,
+    resume_dir: Path | None,
     eval_episodes: int,
     checkpoint_every: int,
     hyperparameters: dict[str, Any],
 ) -> None:
-    """``--seeds``: a `reinforce.population.Population` of the seeds, each member's run in RUN_DIR/seed-S."""
+    """``--seeds``: a `reinforce.population.Population` of the seeds, each member's run in RUN_DIR/seed-S.
+
+    With ``--resume DIR``, each DIR/seed-S continues from its last checkpoint to its total budget (as a single
+    run's ``--resume``), the members together.
+    """
     from reinforce.cli.sweep import parse_seeds
 
     seeds = parse_seeds(seeds_text)
-    env_id, _, total_steps, config, env_kwargs = run_settings(env_id, config_file, None, total_steps, hyperparameters)
-    if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise ReinforceError(f"run directory {run_dir} already exists and is not empty: choose another --run-dir")
     import_long_lived(*TRAINING_MODULES)
     from reinforce.population import Population
     from reinforce.run.files import CURVE_FILE
     from reinforce.run.plotting import plot_comparison
     from reinforce.training import finish_run
 
-    population = Population(env_id, seeds, config=config, env_kwargs=env_kwargs)
+    if resume_dir is not None:
+        agents: list[Any] = []
+        budgets: list[int] = []
+        try:
+            for seed in seeds:
+                agent, _, target = _resumed_run(
+                    resume_dir / f"seed-{seed}", env_id, config_file, None, total_steps, run_dir, hyperparameters, None
+                )
+                agents.append(agent)
+                budgets.append(max(0, target - agent.num_env_steps))
+        except BaseException:
+            for agent in agents:
+                agent.close()
+            raise
+        population = Population.from_agents(agents)
+        run_dir = resume_dir
+    else:
+        env_id, _, steps, config, env_kwargs = run_settings(env_id, config_file, None, total_steps, hyperparameters)
+        budgets = [steps] * len(seeds)
+        if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise ReinforceError(f"run directory {run_dir} already exists and is not empty: choose another --run-dir")
+        population = Population(env_id, seeds, config=config, env_kwargs=env_kwargs)
     try:
-        run_dir = claim_run_dir(env_id, None) if run_dir is None else run_dir
-        population.learn(total_steps, run_dir=run_dir, checkpoint_every=checkpoint_every)
+        run_dir = claim_run_dir(population.members[0].env_id, None) if run_dir is None else run_dir
+        population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every)
         for seed, member in zip(seeds, population.members, strict=True):
             outcome = "solved" if member.solved else "trained"
             if seed in population.errors:
