@@ -12,13 +12,15 @@ Members are independent: each collects its own ``episodes_per_update`` episodes 
 with its own collection seed (where the vector env takes a seed per sub-env), and stops on its own (budget,
 ``stop_on_solve``, or an error such as a non-finite step, recorded in `Population.errors`) while the others go
 on. What they share is torch's random generator for sampling actions, so a member's run is statistically, not
-exactly, the single run of its seed.
+exactly, the single run of its seed. A member's training time (``wall_time_s``) counts an equal share of each
+collection it took part in; its ``perf/steps_per_s`` is its own update's alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,6 +248,7 @@ class Population:
             for member, target, on in zip(self.members, targets, running, strict=True):
                 if on and member.config.lr_schedule != "constant":
                     schedule_learning_rates(member, member.num_env_steps / target)
+            start = time.perf_counter()
             batches = collect_groups(
                 self.envs,
                 population_act([member.policy for member in self.members]),
@@ -254,9 +257,12 @@ class Population:
                 seed=self._reset_seed(),
                 device=self.members[0].device,
             )
+            # each member's training time (metrics.csv's wall_time_s) counts its share of the collection
+            share = (time.perf_counter() - start) / sum(running)
             for seed, member, batch, path, log in zip(self.seeds, self.members, batches, paths, logs, strict=True):
                 if batch is None:
                     continue
+                member.train_time_s += share
                 try:
                     metrics = member.update(batch)
                 except ReinforceError as error:  # this member's alone: the others go on
