@@ -193,3 +193,24 @@ def test_a_population_resumes_from_its_members_run_directories(tmp_path: Path) -
     with pytest.raises(ReinforceError, match="one per member"):
         population.learn([10])
     population.close()
+
+
+@pytest.mark.parametrize(
+    "env_id",
+    [
+        "toy/Spaces-box-multidiscrete-v0",
+        "toy/Spaces-dict-multibinary-v0",
+        "toy/Spaces-discrete-discrete-v0",
+        "toy/Spaces-image-box-v0",
+        "toy/Masked-discrete-v0",
+    ],
+)
+def test_a_population_trains_on_every_kind_of_space(env_id: str) -> None:
+    """Stacked (Categorical, MultiCategorical, Bernoulli on vectors) and member-by-member policies, masks too."""
+    population = Population(env_id, [0, 1], **TINY)
+    try:
+        population.learn(16)
+    finally:
+        population.close()
+    assert population.errors == {}
+    assert all(member.num_env_steps >= 16 for member in population.members)
