@@ -45,11 +45,12 @@ def test_each_group_gets_the_batch_of_its_envs_alone(env_id: str) -> None:
         assert batch.num_simulated_steps == expected.num_simulated_steps
 
 
-def test_collect_groups_refuses_envs_that_do_not_split() -> None:
+def test_collect_groups_refuses_envs_that_do_not_split_and_collects_nothing_for_no_episodes() -> None:
     envs = make_vec_env("toy/Counting-v0", 3)
     try:
         with pytest.raises(ValueError, match="cannot be split"):
             collect_groups(envs, lambda observations, masks: observations[:, 0].long(), [1, 1])
+        assert collect_groups(envs, lambda observations, masks: observations[:, 0].long(), [0, 0, 0]) == [None] * 3
     finally:
         envs.close()
 

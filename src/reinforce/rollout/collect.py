@@ -274,6 +274,8 @@ def collect_groups(
     groups = len(num_episodes)
     if groups < 1 or num_envs % groups or min(num_episodes) < 0:
         raise ValueError(f"{num_envs} envs cannot be split into {groups} groups of {list(num_episodes)} episodes")
+    if not any(num_episodes):
+        return [None] * groups
     size = num_envs // groups
     group_of = np.arange(num_envs) // size
     wanted = np.asarray(num_episodes, dtype=np.int64)
