@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr
     from reinforce.errors import RunDirectoryBusy as RunDirectoryBusy
     from reinforce.errors import TrainingInterrupted as TrainingInterrupted
     from reinforce.export import export_policy as export_policy
+    from reinforce.population import Population as Population
+    from reinforce.population import train_population as train_population
     from reinforce.rollout.collect import collect as collect
     from reinforce.saved import load as load
     from reinforce.saved import resume as resume
@@ -40,6 +42,7 @@ _MODULES = {
     "Callback": "callbacks",
     "EvalCallback": "callbacks",
     "NonFiniteError": "errors",
+    "Population": "population",
     "Reinforce": "agent",
     "ReinforceError": "errors",
     "RolloutBatch": "core.batch",
@@ -57,6 +60,7 @@ _MODULES = {
     "run_sweep": "sweep",
     "score_function_surrogate": "core.loss",
     "standardize": "core.returns",
+    "train_population": "population",
 }
 """The public names and the submodules that define them."""
 

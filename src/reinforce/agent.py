@@ -348,16 +348,21 @@ class Reinforce:
         """Whether the mean return of the last 100 training episodes reached the reward threshold."""
         return is_solved(self.recent_returns, self.reward_threshold)
 
-    def update(self) -> dict[str, Any]:
+    def update(self, batch: RolloutBatch | None = None) -> dict[str, Any]:
         """Collect ``episodes_per_update`` complete episodes and take one policy-gradient step on them.
+
+        Args:
+            batch: the update's episodes, collected elsewhere with this agent's policy (a population's batched
+                collection, `reinforce.population`); None collects them (`collect_batch`).
 
         Returns:
             The update's metrics (the columns of metrics.csv) plus ``episode_returns``, ``episode_lengths``
             and ``episode_truncated``: one entry per episode the update used.
         """
-        self.start_workers()
+        if batch is None:
+            self.start_workers()
         start = time.perf_counter()
-        batch = self.collect_batch()
+        batch = self.collect_batch() if batch is None else batch
         losses = self.train_on_batch(batch)
         if self.lr_scheduler is not None:
             self.lr_scheduler.step()

@@ -22,6 +22,7 @@ LAYERS = {
     "export": 6,
     "training": 6,
     "callbacks": 6,
+    "population": 6,
     "sweep": 7,
     "cli": 8,
     "__init__": 9,

@@ -54,6 +54,14 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
 @env_kwargs_option
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed (torch and environments).")
 @click.option(
+    "--seeds",
+    "seeds_text",
+    default=None,
+    metavar="SEEDS",
+    help="Train one agent per seed (0-9, 0,2,5) as one population in this process, each writing "
+    "RUN_DIR/seed-S; `reinforce plot RUN_DIR/seed-*` draws them together.",
+)
+@click.option(
     "--total-steps",
     type=click.IntRange(min=0),
     default=None,
@@ -86,7 +94,8 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
     default=None,
     help="Continue the run in this directory from its last checkpoint, with its saved settings. Only "
     "--total-steps (the run's total budget, default the saved one), --device, --checkpoint-every, "
-    "--eval-episodes, --eval-every, --tensorboard, --address and --quiet may go with it.",
+    "--eval-episodes, --eval-every, --tensorboard, --address and --quiet may go with it; with --seeds, "
+    "each RUN_DIR/seed-S continues, together.",
 )
 @checkpoint_every_option(
     "Write a checkpoint every N updates (0: only at the end); a killed run resumes from the last one."
@@ -103,6 +112,7 @@ def train(
     env_id: str | None,
     config_file: Path | None,
     seed: int | None,
+    seeds_text: str | None,
     total_steps: int | None,
     run_dir: Path | None,
     eval_episodes: int,
@@ -122,6 +132,23 @@ def train(
     """
     from reinforce.run.plotting import PlotProcess
 
+    if seeds_text is not None:
+        given = {"--seed": seed, "--eval-every": eval_every or None, "--address": address}
+        conflicts = [name for name, value in {**given, "--tensorboard": tensorboard or None}.items() if value]
+        if conflicts:
+            raise ReinforceError(f"--seeds trains a population, which takes no {', '.join(conflicts)}: drop it")
+        _train_population(
+            env_id,
+            config_file,
+            seeds_text,
+            total_steps,
+            run_dir,
+            resume_dir,
+            eval_episodes,
+            checkpoint_every,
+            hyperparameters,
+        )
+        return
     if eval_every and not eval_episodes:
         raise ReinforceError(
             "--eval-every needs evaluation episodes, but --eval-episodes is 0: pass --eval-episodes 1 or more"
@@ -191,6 +218,73 @@ def train(
     finally:
         agent.close()
     click.echo(f"run directory: {run_dir} (curve: {run_dir / CURVE_FILE})")
+
+
+def _train_population(
+    env_id: str | None,
+    config_file: Path | None,
+    seeds_text: str,
+    total_steps: int | None,
+    run_dir: Path | None,
+    resume_dir: Path | None,
+    eval_episodes: int,
+    checkpoint_every: int,
+    hyperparameters: dict[str, Any],
+) -> None:
+    """``--seeds``: a `reinforce.population.Population` of the seeds, each member's run in RUN_DIR/seed-S.
+
+    With ``--resume DIR``, each DIR/seed-S continues from its last checkpoint to its total budget (as a single
+    run's ``--resume``), the members together.
+    """
+    from reinforce.cli.sweep import parse_seeds
+
+    seeds = parse_seeds(seeds_text)
+    import_long_lived(*TRAINING_MODULES)
+    from reinforce.population import Population
+    from reinforce.run.files import CURVE_FILE
+    from reinforce.run.plotting import plot_comparison
+    from reinforce.training import finish_run
+
+    if resume_dir is not None:
+        agents: list[Any] = []
+        budgets: list[int] = []
+        try:
+            for seed in seeds:
+                agent, _, target = _resumed_run(
+                    resume_dir / f"seed-{seed}", env_id, config_file, None, total_steps, run_dir, hyperparameters, None
+                )
+                agents.append(agent)
+                budgets.append(max(0, target - agent.num_env_steps))
+        except BaseException:
+            for agent in agents:
+                agent.close()
+            raise
+        population = Population.from_agents(agents)
+        run_dir = resume_dir
+    else:
+        env_id, _, steps, config, env_kwargs = run_settings(env_id, config_file, None, total_steps, hyperparameters)
+        budgets = [steps] * len(seeds)
+        if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise ReinforceError(f"run directory {run_dir} already exists and is not empty: choose another --run-dir")
+        population = Population(env_id, seeds, config=config, env_kwargs=env_kwargs)
+    try:
+        run_dir = claim_run_dir(population.members[0].env_id, None) if run_dir is None else run_dir
+        population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every)
+        for seed, member in zip(seeds, population.members, strict=True):
+            outcome = "solved" if member.solved else "trained"
+            if seed in population.errors:
+                outcome = f"stopped ({population.errors[seed]})"
+            click.echo(f"seed {seed}: {outcome} in {member.num_env_steps:,} env steps, {member.num_updates:,} updates")
+            member_dir = run_dir / f"seed-{seed}"
+            evaluation = finish_run(member, member_dir, eval_episodes=eval_episodes)
+            if evaluation is not None:
+                click.echo(f"seed {seed}: {_evaluation_line(evaluation)}")
+        threshold = population.members[0].reward_threshold
+        # the seeds' mean and band (a single seed: its curve), as `reinforce plot RUN_DIR/seed-*` draws them
+        plot_comparison([run_dir / f"seed-{seed}" for seed in seeds], run_dir / CURVE_FILE, threshold=threshold)
+    finally:
+        population.close()
+    click.echo(f"run directories: {run_dir}/seed-S (the seeds' mean and band: {run_dir / CURVE_FILE})")
 
 
 def _new_run(
