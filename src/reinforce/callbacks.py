@@ -305,6 +305,26 @@ class EvalCallback:
             )
 
 
+class Verifier(EvalCallback):
+    """The `EvalCallback` of the verified stop (`make_verifier`): it checks only when a check can pass.
+
+    A check is due after an update that crosses a multiple of ``every_steps`` env steps, as for any
+    `EvalCallback`, and in which at least one training episode reached ``stop_at``: before any sampled episode
+    does, the deterministic policy is seldom there, and on CartPole a check costs about as much as an update
+    (its longest episode sets its length). A due check skipped so is not made up later (which keeps a resumed
+    run's checks those of an uninterrupted one). The training-mean criterion needs more: a mean of 100 training
+    episodes at the threshold.
+    """
+
+    def __call__(self, agent: Reinforce, metrics: dict[str, Any], /) -> bool:
+        """Check (and confirm) if due; False once a confirmed check reaches ``stop_at``."""
+        best = metrics.get("charts/episode_return_max")
+        if self.stop_at is not None and isinstance(best, (int, float)) and not best >= self.stop_at:
+            self._interval = agent.num_env_steps // self.every_steps
+            return True
+        return super().__call__(agent, metrics)
+
+
 CONFIRM_EPISODES = 100
 """Episodes of the evaluation that confirms a verification check (that of ``reinforce train``'s final one)."""
 
@@ -315,8 +335,9 @@ def make_verifier(
     """The `EvalCallback` that stops ``agent``'s training on a verified policy, or None where none is due.
 
     Due with ``stop_on_solve`` and ``solve_criterion="verified"`` and a reward threshold: every ``verify_every``
-    env steps a check of ``verify_episodes`` deterministic episodes on the agent's own env (seeded from the
-    agent's seed, see `reinforce.agent.evaluate_policy`); a check that reaches the threshold is confirmed over
+    env steps, once a training episode of the update reached the threshold (`Verifier`), a check of
+    ``verify_episodes`` deterministic episodes on the agent's own env (seeded from the agent's seed, see
+    `reinforce.agent.evaluate_policy`); a check that reaches the threshold is confirmed over
     `CONFIRM_EPISODES` episodes, and training stops if that one reaches it too. ``learn`` makes one itself unless
     it is given an `EvalCallback` (see `reinforce.training.learn`); ``reinforce train --eval-every`` makes its
     periodic evaluations this one, with ``every_steps`` and ``episodes`` in place of the config's.
@@ -324,7 +345,7 @@ def make_verifier(
     config, threshold = agent.config, agent.reward_threshold
     if stops_on(config) != "verified" or threshold is None:
         return None
-    return EvalCallback(
+    return Verifier(
         every_steps=config.verify_every if every_steps is None else every_steps,
         episodes=config.verify_episodes if episodes is None else episodes,
         stop_at=threshold,

@@ -117,9 +117,9 @@ class TrainConfig:
 
     verify_every: int = 2_000
     """With solve_criterion=verified: check the deterministic policy after the update that crosses each multiple
-    of this many env steps (at least 1)."""
+    of this many env steps (at least 1), if a training episode of that update reached the reward threshold."""
 
-    verify_episodes: int = 10
+    verify_episodes: int = 20
     """With solve_criterion=verified: deterministic episodes of each check (at most 10000); a check at or above
     the threshold is confirmed over 100 episodes before training stops."""
 

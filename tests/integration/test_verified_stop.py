@@ -9,14 +9,17 @@ from typing import Any
 import pytest
 
 import reinforce
-from reinforce import EvalCallback, Reinforce, TrainConfig
-from reinforce.callbacks import CONFIRM_EPISODES, make_verifier, verified_at_checkpoint
+from reinforce import Reinforce, TrainConfig
+from reinforce.callbacks import CONFIRM_EPISODES, Verifier, make_verifier, verified_at_checkpoint
 from reinforce.config import saved_hyperparameters, stops_on
 from reinforce.settings import parse_config_document
 
 
-class Scripted(EvalCallback):
-    """An EvalCallback whose evaluations return the given mean returns, in turn (no env is run)."""
+class Scripted(Verifier):
+    """A Verifier whose evaluations return the given mean returns, in turn (no env is run).
+
+    Without the update's ``charts/episode_return_max`` in the metrics, a Verifier checks as an EvalCallback.
+    """
 
     def __init__(self, means: list[float], **kwargs: Any) -> None:
         super().__init__(every_steps=1, stop_at=475.0, **kwargs)
@@ -29,9 +32,17 @@ class Scripted(EvalCallback):
         return row, summary
 
 
-def decide(callback: Scripted, updates: int) -> list[bool]:
+def decide(callback: Scripted, updates: int, metrics: dict[str, Any] | None = None) -> list[bool]:
     """Call ``callback`` after ``updates`` updates of 10 env steps each (each one crosses a multiple of 1)."""
-    return [callback(SimpleNamespace(num_updates=n, num_env_steps=10 * n), {}) for n in range(1, updates + 1)]  # type: ignore[arg-type]
+    agents = [SimpleNamespace(num_updates=n, num_env_steps=10 * n) for n in range(1, updates + 1)]
+    return [callback(agent, metrics or {}) for agent in agents]  # type: ignore[arg-type]
+
+
+def test_no_check_is_made_after_an_update_whose_training_episodes_all_stayed_below_the_threshold() -> None:
+    callback = Scripted([500.0, 500.0], episodes=10, confirm_episodes=100)
+    assert decide(callback, 3, {"charts/episode_return_max": 474.0}) == [True, True, True]
+    assert callback.evaluations == [] and callback.means == [500.0, 500.0]
+    assert decide(callback, 1, {"charts/episode_return_max": 475.0}) == [False]
 
 
 def test_a_check_below_the_threshold_goes_on_without_a_confirmation() -> None:
@@ -119,12 +130,4 @@ def test_a_verified_run_stops_with_the_confirmed_policy_and_resumes_as_finished(
     resumed.learn(50_000, run_dir=tmp_path)
     assert resumed.num_updates == agent.num_updates  # verified: nothing more to do
     resumed.close()
-    agent.close()
-
-
-def test_the_training_mean_criterion_stops_as_before_without_evaluating(tmp_path: Path) -> None:
-    agent = Reinforce("CartPole-v1", seed=0, num_envs=8, reward_threshold=15.0, solve_criterion="training_mean")
-    agent.learn(100_000, run_dir=tmp_path)
-    assert agent.solved and agent.num_env_steps < 100_000
-    assert not (tmp_path / "evaluations.csv").exists()
     agent.close()
