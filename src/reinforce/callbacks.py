@@ -306,22 +306,20 @@ class EvalCallback:
 
 
 class Verifier(EvalCallback):
-    """The `EvalCallback` of the verified stop (`make_verifier`): it checks only when a check can pass.
+    """The `EvalCallback` of the verified stop (`make_verifier`): it also checks when a check is likely to pass.
 
     A check is due after an update that crosses a multiple of ``every_steps`` env steps, as for any
-    `EvalCallback`, and in which at least one training episode reached ``stop_at``: before any sampled episode
-    does, the deterministic policy is seldom there, and on CartPole a check costs about as much as an update
-    (its longest episode sets its length). A due check skipped so is not made up later (which keeps a resumed
-    run's checks those of an uninterrupted one). The training-mean criterion needs more: a mean of 100 training
-    episodes at the threshold.
+    `EvalCallback`, and also after one in which a training episode reached ``stop_at``: before any sampled
+    episode does, the deterministic policy is seldom there, and on CartPole a check costs about as much as an
+    update (its longest episode sets its length), so checks are sparse until then and follow every such update
+    after. Both rules look at the update alone, so a resumed run checks where an uninterrupted one does.
     """
 
     def __call__(self, agent: Reinforce, metrics: dict[str, Any], /) -> bool:
         """Check (and confirm) if due; False once a confirmed check reaches ``stop_at``."""
         best = metrics.get("charts/episode_return_max")
-        if self.stop_at is not None and isinstance(best, (int, float)) and not best >= self.stop_at:
-            self._interval = agent.num_env_steps // self.every_steps
-            return True
+        if self.stop_at is not None and isinstance(best, (int, float)) and best >= self.stop_at:
+            self._interval = -1  # due now, whichever multiple of every_steps this update reached
         return super().__call__(agent, metrics)
 
 
@@ -335,7 +333,7 @@ def make_verifier(
     """The `EvalCallback` that stops ``agent``'s training on a verified policy, or None where none is due.
 
     Due with ``stop_on_solve`` and ``solve_criterion="verified"`` and a reward threshold: every ``verify_every``
-    env steps, once a training episode of the update reached the threshold (`Verifier`), a check of
+    env steps, and after every update in which a training episode reached the threshold (`Verifier`), a check of
     ``verify_episodes`` deterministic episodes on the agent's own env (seeded from the agent's seed, see
     `reinforce.agent.evaluate_policy`); a check that reaches the threshold is confirmed over
     `CONFIRM_EPISODES` episodes, and training stops if that one reaches it too. ``learn`` makes one itself unless

@@ -115,9 +115,10 @@ class TrainConfig:
     verify_every env steps reaches the reward threshold, confirmed by a 100-episode evaluation) or training_mean
     (the mean return of the last 100 training episodes)."""
 
-    verify_every: int = 2_000
+    verify_every: int = 15_000
     """With solve_criterion=verified: check the deterministic policy after the update that crosses each multiple
-    of this many env steps (at least 1), if a training episode of that update reached the reward threshold."""
+    of this many env steps (at least 1), and after every update in which a training episode reached the reward
+    threshold."""
 
     verify_episodes: int = 20
     """With solve_criterion=verified: deterministic episodes of each check (at most 10000); a check at or above

@@ -21,8 +21,8 @@ class Scripted(Verifier):
     Without the update's ``charts/episode_return_max`` in the metrics, a Verifier checks as an EvalCallback.
     """
 
-    def __init__(self, means: list[float], **kwargs: Any) -> None:
-        super().__init__(every_steps=1, stop_at=475.0, **kwargs)
+    def __init__(self, means: list[float], every_steps: int = 1, **kwargs: Any) -> None:
+        super().__init__(every_steps=every_steps, stop_at=475.0, **kwargs)
         self.means = list(means)
 
     def _evaluate(self, agent: Any, episodes: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -38,11 +38,12 @@ def decide(callback: Scripted, updates: int, metrics: dict[str, Any] | None = No
     return [callback(agent, metrics or {}) for agent in agents]  # type: ignore[arg-type]
 
 
-def test_no_check_is_made_after_an_update_whose_training_episodes_all_stayed_below_the_threshold() -> None:
-    callback = Scripted([500.0, 500.0], episodes=10, confirm_episodes=100)
+def test_a_check_is_also_due_after_an_update_with_a_training_episode_at_the_threshold() -> None:
+    callback = Scripted([500.0, 500.0], episodes=10, confirm_episodes=100, every_steps=1_000)  # no multiple crossed
     assert decide(callback, 3, {"charts/episode_return_max": 474.0}) == [True, True, True]
     assert callback.evaluations == [] and callback.means == [500.0, 500.0]
     assert decide(callback, 1, {"charts/episode_return_max": 475.0}) == [False]
+    assert callback.verified is not None
 
 
 def test_a_check_below_the_threshold_goes_on_without_a_confirmation() -> None:
@@ -115,11 +116,11 @@ def test_the_verifier_is_made_for_the_verified_stop_on_an_env_with_a_threshold()
 
 
 def test_a_verified_run_stops_with_the_confirmed_policy_and_resumes_as_finished(tmp_path: Path) -> None:
-    """A low threshold: the first check (at 500 env steps) and its confirmation reach it."""
-    settings = {"num_envs": 4, "hidden_sizes": (16,), "reward_threshold": 15.0, "verify_every": 500}
+    """A low threshold: training episodes reach it at once, the deterministic policy a few updates later."""
+    settings = {"num_envs": 4, "hidden_sizes": (16,), "reward_threshold": 15.0}
     agent = Reinforce("CartPole-v1", seed=0, **settings)  # type: ignore[arg-type]
     agent.learn(50_000, run_dir=tmp_path)
-    assert 500 <= agent.num_env_steps < 1_000
+    assert agent.num_env_steps < 50_000
     verified = verified_at_checkpoint(agent, tmp_path)
     assert verified is not None and verified["episodes"] == CONFIRM_EPISODES and verified["mean_return"] >= 15.0
     saved = reinforce.load(tmp_path)
