@@ -132,3 +132,23 @@ def test_a_verified_run_stops_with_the_confirmed_policy_and_resumes_as_finished(
     assert resumed.num_updates == agent.num_updates  # verified: nothing more to do
     resumed.close()
     agent.close()
+
+
+def test_a_resumed_run_checks_and_stops_where_an_uninterrupted_one_does(tmp_path: Path) -> None:
+    settings: dict[str, Any] = {"num_envs": 4, "hidden_sizes": (16,), "lr": 0.01, "reward_threshold": 60.0}
+    settings["verify_every"] = 300
+    whole = Reinforce("CartPole-v1", seed=3, **settings).learn(30_000, run_dir=tmp_path / "whole")
+    whole.close()
+    part = Reinforce("CartPole-v1", seed=3, **settings)
+    part.learn(30_000, run_dir=tmp_path / "part", callback=lambda agent, metrics: agent.num_updates < 3)
+    part.close()
+    resumed = reinforce.resume(tmp_path / "part")
+    resumed.learn(30_000 - resumed.num_env_steps, run_dir=tmp_path / "part")
+    resumed.close()
+    assert whole.num_env_steps < 30_000 and verified_at_checkpoint(whole, tmp_path / "whole") is not None
+    rows = [
+        [line.rsplit(",", 1)[0] for line in (tmp_path / name / "evaluations.csv").read_text().splitlines()]
+        for name in ("whole", "part")
+    ]  # all but wall_time_s
+    assert len(rows[0]) > 3 and rows[0] == rows[1]  # failed checks before the confirmed one, the same ones
+    assert (resumed.num_updates, resumed.num_env_steps) == (whole.num_updates, whole.num_env_steps)
