@@ -22,6 +22,7 @@ from reinforce.callbacks import (
     Callback,
     EvalCallback,
     TrainingRun,
+    Verifier,
     as_callbacks,
     make_verifier,
     run_callbacks,
@@ -63,10 +64,11 @@ def learn(
 ) -> Reinforce:
     """Update ``agent`` until ``total_steps`` more env steps are done, or solved (``stop_on_solve``), or called off.
 
-    Solved is by ``solve_criterion``. With ``verified`` (the default), an `EvalCallback` made by
-    `reinforce.callbacks.make_verifier` checks the deterministic policy every ``verify_every`` env steps and
-    stops training once a check, confirmed over 100 episodes, reaches the reward threshold: the agent returned
-    (and checkpointed) is that verified policy. It is added to the callbacks, writing evaluations.csv and
+    Solved is by ``solve_criterion``. With ``verified`` (the default), a `reinforce.callbacks.Verifier` made by
+    `reinforce.callbacks.make_verifier` checks the deterministic policy (every ``verify_every`` env steps, and
+    after every update in which a training episode reached the reward threshold) and stops training once a
+    check, confirmed over 100 episodes, reaches the threshold: the agent returned (and checkpointed) is that
+    verified policy. It is added to the callbacks (unless one is there already), writing evaluations.csv and
     ``RUN_DIR/best`` like any `EvalCallback`, unless ``callback`` holds an `EvalCallback` already: then it
     checks beside it, in memory only. A budget spent without a verified policy leaves the last policy (the best
     evaluated one is in ``RUN_DIR/best``). A run directory whose checkpoint was verified is not trained further.
@@ -110,9 +112,10 @@ def learn(
     total_steps = as_count("total_steps", total_steps, 0)
     checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
     callbacks = as_callbacks(callback)
-    verifier = make_verifier(agent, record=not any(isinstance(item, EvalCallback) for item in callbacks))
-    if verifier is not None:
-        callbacks.append(verifier)
+    if not any(isinstance(item, Verifier) for item in callbacks):  # one given (reinforce train's) is the one
+        verifier = make_verifier(agent, record=not any(isinstance(item, EvalCallback) for item in callbacks))
+        if verifier is not None:
+            callbacks.append(verifier)
     target = agent.num_env_steps + total_steps
     path = run_path(run_dir, writing=True) if run_dir is not None else None
     agent.start_workers()
