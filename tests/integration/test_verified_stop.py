@@ -152,3 +152,24 @@ def test_a_resumed_run_checks_and_stops_where_an_uninterrupted_one_does(tmp_path
     ]  # all but wall_time_s
     assert len(rows[0]) > 3 and rows[0] == rows[1]  # failed checks before the confirmed one, the same ones
     assert (resumed.num_updates, resumed.num_env_steps) == (whole.num_updates, whole.num_env_steps)
+
+
+def test_a_verifier_given_to_learn_is_the_only_one_that_evaluates(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reinforce import callbacks
+
+    calls: list[int] = []
+
+    def counting(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        calls.append(kwargs["episodes"])
+        return evaluate(*args, **kwargs)
+
+    evaluate = callbacks.evaluate_policy
+    monkeypatch.setattr(callbacks, "evaluate_policy", counting)
+    agent = Reinforce("CartPole-v1", seed=0, num_envs=4, hidden_sizes=(16,), reward_threshold=15.0)
+    verifier = make_verifier(agent)
+    assert verifier is not None
+    agent.learn(50_000, callback=verifier)
+    agent.close()
+    assert verifier.verified is not None
+    # the checks recorded, and the passing check its confirmation stands for: nothing else evaluated
+    assert calls == [row["episodes"] for row in verifier.evaluations[:-1]] + [20, CONFIRM_EPISODES]
