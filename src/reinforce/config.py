@@ -111,8 +111,8 @@ class TrainConfig:
     """Stop training once solved, by solve_criterion (off: train for the whole budget)."""
 
     solve_criterion: SolveCriterion = "verified"
-    """What stop_on_solve stops on: verified (the deterministic policy: a check of verify_episodes episodes every
-    verify_every env steps reaches the reward threshold, confirmed by a 100-episode evaluation) or training_mean
+    """What stop_on_solve stops on: verified (the deterministic policy: a check of verify_episodes episodes, when
+    verify_every says, reaches the reward threshold, confirmed by a 100-episode evaluation) or training_mean
     (the mean return of the last 100 training episodes)."""
 
     verify_every: int = 15_000

@@ -173,3 +173,18 @@ def test_a_verifier_given_to_learn_is_the_only_one_that_evaluates(monkeypatch: p
     assert verifier.verified is not None
     # the checks recorded, and the passing check its confirmation stands for: nothing else evaluated
     assert calls == [row["episodes"] for row in verifier.evaluations[:-1]] + [20, CONFIRM_EPISODES]
+
+
+def test_a_sweep_trial_that_stopped_verified_counts_as_solved_at_its_confirmation(tmp_path: Path) -> None:
+    from reinforce.run.metrics import EVALUATION_FIELDS
+    from reinforce.sweep.trials import criterion, steps_to_solve
+
+    # a short check at 480 is not a verification; a confirmation at 470 is not one either
+    rows = [(3, 9_000, 20, 480.0), (5, 16_000, 100, 470.0), (7, 23_000, 100, 490.0)]
+    lines = [",".join(EVALUATION_FIELDS)]
+    lines += [f"{update},{steps},{episodes},{mean},0,0,0,{mean},1.0" for update, steps, episodes, mean in rows]
+    (tmp_path / "evaluations.csv").write_text("\n".join(lines) + "\n")
+    assert steps_to_solve(tmp_path, 475.0, "verified") == 23_000
+    assert steps_to_solve(tmp_path, 495.0, "verified") is None
+    assert criterion(TrainConfig()) == "verified"
+    assert criterion(TrainConfig(stop_on_solve=False)) == criterion(TrainConfig(solve_criterion="training_mean"))
