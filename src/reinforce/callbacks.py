@@ -312,7 +312,8 @@ class Verifier(EvalCallback):
     `EvalCallback`, and also after one in which a training episode reached ``stop_at``: before any sampled
     episode does, the deterministic policy mostly is not there (the periodic checks catch it when it is), and on
     CartPole a check costs about as much as an update (its longest episode sets its length), so checks are
-    sparse until then and follow every such update after. Both rules look at the update alone, so a resumed run checks where an uninterrupted one does.
+    sparse until then and follow every such update after. Both rules look at the update alone, so a resumed run
+    checks where an uninterrupted one does.
     """
 
     def __call__(self, agent: Reinforce, metrics: dict[str, Any], /) -> bool:
