@@ -40,6 +40,8 @@ from reinforce.settings import (
         ("stop_on_solve", "yes", "stop_on_solve"),
         ("action_squash", "sigmoid", "action_squash"),
         ("log_std", "learned", "log_std"),
+        ("activation", "sigmoid", "activation"),
+        ("init", "xavier", "init"),
         ("log_std_init", 2.5, "log_std_init"),
         ("log_std_init", float("nan"), "log_std_init"),
         ("normalize_observations", 1, "normalize_observations"),
