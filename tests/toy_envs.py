@@ -210,6 +210,21 @@ def wide_gaussian_batch() -> tuple[Any, Any, spaces.Box]:
     return policy, batch, envs.single_action_space
 
 
+class BanditEnv(gymnasium.Env[np.ndarray, np.int64]):
+    """A two-armed bandit: one step per episode, reward 1 for action 1 and 0 for action 0 (learnt in a few updates)."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+        self.action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        return np.zeros(1, dtype=np.float32), {}
+
+    def step(self, action: np.int64) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return np.zeros(1, dtype=np.float32), float(action), True, False, {}
+
+
 def register_toy_envs() -> None:
     """Register the toy envs once (idempotent)."""
     if "toy/Counting-v0" in gymnasium.registry:
@@ -219,6 +234,7 @@ def register_toy_envs() -> None:
         "toy/CountingTruncated-v0", entry_point=CountingEnv, kwargs={"max_length": 6}, max_episode_steps=3
     )
     gymnasium.register("toy/Continuous-v0", entry_point=ContinuousEnv)
+    gymnasium.register("toy/Bandit-v0", entry_point=BanditEnv)
     gymnasium.register("toy/TextAction-v0", entry_point=TextActionEnv)
     gymnasium.register("toy/SlowCartPole-v0", entry_point=SlowCartPole)
     gymnasium.register("toy/NanReward-v0", entry_point=NanRewardEnv, kwargs={"max_length": 8})

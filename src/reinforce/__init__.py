@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr__` imports them
     from reinforce.agent import Reinforce as Reinforce
+    from reinforce.agent import evaluate_policy as evaluate_policy
+    from reinforce.callbacks import Callback as Callback
+    from reinforce.callbacks import EvalCallback as EvalCallback
     from reinforce.config import TrainConfig as TrainConfig
     from reinforce.core.batch import RolloutBatch as RolloutBatch
     from reinforce.core.loss import reinforce_loss as reinforce_loss
@@ -28,13 +31,18 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr
     from reinforce.errors import RunDirectoryBusy as RunDirectoryBusy
     from reinforce.errors import TrainingInterrupted as TrainingInterrupted
     from reinforce.export import export_policy as export_policy
+    from reinforce.population import Population as Population
+    from reinforce.population import train_population as train_population
     from reinforce.rollout.collect import collect as collect
     from reinforce.saved import load as load
     from reinforce.saved import resume as resume
     from reinforce.sweep import run_sweep as run_sweep
 
 _MODULES = {
+    "Callback": "callbacks",
+    "EvalCallback": "callbacks",
     "NonFiniteError": "errors",
+    "Population": "population",
     "Reinforce": "agent",
     "ReinforceError": "errors",
     "RolloutBatch": "core.batch",
@@ -43,6 +51,7 @@ _MODULES = {
     "TrainingInterrupted": "errors",
     "collect": "rollout.collect",
     "discounted_returns": "core.returns",
+    "evaluate_policy": "agent",
     "export_policy": "export",
     "load": "saved",
     "make_policy": "core.policies",
@@ -51,6 +60,7 @@ _MODULES = {
     "run_sweep": "sweep",
     "score_function_surrogate": "core.loss",
     "standardize": "core.returns",
+    "train_population": "population",
 }
 """The public names and the submodules that define them."""
 

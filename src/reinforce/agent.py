@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -30,7 +29,9 @@ from reinforce.core.device import resolve_device, torch_threads
 from reinforce.core.loss import update_policy
 from reinforce.core.optim import (
     Optimizer,
+    OptimizerFactory,
     SchedulerFactory,
+    check_learning_rates,
     json_state,
     make_optimizer,
     make_scheduler,
@@ -55,6 +56,7 @@ from reinforce.settings import resolve
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from reinforce.callbacks import Callback  # for the annotation of `Reinforce.learn` only
     from reinforce.rollout.ray import RayRollouts
 
 logger = logging.getLogger("reinforce")
@@ -131,7 +133,7 @@ class Reinforce:
         source = env_source(env, env_kwargs=env_kwargs, wrappers=wrappers)
         values, factory = split_optimizer(dict(overrides))
         modules = {"network": network, "value_network": value_network, "policy": policy}
-        custom = {**modules, "optimizer": factory, "optimizer_kwargs": optimizer_kwargs, "lr_scheduler": lr_scheduler}
+        custom = user_objects(network, value_network, policy, factory, optimizer_kwargs, lr_scheduler)
         resolved = resolve(source.env_id, preset=preset, overrides=values, base=config)
         if source.vector_env is not None and source.vector_env.num_envs != resolved.num_envs:
             resolved = TrainConfig.from_dict({**resolved.to_dict(), "num_envs": source.vector_env.num_envs})
@@ -196,14 +198,7 @@ class Reinforce:
         """
         agent = cls.__new__(cls)
         values, factory = split_optimizer(dict(overrides))
-        custom = {
-            "network": network,
-            "value_network": value_network,
-            "policy": policy,
-            "optimizer": factory,
-            "optimizer_kwargs": optimizer_kwargs,
-            "lr_scheduler": lr_scheduler,
-        }
+        custom = user_objects(network, value_network, policy, factory, optimizer_kwargs, lr_scheduler)
         agent._build(name, resolve(None, overrides=values, base=config), seed, observation_space, action_space, custom)
         agent.env_source = None
         agent.envs = None
@@ -353,24 +348,25 @@ class Reinforce:
         """Whether the mean return of the last 100 training episodes reached the reward threshold."""
         return is_solved(self.recent_returns, self.reward_threshold)
 
-    def update(self) -> dict[str, Any]:
+    def update(self, batch: RolloutBatch | None = None) -> dict[str, Any]:
         """Collect ``episodes_per_update`` complete episodes and take one policy-gradient step on them.
+
+        Args:
+            batch: the update's episodes, collected elsewhere with this agent's policy (a population's batched
+                collection, `reinforce.population`); None collects them (`collect_batch`).
 
         Returns:
             The update's metrics (the columns of metrics.csv) plus ``episode_returns``, ``episode_lengths``
             and ``episode_truncated``: one entry per episode the update used.
         """
-        self.start_workers()
+        if batch is None:
+            self.start_workers()
         start = time.perf_counter()
-        batch = self.collect_batch()
+        batch = self.collect_batch() if batch is None else batch
         losses = self.train_on_batch(batch)
         if self.lr_scheduler is not None:
             self.lr_scheduler.step()
-            for group in self.optimizer.param_groups:
-                if not (isinstance(group["lr"], (int, float)) and math.isfinite(group["lr"]) and group["lr"] > 0):
-                    raise ReinforceError(
-                        f"the lr_scheduler set the learning rate to {group['lr']!r}: it must stay finite and > 0"
-                    )
+            check_learning_rates(self.optimizer, "the lr_scheduler")
         if self.config.normalize_observations:
             # after the step, so that one batch is collected and trained on with the same statistics
             self.policy.encoder.update_normalization(batch.observations[batch.mask])
@@ -418,12 +414,13 @@ class Reinforce:
         progress_bar: bool = False,
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         tensorboard: bool = False,
+        callback: Callback | Sequence[Callback] | None = None,
     ) -> Reinforce:
-        """Update until ``total_steps`` more env steps are done, or the task is solved (``stop_on_solve``).
+        """Update until ``total_steps`` more env steps are done, or solved (``stop_on_solve``), or called off.
 
-        The loop is `reinforce.training.learn` (arguments, signals, run directory and errors are described
-        there). SIGINT and SIGTERM finish the current update, write the checkpoint and raise
-        `TrainingInterrupted`.
+        A callback that returns False calls the training off. The loop is `reinforce.training.learn` (arguments,
+        callbacks, signals, run directory and errors are described there). SIGINT and SIGTERM finish the current
+        update, write the checkpoint and raise `TrainingInterrupted`.
 
         Returns:
             self, so that ``Reinforce(...).learn(...)`` chains.
@@ -441,6 +438,7 @@ class Reinforce:
                 progress_bar=progress_bar,
                 checkpoint_every=checkpoint_every,
                 tensorboard=tensorboard,
+                callback=callback,
             )
 
     def predict(
@@ -490,26 +488,11 @@ class Reinforce:
         return self.seed + EVALUATION_SEED_OFFSET if checked is None and self.seed is not None else checked
 
     def evaluate(self, episodes: int = 100, deterministic: bool = True, seed: int | None = None) -> dict[str, Any]:
-        """Run ``episodes`` complete episodes in parallel, without learning, and summarise them.
+        """Run ``episodes`` complete episodes of the agent's env in parallel, without learning; summarise them.
 
-        Args:
-            episodes: number of episodes (all run in one vector env of up to 100 sub-envs).
-            deterministic: act with the distribution's mode (the default) or sample.
-            seed: env seed; by default derived from the agent's seed (offset so it differs from training).
-
-        Returns:
-            ``mean_return``, ``std_return``, ``min_return``, ``max_return``, ``mean_length``, ``episodes``
-            and ``returns`` (the list).
+        `evaluate_policy` on the agent's own environment (see there for the arguments and the summary).
         """
-        episodes = as_count("episodes", episodes, 1)
-        seed = self._evaluation_seed(seed)
-        envs = self._require_source().make(min(episodes, 100), vectorization_mode=self.config.vectorization_mode)
-        try:
-            batch = collect(envs, self.policy, episodes, deterministic=deterministic, seed=seed, device=self.device)
-        finally:
-            if envs is not self.envs:  # a vector env given by the user is the one the agent trains on
-                envs.close()
-        return summarize(batch.episode_returns, batch.episode_lengths, deterministic)
+        return evaluate_policy(self, episodes=episodes, deterministic=deterministic, seed=seed)
 
     def record_video(
         self, path: str | Path, *, episodes: int = 1, deterministic: bool = True, seed: int | None = None
@@ -557,8 +540,8 @@ class Reinforce:
                 "total_steps": total_steps,
                 "reward_threshold": self.reward_threshold,
                 "hyperparameters": self.config.to_dict(),
-                "custom_modules": self.custom_modules,
-                "custom_optimizer": self.optimizer_record,
+                **({"custom_modules": self.custom_modules} if self.custom_modules else {}),
+                **({"custom_optimizer": self.optimizer_record} if self.optimizer_record else {}),
             },
         )
 
@@ -573,9 +556,20 @@ class Reinforce:
         """
         path = run_path(run_dir, writing=True)
         refuse_foreign_checkpoint(path, self.checkpoint_update)
-        path.mkdir(parents=True, exist_ok=True)
-        if not (path / CONFIG_FILE).exists():
-            self.write_config(path, total_steps=self.num_env_steps)
+        self.write_snapshot(path)
+        self.checkpoint_update = self.num_updates
+        logger.debug("checkpoint at update %d written to %s", self.num_updates, path)
+
+    def write_snapshot(self, run_dir: Path) -> None:
+        """Write this agent's checkpoint (and config.json if absent) into ``run_dir``, whatever it holds.
+
+        What `save` writes, without its check that ``run_dir`` is this agent's and without making ``run_dir``
+        the agent's: for a copy of the policy elsewhere, such as ``RUN_DIR/best``
+        (`reinforce.callbacks.EvalCallback`). ``reinforce.load(run_dir)`` rebuilds the agent from it.
+        """
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / CONFIG_FILE).exists():
+            self.write_config(run_dir, total_steps=self.num_env_steps)
         modules, optimizers = self.state()
         record = {
             **self.counters,
@@ -585,9 +579,7 @@ class Reinforce:
         }
         if self.lr_scheduler is not None:
             record["lr_scheduler"] = json_state(self.lr_scheduler.state_dict())
-        write_checkpoint(path, modules, optimizers, record, self.num_updates)
-        self.checkpoint_update = self.num_updates
-        logger.debug("checkpoint at update %d written to %s", self.num_updates, path)
+        write_checkpoint(run_dir, modules, optimizers, record, self.num_updates)
 
     def close(self) -> None:
         """Close the environments (and stop the Ray workers, if any)."""
@@ -598,8 +590,83 @@ class Reinforce:
             self._rollouts = None
 
 
+def user_objects(
+    network: Network | None = None,
+    value_network: Network | None = None,
+    policy: nn.Module | None = None,
+    optimizer: OptimizerFactory | None = None,
+    optimizer_kwargs: Mapping[str, Any] | None = None,
+    lr_scheduler: SchedulerFactory | None = None,
+) -> dict[str, Any]:
+    """The user's own objects that `Reinforce` takes, by their keyword names (None where not given)."""
+    return {
+        "network": network,
+        "value_network": value_network,
+        "policy": policy,
+        "optimizer": optimizer,
+        "optimizer_kwargs": optimizer_kwargs,
+        "lr_scheduler": lr_scheduler,
+    }
+
+
+def evaluate_policy(
+    agent: Reinforce,
+    env: EnvLike | None = None,
+    *,
+    episodes: int = 10,
+    deterministic: bool = True,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Run ``episodes`` complete episodes of ``agent``'s policy on ``env``, without learning; summarise them.
+
+    The episodes run in parallel in one vector env of up to 100 sub-envs (`reinforce.rollout.collect.collect`),
+    made for this call and closed after it; a vector env that was given (as ``env``, or to the agent) is used
+    as it is and left open. `Reinforce.evaluate` and `reinforce.callbacks.EvalCallback` call this.
+
+    Example:
+        >>> reinforce.evaluate_policy(agent, "CartPole-v1", episodes=10)["mean_return"]  # doctest: +SKIP
+
+    Args:
+        agent: the agent whose policy acts.
+        env: the environment, in any form `reinforce.rollout.envs.EnvLike` (an id, a spec, a callable, a vector
+            env, an `EnvSource`); None: the agent's own. Its observation and action spaces must be the agent's.
+        episodes: number of episodes (>= 1).
+        deterministic: act with the distribution's mode (the default) or sample.
+        seed: env seed; by default derived from the agent's seed (offset so it differs from training), so that
+            two evaluations of a seeded agent see the same episodes.
+
+    Returns:
+        ``mean_return``, ``std_return``, ``min_return``, ``max_return``, ``mean_length``, ``episodes``,
+        ``deterministic``, and the per-episode ``returns`` and ``lengths`` (lists, in the order the episodes
+        ended).
+
+    Raises:
+        ReinforceError: an invalid ``episodes`` or ``seed``, an env that cannot be made, one whose spaces differ
+            from the agent's, or no env at all (an agent without one, and ``env`` None).
+    """
+    episodes = as_count("episodes", episodes, 1)
+    seed = agent._evaluation_seed(seed)
+    source = agent._require_source() if env is None else env_source(env)
+    envs = source.make(min(episodes, 100), vectorization_mode=agent.config.vectorization_mode)
+    try:
+        for what, theirs, ours in (
+            ("observation", envs.single_observation_space, agent.observation_space),
+            ("action", envs.single_action_space, agent.action_space),
+        ):
+            if theirs != ours:
+                raise ReinforceError(
+                    f"the evaluation env's {what} space {theirs} is not the agent's {ours}: evaluate on an env "
+                    "with the spaces the agent was built for"
+                )
+        batch = collect(envs, agent.policy, episodes, deterministic=deterministic, seed=seed, device=agent.device)
+    finally:
+        if source.vector_env is None:  # a vector env that was given stays its owner's to close
+            envs.close()
+    return summarize(batch.episode_returns, batch.episode_lengths, deterministic)
+
+
 def summarize(returns: list[float], lengths: list[int], deterministic: bool) -> dict[str, Any]:
-    """The summary of `Reinforce.evaluate` for episodes with these returns and lengths."""
+    """The summary of `evaluate_policy` for episodes with these returns and lengths."""
     values = np.asarray(returns)
     return {
         "episodes": len(returns),
@@ -610,4 +677,5 @@ def summarize(returns: list[float], lengths: list[int], deterministic: bool) -> 
         "max_return": float(values.max()),
         "mean_length": float(np.mean(lengths)),
         "returns": returns,
+        "lengths": lengths,
     }

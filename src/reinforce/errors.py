@@ -31,7 +31,7 @@ class RunDirectoryBusy(ReinforceError):
 
 
 class TrainingInterrupted(Exception):
-    """Training stopped on SIGINT or SIGTERM; the run directory holds a checkpoint to resume from.
+    """Training stopped on SIGINT, SIGTERM or SIGHUP; the run directory holds a checkpoint to resume from.
 
     Attributes:
         signal_number: the signal that stopped training.
@@ -59,7 +59,7 @@ class TrainingInterrupted(Exception):
 
     @property
     def exit_code(self) -> int:
-        """The shell's exit status for death by this signal: 128 + its number (130 for SIGINT, 143 for SIGTERM)."""
+        """The shell's exit status for death by this signal: 128 + its number (130 SIGINT, 143 SIGTERM, 129 SIGHUP)."""
         return 128 + self.signal_number
 
 

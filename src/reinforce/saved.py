@@ -9,8 +9,8 @@ from typing import Any
 
 from torch import nn
 
-from reinforce.agent import CUSTOM_MODULES, Reinforce
-from reinforce.config import TrainConfig, check_seed
+from reinforce.agent import CUSTOM_MODULES, Reinforce, user_objects
+from reinforce.config import TrainConfig, check_seed, saved_hyperparameters
 from reinforce.core.device import resolve_device
 from reinforce.core.optim import OptimizerFactory, SchedulerFactory
 from reinforce.core.policies import Network
@@ -52,7 +52,7 @@ def _agent_from_config(
     if not isinstance(record, dict):
         raise ReinforceError(f"{file} is invalid: 'env' must be a mapping")
     try:  # the saved hyperparameters are the whole config: nothing shipped is layered under them
-        saved = TrainConfig.from_dict(hyperparameters)
+        saved = TrainConfig.from_dict(saved_hyperparameters(hyperparameters))
     except ReinforceError as exc:
         raise ReinforceError(f"{file} is invalid: {exc}") from None
     seed = config.get("seed")
@@ -192,14 +192,7 @@ def load(
             f"{path} has no checkpoint yet (training stopped before the first one): "
             f"resume it with `reinforce train --resume {path}`"
         )
-    custom = {
-        "network": network,
-        "value_network": value_network,
-        "policy": policy,
-        "optimizer": optimizer,
-        "optimizer_kwargs": optimizer_kwargs,
-        "lr_scheduler": lr_scheduler,
-    }
+    custom = user_objects(network, value_network, policy, optimizer, optimizer_kwargs, lr_scheduler)
     agent = _agent_from_config(path, device, ray_address, env, custom)
     try:
         checkpoint = read_checkpoint(path)
@@ -278,12 +271,5 @@ def resume(
             optimizer_kwargs=optimizer_kwargs,
             lr_scheduler=lr_scheduler,
         )
-    custom = {
-        "network": network,
-        "value_network": value_network,
-        "policy": policy,
-        "optimizer": optimizer,
-        "optimizer_kwargs": optimizer_kwargs,
-        "lr_scheduler": lr_scheduler,
-    }
+    custom = user_objects(network, value_network, policy, optimizer, optimizer_kwargs, lr_scheduler)
     return _agent_from_config(path, device, ray_address, env, custom)

@@ -16,12 +16,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
-from reinforce.config import TrainConfig, as_count, check_seed
+from reinforce.config import TrainConfig, as_count, check_seed, saved_hyperparameters
 from reinforce.errors import ReinforceError
 
 CONFIG_FILE_KEYS = ("env_id", "env_kwargs", "seed", "total_steps", "hyperparameters")
 """Keys a config file may set; a saved config.json also has these (and others, which are informational)."""
-INFORMATIONAL_KEYS = ("format_version", "reward_threshold", "versions", "env", "spaces", "custom_modules")
+INFORMATIONAL_KEYS = (
+    "format_version",
+    "reward_threshold",
+    "versions",
+    "env",
+    "spaces",
+    "custom_modules",
+    "custom_optimizer",
+)
 """Keys of a saved config.json that a config file may carry but that do not configure anything."""
 
 
@@ -156,6 +164,8 @@ def parse_config_document(document: dict[str, Any], source: str) -> RunSettings:
         hyperparameters = {}
     if not isinstance(hyperparameters, dict):
         raise ReinforceError(f"{source}: 'hyperparameters' must be a mapping such as {{lr: 0.01, num_envs: 16}}")
+    if "format_version" in document:  # a saved config.json: read as `reinforce.load` reads it
+        hyperparameters = saved_hyperparameters(hyperparameters)
     try:
         hyperparameters = _coerce_numbers(hyperparameters)
         TrainConfig.from_dict(hyperparameters)  # validates every value now, with the field's name

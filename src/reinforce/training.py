@@ -1,9 +1,10 @@
 """Training runs: the learn loop, and `finish_run`, what every run does once it has learnt.
 
 `learn` drives a `reinforce.agent.Reinforce`: it claims the run directory, logs every update
-(`reinforce.run.metrics.RunLog`), commits a checkpoint every ``checkpoint_every`` updates and at the end, and
-turns SIGINT and SIGTERM into a clean stop (`StopSignals`). `finish_run` draws the curve, evaluates and writes
-evaluation.json, for ``reinforce train`` and every sweep trial.
+(`reinforce.run.metrics.RunLog`), calls the callbacks (`reinforce.callbacks`), commits a checkpoint every
+``checkpoint_every`` updates and at the end, and turns SIGINT, SIGTERM and SIGHUP into a clean stop
+(`StopSignals`). `finish_run` draws the curve, evaluates and writes evaluation.json, for ``reinforce train`` and
+every sweep trial.
 """
 
 from __future__ import annotations
@@ -12,14 +13,27 @@ import logging
 import shutil
 import signal
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from reinforce.config import DEFAULT_CHECKPOINT_EVERY, as_count
+from reinforce.callbacks import (
+    Callback,
+    EvalCallback,
+    TrainingRun,
+    Verifier,
+    as_callbacks,
+    make_verifier,
+    run_callbacks,
+    start_callbacks,
+    verified_at_checkpoint,
+)
+from reinforce.config import DEFAULT_CHECKPOINT_EVERY, as_count, stops_on
 from reinforce.core.schedule import lr_factor, set_lr
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.run.files import (
+    BEST_DIR,
     CURVE_FILE,
     EVALUATION_FILE,
     RUN_FILES,
@@ -46,12 +60,25 @@ def learn(
     progress_bar: bool = False,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     tensorboard: bool = False,
+    callback: Callback | Sequence[Callback] | None = None,
 ) -> Reinforce:
-    """Update ``agent`` until ``total_steps`` more env steps are done, or the task is solved (``stop_on_solve``).
+    """Update ``agent`` until ``total_steps`` more env steps are done, or solved (``stop_on_solve``), or called off.
 
-    SIGINT and SIGTERM are caught while this runs (the previous handlers are put back afterwards): the current
-    update is finished, the checkpoint and metrics are written, and `TrainingInterrupted` is raised. A second
-    signal abandons the update at once (the last checkpoint stays as it was).
+    Solved is by ``solve_criterion``. With ``verified`` (the default), a `reinforce.callbacks.Verifier` made by
+    `reinforce.callbacks.make_verifier` checks the deterministic policy (every ``verify_every`` env steps, and
+    after every update in which a training episode reached the reward threshold) and stops training once a
+    check, confirmed over 100 episodes, reaches the threshold: the agent returned (and checkpointed) is that
+    verified policy. It is added to the callbacks (unless one is there already), writing evaluations.csv and
+    ``RUN_DIR/best`` like any `EvalCallback`, unless ``callback`` holds an `EvalCallback` already: then it
+    checks beside it, in memory only. A budget spent without a verified policy leaves the last policy (the best
+    evaluated one is in ``RUN_DIR/best``). A run directory whose checkpoint was verified is not trained further.
+    With ``training_mean``, training stops once the mean return of the last 100 training episodes reaches the
+    threshold (`Reinforce.solved`). A callback that returns False calls the training off (see ``callback``).
+
+    SIGINT, SIGTERM and SIGHUP (the terminal closed) are caught while this runs (the previous handlers are put
+    back afterwards): the current update is finished, the checkpoint and metrics are written, and
+    `TrainingInterrupted` is raised. A second signal abandons the update at once (the last checkpoint stays as
+    it was).
 
     Args:
         agent: the agent to train (`reinforce.agent.Reinforce.learn` calls this with itself).
@@ -60,22 +87,35 @@ def learn(
             update and of episodes.csv per episode, a checkpoint every ``checkpoint_every`` updates and at the
             end. A directory holding this agent's own earlier checkpoint (see `reinforce.resume`) is continued:
             rows after the agent's update count are dropped first, so none is duplicated.
-        progress_bar: show a progress bar on stderr (mean return of the last 100 episodes, steps/s, ETA).
+        progress_bar: show a progress bar on stderr: env steps done of the budget, one speed (env steps per
+            second of wall time, smoothed, checkpoints and logging included), the time left and the mean return
+            of the last 100 episodes.
         checkpoint_every: write a checkpoint every this many updates (0: only at the end); needs run_dir.
         tensorboard: also write the metrics as TensorBoard scalars to ``run_dir/tensorboard`` (needs the
             ``tensorboard`` extra: ``pip install 'reinforce[tensorboard]'``).
+        callback: a `reinforce.callbacks.Callback` ``fn(agent, metrics)``, or a list of them, called after every
+            update once its metrics row is written (all of them, in order). One that returns False stops
+            training after that update: the checkpoint is written as at the end of any ``learn`` call. A run
+            stopped so is not finished (its budget is not spent, unless it is, and it need not be solved): it
+            is continued like any other, with `reinforce.resume` and ``learn`` or ``reinforce train --resume``,
+            which train on to the budget. `reinforce.callbacks.EvalCallback` evaluates periodically.
 
     Returns:
         The agent.
 
     Raises:
-        TrainingInterrupted: SIGINT or SIGTERM arrived; the checkpoint was written first.
+        TrainingInterrupted: SIGINT, SIGTERM or SIGHUP arrived; the checkpoint was written first.
         RunDirectoryBusy: another process is training ``run_dir`` (only one may at a time: this call holds a
             lock on it until it returns); nothing was written.
         ReinforceError: an invalid argument, or ``run_dir`` holds another run.
     """
     total_steps = as_count("total_steps", total_steps, 0)
     checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
+    callbacks = as_callbacks(callback)
+    if not any(isinstance(item, Verifier) for item in callbacks):  # one given (reinforce train's) is the one
+        verifier = make_verifier(agent, record=not any(isinstance(item, EvalCallback) for item in callbacks))
+        if verifier is not None:
+            callbacks.append(verifier)
     target = agent.num_env_steps + total_steps
     path = run_path(run_dir, writing=True) if run_dir is not None else None
     agent.start_workers()
@@ -84,7 +124,7 @@ def learn(
             raise ReinforceError("tensorboard=True needs a run_dir to write the event files to: pass run_dir")
         require_tensorboard()
     if path is None:
-        return _train(agent, target, None, None, progress_bar, checkpoint_every)
+        return _train(agent, target, None, None, progress_bar, checkpoint_every, callbacks)
     path.mkdir(parents=True, exist_ok=True)
     with training_lock(path):  # held until the last checkpoint is committed
         claim(agent, path)
@@ -94,12 +134,12 @@ def learn(
         except BaseException:
             log.close()
             raise
-        return _train(agent, target, path, log, progress_bar, checkpoint_every)
+        return _train(agent, target, path, log, progress_bar, checkpoint_every, callbacks)
 
 
 def remove_run_files(run_dir: Path) -> None:
-    """Remove the files a run writes (`RUN_FILES`, tensorboard/) from ``run_dir``; nothing else."""
-    for name in (*RUN_FILES, TENSORBOARD_DIR):
+    """Remove the files a run writes (`RUN_FILES`, tensorboard/, best/) from ``run_dir``; nothing else."""
+    for name in (*RUN_FILES, TENSORBOARD_DIR, BEST_DIR):
         path = run_dir / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
@@ -114,8 +154,9 @@ def _train(
     log: RunLog | None,
     progress_bar: bool,
     checkpoint_every: int,
+    callbacks: Sequence[Callback],
 ) -> Reinforce:
-    """The loop of `learn`: update until ``target`` env steps (or solved), log and commit; closes ``log``."""
+    """The loop of `learn`: update until ``target`` env steps (or solved or called off), log, commit; closes ``log``."""
     from tqdm.auto import tqdm
 
     bar = tqdm(
@@ -128,28 +169,34 @@ def _train(
         smoothing=0.1,
     )
     committed: int | None = None  # the update of the last checkpoint this call wrote
+
+    def commit_now() -> None:
+        nonlocal committed
+        if path is not None and committed != agent.num_updates:
+            commit(agent, path, log)
+            committed = agent.num_updates
+
     stop = StopSignals(agent, path)
+    called_off = False  # a callback returned False
     try:
         with stop:
-            while agent.num_env_steps < target and not (agent.config.stop_on_solve and agent.solved):
+            start_callbacks(callbacks, agent, TrainingRun(path, commit_now))
+            verified = path is not None and verified_at_checkpoint(agent, path) is not None
+            while agent.num_env_steps < target and not verified and not stop_on_training_mean(agent):
                 if agent.config.lr_schedule != "constant":
                     schedule_learning_rates(agent, agent.num_env_steps / target)
                 metrics = agent.update()
                 bar.update(min(agent.num_env_steps, target) - bar.n)
-                bar.set_postfix(
-                    return_100=f"{metrics['charts/episode_return_mean_100']:.1f}",
-                    steps_per_s=f"{metrics['perf/steps_per_s']:.0f}",
-                    refresh=False,
-                )
+                # one speed on the bar, tqdm's (see `learn`); each update's alone is metrics.csv's perf/steps_per_s
+                bar.set_postfix(return_100=f"{metrics['charts/episode_return_mean_100']:.1f}", refresh=False)
                 if log is not None:
                     log.write(metrics)
-                if path is not None and checkpoint_every and agent.num_updates % checkpoint_every == 0:
-                    commit(agent, path, log)
-                    committed = agent.num_updates
-                if stop.signal_number is not None:
+                called_off = not run_callbacks(callbacks, agent, metrics)
+                if checkpoint_every and agent.num_updates % checkpoint_every == 0:
+                    commit_now()
+                if called_off or stop.signal_number is not None:
                     break
-            if path is not None and committed != agent.num_updates:
-                commit(agent, path, log)
+            commit_now()
     finally:
         bar.close()
         if log is not None:
@@ -157,7 +204,14 @@ def _train(
     if stop.signal_number is not None:
         logger.info("stopped by signal %d after update %d", stop.signal_number, agent.num_updates)
         raise TrainingInterrupted(stop.signal_number, None if path is None else str(path), agent.num_updates)
+    if called_off:
+        logger.info("stopped by a callback after update %d", agent.num_updates)
     return agent
+
+
+def stop_on_training_mean(agent: Reinforce) -> bool:
+    """Whether ``agent`` is solved by the training mean, and its config stops there (``training_mean``)."""
+    return stops_on(agent.config) == "training_mean" and agent.solved
 
 
 def schedule_learning_rates(agent: Reinforce, progress: float) -> None:
@@ -183,8 +237,13 @@ def claim(agent: Reinforce, run_dir: Path) -> None:
     refuse_foreign_checkpoint(run_dir, own)
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+"""The signals that `StopSignals` turns into a clean stop: Ctrl-C, ``kill``, and a closed terminal or SSH session
+(SIGHUP, where the platform has it: not on Windows)."""
+
+
 class StopSignals:
-    """While active, SIGINT and SIGTERM ask the learn loop to stop after the current update.
+    """While active, `STOP_SIGNALS` (SIGINT, SIGTERM, SIGHUP) ask the learn loop to stop after the current update.
 
     The first signal is recorded in `signal_number` (the loop finishes its update, commits and stops); a second
     one raises `TrainingInterrupted` at once, naming the last checkpoint written. The previous handlers are put
@@ -208,7 +267,7 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
-            for signal_number in (signal.SIGINT, signal.SIGTERM):
+            for signal_number in STOP_SIGNALS:
                 # None: the handler was not set from Python; restoring the default is the closest
                 self._previous[signal_number] = signal.signal(signal_number, self._handle) or signal.SIG_DFL
         return self
@@ -222,7 +281,12 @@ class StopSignals:
 
 
 def finish_run(
-    agent: Reinforce, run_dir: Path, *, eval_episodes: int, plotter: PlotProcess | None = None
+    agent: Reinforce,
+    run_dir: Path,
+    *,
+    eval_episodes: int,
+    plotter: PlotProcess | None = None,
+    evaluation: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Draw ``run_dir``'s curve.png, evaluate the deterministic policy and write evaluation.json.
 
@@ -234,6 +298,8 @@ def finish_run(
         eval_episodes: deterministic evaluation episodes; 0 skips the evaluation (and evaluation.json).
         plotter: a `PlotProcess` started before training, which draws the curve while this process evaluates;
             None draws it here first.
+        evaluation: an evaluation of the agent as it is, already made (the confirmation that verified it,
+            `reinforce.callbacks.EvalCallback.verified`): written as evaluation.json instead of evaluating again.
 
     Returns:
         The evaluation (`Reinforce.evaluate`'s document, as written), or None without one.
@@ -245,10 +311,12 @@ def finish_run(
         plot_runs([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
     else:
         plotter.submit([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
-    evaluation = None
     if eval_episodes:
-        evaluation = agent.evaluate(episodes=eval_episodes)
+        if evaluation is None:
+            evaluation = agent.evaluate(episodes=eval_episodes)
         write_json(run_dir / EVALUATION_FILE, evaluation)
+    else:
+        evaluation = None
     if plotter is not None:
         plotter.result()
     return evaluation

@@ -306,6 +306,8 @@ BAD_INPUTS = [
     (["train", "--resume", "{negative_mean_square}"], "negative values in optimizer.policy.state.0.exp_avg_sq"),
     (["eval", "{nan_weights}"], "holds non-finite values in module.policy."),
     (["sweep", "CartPole-v1", "--seeds", "0-4294967295"], "at most 10000 seeds"),
+    (["train", "--resume", "{repeated_row}", "--total-steps", "9000"], "has update 1 after update 1"),
+    (["eval", "{linked_state}"], "outside the run directory"),
 ]
 
 
@@ -397,6 +399,17 @@ def remove_checkpoint(run: Path) -> None:
     (run / "checkpoint.json").unlink()
 
 
+def repeat_first_row(run: Path) -> None:
+    lines = (run / "metrics.csv").read_text().splitlines(keepends=True)
+    (run / "metrics.csv").write_text("".join([lines[0], lines[1], *lines[1:]]))
+
+
+def link_state_outside(run: Path) -> None:
+    outside = run.parent / f"{run.name}-elsewhere.safetensors"
+    state_file(run).rename(outside)
+    state_file(run).symlink_to(outside)
+
+
 DAMAGED_RUNS = {
     "damaged": damage_config,
     "truncated": truncate_state,
@@ -410,6 +423,8 @@ DAMAGED_RUNS = {
     "negative_mean_square": lambda run: rewrite_tensor(run, "optimizer.policy.state.0.exp_avg_sq", -1.0),
     "nan_weights": lambda run: rewrite_tensor(run, "module.policy.", float("nan")),
     "no_metrics": lambda run: (run / "metrics.csv").unlink(),
+    "repeated_row": repeat_first_row,
+    "linked_state": link_state_outside,
 }
 
 
@@ -482,3 +497,130 @@ def test_an_os_error_is_one_line_and_exit_1(
     assert exit_info.value.code == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("reinforce: error: runs/x/metrics.csv: No space left on device: check the path")
+
+
+class InterruptedImport:
+    """Stands for `reinforce.cli.entry` in sys.modules: importing from it is Ctrl-C during start-up."""
+
+    def __getattr__(self, name: str) -> object:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("moment", ["importing the commands", "importing torch"])
+def test_ctrl_c_before_training_starts_is_one_line_and_exit_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], moment: str
+) -> None:
+    from reinforce import cli
+    from reinforce.cli import train
+
+    def interrupt(*modules: str) -> None:
+        raise KeyboardInterrupt
+
+    if moment == "importing the commands":
+        monkeypatch.setitem(sys.modules, "reinforce.cli.entry", InterruptedImport())
+    else:
+        monkeypatch.setattr(train, "import_long_lived", interrupt)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "CartPole-v1", "--quiet"])
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "reinforce: interrupted by Ctrl-C\n"
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize(("args", "written"), [(["--x", "time"], "run/curve-time.png"), ([], "run/curve.png")])
+def test_plot_of_one_run_against_time_keeps_its_curve_png(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], written: str
+) -> None:
+    from reinforce import Reinforce, cli
+
+    run = tmp_path / "run"
+    Reinforce("toy_envs:toy/Counting-v0", seed=0, num_envs=2, hidden_sizes=(4,)).learn(40, run_dir=run).close()
+    (run / "curve.png").write_bytes(b"the run's own figure")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["plot", "run", *args])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"wrote {written}\n"
+    assert (tmp_path / written).read_bytes()[:4] == b"\x89PNG"
+    if args:
+        assert (run / "curve.png").read_bytes() == b"the run's own figure"
+
+
+def test_the_evaluation_line_counts_one_episode_as_one() -> None:
+    from reinforce.cli.train import _evaluation_line
+
+    evaluation = {"deterministic": True, "mean_return": 9.0, "std_return": 0.0, "min_return": 9.0}
+    evaluation |= {"max_return": 9.0, "mean_length": 9.0}
+    assert _evaluation_line({**evaluation, "episodes": 1}).startswith("evaluation over 1 episode (deterministic)")
+    assert _evaluation_line({**evaluation, "episodes": 2}).startswith("evaluation over 2 episodes (deterministic)")
+
+
+SECTIONED_COMMANDS = ("train", "config", "sweep")
+
+
+def test_every_option_is_in_exactly_one_help_section() -> None:
+    """A new option needs its line in OPTION_SECTIONS; one that is gone must leave it."""
+    import click
+    from click.testing import CliRunner
+
+    from reinforce.cli import cli
+    from reinforce.cli.sections import OPTION_SECTIONS, SECTIONS, SectionedCommand, section_key
+
+    assert set(OPTION_SECTIONS.values()) <= set(SECTIONS)
+    used = set()
+    for name in SECTIONED_COMMANDS:
+        command = cli.commands[name]
+        assert isinstance(command, SectionedCommand), name
+        ctx = click.Context(command, info_name=name)
+        options = [param for param in command.get_params(ctx) if isinstance(param, click.Option)]
+        missing = [section_key(option) for option in options if section_key(option) not in OPTION_SECTIONS]
+        assert not missing, f"reinforce {name}: add {missing} to OPTION_SECTIONS in src/reinforce/cli/sections.py"
+        used |= {section_key(option) for option in options}
+        help_text = CliRunner().invoke(cli, [name, "--help"], prog_name="reinforce").output
+        heading = None
+        seen: dict[str, str] = {}
+        for line in help_text.splitlines():
+            if line.endswith(":") and not line.startswith(" "):
+                heading = line[:-1]
+            flags = line.strip().split(" ")[0].rstrip(",")
+            if line.startswith("  -") and heading is not None:
+                option = next(option for option in options if flags in option.opts)
+                assert section_key(option) not in seen, f"{flags} listed twice"
+                seen[section_key(option)] = heading
+        assert seen == {section_key(option): OPTION_SECTIONS[section_key(option)] for option in options}, name
+    stale = OPTION_SECTIONS.keys() - used
+    assert not stale, f"OPTION_SECTIONS names options that no command has: {stale}"
+
+
+def test_one_style_writes_each_default_once_at_the_end() -> None:
+    from reinforce.cli.sections import one_style
+
+    assert one_style("Episodes per update (default: ``num_envs``; at most 10**7).") == (
+        "Episodes per update (at most 10**7). [default: num_envs]"
+    )
+    assert one_style("Clip to this norm (default: no clipping).") == "Clip to this norm. [default: no clipping]"
+    assert one_style("Workers (ray; default: 2; at most 9).") == "Workers (ray; at most 9). [default: 2]"
+    assert one_style("Budget [default: 5].  [x>=0]") == "Budget [default: 5; x>=0]"
+    assert one_style("Evaluation episodes.  [default: 100; x>=0]") == "Evaluation episodes. [default: 100; x>=0]"
+    assert one_style("Discount in [0, 1]. [default: 0.99]") == "Discount in [0, 1]. [default: 0.99]"
+
+
+LIGHT_IMPORTS = """
+import sys
+import reinforce.cli
+light = sorted(name for name in ("click", "numpy", "torch") if name in sys.modules)
+try:
+    reinforce.cli.main(["train", "--help"])
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+print(light, "torch" in sys.modules)
+"""
+
+
+def test_reinforce_cli_imports_nothing_heavy_and_train_help_no_torch() -> None:
+    """A Ctrl-C while `reinforce` starts is caught only after `reinforce.cli` is imported: it must be light."""
+    result = subprocess.run([sys.executable, "-c", LIGHT_IMPORTS], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[] False"
+    assert "Algorithm options:" in result.stdout

@@ -189,16 +189,18 @@ def test_tensorboard_scalars_have_the_metric_names(tmp_path: Path) -> None:
     agent.close()
 
 
-def test_a_signal_finishes_the_update_saves_and_raises(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "code"), [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_signal_finishes_the_update_saves_and_raises(tmp_path: Path, name: str, code: int) -> None:
     import signal
 
+    number = getattr(signal, name)
     agent = Reinforce("CartPole-v1", seed=0, **SETTINGS)
-    signal_after_update(agent, 3, signal.SIGTERM)
-    previous = signal.getsignal(signal.SIGTERM)
+    signal_after_update(agent, 3, number)
+    previous = signal.getsignal(number)
     with pytest.raises(reinforce.TrainingInterrupted) as caught:
         agent.learn(100_000, run_dir=tmp_path, checkpoint_every=0)
-    assert caught.value.exit_code == 143 and caught.value.update == 3 and str(tmp_path) in str(caught.value)
-    assert signal.getsignal(signal.SIGTERM) is previous
+    assert caught.value.exit_code == code and caught.value.update == 3 and str(tmp_path) in str(caught.value)
+    assert signal.getsignal(number) is previous
     assert reinforce.load(tmp_path).num_updates == 3 and len(rows(tmp_path / "metrics.csv")) == 3
     agent.close()
 

@@ -4,6 +4,7 @@ failures that change nothing, a finished run that stays finished."""
 from __future__ import annotations
 
 import csv
+import re
 import signal
 import time
 from pathlib import Path
@@ -149,6 +150,85 @@ def test_resuming_a_solved_run_says_so_and_changes_nothing(tmp_path: Path) -> No
     result = run_cli("train", "--resume", run, "--total-steps", "200000", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    assert result.stdout.startswith(f"run {run} already finished (solved at {steps:,} env steps, with stop_on_solve)")
+    assert result.stdout.startswith(f"run {run} already finished (verified at {steps:,} env steps: deterministic mean")
     assert len(result.stdout.splitlines()) == 1
     assert snapshot(run) == before
+
+
+def test_a_run_solved_by_the_training_mean_is_finished_too(tmp_path: Path) -> None:
+    from reinforce.cli.train import _finished
+
+    settings = {"num_envs": 4, "hidden_sizes": (16,), "reward_threshold": 1.0, "solve_criterion": "training_mean"}
+    agent = reinforce.Reinforce("CartPole-v1", seed=0, **settings).learn(100_000, run_dir=tmp_path)  # type: ignore[arg-type]
+    agent.close()
+    assert agent.solved and agent.num_env_steps < 100_000
+    finished = _finished(agent, tmp_path, 200_000)
+    assert finished is not None
+    assert finished.startswith(
+        f"run {tmp_path} already finished (solved at {agent.num_env_steps:,} env steps, with stop_on_solve)"
+    )
+
+
+def duplicate_row(path: Path, line: int) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join([*lines[: line + 1], lines[line], *lines[line + 1 :]]))
+
+
+def link_state_outside(run: Path) -> None:
+    state = next(run.glob("state-*.safetensors"))
+    outside = run.parent / "elsewhere.safetensors"
+    state.rename(outside)
+    state.symlink_to(outside)
+
+
+DAMAGES = {
+    "metrics.csv a directory": (
+        lambda run: ((run / "metrics.csv").unlink(), (run / "metrics.csv").mkdir()),
+        "metrics.csv is a directory, not a file",
+    ),
+    "metrics.csv binary": (
+        lambda run: (run / "metrics.csv").write_bytes(b"update\x00\xff\xfe"),
+        "metrics.csv is not text (byte 7 is not UTF-8",
+    ),
+    "metrics.csv unreadable": (None, "metrics.csv cannot be read (permission denied): give your user read access"),
+    "metrics.csv row twice": (
+        lambda run: duplicate_row(run / "metrics.csv", 2),
+        "metrics.csv has update 2 after update 2 (line 4: a row written twice, or out of order)",
+    ),
+    "episodes.csv row twice": (
+        lambda run: duplicate_row(run / "episodes.csv", 5),
+        "episodes.csv has episode 5 after episode 5 (line 7",
+    ),
+    "state file linked from outside": (link_state_outside, "outside the run directory: the run is damaged"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=list(DAMAGES))
+def test_a_damaged_run_is_refused_in_words_that_say_what_is_wrong(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    run = tmp_path / "run"
+    Reinforce("CartPole-v1", seed=0, **SETTINGS).learn(300, run_dir=run, checkpoint_every=1).close()
+    assert len(updates(run / "metrics.csv")) >= 3
+    make_damage, message = DAMAGES[damage]
+    if make_damage is not None:
+        make_damage(run)
+    before = snapshot(tmp_path)
+    with monkeypatch.context() as patch:
+        if make_damage is None:  # root reads whatever the permissions say: refuse the read itself
+            read_bytes = Path.read_bytes
+
+            def refused(path: Path) -> bytes:
+                if path.name == "metrics.csv":
+                    raise PermissionError(13, "Permission denied", str(path))
+                return read_bytes(path)
+
+            patch.setattr(Path, "read_bytes", refused)
+        with pytest.raises(ReinforceError, match=re.escape(message)) as caught:
+            agent = reinforce.resume(run)
+            try:
+                agent.learn(300, run_dir=run)
+            finally:
+                agent.close()
+    assert "\n" not in str(caught.value)
+    assert snapshot(tmp_path) == before

@@ -33,13 +33,22 @@ def test_t_quantiles_match_the_table_and_approach_the_normal_one() -> None:
 
 
 def test_the_band_is_the_t_interval_of_the_mean() -> None:
-    curves = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]])
+    curves = np.stack([np.arange(16.0), np.ones(16)], axis=1)  # 16 runs: the interval lies inside their range
     mean, low, high = mean_and_band(curves)
-    np.testing.assert_allclose(mean, [2.0, 1.0])
-    np.testing.assert_allclose(high - mean, [4.303 * 2.0 / np.sqrt(3), 0.0])
+    np.testing.assert_allclose(mean, [7.5, 1.0])
+    np.testing.assert_allclose(high - mean, [2.131 * np.std(np.arange(16.0), ddof=1) / 4, 0.0])
     np.testing.assert_allclose(mean - low, high - mean)
     with pytest.raises(ValueError):
         mean_and_band(curves[:1])
+
+
+def test_the_band_never_leaves_the_range_of_the_seeds() -> None:
+    """Two CartPole seeds at 10 and 400: the t interval (12.7 standard errors) would reach -2300, below any return."""
+    curves = np.array([[10.0, 400.0, 500.0], [400.0, 10.0, 500.0]])
+    mean, low, high = mean_and_band(curves)
+    np.testing.assert_allclose(mean, [205.0, 205.0, 500.0])
+    np.testing.assert_allclose(low, [10.0, 10.0, 500.0])
+    np.testing.assert_allclose(high, [400.0, 400.0, 500.0])
 
 
 def test_runs_differing_only_in_seed_form_one_group(tmp_path: Path) -> None:
@@ -70,6 +79,50 @@ def episodes_run(root: Path) -> Path:
         writer.writerow(["return", "length", "env_steps"])
         writer.writerows([[float(n % 50), n % 50, 10 * n] for n in range(1, 300)])
     return run
+
+
+def finish_ordered_episodes(updates: int, per_update: int = 10) -> dict[str, np.ndarray]:
+    """Every update draws the same returns 10, 20, ..., listed as episodes.csv lists them: short ones first."""
+    returns = np.tile(np.arange(1, per_update + 1) * 10.0, updates)
+    steps = np.repeat((np.arange(updates) + 1) * 1000, per_update)
+    return {"return": returns, "length": returns / 2, "env_steps": steps}
+
+
+def test_the_per_update_curve_shows_no_saw_tooth_of_the_finish_order() -> None:
+    from reinforce.run.plotting import moving_average, per_update
+
+    episodes = finish_ordered_episodes(updates=6, per_update=20)
+    assert np.ptp(moving_average(episodes["return"], 10)[20:40]) == 100  # the old 10-episode curve: a saw-tooth
+    updates = per_update(episodes)
+    np.testing.assert_array_equal(updates["env_steps"], [1000, 2000, 3000, 4000, 5000, 6000])
+    np.testing.assert_allclose(updates["return"], 105.0)  # flat: the policy did not change
+    np.testing.assert_allclose(updates["length"], 52.5)
+    np.testing.assert_allclose(updates["return_mean_100"][4:], 105.0)  # 100 episodes = 5 whole updates
+    shuffled = {key: value.copy() for key, value in episodes.items()}
+    shuffled["return"][:20] = shuffled["return"][:20][::-1]
+    shuffled["length"][:20] = shuffled["length"][:20][::-1]
+    for key in ("return", "length"):  # the order within an update changes nothing
+        np.testing.assert_array_equal(per_update(shuffled)[key], updates[key])
+
+
+@pytest.mark.parametrize("length_is_return", [False, True])
+def test_the_run_figure_shows_every_episode_in_its_legend_and_one_panel_where_length_is_return(
+    length_is_return: bool,
+) -> None:
+    from reinforce.run.plotting import draw_runs
+
+    episodes = finish_ordered_episodes(updates=3)
+    if length_is_return:
+        episodes["length"] = episodes["return"].copy()
+    figure = draw_runs([(Path("run"), episodes)], threshold=475.0, title="CartPole-v1")
+    assert len(figure.axes) == (1 if length_is_return else 2)
+    labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert labels == ["each episode", "mean of each update", "mean of the last 100 episodes", "solved (475)"]
+    (dots,) = figure.axes[0].collections
+    assert len(dots.get_offsets()) == 30 and dots.get_alpha() >= 0.4  # every episode, visibly
+    title = figure.axes[0].get_title()
+    assert ("one panel for both" in title) == length_is_return
+    assert ("= length" in figure.axes[0].get_ylabel()) == length_is_return
 
 
 def test_the_plot_process_draws_in_its_child_what_plot_runs_draws_here(

@@ -2,52 +2,61 @@
 
 Every `TrainConfig` field is a ``train`` flag with the same name (``num_envs`` -> ``--num-envs``) and the
 field's docstring as help. Bad input ends with one line on stderr, ``reinforce: error: ...``, and exit 2;
-SIGINT or SIGTERM during training with one line, ``reinforce: interrupted: ...``, and exit 130 or 143.
+SIGINT, SIGTERM or SIGHUP during training with one line, ``reinforce: interrupted: ...``, and exit 130, 143 or
+129; Ctrl-C before training starts (while torch imports, say) with one line and exit 130.
+
+This module imports nothing heavy: `main` imports the commands (`reinforce.cli.entry`) inside its guard
+against Ctrl-C, and the names below are imported on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import click
+if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr__` imports them
+    from reinforce.cli.app import cli as cli
+    from reinforce.cli.app import import_long_lived as import_long_lived
+    from reinforce.cli.options import flag_text as flag_text
+    from reinforce.cli.sweep import parse_seeds as parse_seeds
+    from reinforce.cli.train import claim_run_dir as claim_run_dir
 
-from reinforce.cli import export, show, sweep, train  # noqa: F401 (importing them registers the commands)
-from reinforce.cli.app import cli, import_long_lived
-from reinforce.cli.options import flag_text
-from reinforce.cli.sweep import parse_seeds
-from reinforce.cli.train import claim_run_dir
-from reinforce.errors import ReinforceError, TrainingInterrupted
+_MODULES = {
+    "claim_run_dir": "train",
+    "cli": "app",
+    "flag_text": "options",
+    "import_long_lived": "app",
+    "parse_seeds": "sweep",
+}
+"""The public names and the submodules of `reinforce.cli` that define them."""
 
-__all__ = ["claim_run_dir", "cli", "flag_text", "import_long_lived", "main", "parse_seeds"]
+__all__ = sorted([*_MODULES, "main"])
+
+INTERRUPTED = "reinforce: interrupted by Ctrl-C"
+"""The line of a Ctrl-C that arrives outside training (where no checkpoint is written), exit status 130."""
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    click.echo(f"reinforce: error: {' '.join(message.split())}", err=True)
-    sys.exit(code)
+def interrupted() -> NoReturn:
+    """Print `INTERRUPTED` on stderr and exit with 130, the shell's status for death by SIGINT."""
+    sys.stderr.write(INTERRUPTED + "\n")
+    sys.exit(130)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``reinforce`` console script."""
     try:
-        code = cli.main(args=list(argv) if argv is not None else None, prog_name="reinforce", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx is not None else "see `reinforce --help`")
-        sys.exit(0)
-    except click.UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx is not None else "reinforce"
-        _fail(f"{exc.format_message()} (see `{command} --help`)")
-    except click.ClickException as exc:
-        _fail(exc.format_message())
-    except ReinforceError as exc:
-        _fail(flag_text(str(exc), exc.fields))
-    except OSError as exc:  # a full disk, a read-only run directory, ...: the file and the reason, one line
-        where = f"{exc.filename}: " if exc.filename else ""
-        _fail(f"{where}{exc.strerror or exc}: check the path, its permissions and the free space", code=1)
-    except TrainingInterrupted as exc:
-        click.echo(f"reinforce: interrupted: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.Abort):
-        _fail("interrupted", code=130)
-    sys.exit(code if isinstance(code, int) else 0)
+        from reinforce.cli.entry import run  # click, numpy and every command: a second or so
+    except KeyboardInterrupt:
+        interrupted()
+    run(argv)
+
+
+if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any name as reinforce.cli.X
+
+    def __getattr__(name: str) -> Any:
+        if name not in _MODULES:
+            raise AttributeError(f"module 'reinforce.cli' has no attribute {name!r}")
+        importlib.import_module("reinforce.cli.entry")  # registers every command on the group
+        return getattr(importlib.import_module(f"reinforce.cli.{_MODULES[name]}"), name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+from typing import Any
 
 import click
 
@@ -37,14 +38,30 @@ PLOTTING_MODULES = ("reinforce.run.plotting", "matplotlib.figure")
 LOG_LEVELS = ("warning", "info", "debug")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class CtrlC(Exception):
+    """A KeyboardInterrupt in a command, raised past click (which would print an empty line and abort)."""
+
+
+class Commands(click.Group):
+    """The ``reinforce`` group: a Ctrl-C in a command leaves click as `CtrlC`, for `reinforce.cli.main`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; KeyboardInterrupt becomes `CtrlC`."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise CtrlC from None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="reinforce", prog_name="reinforce")
 @click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="warning",
     show_default=True,
-    help="Messages on stderr: warning (problems only), info (checkpoints, resume, signals) or debug.",
+    help="Messages on stderr: warning (problems only), info (also signals and resumes) or debug (also every "
+    "checkpoint written).",
 )
 def cli(log_level: str) -> None:
     """REINFORCE (Monte-Carlo policy gradient) on Gymnasium environments."""

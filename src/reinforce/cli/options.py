@@ -81,6 +81,12 @@ def env_file_name(env_id: str) -> str:
 
 DEFAULT_TOTAL_STEPS = 500_000
 
+BUDGET_OVERSHOOT = (
+    "an update collects whole episodes and the budget is checked between updates, so training ends past it by up "
+    "to one update's steps"
+)
+"""What every ``--total-steps`` help says about where training really stops."""
+
 
 def config_option(command: Any) -> Any:
     """The ``--config FILE`` and ``--preset NAME`` options: settings under the flags, over the shipped values."""

@@ -10,17 +10,18 @@ from typing import Any
 import click
 
 from reinforce.cli.app import PLOTTING_MODULES, TRAINING_MODULES, cli, import_long_lived
-from reinforce.cli.options import config_option, hyperparameter_options, run_settings
+from reinforce.cli.options import BUDGET_OVERSHOOT, config_option, hyperparameter_options, run_settings
+from reinforce.cli.sections import SectionedCommand
 from reinforce.cli.train import _evaluation_line
 from reinforce.config import MAX_SEED
 from reinforce.errors import ReinforceError
 
 
-@cli.command(name="config")
+@cli.command(name="config", cls=SectionedCommand)
 @click.argument("env_id", required=False)
 @config_option
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed.")
-@click.option("--total-steps", type=click.IntRange(min=0), default=None, help="Env-step budget.")
+@click.option("--total-steps", type=click.IntRange(min=0), default=None, help=f"Env-step budget; {BUDGET_OVERSHOOT}.")
 @hyperparameter_options
 def show_config(
     env_id: str | None,
@@ -86,13 +87,29 @@ def evaluate(
         click.echo(f"wrote {video} ({evaluation['frames']} frames)")
 
 
+def default_plot_path(run_dirs: Sequence[Path], x_axis: str | None) -> Path:
+    """Where `plot` writes without ``--out``: never over a run's curve.png with a figure of another kind.
+
+    One run without ``--x``: its curve.png (drawn again, the figure `reinforce train` draws); one run with
+    ``--x X``: ``RUN_DIR/curve-X.png``; several runs: ``curves.png`` against steps, ``curves-time.png``
+    against time, in the working directory.
+    """
+    from reinforce.run.files import CURVE_FILE
+
+    if len(run_dirs) == 1:
+        return run_dirs[0] / (CURVE_FILE if x_axis is None else f"curve-{x_axis}.png")
+    return Path("curves.png" if x_axis in (None, "steps") else f"curves-{x_axis}.png")
+
+
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Image to write (.png, .svg, .pdf) [default: RUN_DIR/curve.png for one run, curves.png for several].",
+    help="Image to write (.png, .svg, .pdf) [default: RUN_DIR/curve.png for one run, RUN_DIR/curve-steps.png or "
+    "curve-time.png with --x (the run's own curve.png is not replaced by another figure), curves.png or "
+    "curves-time.png for several].",
 )
 @click.option(
     "--x",
@@ -100,12 +117,13 @@ def evaluate(
     type=click.Choice(["steps", "time"]),
     default=None,
     help="Compare the runs' 100-episode mean return against env steps or training time; runs that differ only "
-    "in their seed are drawn as a mean with a 95% confidence band [default with several runs: steps].",
+    "in their seed are drawn as a mean with a 95% confidence band, clipped to the seeds' range "
+    "[default with several runs: steps].",
 )
 def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None:
-    """Plot one run per episode (return and length), or compare several runs and seeds on one figure."""
+    """Plot one run's episodes against env steps (its curve.png), or compare several runs and seeds on one figure."""
     import_long_lived(*PLOTTING_MODULES)
-    from reinforce.run.files import CONFIG_FILE, CURVE_FILE, read_json
+    from reinforce.run.files import CONFIG_FILE, read_json
     from reinforce.run.plotting import plot_comparison, plot_runs
 
     for run_dir in run_dirs:
@@ -113,7 +131,7 @@ def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None
             raise ReinforceError(f"run directory {run_dir} does not exist: pass directories `reinforce train` wrote")
     threshold = read_json(run_dirs[0] / CONFIG_FILE).get("reward_threshold")
     if out is None:
-        out = run_dirs[0] / CURVE_FILE if len(run_dirs) == 1 else Path("curves.png")
+        out = default_plot_path(run_dirs, x_axis)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ReinforceError(f"cannot write {out}: give --out a .png, .svg or .pdf file name")
     threshold = threshold if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None

@@ -13,6 +13,7 @@ import click
 
 from reinforce.cli.app import cli
 from reinforce.cli.options import (
+    BUDGET_OVERSHOOT,
     DEFAULT_TOTAL_STEPS,
     HiddenSizes,
     _click_type,
@@ -25,6 +26,7 @@ from reinforce.cli.options import (
     hyperparameter_options,
     run_settings,
 )
+from reinforce.cli.sections import SectionedCommand
 from reinforce.config import TrainConfig
 from reinforce.errors import ReinforceError
 
@@ -88,7 +90,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     return grid
 
 
-@cli.command()
+@cli.command(cls=SectionedCommand)
 @click.argument("env_id", required=False)
 @config_option
 @click.option(
@@ -110,7 +112,8 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     "--total-steps",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Env-step budget of each trial [default: the one shipped for ENV_ID, else {DEFAULT_TOTAL_STEPS}].",
+    help=f"Env-step budget of each trial; {BUDGET_OVERSHOOT} [default: the one shipped for ENV_ID, else "
+    f"{DEFAULT_TOTAL_STEPS}].",
 )
 @click.option(
     "--out",

@@ -12,6 +12,7 @@ import click
 
 from reinforce.cli.app import TRAINING_MODULES, cli, import_long_lived
 from reinforce.cli.options import (
+    BUDGET_OVERSHOOT,
     DEFAULT_TOTAL_STEPS,
     address_option,
     checkpoint_every_option,
@@ -23,7 +24,8 @@ from reinforce.cli.options import (
     hyperparameter_options,
     run_settings,
 )
-from reinforce.config import MAX_SEED
+from reinforce.cli.sections import SectionedCommand
+from reinforce.config import MAX_SEED, stops_on
 from reinforce.errors import ReinforceError
 
 
@@ -46,24 +48,47 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
             candidate = base.with_name(f"{base.name}-{number}")
 
 
-@cli.command()
+@cli.command(cls=SectionedCommand)
 @click.argument("env_id", required=False)
 @config_option
 @env_kwargs_option
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Random seed (torch and environments).")
 @click.option(
+    "--seeds",
+    "seeds_text",
+    default=None,
+    metavar="SEEDS",
+    help="Train one agent per seed (0-9, 0,2,5) as one population in this process, each writing "
+    "RUN_DIR/seed-S; `reinforce plot RUN_DIR/seed-*` draws them together.",
+)
+@click.option(
     "--total-steps",
     type=click.IntRange(min=0),
     default=None,
-    help=f"Env-step budget [default: the one shipped for ENV_ID (hyperparams.yaml), else {DEFAULT_TOTAL_STEPS}].",
+    help=f"Env-step budget; {BUDGET_OVERSHOOT} [default: the one shipped for ENV_ID (hyperparams.yaml), else "
+    f"{DEFAULT_TOTAL_STEPS}].",
 )
 @click.option(
     "--run-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Where to write the run (must not exist or be empty) [default: runs/ENV_ID-seedS-TIME].",
+    help="Where to write the run (must not exist or be empty) [default: runs/ENV_ID-seedS-TIME with --seed, "
+    "runs/ENV_ID-TIME without].",
 )
-@eval_episodes_option("Deterministic evaluation episodes after training (0 to skip).")
+@eval_episodes_option(
+    "Deterministic evaluation episodes after training (0 to skip), and of each evaluation with --eval-every."
+)
+@click.option(
+    "--eval-every",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="STEPS",
+    help="Also evaluate the deterministic policy every STEPS env steps during training, on a separate env, "
+    "writing RUN_DIR/evaluations.csv and keeping the best policy in RUN_DIR/best (load it with "
+    "`reinforce eval RUN_DIR/best`); 0: never. With the verified stop (the default) these evaluations are its "
+    "checks, in place of --verify-every and --verify-episodes.",
+)
 @click.option(
     "--resume",
     "resume_dir",
@@ -71,7 +96,8 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
     default=None,
     help="Continue the run in this directory from its last checkpoint, with its saved settings. Only "
     "--total-steps (the run's total budget, default the saved one), --device, --checkpoint-every, "
-    "--eval-episodes, --tensorboard, --address and --quiet may go with it.",
+    "--eval-episodes, --eval-every, --tensorboard, --address and --quiet may go with it; with --seeds, "
+    "each RUN_DIR/seed-S continues, together.",
 )
 @checkpoint_every_option(
     "Write a checkpoint every N updates (0: only at the end); a killed run resumes from the last one."
@@ -88,9 +114,11 @@ def train(
     env_id: str | None,
     config_file: Path | None,
     seed: int | None,
+    seeds_text: str | None,
     total_steps: int | None,
     run_dir: Path | None,
     eval_episodes: int,
+    eval_every: int,
     resume_dir: Path | None,
     checkpoint_every: int,
     tensorboard: bool,
@@ -100,11 +128,33 @@ def train(
 ) -> None:
     """Train a policy on ENV_ID (a Gymnasium id such as CartPole-v1) and write a run directory.
 
-    SIGINT (Ctrl-C) or SIGTERM finishes the current update, saves a checkpoint and exits with 130 or 143;
+    SIGINT (Ctrl-C), SIGTERM or SIGHUP finishes the current update, saves a checkpoint and exits with 130, 143
+    or 129;
     `reinforce train --resume RUN_DIR` then continues exactly where the run stopped.
     """
     from reinforce.run.plotting import PlotProcess
 
+    if seeds_text is not None:
+        given = {"--seed": seed, "--eval-every": eval_every or None, "--address": address}
+        conflicts = [name for name, value in {**given, "--tensorboard": tensorboard or None}.items() if value]
+        if conflicts:
+            raise ReinforceError(f"--seeds trains a population, which takes no {', '.join(conflicts)}: drop it")
+        _train_population(
+            env_id,
+            config_file,
+            seeds_text,
+            total_steps,
+            run_dir,
+            resume_dir,
+            eval_episodes,
+            checkpoint_every,
+            hyperparameters,
+        )
+        return
+    if eval_every and not eval_episodes:
+        raise ReinforceError(
+            "--eval-every needs evaluation episodes, but --eval-episodes is 0: pass --eval-episodes 1 or more"
+        )
     # the curve's child process imports matplotlib while this one imports torch and trains
     plotter = click.get_current_context().with_resource(PlotProcess())
     import_long_lived(*TRAINING_MODULES)
@@ -127,10 +177,15 @@ def train(
             env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
 
+    from reinforce.callbacks import EvalCallback, make_verifier
     from reinforce.errors import RunDirectoryBusy, TrainingInterrupted
     from reinforce.run.files import CHECKPOINT_FILE, CURVE_FILE
     from reinforce.training import finish_run, remove_run_files
 
+    # one callback evaluates: the verifier (stop_on_solve with solve_criterion=verified), at --eval-every if given
+    evaluations = make_verifier(agent, every_steps=eval_every or None, episodes=eval_episodes if eval_every else None)
+    if evaluations is None and eval_every:
+        evaluations = EvalCallback(every_steps=eval_every, episodes=eval_episodes)
     try:
         budget = max(0, total_steps - agent.num_env_steps)
         try:
@@ -140,6 +195,7 @@ def train(
                 progress_bar=not quiet,
                 checkpoint_every=checkpoint_every,
                 tensorboard=tensorboard,
+                callback=evaluations,
             )
         except Exception as exc:
             # a new run (its directory was empty) that failed before its first checkpoint leaves nothing behind
@@ -150,17 +206,100 @@ def train(
                     with contextlib.suppress(OSError):
                         run_dir.rmdir()  # only if empty
             raise
-        outcome = "solved" if agent.solved else "trained"
+        verified = None if evaluations is None else evaluations.verified
+        outcome = (
+            "verified" if verified else "solved" if stops_on(agent.config) != "verified" and agent.solved else "trained"
+        )
         click.echo(
             f"{outcome} {agent.env_id} in {agent.num_env_steps:,} env steps, {agent.num_episodes:,} episodes, "
             f"{agent.num_updates:,} updates, {agent.train_time_s:.2f} s of training"
+            + (
+                f" (deterministic mean return {verified['mean_return']:.2f} over {verified['episodes']} episodes)"
+                if verified
+                else ""
+            )
         )
-        evaluation = finish_run(agent, run_dir, eval_episodes=eval_episodes, plotter=plotter)
+        if evaluations is not None and evaluations.best is not None and not verified:
+            best = evaluations.best
+            click.echo(
+                f"best of {len(evaluations.evaluations)} evaluations: mean return {best['mean_return']:.2f} at "
+                f"{best['env_steps']:,} env steps, saved in {evaluations.best_dir}"
+            )
+        # the confirmation that stopped training is the final evaluation when it has as many episodes
+        done = verified if verified is not None and verified["episodes"] == eval_episodes else None
+        evaluation = finish_run(agent, run_dir, eval_episodes=eval_episodes, plotter=plotter, evaluation=done)
         if evaluation is not None:
             click.echo(_evaluation_line(evaluation))
     finally:
         agent.close()
     click.echo(f"run directory: {run_dir} (curve: {run_dir / CURVE_FILE})")
+
+
+def _train_population(
+    env_id: str | None,
+    config_file: Path | None,
+    seeds_text: str,
+    total_steps: int | None,
+    run_dir: Path | None,
+    resume_dir: Path | None,
+    eval_episodes: int,
+    checkpoint_every: int,
+    hyperparameters: dict[str, Any],
+) -> None:
+    """``--seeds``: a `reinforce.population.Population` of the seeds, each member's run in RUN_DIR/seed-S.
+
+    With ``--resume DIR``, each DIR/seed-S continues from its last checkpoint to its total budget (as a single
+    run's ``--resume``), the members together.
+    """
+    from reinforce.cli.sweep import parse_seeds
+
+    seeds = parse_seeds(seeds_text)
+    import_long_lived(*TRAINING_MODULES)
+    from reinforce.population import Population
+    from reinforce.run.files import CURVE_FILE
+    from reinforce.run.plotting import plot_comparison
+    from reinforce.training import finish_run
+
+    if resume_dir is not None:
+        agents: list[Any] = []
+        budgets: list[int] = []
+        try:
+            for seed in seeds:
+                agent, _, target = _resumed_run(
+                    resume_dir / f"seed-{seed}", env_id, config_file, None, total_steps, run_dir, hyperparameters, None
+                )
+                agents.append(agent)
+                budgets.append(max(0, target - agent.num_env_steps))
+        except BaseException:
+            for agent in agents:
+                agent.close()
+            raise
+        population = Population.from_agents(agents)
+        run_dir = resume_dir
+    else:
+        env_id, _, steps, config, env_kwargs = run_settings(env_id, config_file, None, total_steps, hyperparameters)
+        budgets = [steps] * len(seeds)
+        if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise ReinforceError(f"run directory {run_dir} already exists and is not empty: choose another --run-dir")
+        population = Population(env_id, seeds, config=config, env_kwargs=env_kwargs)
+    try:
+        run_dir = claim_run_dir(population.members[0].env_id, None) if run_dir is None else run_dir
+        population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every)
+        for seed, member in zip(seeds, population.members, strict=True):
+            outcome = "solved" if member.solved else "trained"
+            if seed in population.errors:
+                outcome = f"stopped ({population.errors[seed]})"
+            click.echo(f"seed {seed}: {outcome} in {member.num_env_steps:,} env steps, {member.num_updates:,} updates")
+            member_dir = run_dir / f"seed-{seed}"
+            evaluation = finish_run(member, member_dir, eval_episodes=eval_episodes)
+            if evaluation is not None:
+                click.echo(f"seed {seed}: {_evaluation_line(evaluation)}")
+        threshold = population.members[0].reward_threshold
+        # the seeds' mean and band (a single seed: its curve), as `reinforce plot RUN_DIR/seed-*` draws them
+        plot_comparison([run_dir / f"seed-{seed}" for seed in seeds], run_dir / CURVE_FILE, threshold=threshold)
+    finally:
+        population.close()
+    click.echo(f"run directories: {run_dir}/seed-S (the seeds' mean and band: {run_dir / CURVE_FILE})")
 
 
 def _new_run(
@@ -250,7 +389,16 @@ def _resumed_run(
 
 def _finished(agent: Any, run_dir: Path, total_steps: int) -> str | None:
     """The line that says a resumed run has nothing left to do, or None if it has."""
-    if agent.config.stop_on_solve and agent.solved:
+    from reinforce.callbacks import verified_at_checkpoint
+
+    verified = verified_at_checkpoint(agent, run_dir)
+    if verified is not None:
+        return (
+            f"run {run_dir} already finished (verified at {agent.num_env_steps:,} env steps: deterministic mean "
+            f"return {verified['mean_return']:.2f} over {verified['episodes']} episodes): nothing to do; to train "
+            f"further, start a new run with --config {run_dir / 'config.json'} --no-stop-on-solve"
+        )
+    if stops_on(agent.config) == "training_mean" and agent.solved:
         return (
             f"run {run_dir} already finished (solved at {agent.num_env_steps:,} env steps, with stop_on_solve): "
             f"nothing to do; to train further, start a new run with --config {run_dir / 'config.json'} "
@@ -267,7 +415,8 @@ def _finished(agent: Any, run_dir: Path, total_steps: int) -> str | None:
 def _evaluation_line(evaluation: dict[str, Any]) -> str:
     mode = "deterministic" if evaluation["deterministic"] else "stochastic"
     return (
-        f"evaluation over {evaluation['episodes']} episodes ({mode}): mean return "
+        f"evaluation over {evaluation['episodes']} episode{'' if evaluation['episodes'] == 1 else 's'} ({mode}): "
+        "mean return "
         f"{evaluation['mean_return']:.2f} ± {evaluation['std_return']:.2f} "
         f"(min {evaluation['min_return']:.2f}, max {evaluation['max_return']:.2f}), "
         f"mean length {evaluation['mean_length']:.1f}"

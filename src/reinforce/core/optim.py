@@ -414,6 +414,14 @@ def make_scheduler(factory: SchedulerFactory, optimizer: Optimizer) -> Any:
     return scheduler
 
 
+def check_learning_rates(optimizer: Optimizer, what: str) -> None:
+    """A `ReinforceError` unless every learning rate of ``optimizer`` is finite and > 0 (``what`` set them)."""
+    for group in optimizer.param_groups:
+        lr = group["lr"]
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ReinforceError(f"{what} set the learning rate to {lr!r}: it must stay finite and > 0")
+
+
 def split_optimizer(values: dict[str, Any]) -> tuple[dict[str, Any], OptimizerFactory | None]:
     """``values`` without an ``optimizer`` that is a class or factory (not a name), and that factory (or None)."""
     given = values.get("optimizer")

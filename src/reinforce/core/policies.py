@@ -288,7 +288,10 @@ class CategoricalPolicy(Policy):
 
     def forward(self, observations: Tensor, action_mask: Tensor | None = None) -> Distribution:
         """Categorical distribution over the action indices ``0..n-1``; a `MaskedCategorical` given a mask."""
-        logits = self.body(self.encoder(observations))
+        return self.head(self.body(self.encoder(observations)), action_mask)
+
+    def head(self, logits: Tensor, action_mask: Tensor | None = None) -> Distribution:
+        """The distribution for the body's outputs ``[B, n]`` (`forward` after the body; it has no parameters)."""
         if action_mask is not None:
             return MaskedCategorical(logits, action_mask.to(logits.device))
         return Categorical(logits=logits, validate_args=False)
@@ -322,7 +325,10 @@ class MultiCategoricalPolicy(Policy):
 
     def forward(self, observations: Tensor, action_mask: Tensor | None = None) -> Distribution:
         """Independent Categoricals over the ``D`` components; ``log_prob`` takes ``[B, D]`` indices from 0."""
-        flat = self.body(self.encoder(observations))
+        return self.head(self.body(self.encoder(observations)), action_mask)
+
+    def head(self, flat: Tensor, action_mask: Tensor | None = None) -> Distribution:
+        """The distribution for the body's outputs ``[B, sum(nvec)]`` (`forward` after the body; no parameters)."""
         logits = flat[:, self.index]
         valid = ~self.padding
         if action_mask is not None:
@@ -337,7 +343,10 @@ class BernoulliPolicy(Policy):
 
     def forward(self, observations: Tensor) -> Distribution:
         """Independent Bernoullis; ``log_prob`` takes ``[B, n]`` float bits and sums over them."""
-        logits = self.body(self.encoder(observations))
+        return self.head(self.body(self.encoder(observations)))
+
+    def head(self, logits: Tensor, action_mask: Tensor | None = None) -> Distribution:
+        """The distribution for the body's outputs ``[B, n]`` (`forward` after the body; it takes no mask)."""
         return Independent(Bernoulli(logits=logits, validate_args=False), 1, validate_args=False)
 
 

@@ -18,6 +18,7 @@ batch keeps it (``action_masks``) so that the loss evaluates the same masked dis
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -156,10 +157,10 @@ def _env_failed(envs: VectorEnv[Any, Any, Any], call: str, exc: BaseException) -
     return ReinforceError(f"{env_name(envs)} failed in {call} ({first_line(exc)}): fix the environment")
 
 
-def _reset(envs: VectorEnv[Any, Any, Any], seed: int | None) -> tuple[Any, Any]:
+def _reset(envs: VectorEnv[Any, Any, Any], seed: int | list[int] | None) -> tuple[Any, Any]:
     """``envs.reset(seed=seed)``: observations and infos; an exception of the env's own becomes a `ReinforceError`."""
     try:
-        observations, infos = envs.reset(seed=seed)
+        observations, infos = envs.reset(seed=seed)  # type: ignore[arg-type]  # sync and async: a seed per env
     except ReinforceError:
         raise
     except Exception as exc:  # the environment's code (a user's), or what it returned (not a pair)
@@ -227,31 +228,78 @@ def collect(
     """
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+
+    def act(observations: Tensor, action_masks: Tensor | None) -> Tensor:
+        return sample_actions(policy(observations, action_masks), deterministic)
+
+    batch = collect_groups(envs, act, [num_episodes], action_squash=policy.action_squash, seed=seed, device=device)[0]
+    assert batch is not None
+    return batch
+
+
+Act = Callable[[Tensor, "Tensor | None"], Tensor]
+"""One batched policy call: observations ``[N, *obs_shape]`` and action masks ``[N, width]`` (or None) on the
+device in, the policy's actions ``[N, ...]`` out (`collect_groups`)."""
+
+
+def collect_groups(
+    envs: VectorEnv[Any, Any, Any],
+    act: Act,
+    num_episodes: Sequence[int],
+    *,
+    action_squash: str = "clip",
+    seed: int | list[int] | None = None,
+    device: torch.device | str = "cpu",
+) -> list[RolloutBatch | None]:
+    """`collect` for ``K = len(num_episodes)`` groups of environments that share ``envs`` and one ``act`` per step.
+
+    Group ``k`` owns the sub-envs ``[k * G, (k + 1) * G)`` (``G = num_envs // K``) and collects exactly
+    ``num_episodes[k]`` episodes in them, admitted as `collect` admits them (0: its envs stay idle); the groups
+    are independent but for stepping together. Each group's batch is what `collect` on its ``G`` envs alone
+    would lay out: its own ``[T_k, G]`` buffers, ending with its last episode.
+
+    Args:
+        envs: a vector env with next-step autoreset whose size is a multiple of ``K``.
+        act: the batched policy call (`Act`) for all ``num_envs`` environments.
+        num_episodes: episodes per group (>= 0 each).
+        action_squash: the policy's mapping of Box actions to the env (`EnvActions`).
+        seed: passed to ``envs.reset`` (an int, or one seed per sub-env where the vector env takes a list);
+            None continues the environments' random streams.
+        device: where ``act`` runs.
+
+    Returns:
+        One `RolloutBatch` per group, None for a group of 0 episodes.
+    """
     num_envs = envs.num_envs
+    groups = len(num_episodes)
+    if groups < 1 or num_envs % groups or min(num_episodes) < 0:
+        raise ValueError(f"{num_envs} envs cannot be split into {groups} groups of {list(num_episodes)} episodes")
+    if not any(num_episodes):
+        return [None] * groups
+    size = num_envs // groups
+    group_of = np.arange(num_envs) // size
+    wanted = np.asarray(num_episodes, dtype=np.int64)
     action_space = envs.single_action_space
-    env_actions = EnvActions(action_space, policy.action_squash)
+    env_actions = EnvActions(action_space, action_squash)
     observations, infos = _reset(envs, seed)
     masks = info_action_masks(infos, action_space, envs)
     step_masks: list[np.ndarray[Any, Any] | None] = []
-    started = min(num_envs, num_episodes)
-    active = np.arange(num_envs) < started
+    started = np.minimum(size, wanted)
+    active = np.arange(num_envs) % size < started[group_of]
     resetting = np.zeros(num_envs, dtype=bool)
     running_return = np.zeros(num_envs, dtype=np.float64)
     running_length = np.zeros(num_envs, dtype=np.int64)
     buffers: dict[str, list[np.ndarray[Any, Any]]] = {
         key: [] for key in ("observations", "actions", "rewards", "terminated", "truncated", "mask")
     }
-    episode_returns: list[float] = []
-    episode_lengths: list[int] = []
-    episode_truncated: list[bool] = []
+    episodes: list[tuple[list[float], list[int], list[bool]]] = [([], [], []) for _ in range(groups)]
     with torch.inference_mode():
         while active.any():
             valid = active & ~resetting
             action_masks = step_action_masks(masks, valid, action_space, envs)
             step_masks.append(action_masks)
             mask_tensor = None if action_masks is None else torch.as_tensor(action_masks, device=device)
-            distribution = policy(torch.as_tensor(observations, device=device), mask_tensor)
-            actions = sample_actions(distribution, deterministic).cpu().numpy()
+            actions = act(torch.as_tensor(observations, device=device), mask_tensor).cpu().numpy()
             _check_actions(actions, observations, envs)
             next_observations, rewards, terminated, truncated, infos = _step(envs, env_actions.numpy(actions))
             masks = info_action_masks(infos, action_space, envs)
@@ -267,15 +315,17 @@ def collect(
             running_length += valid
             done = valid & (terminated | truncated)
             if done.any():
-                ended = np.flatnonzero(done)
-                episode_returns += running_return[ended].tolist()
-                episode_lengths += running_length[ended].tolist()
-                episode_truncated += truncated[ended].tolist()
-                running_return[ended] = 0.0
-                running_length[ended] = 0
-                restarts = min(len(ended), num_episodes - started)
-                started += restarts
-                active[ended[restarts:]] = False
+                for group in np.unique(group_of[done]) if groups > 1 else (0,):
+                    ended = np.flatnonzero(done & (group_of == group))
+                    returns, lengths, was_truncated = episodes[group]
+                    returns += running_return[ended].tolist()
+                    lengths += running_length[ended].tolist()
+                    was_truncated += truncated[ended].tolist()
+                    running_return[ended] = 0.0
+                    running_length[ended] = 0
+                    restarts = min(len(ended), int(wanted[group] - started[group]))
+                    started[group] += restarts
+                    active[ended[restarts:]] = False
             resetting = done
             observations = next_observations
     tensors = {key: torch.from_numpy(np.stack(values)) for key, values in buffers.items()}
@@ -284,8 +334,38 @@ def collect(
     for what, values in (("rewards", tensors["rewards"]), ("observations", tensors["observations"])):
         check_finite(values, what, envs)
     check_finite(last_observations, "observations", envs)
+    all_masks = _stack_masks(step_masks, num_envs, mask_width(action_space))
+    if groups == 1:
+        return [_batch(tensors, last_observations, all_masks, episodes[0])]
+    batches: list[RolloutBatch | None] = []
+    for group in range(groups):
+        columns = slice(group * size, (group + 1) * size)
+        rows = np.flatnonzero(tensors["mask"][:, columns].any(1).numpy())
+        if len(rows) == 0:
+            batches.append(None)
+            continue
+        end = int(rows[-1]) + 1  # the group's own collection would have stopped after its last episode's end
+        last = tensors["observations"][end] if end < len(step_masks) else last_observations
+        batches.append(
+            _batch(
+                {key: values[:end, columns] for key, values in tensors.items()},
+                last[columns],
+                None if all_masks is None else all_masks[:end, columns],
+                episodes[group],
+            )
+        )
+    return batches
+
+
+def _batch(
+    tensors: dict[str, Tensor],
+    last_observations: Tensor,
+    action_masks: Tensor | None,
+    episodes: tuple[list[float], list[int], list[bool]],
+) -> RolloutBatch:
+    """The `RolloutBatch` of ``[T, N]`` buffers and the episodes that ended in them."""
     return RolloutBatch(
-        action_masks=_stack_masks(step_masks, num_envs, mask_width(action_space)),
+        action_masks=action_masks,
         observations=tensors["observations"],
         actions=tensors["actions"],
         rewards=tensors["rewards"],
@@ -293,9 +373,9 @@ def collect(
         truncated=tensors["truncated"],
         mask=tensors["mask"],
         last_observations=last_observations,
-        episode_returns=episode_returns,
-        episode_lengths=episode_lengths,
-        episode_truncated=episode_truncated,
+        episode_returns=episodes[0],
+        episode_lengths=episodes[1],
+        episode_truncated=episodes[2],
     )
 
 

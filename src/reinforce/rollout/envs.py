@@ -57,20 +57,22 @@ def env_spec(env_id: str) -> EnvSpec:
 
 @contextlib.contextmanager
 def _workers_ignore_signals(active: bool) -> Iterator[None]:
-    """Ignore SIGINT while async workers are started, so that they inherit the disposition.
+    """Ignore SIGINT and SIGHUP while async workers are started, so that they inherit the disposition.
 
-    Ctrl-C in a terminal reaches the whole process group; the workers must not die of it, so that the main
-    process can finish its update and write the checkpoint. SIGTERM is left alone (Gymnasium terminates
-    stuck workers with it): send it to the main process only, not to the group.
+    Ctrl-C in a terminal, and SIGHUP when the terminal closes, reach the whole process group; the workers must
+    not die of them, so that the main process can finish its update and write the checkpoint. SIGTERM is left
+    alone (Gymnasium terminates stuck workers with it): send it to the main process only, not to the group.
     """
     if not active or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    numbers = [getattr(signal, name) for name in ("SIGINT", "SIGHUP") if hasattr(signal, name)]
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in numbers}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
 def _check_env(env: object, name: str) -> gymnasium.Env[Any, Any]:

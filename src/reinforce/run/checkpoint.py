@@ -32,6 +32,7 @@ from reinforce.run.files import (
     TEMP_PATTERN,
     atomic_write,
     library_versions,
+    read_file,
     read_json,
     write_json,
 )
@@ -64,12 +65,7 @@ def load_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tenso
         path: the file.
         sha256: if given, the file's bytes must have this SHA-256, or it is refused before it is parsed.
     """
-    if not path.is_file():
-        raise ReinforceError(f"{path} is missing: pass a run directory written by `reinforce train`")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ReinforceError(f"cannot read {path} ({exc.strerror}): check its permissions") from None
+    data = read_file(path)
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ReinforceError(f"{path} does not match the SHA-256 in {CHECKPOINT_FILE}: the run is damaged")
     try:
@@ -254,6 +250,21 @@ def check_format(document: dict[str, Any], path: Path) -> None:
         )
 
 
+def refuse_outside_link(run_dir: Path, path: Path) -> None:
+    """A `ReinforceError` if ``path`` is a symbolic link to a file outside ``run_dir`` (a run holds its own files).
+
+    A state file that leads elsewhere would load (and, resumed, build on) tensors the run never wrote.
+    """
+    if not path.is_symlink():
+        return
+    target = path.resolve()
+    if target.parent != run_dir.resolve():
+        raise ReinforceError(
+            f"{path} is a link to {target}, outside the run directory: the run is damaged; put the file itself "
+            "in the run directory (or remove the link and resume from an earlier copy of the run)"
+        )
+
+
 def read_checkpoint(run_dir: Path) -> Checkpoint:
     """checkpoint.json and its state file (hash checked), every value validated.
 
@@ -268,6 +279,7 @@ def read_checkpoint(run_dir: Path) -> Checkpoint:
         sha256 = require(document, "state_sha256", str, file)
         if Path(state_file).name != state_file or not state_file.endswith(STATE_SUFFIX):
             raise ReinforceError(f"{file} names a state file {state_file!r} outside the run: the run is damaged")
+        refuse_outside_link(run_dir, run_dir / state_file)
         try:
             tensors = load_tensors(run_dir / state_file, sha256=sha256)
         except ReinforceError:

@@ -28,8 +28,12 @@ METRICS_FILE = "metrics.csv"
 EPISODES_FILE = "episodes.csv"
 EVALUATION_FILE = "evaluation.json"
 CURVE_FILE = "curve.png"
+EVALUATIONS_FILE = "evaluations.csv"
+"""The periodic evaluations of `reinforce.callbacks.EvalCallback`, one row per evaluation."""
+BEST_DIR = "best"
+"""The run directory (inside the run's) of the best policy `reinforce.callbacks.EvalCallback` has evaluated."""
 TENSORBOARD_DIR = "tensorboard"
-RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, EPISODES_FILE, EVALUATION_FILE)
+RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, EPISODES_FILE, EVALUATION_FILE, EVALUATIONS_FILE)
 """The files of a run directory that `atomic_write` writes (besides the state files)."""
 PID_FILE = "training.pid"
 """The pid of the process training the run directory, there while it holds the lock (see `training_lock`)."""
@@ -101,13 +105,49 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     atomic_write(path, (json.dumps(document, indent=2, allow_nan=False) + "\n").encode())
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """Read a JSON object, or raise a `ReinforceError` that names the file."""
-    if not path.is_file():
-        raise ReinforceError(f"{path} is missing: pass a run directory written by `reinforce train`")
+def read_file(path: Path) -> bytes:
+    """The bytes of a run directory's file, or a `ReinforceError` that says truthfully why they cannot be read.
+
+    A missing file, a directory in the file's place, a permission refused and any other failure of the system
+    each get their own message, with the fix.
+    """
     try:
-        document = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ReinforceError(f"{path} is missing: pass a run directory written by `reinforce train`") from None
+    except IsADirectoryError:
+        raise ReinforceError(
+            f"{path} is a directory, not a file: the run directory is damaged; move {path} away"
+        ) from None
+    except PermissionError:
+        raise ReinforceError(
+            f"{path} cannot be read (permission denied): give your user read access, e.g. chmod u+r {path}"
+        ) from None
+    except OSError as exc:
+        raise ReinforceError(f"{path} cannot be read ({exc.strerror or exc}): check the disk and the path") from None
+
+
+def read_text(path: Path) -> str:
+    """The text (UTF-8, as reinforce writes it) of a run directory's file; see `read_file` for the errors.
+
+    Bytes that are not UTF-8 (a binary file in its place) are a `ReinforceError` that says so.
+    """
+    data = read_file(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReinforceError(
+            f"{path} is not text (byte {exc.start} is not UTF-8: binary data where reinforce writes text): "
+            "the run directory is damaged; restore the file or start a new run"
+        ) from None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object, or raise a `ReinforceError` that names the file (and why it cannot be read)."""
+    text = read_text(path)
+    try:
+        document = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ReinforceError(f"{path} is not valid JSON ({exc}): the run directory is damaged") from None
     if not isinstance(document, dict):
         raise ReinforceError(f"{path} does not hold a JSON object: the run directory is damaged")

@@ -14,7 +14,14 @@ import numpy as np
 
 from reinforce.core.batch import RolloutBatch
 from reinforce.errors import ReinforceError
-from reinforce.run.files import EPISODES_FILE, METRICS_FILE, TENSORBOARD_DIR, atomic_write
+from reinforce.run.files import (
+    EPISODES_FILE,
+    EVALUATIONS_FILE,
+    METRICS_FILE,
+    TENSORBOARD_DIR,
+    atomic_write,
+    read_text,
+)
 
 SOLVED_WINDOW = 100
 """Episodes in the moving mean that decides 'solved' (Gymnasium's convention)."""
@@ -45,6 +52,19 @@ METRIC_FIELDS = (
 is reproducible from the seed. The value columns are filled only with ``baseline="value"``."""
 EPISODE_FIELDS = ("episode", "update", "env_steps", "return", "length", "truncated")
 """Columns of episodes.csv, one row per training episode."""
+EVALUATION_FIELDS = (
+    "update",
+    "env_steps",
+    "episodes",
+    "mean_return",
+    "std_return",
+    "min_return",
+    "max_return",
+    "mean_length",
+    "wall_time_s",
+)
+"""Columns of evaluations.csv, one row per periodic evaluation (`reinforce.callbacks.EvalCallback`): the policy
+after ``update`` and ``env_steps``, its episodes' return statistics, and the run's training time so far."""
 
 
 def is_solved(recent_returns: Sequence[float], reward_threshold: float | None) -> bool:
@@ -181,27 +201,33 @@ def trim_csv(path: Path, fieldnames: Sequence[str], max_update: int) -> None:
 
     A run killed after writing rows but before its next checkpoint has rows the checkpoint does not cover;
     resuming drops them (they are written again) so that no row is duplicated. A torn last line is dropped
-    too, and a header torn by a crash. Any other header is an error: the file is not one this version wrote.
+    too, and a header torn by a crash. Any other header is an error: the file is not one this version wrote;
+    so is a row whose first column (the update of metrics.csv, the episode of episodes.csv) does not come
+    after the previous row's: a row written twice, or out of order, is damage that trimming cannot repair.
     """
-    if not path.is_file():
-        return
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise ReinforceError(f"{path} cannot be read as UTF-8 text: the run directory is damaged") from None
+    trimmed = trimmed_csv(path, fieldnames, max_update)
+    if trimmed is not None:
+        atomic_write(path, trimmed.encode())
+
+
+def trimmed_csv(path: Path, fieldnames: Sequence[str], max_update: int) -> str | None:
+    """What `trim_csv` would write to ``path`` (None: nothing to change), every check made, nothing written."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    text = read_text(path)
     lines = text.splitlines(keepends=True)
     if not lines:
-        return
+        return None
     header = lines[0].rstrip("\r\n")
     if header != ",".join(fieldnames):
         if ",".join(fieldnames).startswith(header) and len(lines) == 1:  # a header torn by a crash
-            atomic_write(path, b"")
-            return
+            return ""
         raise ReinforceError(
             f"{path} has columns this version of reinforce does not write (another version's run?): "
             "the run directory is damaged"
         )
     kept = [lines[0]]
+    number, previous = fieldnames[0], None
     for line in lines[1:]:
         if not line.endswith("\n"):
             break
@@ -210,22 +236,28 @@ def trim_csv(path: Path, fieldnames: Sequence[str], max_update: int) -> None:
         except csv.Error:
             break
         try:
-            update = int(row["update"])
+            update, current = int(row["update"]), int(row[number])
         except (TypeError, ValueError):
             break
         if update > max_update or None in row or any(value is None for value in row.values()):
             break
+        if previous is not None and current <= previous:
+            raise ReinforceError(
+                f"{path} has {number} {current} after {number} {previous} (line {len(kept) + 1}: a row written "
+                f"twice, or out of order): the run directory is damaged; remove the repeated rows, or start a new run"
+            )
+        previous = current
         kept.append(line)
     trimmed = "".join(kept)
-    if trimmed != text:
-        atomic_write(path, trimmed.encode())
+    return trimmed if trimmed != text else None
 
 
 class RunLog:
     """The metric sinks of one ``learn`` call on a run directory: metrics.csv, episodes.csv and TensorBoard.
 
     Opening it first drops the rows after ``num_updates`` (written by a process that died before its next
-    checkpoint), so that a resumed run has every row once.
+    checkpoint), so that a resumed run has every row once; evaluations.csv's too (`EvalCallback` appends to it),
+    whether or not this ``learn`` call evaluates.
 
     Args:
         run_dir: the run directory.
@@ -235,8 +267,18 @@ class RunLog:
     """
 
     def __init__(self, run_dir: Path, num_updates: int, num_env_steps: int, *, tensorboard: bool = False) -> None:
-        trim_csv(run_dir / METRICS_FILE, METRIC_FIELDS, num_updates)
-        trim_csv(run_dir / EPISODES_FILE, EPISODE_FIELDS, num_updates)
+        # the files are all checked before any is trimmed: a damaged one leaves the others as they were
+        trimmed = {
+            path: trimmed_csv(path, fields, num_updates)
+            for path, fields in (
+                (run_dir / METRICS_FILE, METRIC_FIELDS),
+                (run_dir / EPISODES_FILE, EPISODE_FIELDS),
+                (run_dir / EVALUATIONS_FILE, EVALUATION_FIELDS),
+            )
+        }
+        for path, text in trimmed.items():
+            if text is not None:
+                atomic_write(path, text.encode())
         self._board = None
         if tensorboard:
             purge_step = num_env_steps + 1 if num_updates else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import select
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from reinforce.errors import ReinforceError
-from reinforce.run.files import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, read_json
+from reinforce.run.files import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, read_json, read_text
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -32,13 +33,11 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 def read_columns(path: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
     """The given columns of a CSV file reinforce wrote, as float arrays; a missing or damaged file is an error."""
-    if not path.is_file():
-        raise ReinforceError(f"{path} is missing: pass a run directory written by `reinforce train`")
+    text = read_text(path)
     try:
-        with path.open(newline="") as file:
-            rows = list(csv.DictReader(file))
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
         return {key: np.asarray([float(row[key]) for row in rows]) for key in columns}
-    except (KeyError, ValueError, TypeError, csv.Error, UnicodeDecodeError) as exc:
+    except (KeyError, ValueError, TypeError, csv.Error) as exc:
         raise ReinforceError(f"{path} is damaged ({exc}): re-run training to rebuild it") from None
 
 
@@ -47,52 +46,104 @@ def read_episodes(run_dir: Path) -> dict[str, np.ndarray]:
     return read_columns(run_dir / EPISODES_FILE, ("return", "length", "env_steps"))
 
 
+def per_update(episodes: dict[str, np.ndarray], window: int = 100) -> dict[str, np.ndarray]:
+    """One point per update from a run's episodes (`read_episodes`): what the per-run figure draws.
+
+    The episodes of one update are the consecutive rows with the same ``env_steps`` (the run's env-step count
+    when the update ended). episodes.csv lists them in the order they finished, short ones first; so no
+    statistic here depends on their order within an update, except the last one, which is training's own.
+
+    Returns:
+        ``env_steps`` (per update), ``return`` and ``length`` (the mean over the update's episodes) and
+        ``return_mean_100``: the mean return of the last ``window`` episodes when the update ended, the
+        quantity whose reaching the threshold is 'solved' (its window may end inside an earlier update, which
+        then contributes the episodes that finished last).
+    """
+    steps = np.asarray(episodes["env_steps"])
+    if not len(steps):
+        empty = np.zeros(0)
+        return {"env_steps": empty, "return": empty, "length": empty, "return_mean_100": empty}
+    starts = np.flatnonzero(np.r_[True, steps[1:] != steps[:-1]])
+    ends = np.r_[starts[1:], len(steps)] - 1
+    counts = np.diff(np.r_[starts, len(steps)])
+    return {
+        "env_steps": steps[starts],
+        "return": np.add.reduceat(episodes["return"], starts) / counts,
+        "length": np.add.reduceat(episodes["length"], starts) / counts,
+        "return_mean_100": moving_average(episodes["return"], window)[ends],
+    }
+
+
 def plot_runs(run_dirs: Sequence[Path], out: Path, *, threshold: float | None = None) -> Path:
-    """Plot return and episode length per episode, raw and as 10- and 100-episode moving averages.
+    """Plot each run's episode returns (and lengths) against env steps: the run's curve.png.
+
+    Drawn for each run, in its own colour: every episode as a dot at the env-step count of the update that
+    collected it (the raw data, all of it); the mean of each update's episodes; and the mean return of the last
+    100 episodes at the end of each update, training's criterion of 'solved'. The update is the unit on
+    purpose: episodes.csv lists an update's episodes in the order they finished, short ones first, so a moving
+    average over episode numbers rises and falls within every update, a saw-tooth of the bookkeeping and not
+    of the policy; every statistic drawn here is taken over whole updates (`per_update`). Where every episode's
+    length equals its return (one reward per step, as in CartPole), the length panel would repeat the return
+    panel: one panel is drawn, and its axis says so.
 
     Args:
         run_dirs: one or more run directories; each is drawn in its own colour.
         out: the image to write (PNG, SVG or PDF by extension).
-        threshold: reward threshold drawn as a dashed line (default: none).
+        threshold: reward threshold drawn as a dotted line (default: none).
 
     Returns:
         ``out``.
     """
     runs = [(run_dir, read_episodes(run_dir)) for run_dir in run_dirs]
-    figure = new_figure(9, 6.5)
-    ax_return, ax_length = figure.subplots(2, 1, sharex=True)
+    env_ids = {str(read_json(run_dir / CONFIG_FILE).get("env_id", "?")) for run_dir, _ in runs}
+    return save_figure(draw_runs(runs, threshold=threshold, title=", ".join(sorted(env_ids))), out)
+
+
+def draw_runs(runs: Sequence[tuple[Path, dict[str, np.ndarray]]], *, threshold: float | None, title: str) -> Any:
+    """The figure of `plot_runs` for ``runs`` (each a run directory and its `read_episodes`), not yet saved."""
+    length_is_return = all(np.array_equal(episodes["return"], episodes["length"]) for _, episodes in runs)
+    panels = [("return", "episode return = length" if length_is_return else "episode return")]
+    if length_is_return:
+        title += " (every episode's return equals its length: one panel for both)"
+    else:
+        panels.append(("length", "episode length"))
+    figure = new_figure(9, 4 if length_is_return else 6.5)
+    axes = np.atleast_1d(figure.subplots(len(panels), 1, sharex=True))
     for index, (run_dir, episodes) in enumerate(runs):
         colour = f"C{index}"
-        label = run_dir.name if len(runs) > 1 else ""
-        number = np.arange(1, len(episodes["return"]) + 1)
-        for axis, key in ((ax_return, "return"), (ax_length, "length")):
-            axis.plot(number, episodes[key], color=colour, alpha=0.2, linewidth=0.8)
-            axis.plot(
-                number,
-                moving_average(episodes[key], 10),
+        prefix = f"{run_dir.name}: " if len(runs) > 1 else ""
+        updates = per_update(episodes)
+        for axis, (key, _) in zip(axes, panels, strict=True):
+            axis.scatter(
+                episodes["env_steps"],
+                episodes[key],
+                s=9,
                 color=colour,
-                linewidth=1.2,
-                label=f"{label} mean of 10".strip(),
+                alpha=0.45,
+                linewidths=0,
+                label=f"{prefix}each episode",
             )
             axis.plot(
-                number,
-                moving_average(episodes[key], 100),
-                color=colour,
-                linewidth=2,
-                linestyle="--",
-                label=f"{label} mean of 100".strip(),
+                updates["env_steps"], updates[key], color=colour, linewidth=1, label=f"{prefix}mean of each update"
             )
+            if key == "return":
+                axis.plot(
+                    updates["env_steps"],
+                    updates["return_mean_100"],
+                    color=colour,
+                    linewidth=2,
+                    linestyle="--",
+                    label=f"{prefix}mean of the last 100 episodes",
+                )
     if threshold is not None:
-        ax_return.axhline(threshold, color="black", linestyle=":", linewidth=1, label=f"solved ({threshold:g})")
-    ax_return.set_ylabel("episode return")
-    ax_length.set_ylabel("episode length")
-    ax_length.set_xlabel("episode")
-    ax_return.legend(loc="lower right", fontsize="small")
-    env_ids = {str(read_json(run_dir / CONFIG_FILE).get("env_id", "?")) for run_dir, _ in runs}
-    ax_return.set_title(", ".join(sorted(env_ids)))
-    for axis in (ax_return, ax_length):
+        axes[0].axhline(threshold, color="black", linestyle=":", linewidth=1, label=f"solved ({threshold:g})")
+    for axis, (_, label) in zip(axes, panels, strict=True):
+        axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    return save_figure(figure, out)
+        axis.legend(loc="lower right", fontsize="small", markerscale=3)
+    axes[-1].set_xlabel("env steps (each update's episodes at the step count where it ended)")
+    axes[0].set_title(title)
+    return figure
 
 
 def new_figure(width: float, height: float) -> Any:
@@ -136,13 +187,26 @@ def t_quantile_95(degrees_of_freedom: int) -> float:
 
 
 def mean_and_band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over runs and its 95% t confidence band, for ``[runs, points]`` curves (at least two runs)."""
+    """Mean over runs and its 95% t confidence band clipped to the runs' range, for ``[runs, points]`` curves.
+
+    The t interval's half-width is ``t * std / sqrt(runs)``, and with few seeds ``t`` is large (12.7 for two,
+    4.3 for three): unclipped, a two-seed band on CartPole-v1 reached -200, a return no episode can have. At
+    each point the band is therefore clipped to the lowest and highest value that one of the runs took: it
+    never claims values none of them reached. With few seeds the clipped band understates how uncertain the
+    mean is (the true mean may well lie outside the seeds' range); compare settings over more seeds.
+
+    Args:
+        curves: ``[runs, points]``, at least two runs.
+
+    Returns:
+        The mean, the band's low and high edges, each ``[points]``.
+    """
     runs = curves.shape[0]
     if runs < 2:
         raise ValueError("a confidence band needs at least two runs")
     mean = curves.mean(axis=0)
     half_width = t_quantile_95(runs - 1) * curves.std(axis=0, ddof=1) / np.sqrt(runs)
-    return mean, mean - half_width, mean + half_width
+    return mean, np.maximum(mean - half_width, curves.min(axis=0)), np.minimum(mean + half_width, curves.max(axis=0))
 
 
 def read_metrics(run_dir: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
@@ -182,8 +246,9 @@ def plot_comparison(
     """Plot the 100-episode mean return of several runs against env steps or training time.
 
     Runs with the same setting (same config except the seed) are drawn as their mean with a 95% t confidence
-    band across seeds, on a common grid over the range all of them cover (each run is interpolated linearly
-    between its updates); a setting with one run is drawn as its curve.
+    band across seeds, clipped to the seeds' range (`mean_and_band` says why), on a common grid over the range
+    all of them cover (each run is interpolated linearly between its updates); a setting with one run is drawn
+    as its curve.
 
     Args:
         run_dirs: run directories, each with a config.json and a metrics.csv.
@@ -212,7 +277,8 @@ def plot_comparison(
         grid = np.linspace(start, max(start, end), points)
         stacked = np.stack([np.interp(grid, run[column], run[CURVE_COLUMN]) for run in runs])
         mean, low, high = mean_and_band(stacked)
-        axis.plot(grid, mean, color=colour, linewidth=1.5, label=f"{name} (mean of {len(runs)} runs, 95% CI)")
+        label = f"{name} (mean of {len(runs)} runs; band: 95% CI within their range)"
+        axis.plot(grid, mean, color=colour, linewidth=1.5, label=label)
         axis.fill_between(grid, low, high, color=colour, alpha=0.2, linewidth=0)
     if threshold is not None:
         axis.axhline(threshold, color="black", linestyle=":", linewidth=1, label=f"solved ({threshold:g})")

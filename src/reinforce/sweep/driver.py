@@ -66,7 +66,7 @@ def _run_trials(
         The trials that failed (an exception other than a divergence, or a lost worker) with the reason.
 
     Raises:
-        KeyboardInterrupt: on SIGINT or SIGTERM, after cancelling the unfinished trials and waiting up to
+        KeyboardInterrupt: on SIGINT, SIGTERM or SIGHUP, after cancelling the unfinished trials and waiting up to
             `CANCEL_GRACE_S` for them.
     """
     remote_trial = ray.remote(num_cpus=1)(run_trial)
@@ -74,8 +74,8 @@ def _run_trials(
     failures: list[tuple[Trial, str]] = []
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        # SIGTERM stops the sweep as Ctrl-C does; and Ctrl-C does so even where the parent ignored SIGINT
-        for number in (signal.SIGINT, signal.SIGTERM):
+        # SIGTERM and SIGHUP stop the sweep as Ctrl-C does; and Ctrl-C does so even where the parent ignored SIGINT
+        for number in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
             previous[number] = signal.signal(number, signal.default_int_handler)
     try:
         while pending:

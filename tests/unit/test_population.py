@@ -1,0 +1,217 @@
+"""Populations: K seeds in one process (`reinforce.population`), and the grouped collection under them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import reinforce
+from reinforce.core.policies import make_policy
+from reinforce.errors import ReinforceError
+from reinforce.population import Population, population_act, train_population
+from reinforce.rollout.collect import collect, collect_groups, sample_actions
+from reinforce.rollout.envs import make_vec_env
+
+TINY = {"num_envs": 2, "hidden_sizes": (8,)}
+
+
+@pytest.mark.parametrize("env_id", ["toy/Counting-v0", "toy/CountingTruncated-v0"])
+def test_each_group_gets_the_batch_of_its_envs_alone(env_id: str) -> None:
+    """Group k's batch equals `collect` on its G envs alone, reset with its seeds; a group of 0 episodes is None."""
+    size, wanted, seeds = 3, [5, 0, 2], [11, 22, 33]
+    envs = make_vec_env(env_id, size * len(wanted))
+    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=())
+
+    def act(observations: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        return sample_actions(policy(observations, masks), deterministic=True)
+
+    reset_seeds = [seed + index for seed in seeds for index in range(size)]
+    batches = collect_groups(envs, act, wanted, seed=reset_seeds)
+    envs.close()
+    assert batches[1] is None
+    for group in (0, 2):
+        alone = make_vec_env(env_id, size)
+        expected = collect(alone, policy, wanted[group], deterministic=True, seed=seeds[group])
+        alone.close()
+        batch = batches[group]
+        assert batch is not None
+        for field in ("observations", "actions", "rewards", "terminated", "truncated", "mask", "last_observations"):
+            assert torch.equal(getattr(batch, field), getattr(expected, field)), field
+        assert batch.episode_returns == expected.episode_returns
+        assert batch.episode_lengths == expected.episode_lengths
+        assert batch.episode_truncated == expected.episode_truncated
+        assert batch.num_simulated_steps == expected.num_simulated_steps
+
+
+def test_collect_groups_refuses_envs_that_do_not_split_and_collects_nothing_for_no_episodes() -> None:
+    envs = make_vec_env("toy/Counting-v0", 3)
+    try:
+        with pytest.raises(ValueError, match="cannot be split"):
+            collect_groups(envs, lambda observations, masks: observations[:, 0].long(), [1, 1])
+        assert collect_groups(envs, lambda observations, masks: observations[:, 0].long(), [0, 0, 0]) == [None] * 3
+    finally:
+        envs.close()
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_the_batched_policy_call_is_each_members_policy(normalize: bool) -> None:
+    """One batched call acts with member k's own weights (and observation statistics) on row block k."""
+    envs = make_vec_env("toy/Counting-v0", 1)
+    spaces = (envs.single_observation_space, envs.single_action_space)
+    envs.close()
+    policies = [make_policy(*spaces, hidden_sizes=(4, 4), normalize_observations=normalize) for _ in range(3)]
+    favourite = [1, 0, 1]
+    with torch.no_grad():
+        for policy, action in zip(policies, favourite, strict=True):
+            last = policy.body[-1]
+            last.bias.copy_(torch.tensor([-50.0, 50.0]) if action else torch.tensor([50.0, -50.0]))
+            if normalize:
+                policy.encoder.update_normalization(torch.rand(5, 2) * 3)
+    rows = 4
+    observations = torch.rand(3 * rows, 2)
+    actions = population_act(policies)(observations, None)
+    assert actions.tolist() == [action for action in favourite for _ in range(rows)]
+    # with ordinary weights: row block k is drawn from member k's own distribution, by the same inverse CDF
+    for policy in policies:
+        policy.body[-1].bias.data.zero_()
+    act = population_act(policies)  # reads the parameters as they are now
+    logits = torch.cat([policy(observations[k * rows : (k + 1) * rows]).logits for k, policy in enumerate(policies)])
+    torch.manual_seed(1)
+    draws = act(observations, None)
+    torch.manual_seed(1)
+    cumulative = logits.exp().cumsum(-1)
+    uniform = torch.rand(3 * rows, 1) * cumulative[:, -1:]
+    assert torch.equal(draws, (cumulative <= uniform).sum(-1))
+
+
+def test_members_start_as_single_runs_and_write_loadable_run_directories(tmp_path: Path) -> None:
+    population = Population("toy/Counting-v0", [3, 7], **TINY)
+    try:
+        for seed, member in zip((3, 7), population.members, strict=True):
+            single = reinforce.Reinforce("toy/Counting-v0", seed=seed, **TINY)
+            for name, value in single.policy.state_dict().items():
+                assert torch.equal(value, member.policy.state_dict()[name]), name
+            single.close()
+        assert population.envs.num_envs == 4
+        population.learn(40, run_dir=tmp_path, checkpoint_every=2)
+    finally:
+        population.close()
+    for seed, member in zip((3, 7), population.members, strict=True):
+        assert member.num_env_steps >= 40
+        run_dir = tmp_path / f"seed-{seed}"
+        loaded = reinforce.load(run_dir)
+        assert loaded.seed == seed
+        assert loaded.num_updates == member.num_updates
+        for name, value in member.policy.state_dict().items():
+            assert torch.equal(value, loaded.policy.state_dict()[name]), name
+        rows = (run_dir / "metrics.csv").read_text().strip().splitlines()
+        assert len(rows) == 1 + member.num_updates
+        loaded.close()
+
+
+def test_a_member_that_diverges_or_solves_leaves_the_others_training() -> None:
+    population = Population("toy/Counting-v0", [0, 1, 2], stop_on_solve=True, reward_threshold=1000.0, **TINY)
+    try:
+        diverged, solved, healthy = population.members
+        with torch.no_grad():
+            for parameter in diverged.policy.parameters():
+                parameter.fill_(float("nan"))
+        solved.recent_returns.extend([2000.0] * 100)
+        population.learn(30)
+    finally:
+        population.close()
+    assert set(population.errors) == {0}
+    assert isinstance(population.errors[0], reinforce.NonFiniteError)
+    assert diverged.num_updates == 0
+    assert solved.num_updates == 0
+    assert healthy.num_env_steps >= 30
+
+
+def test_train_population_refuses_repeated_seeds_and_vector_envs() -> None:
+    with pytest.raises(ReinforceError, match="distinct seeds"):
+        train_population("toy/Counting-v0", [1, 1], 10)
+    with pytest.raises(ReinforceError, match="distinct seeds"):
+        train_population("toy/Counting-v0", [], 10)
+    envs = make_vec_env("toy/Counting-v0", 2)
+    try:
+        with pytest.raises(ReinforceError, match="vector env"):
+            train_population(envs, [1, 2], 10)
+    finally:
+        envs.close()
+
+
+def test_cli_trains_seeds_as_a_population(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_support import one_line, run_main
+
+    args = ("train", "toy/Counting-v0", "--seeds", "4,6", "--total-steps", "20", "--num-envs", "2")
+    result = run_main(
+        *args, "--run-dir", "pop", "--eval-episodes", "2", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert result.returncode == 0, result.stderr
+    assert "seed 4: trained in" in result.stdout
+    assert (tmp_path / "pop" / "curve.png").is_file()
+    for seed in (4, 6):
+        assert (tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").is_file()
+        assert reinforce.load(tmp_path / "pop" / f"seed-{seed}").seed == seed
+    more = ("train", "--seeds", "4,6", "--total-steps", "40", "--resume", "pop", "--eval-episodes", "0")
+    resumed = run_main(*more, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert resumed.returncode == 0, resumed.stderr
+    for seed in (4, 6):
+        agent = reinforce.load(tmp_path / "pop" / f"seed-{seed}")
+        assert agent.num_env_steps >= 40
+        rows = (tmp_path / "pop" / f"seed-{seed}" / "metrics.csv").read_text().strip().splitlines()
+        assert len(rows) == 1 + agent.num_updates
+    refused = run_main(*args, "--seed", "1", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert refused.returncode == 2
+    assert "--seeds trains a population, which takes no --seed" in one_line(refused.stderr)
+
+
+def test_a_population_resumes_from_its_members_run_directories(tmp_path: Path) -> None:
+    train_population("toy/Counting-v0", [3, 7], 20, run_dir=tmp_path, checkpoint_every=1, **TINY)
+    agents = [reinforce.resume(tmp_path / f"seed-{seed}") for seed in (3, 7)]
+    done = [agent.num_updates for agent in agents]
+    population = Population.from_agents(agents)
+    try:
+        population.learn([50 - agent.num_env_steps for agent in agents], run_dir=tmp_path)
+    finally:
+        population.close()
+    for seed, member, before in zip((3, 7), population.members, done, strict=True):
+        assert member.num_env_steps >= 50
+        assert member.num_updates > before
+        rows = (tmp_path / f"seed-{seed}" / "metrics.csv").read_text().strip().splitlines()
+        assert len(rows) == 1 + member.num_updates  # every update once: none lost, none repeated
+        assert reinforce.load(tmp_path / f"seed-{seed}").num_updates == member.num_updates
+    mixed = [reinforce.Reinforce("toy/Counting-v0", seed=1, **TINY), reinforce.Reinforce("toy/Counting-v0", seed=9)]
+    with pytest.raises(ReinforceError, match="differ only in their seeds"):
+        Population.from_agents(mixed)
+    for agent in mixed:
+        agent.close()
+    population = Population("toy/Counting-v0", [1, 2], **TINY)
+    with pytest.raises(ReinforceError, match="one per member"):
+        population.learn([10])
+    population.close()
+
+
+@pytest.mark.parametrize(
+    "env_id",
+    [
+        "toy/Spaces-box-multidiscrete-v0",
+        "toy/Spaces-dict-multibinary-v0",
+        "toy/Spaces-discrete-discrete-v0",
+        "toy/Spaces-image-box-v0",
+        "toy/Masked-discrete-v0",
+    ],
+)
+def test_a_population_trains_on_every_kind_of_space(env_id: str) -> None:
+    """Stacked (Categorical, MultiCategorical, Bernoulli on vectors) and member-by-member policies, masks too."""
+    population = Population(env_id, [0, 1], **TINY)
+    try:
+        population.learn(16)
+    finally:
+        population.close()
+    assert population.errors == {}
+    assert all(member.num_env_steps >= 16 for member in population.members)
