@@ -2,7 +2,7 @@
 
 ``run`` trains each (task, seed) as ``reinforce train TASK --seed S --eval-episodes 100`` does, through the
 Python API: `reinforce.Reinforce` with the shipped values (plus any ``--set`` overrides), ``learn`` up to the
-budget (stopping early once the 100-episode training mean reaches the reward threshold, as the CLI does), then
+budget (stopping early once solved by the config's ``solve_criterion``, as the CLI does), then
 a deterministic evaluation of the FINAL policy. Each trial appends one JSON line to ``--out`` as it finishes;
 trials the file already holds (same task, seed, settings and budget) are skipped, so a killed run restarts
 where it stopped. Judge on seeds 100 and up: the shipped values were tuned on seeds 0-9.
