@@ -31,6 +31,8 @@ ActionSquash = Literal["clip", "tanh"]
 LogStd = Literal["state_independent", "state_dependent"]
 Backend = Literal["local", "ray"]
 LrSchedule = Literal["constant", "linear"]
+Activation = Literal["relu", "tanh"]
+Init = Literal["default", "orthogonal"]
 SolveCriterion = Literal["verified", "training_mean"]
 
 MAX_VERIFY_EPISODES = 10_000
@@ -64,8 +66,15 @@ class TrainConfig:
     """Clip the policy gradient to this global L2 norm (default: no clipping)."""
 
     hidden_sizes: tuple[int, ...] = (128,)
-    """Hidden layer widths of the policy MLP (ReLU), e.g. 64,64; none (empty) gives the linear softmax policy
+    """Hidden layer widths of the policy MLP (see activation), e.g. 64,64; none (empty) gives the linear softmax policy
     (at most 64 layers, each at most 65536 wide)."""
+
+    activation: Activation = "relu"
+    """Activation between the hidden layers of the policy's and the value network's MLPs: relu or tanh."""
+
+    init: Init = "default"
+    """Weights of the policy's and the value network's MLPs: torch's default, or orthogonal (gain sqrt 2, zero
+    biases) with a small last layer (gain 0.01 for the policy's, 1 for the value network's), as in CleanRL."""
 
     reward_to_go: bool = True
     """Weight log pi(a_t|s_t) by the return from step t on (G_t); off: by the whole episode's return (Williams)."""
@@ -211,6 +220,8 @@ class Hyperparameters(TypedDict, total=False):
     lr_schedule: LrSchedule
     max_grad_norm: float | None
     hidden_sizes: tuple[int, ...]
+    activation: Activation
+    init: Init
     reward_to_go: bool
     discount_gradient: bool
     baseline: BaselineName

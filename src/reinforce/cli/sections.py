@@ -62,6 +62,8 @@ OPTION_SECTIONS = {
     "--value-steps": "Algorithm options",
     # the networks
     "--hidden-sizes": "Network options",
+    "--activation": "Network options",
+    "--init": "Network options",
     "--value-hidden-sizes": "Network options",
     "--normalize-observations": "Network options",
     # Box action spaces

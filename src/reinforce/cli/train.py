@@ -65,7 +65,8 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
     "--total-steps",
     type=click.IntRange(min=0),
     default=None,
-    help=f"Env-step budget; {BUDGET_OVERSHOOT} [default: {DEFAULT_TOTAL_STEPS}].",
+    help=f"Env-step budget; {BUDGET_OVERSHOOT} [default: the one shipped for ENV_ID (hyperparams.yaml), else "
+    f"{DEFAULT_TOTAL_STEPS}].",
 )
 @click.option(
     "--run-dir",
