@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from reinforce.agent import evaluate_policy
 from reinforce.config import as_count, check_seed, stops_on
 from reinforce.errors import ReinforceError
+from reinforce.evaluation import evaluate_policy
 from reinforce.rollout.envs import EnvLike, EnvSource, env_source
 from reinforce.run.files import (
     BEST_DIR,
@@ -101,7 +101,7 @@ def run_callbacks(callbacks: Sequence[Callback], agent: Reinforce, metrics: dict
 class EvalCallback:
     """Every ``every_steps`` env steps, evaluate the policy on a separate env; keep the best one; maybe stop.
 
-    After the update that crosses a multiple of ``every_steps`` env steps, `reinforce.agent.evaluate_policy`
+    After the update that crosses a multiple of ``every_steps`` env steps, `reinforce.evaluation.evaluate_policy`
     runs ``episodes`` episodes (deterministic by default) on ``eval_env``. The evaluations are kept in
     `evaluations`; with a run directory each is also a row of ``RUN_DIR/evaluations.csv`` (columns
     `reinforce.run.metrics.EVALUATION_FIELDS`), and the best one so far (the highest mean return; the first on
@@ -128,7 +128,7 @@ class EvalCallback:
         every_steps: evaluate after the update that crosses each multiple of this many env steps (>= 1).
         episodes: episodes per evaluation (>= 1).
         deterministic: act with the distribution's mode (the default) or sample.
-        seed: the evaluation envs' seed; None: derived from the agent's (see `reinforce.agent.evaluate_policy`).
+        seed: the evaluation envs' seed; None: derived from the agent's (see `reinforce.evaluation.evaluate_policy`).
         stop_at: stop training (return False) once an evaluation's mean return reaches this; None never stops.
         confirm_episodes: with ``stop_at``, an evaluation that reaches it is confirmed first by one of this many
             episodes (same seed), and training stops only if that one reaches it too; the confirmation is then
@@ -336,7 +336,7 @@ def make_verifier(
     Due with ``stop_on_solve`` and ``solve_criterion="verified"`` and a reward threshold: every ``verify_every``
     env steps, and after every update in which a training episode reached the threshold (`Verifier`), a check of
     ``verify_episodes`` deterministic episodes on the agent's own env (seeded from the agent's seed, see
-    `reinforce.agent.evaluate_policy`); a check that reaches the threshold is confirmed over
+    `reinforce.evaluation.evaluate_policy`); a check that reaches the threshold is confirmed over
     `CONFIRM_EPISODES` episodes, and training stops if that one reaches it too. ``learn`` makes one itself unless
     it is given an `EvalCallback` (see `reinforce.training.learn`); ``reinforce train --eval-every`` makes its
     periodic evaluations this one, with ``every_steps`` and ``episodes`` in place of the config's.
