@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr__` imports them
     from reinforce.agent import Reinforce as Reinforce
-    from reinforce.agent import evaluate_policy as evaluate_policy
     from reinforce.callbacks import Callback as Callback
     from reinforce.callbacks import EvalCallback as EvalCallback
     from reinforce.config import TrainConfig as TrainConfig
@@ -30,6 +29,7 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr
     from reinforce.errors import ReinforceError as ReinforceError
     from reinforce.errors import RunDirectoryBusy as RunDirectoryBusy
     from reinforce.errors import TrainingInterrupted as TrainingInterrupted
+    from reinforce.evaluation import evaluate_policy as evaluate_policy
     from reinforce.export import export_policy as export_policy
     from reinforce.population import Population as Population
     from reinforce.population import train_population as train_population
@@ -51,7 +51,7 @@ _MODULES = {
     "TrainingInterrupted": "errors",
     "collect": "rollout.collect",
     "discounted_returns": "core.returns",
-    "evaluate_policy": "agent",
+    "evaluate_policy": "evaluation",
     "export_policy": "export",
     "load": "saved",
     "make_policy": "core.policies",

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from reinforce.agent import evaluate_policy
-from reinforce.config import as_count, check_seed
+from reinforce.config import as_count, check_seed, stops_on
 from reinforce.errors import ReinforceError
+from reinforce.evaluation import evaluate_policy
 from reinforce.rollout.envs import EnvLike, EnvSource, env_source
 from reinforce.run.files import (
     BEST_DIR,
@@ -101,7 +101,7 @@ def run_callbacks(callbacks: Sequence[Callback], agent: Reinforce, metrics: dict
 class EvalCallback:
     """Every ``every_steps`` env steps, evaluate the policy on a separate env; keep the best one; maybe stop.
 
-    After the update that crosses a multiple of ``every_steps`` env steps, `reinforce.agent.evaluate_policy`
+    After the update that crosses a multiple of ``every_steps`` env steps, `reinforce.evaluation.evaluate_policy`
     runs ``episodes`` episodes (deterministic by default) on ``eval_env``. The evaluations are kept in
     `evaluations`; with a run directory each is also a row of ``RUN_DIR/evaluations.csv`` (columns
     `reinforce.run.metrics.EVALUATION_FIELDS`), and the best one so far (the highest mean return; the first on
@@ -128,8 +128,14 @@ class EvalCallback:
         every_steps: evaluate after the update that crosses each multiple of this many env steps (>= 1).
         episodes: episodes per evaluation (>= 1).
         deterministic: act with the distribution's mode (the default) or sample.
-        seed: the evaluation envs' seed; None: derived from the agent's (see `reinforce.agent.evaluate_policy`).
+        seed: the evaluation envs' seed; None: derived from the agent's (see `reinforce.evaluation.evaluate_policy`).
         stop_at: stop training (return False) once an evaluation's mean return reaches this; None never stops.
+        confirm_episodes: with ``stop_at``, an evaluation that reaches it is confirmed first by one of this many
+            episodes (same seed), and training stops only if that one reaches it too; the confirmation is then
+            the update's evaluation (its row, one per update); None (or no more than ``episodes``): the
+            evaluation itself decides.
+        record: write evaluations.csv and ``RUN_DIR/best`` in the run directory (False: keep the evaluations in
+            memory only, for a second callback beside one that writes them).
 
     Raises:
         ReinforceError: an invalid argument (an unknown env id included); at the start of ``learn``, a
@@ -145,6 +151,8 @@ class EvalCallback:
         deterministic: bool = True,
         seed: int | None = None,
         stop_at: float | None = None,
+        confirm_episodes: int | None = None,
+        record: bool = True,
     ) -> None:
         self.eval_env: EnvSource | None = None if eval_env is None else env_source(eval_env)
         """Where the evaluation envs come from (checked when the callback is made); None: the agent's own."""
@@ -160,12 +168,17 @@ class EvalCallback:
                 )
             stop_at = float(stop_at)
         self.stop_at = stop_at
+        self.confirm_episodes = None if confirm_episodes is None else as_count("confirm_episodes", confirm_episodes, 1)
+        self.record = bool(record)
         self.evaluations: list[dict[str, Any]] = []
         """The evaluations of the run so far (with a run directory, the rows of evaluations.csv), oldest first."""
         self.best: dict[str, Any] | None = None
         """The evaluation with the highest mean return so far (the policy in ``RUN_DIR/best``), or None."""
         self.stopped = False
-        """Whether an evaluation reached ``stop_at`` and stopped training."""
+        """Whether an evaluation reached ``stop_at`` (confirmed, with ``confirm_episodes``) and stopped training."""
+        self.verified: dict[str, Any] | None = None
+        """The evaluation that stopped training (the confirmation, with ``confirm_episodes``): `evaluate_policy`'s
+        summary of the policy the run stopped with, plus its ``update`` and ``env_steps``; None until then."""
         self._run: TrainingRun | None = None
         self._interval = 0  # the multiple of every_steps last crossed
 
@@ -181,9 +194,9 @@ class EvalCallback:
         update (`reinforce.run.metrics.RunLog` drops them, written by a process that died before its next
         checkpoint, as it drops metrics.csv's).
         """
-        self._run = run
+        self._run = run = run if self.record else TrainingRun(None, run.commit)
         self._interval = agent.num_env_steps // self.every_steps
-        self.evaluations, self.best, self.stopped = [], None, False
+        self.evaluations, self.best, self.stopped, self.verified = [], None, False, None
         if run.run_dir is None:
             return
         self.evaluations = _read_evaluations(run.run_dir / EVALUATIONS_FILE)
@@ -200,11 +213,44 @@ class EvalCallback:
         if interval == self._interval:
             return True
         self._interval = interval
-        row = self.evaluate(agent)
+        row, summary = self._evaluate(agent, self.episodes)
+        stop_at, confirm = self.stop_at, self.confirm_episodes
+        if stop_at is not None and row["mean_return"] >= stop_at and confirm is not None and confirm > self.episodes:
+            logger.info("check at %d env steps: mean return %.2f: confirming", row["env_steps"], row["mean_return"])
+            row, summary = self._evaluate(agent, confirm)  # its row stands for the update's in evaluations.csv
+        self._record(agent, row)
+        if stop_at is None or row["mean_return"] < stop_at:
+            return True
+        logger.info("evaluation mean return %.2f reached stop_at=%s: stopping", row["mean_return"], self.stop_at)
+        self.stopped = True
+        self.verified = {**summary, "update": row["update"], "env_steps": row["env_steps"]}
+        return False
+
+    def evaluate(self, agent: Reinforce) -> dict[str, Any]:
+        """One evaluation of ``agent`` as this callback makes them: a row of evaluations.csv (nothing written)."""
+        return self._evaluate(agent, self.episodes)[0]
+
+    def _evaluate(self, agent: Reinforce, episodes: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """An evaluation over ``episodes`` episodes: its row of evaluations.csv and `evaluate_policy`'s summary."""
+        devices = [agent.device] if agent.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # a stochastic evaluation leaves training's stream alone
+            summary = evaluate_policy(
+                agent, self.eval_env, episodes=episodes, deterministic=self.deterministic, seed=self.seed
+            )
+        row = {
+            "update": agent.num_updates,
+            "env_steps": agent.num_env_steps,
+            **{key: summary[key] for key in EVALUATION_FIELDS if key in summary},
+            "wall_time_s": agent.train_time_s,
+        }
+        return row, summary
+
+    def _record(self, agent: Reinforce, row: dict[str, Any]) -> None:
+        """Keep ``row``: in `evaluations` and evaluations.csv, and as the best (its policy in best/) if it is."""
+        run = self._run if self._run is not None else TrainingRun(None, lambda: None)
         self.evaluations.append(row)
-        run_dir = self._run.run_dir
-        if run_dir is not None:
-            sink = CSVLogger(run_dir / EVALUATIONS_FILE, EVALUATION_FIELDS)
+        if run.run_dir is not None:
+            sink = CSVLogger(run.run_dir / EVALUATIONS_FILE, EVALUATION_FIELDS)
             try:
                 sink.write(row)
                 sink.sync()
@@ -212,34 +258,15 @@ class EvalCallback:
                 sink.close()
         if self.best is None or row["mean_return"] > self.best["mean_return"]:
             self.best = row
-            if run_dir is not None:
-                self._run.commit()  # first the run's checkpoint at this update, then its copy in best/
-                self._write_best(agent, run_dir, row)
+            if run.run_dir is not None:
+                run.commit()  # first the run's checkpoint at this update, then its copy in best/
+                self._write_best(agent, run.run_dir, row)
         logger.info(
             "evaluation at %d env steps: mean return %.2f over %d episodes",
             row["env_steps"],
             row["mean_return"],
             row["episodes"],
         )
-        if self.stop_at is not None and row["mean_return"] >= self.stop_at:
-            logger.info("evaluation mean return %.2f reached stop_at=%s: stopping", row["mean_return"], self.stop_at)
-            self.stopped = True
-            return False
-        return True
-
-    def evaluate(self, agent: Reinforce) -> dict[str, Any]:
-        """One evaluation of ``agent`` as this callback makes them: a row of evaluations.csv (nothing written)."""
-        devices = [agent.device] if agent.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):  # a stochastic evaluation leaves training's stream alone
-            summary = evaluate_policy(
-                agent, self.eval_env, episodes=self.episodes, deterministic=self.deterministic, seed=self.seed
-            )
-        return {
-            "update": agent.num_updates,
-            "env_steps": agent.num_env_steps,
-            **{key: summary[key] for key in EVALUATION_FIELDS if key in summary},
-            "wall_time_s": agent.train_time_s,
-        }
 
     def _write_best(self, agent: Reinforce, run_dir: Path, row: dict[str, Any]) -> None:
         """Save ``agent`` (at the update of ``row``) in ``run_dir/best`` with the run's config and ``row``."""
@@ -276,6 +303,82 @@ class EvalCallback:
                 saved,
                 update,
             )
+
+
+class Verifier(EvalCallback):
+    """The `EvalCallback` of the verified stop (`make_verifier`): it also checks when a check is likely to pass.
+
+    A check is due after an update that crosses a multiple of ``every_steps`` env steps, as for any
+    `EvalCallback`, and also after one in which a training episode reached ``stop_at``: before any sampled
+    episode does, the deterministic policy mostly is not there (the periodic checks catch it when it is), and on
+    CartPole a check costs about as much as an update (its longest episode sets its length), so checks are
+    sparse until then and follow every such update after. Both rules look at the update alone, so a resumed run
+    checks where an uninterrupted one does.
+    """
+
+    def __call__(self, agent: Reinforce, metrics: dict[str, Any], /) -> bool:
+        """Check (and confirm) if due; False once a confirmed check reaches ``stop_at``."""
+        best = metrics.get("charts/episode_return_max")
+        if self.stop_at is not None and isinstance(best, (int, float)) and best >= self.stop_at:
+            self._interval = -1  # due now, whichever multiple of every_steps this update reached
+        return super().__call__(agent, metrics)
+
+
+CONFIRM_EPISODES = 100
+"""Episodes of the evaluation that confirms a verification check (that of ``reinforce train``'s final one)."""
+
+
+def make_verifier(
+    agent: Reinforce, *, every_steps: int | None = None, episodes: int | None = None, record: bool = True
+) -> EvalCallback | None:
+    """The `EvalCallback` that stops ``agent``'s training on a verified policy, or None where none is due.
+
+    Due with ``stop_on_solve`` and ``solve_criterion="verified"`` and a reward threshold: every ``verify_every``
+    env steps, and after every update in which a training episode reached the threshold (`Verifier`), a check of
+    ``verify_episodes`` deterministic episodes on the agent's own env (seeded from the agent's seed, see
+    `reinforce.evaluation.evaluate_policy`); a check that reaches the threshold is confirmed over
+    `CONFIRM_EPISODES` episodes, and training stops if that one reaches it too. ``learn`` makes one itself unless
+    it is given an `EvalCallback` (see `reinforce.training.learn`); ``reinforce train --eval-every`` makes its
+    periodic evaluations this one, with ``every_steps`` and ``episodes`` in place of the config's.
+    """
+    config, threshold = agent.config, agent.reward_threshold
+    if stops_on(config) != "verified" or threshold is None:
+        return None
+    return Verifier(
+        every_steps=config.verify_every if every_steps is None else every_steps,
+        episodes=config.verify_episodes if episodes is None else episodes,
+        stop_at=threshold,
+        confirm_episodes=CONFIRM_EPISODES,
+        record=record,
+    )
+
+
+def verified_at_checkpoint(agent: Reinforce, run_dir: Path) -> dict[str, Any] | None:
+    """The evaluation that verified ``agent`` (at its update) in ``run_dir``'s evaluations.csv, or None.
+
+    A run that stopped on a verified policy has its confirmation as the row at the update of its checkpoint: a
+    resumed run is finished then (`make_verifier` says when a run stops so).
+    """
+    threshold = agent.reward_threshold
+    if stops_on(agent.config) != "verified" or threshold is None:
+        return None
+    rows = [row for row in _read_evaluations(run_dir / EVALUATIONS_FILE) if row["update"] == agent.num_updates]
+    confirmed = [row for row in rows if row["episodes"] >= CONFIRM_EPISODES and row["mean_return"] >= threshold]
+    return confirmed[-1] if confirmed else None
+
+
+def verified_steps(run_dir: Path, reward_threshold: float | None) -> int | None:
+    """Env steps of ``run_dir``'s first verified policy, or None.
+
+    That is its first evaluation of at least `CONFIRM_EPISODES` episodes (the confirmation of `make_verifier`)
+    whose mean return reached ``reward_threshold``.
+    """
+    if reward_threshold is None:
+        return None
+    for row in _read_evaluations(run_dir / EVALUATIONS_FILE):
+        if row["episodes"] >= CONFIRM_EPISODES and row["mean_return"] >= reward_threshold:
+            return int(row["env_steps"])
+    return None
 
 
 def _checkpoint_update(run_dir: Path) -> int | None:

@@ -31,6 +31,12 @@ ActionSquash = Literal["clip", "tanh"]
 LogStd = Literal["state_independent", "state_dependent"]
 Backend = Literal["local", "ray"]
 LrSchedule = Literal["constant", "linear"]
+Activation = Literal["relu", "tanh"]
+Init = Literal["default", "orthogonal"]
+SolveCriterion = Literal["verified", "training_mean"]
+
+MAX_VERIFY_EPISODES = 10_000
+"""The most episodes of one verification check (`TrainConfig.verify_episodes`)."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +66,15 @@ class TrainConfig:
     """Clip the policy gradient to this global L2 norm (default: no clipping)."""
 
     hidden_sizes: tuple[int, ...] = (128,)
-    """Hidden layer widths of the policy MLP (ReLU), e.g. 64,64; none (empty) gives the linear softmax policy
+    """Hidden layer widths of the policy MLP (see activation), e.g. 64,64; none (empty) gives the linear softmax policy
     (at most 64 layers, each at most 65536 wide)."""
+
+    activation: Activation = "relu"
+    """Activation between the hidden layers of the policy's and the value network's MLPs: relu or tanh."""
+
+    init: Init = "default"
+    """Weights of the policy's and the value network's MLPs: torch's default, or orthogonal (gain sqrt 2, zero
+    biases) with a small last layer (gain 0.01 for the policy's, 1 for the value network's), as in CleanRL."""
 
     reward_to_go: bool = True
     """Weight log pi(a_t|s_t) by the return from step t on (G_t); off: by the whole episode's return (Williams)."""
@@ -100,10 +113,25 @@ class TrainConfig:
     """Gymnasium vectorisation: the env's own vectorised class where it has one (auto), sync or async."""
 
     reward_threshold: float | None = None
-    """Mean return over the last 100 episodes that counts as solved (default: the env spec's threshold)."""
+    """Return that counts as solved, by solve_criterion: the deterministic policy's mean (verified) or the mean
+    over the last 100 training episodes (default: the env spec's threshold)."""
 
     stop_on_solve: bool = True
-    """Stop training once the 100-episode mean return reaches the reward threshold."""
+    """Stop training once solved, by solve_criterion (off: train for the whole budget)."""
+
+    solve_criterion: SolveCriterion = "verified"
+    """What stop_on_solve stops on: verified (the deterministic policy: a check of verify_episodes episodes, when
+    verify_every says, reaches the reward threshold, confirmed by a 100-episode evaluation) or training_mean
+    (the mean return of the last 100 training episodes)."""
+
+    verify_every: int = 15_000
+    """With solve_criterion=verified: check the deterministic policy after the update that crosses each multiple
+    of this many env steps (at least 1), and after every update in which a training episode reached the reward
+    threshold."""
+
+    verify_episodes: int = 20
+    """With solve_criterion=verified: deterministic episodes of each check (at most 10000); a check at or above
+    the threshold is confirmed over 100 episodes before training stops."""
 
     device: str = "cpu"
     """Torch device of the policy and the update (cpu, cuda, cuda:1, ...; auto: cuda where available)."""
@@ -160,6 +188,23 @@ class TrainConfig:
         return cls(**kwargs)
 
 
+def stops_on(config: TrainConfig) -> Literal["verified", "training_mean", "never"]:
+    """What ends a run of ``config`` before its budget: its ``solve_criterion``, or never without ``stop_on_solve``."""
+    return config.solve_criterion if config.stop_on_solve else "never"
+
+
+def saved_hyperparameters(values: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters of a saved config.json (`reinforce.load`, ``--config RUN_DIR/config.json``), as read now.
+
+    A config.json written before `TrainConfig.solve_criterion` existed (it lists every field, but not that one)
+    stopped on the training mean: it keeps ``solve_criterion: training_mean``, so that its ``stop_on_solve``
+    means what it meant (and a resumed run goes on as it would have).
+    """
+    if "stop_on_solve" in values and "solve_criterion" not in values:
+        return {**values, "solve_criterion": "training_mean"}
+    return values
+
+
 class Hyperparameters(TypedDict, total=False):
     """`TrainConfig`'s fields as keyword arguments (``Reinforce(env, lr=0.01)``), so that type checkers check them.
 
@@ -175,6 +220,8 @@ class Hyperparameters(TypedDict, total=False):
     lr_schedule: LrSchedule
     max_grad_norm: float | None
     hidden_sizes: tuple[int, ...]
+    activation: Activation
+    init: Init
     reward_to_go: bool
     discount_gradient: bool
     baseline: BaselineName
@@ -189,6 +236,9 @@ class Hyperparameters(TypedDict, total=False):
     vectorization_mode: VectorizationMode
     reward_threshold: float | None
     stop_on_solve: bool
+    solve_criterion: SolveCriterion
+    verify_every: int
+    verify_episodes: int
     device: str
     num_threads: int
     action_squash: ActionSquash
@@ -294,6 +344,10 @@ def check_config(config: TrainConfig) -> None:
     for name in ("stop_on_solve", "reward_to_go", "discount_gradient", "bootstrap_truncated"):
         if not isinstance(getattr(config, name), bool):
             raise _fail(name, getattr(config, name), "must be true or false")
+    if not _is_int(config.verify_every) or config.verify_every < 1:
+        raise _fail("verify_every", config.verify_every, "must be an integer >= 1 (env steps between checks)")
+    if not _is_int(config.verify_episodes) or not 1 <= config.verify_episodes <= MAX_VERIFY_EPISODES:
+        raise _fail("verify_episodes", config.verify_episodes, f"must be an integer in [1, {MAX_VERIFY_EPISODES}]")
     if not _is_number(config.entropy_coef) or config.entropy_coef < 0.0:
         raise _fail("entropy_coef", config.entropy_coef, "must be a number >= 0")
     if not _is_number(config.value_lr) or config.value_lr <= 0.0:

@@ -19,6 +19,7 @@ collection it took part in; its ``perf/steps_per_s`` is its own update's alone.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -131,7 +132,15 @@ class Population:
         return population
 
     def _join(self, members: list[Reinforce]) -> None:
-        """Take ``members`` on (closing them on failure): their checks, the population's vector env, its sampler."""
+        """Take ``members`` on (closing them on failure): their checks, the population's vector env, its sampler.
+
+        Members stop on the training mean: a ``solve_criterion="verified"`` (the default) becomes
+        ``"training_mean"`` in their configs (and config.json says so), as verified stops are not built for
+        populations yet.
+        """
+        for member in members:
+            if member.config.solve_criterion == "verified":
+                member.config = dataclasses.replace(member.config, solve_criterion="training_mean")
         self.members = members
         """The agents, in the order of `seeds`."""
         self.seeds: list[int] = [member.seed for member in members if member.seed is not None]

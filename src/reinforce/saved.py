@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from reinforce.agent import CUSTOM_MODULES, Reinforce, user_objects
-from reinforce.config import TrainConfig, check_seed
+from reinforce.config import TrainConfig, check_seed, saved_hyperparameters
 from reinforce.core.device import resolve_device
 from reinforce.core.optim import OptimizerFactory, SchedulerFactory
 from reinforce.core.policies import Network
@@ -52,7 +52,7 @@ def _agent_from_config(
     if not isinstance(record, dict):
         raise ReinforceError(f"{file} is invalid: 'env' must be a mapping")
     try:  # the saved hyperparameters are the whole config: nothing shipped is layered under them
-        saved = TrainConfig.from_dict(hyperparameters)
+        saved = TrainConfig.from_dict(saved_hyperparameters(hyperparameters))
     except ReinforceError as exc:
         raise ReinforceError(f"{file} is invalid: {exc}") from None
     seed = config.get("seed")

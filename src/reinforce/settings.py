@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
-from reinforce.config import TrainConfig, as_count, check_seed
+from reinforce.config import TrainConfig, as_count, check_seed, saved_hyperparameters
 from reinforce.errors import ReinforceError
 
 CONFIG_FILE_KEYS = ("env_id", "env_kwargs", "seed", "total_steps", "hyperparameters")
@@ -164,6 +164,8 @@ def parse_config_document(document: dict[str, Any], source: str) -> RunSettings:
         hyperparameters = {}
     if not isinstance(hyperparameters, dict):
         raise ReinforceError(f"{source}: 'hyperparameters' must be a mapping such as {{lr: 0.01, num_envs: 16}}")
+    if "format_version" in document:  # a saved config.json: read as `reinforce.load` reads it
+        hyperparameters = saved_hyperparameters(hyperparameters)
     try:
         hyperparameters = _coerce_numbers(hyperparameters)
         TrainConfig.from_dict(hyperparameters)  # validates every value now, with the field's name
@@ -234,13 +236,29 @@ def preset_hyperparameters(preset: str, env_id: str | None) -> dict[str, Any]:
     return _coerce_numbers(dict(entry))
 
 
+def _tuned_entry(env_id: str | None) -> dict[str, Any]:
+    entry = _package_yaml(TUNED_FILE).get(env_id.split(":")[-1], {}) if env_id is not None else {}
+    return dict(entry)
+
+
 def tuned_hyperparameters(env_id: str | None) -> dict[str, Any]:
     """The hyperparameters shipped for ``env_id`` (a copy; empty for an env without an entry, or None).
 
     They sit between `TrainConfig`'s defaults and what the user gives: the defaults are CartPole-v1's.
+    An entry's ``total_steps`` is its budget, not a hyperparameter: `shipped_total_steps` reads it.
     """
-    entry = _package_yaml(TUNED_FILE).get(env_id.split(":")[-1], {}) if env_id is not None else {}
-    return _coerce_numbers(dict(entry))
+    entry = _tuned_entry(env_id)
+    entry.pop("total_steps", None)
+    return _coerce_numbers(entry)
+
+
+def shipped_total_steps(env_id: str | None) -> int | None:
+    """The env-step budget shipped for ``env_id`` (``total_steps`` in hyperparams.yaml), or None if it has none.
+
+    `reinforce train ENV_ID` trains for it when neither ``--total-steps`` nor a config file gives a budget.
+    """
+    total_steps = _tuned_entry(env_id).get("total_steps")
+    return None if total_steps is None else as_count("total_steps", total_steps, 1)
 
 
 def resolve(

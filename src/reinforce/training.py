@@ -18,8 +18,18 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from reinforce.callbacks import Callback, TrainingRun, as_callbacks, run_callbacks, start_callbacks
-from reinforce.config import DEFAULT_CHECKPOINT_EVERY, as_count
+from reinforce.callbacks import (
+    Callback,
+    EvalCallback,
+    TrainingRun,
+    Verifier,
+    as_callbacks,
+    make_verifier,
+    run_callbacks,
+    start_callbacks,
+    verified_at_checkpoint,
+)
+from reinforce.config import DEFAULT_CHECKPOINT_EVERY, as_count, stops_on
 from reinforce.core.schedule import lr_factor, set_lr
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.run.files import (
@@ -54,7 +64,16 @@ def learn(
 ) -> Reinforce:
     """Update ``agent`` until ``total_steps`` more env steps are done, or solved (``stop_on_solve``), or called off.
 
-    A callback that returns False calls the training off (see ``callback``).
+    Solved is by ``solve_criterion``. With ``verified`` (the default), a `reinforce.callbacks.Verifier` made by
+    `reinforce.callbacks.make_verifier` checks the deterministic policy (every ``verify_every`` env steps, and
+    after every update in which a training episode reached the reward threshold) and stops training once a
+    check, confirmed over 100 episodes, reaches the threshold: the agent returned (and checkpointed) is that
+    verified policy. It is added to the callbacks (unless one is there already), writing evaluations.csv and
+    ``RUN_DIR/best`` like any `EvalCallback`, unless ``callback`` holds an `EvalCallback` already: then it
+    checks beside it, in memory only. A budget spent without a verified policy leaves the last policy (the best
+    evaluated one is in ``RUN_DIR/best``). A run directory whose checkpoint was verified is not trained further.
+    With ``training_mean``, training stops once the mean return of the last 100 training episodes reaches the
+    threshold (`Reinforce.solved`). A callback that returns False calls the training off (see ``callback``).
 
     SIGINT, SIGTERM and SIGHUP (the terminal closed) are caught while this runs (the previous handlers are put
     back afterwards): the current update is finished, the checkpoint and metrics are written, and
@@ -93,6 +112,10 @@ def learn(
     total_steps = as_count("total_steps", total_steps, 0)
     checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
     callbacks = as_callbacks(callback)
+    if not any(isinstance(item, Verifier) for item in callbacks):  # one given (reinforce train's) is the one
+        verifier = make_verifier(agent, record=not any(isinstance(item, EvalCallback) for item in callbacks))
+        if verifier is not None:
+            callbacks.append(verifier)
     target = agent.num_env_steps + total_steps
     path = run_path(run_dir, writing=True) if run_dir is not None else None
     agent.start_workers()
@@ -158,7 +181,8 @@ def _train(
     try:
         with stop:
             start_callbacks(callbacks, agent, TrainingRun(path, commit_now))
-            while agent.num_env_steps < target and not (agent.config.stop_on_solve and agent.solved):
+            verified = path is not None and verified_at_checkpoint(agent, path) is not None
+            while agent.num_env_steps < target and not verified and not stop_on_training_mean(agent):
                 if agent.config.lr_schedule != "constant":
                     schedule_learning_rates(agent, agent.num_env_steps / target)
                 metrics = agent.update()
@@ -183,6 +207,11 @@ def _train(
     if called_off:
         logger.info("stopped by a callback after update %d", agent.num_updates)
     return agent
+
+
+def stop_on_training_mean(agent: Reinforce) -> bool:
+    """Whether ``agent`` is solved by the training mean, and its config stops there (``training_mean``)."""
+    return stops_on(agent.config) == "training_mean" and agent.solved
 
 
 def schedule_learning_rates(agent: Reinforce, progress: float) -> None:
@@ -252,7 +281,12 @@ class StopSignals:
 
 
 def finish_run(
-    agent: Reinforce, run_dir: Path, *, eval_episodes: int, plotter: PlotProcess | None = None
+    agent: Reinforce,
+    run_dir: Path,
+    *,
+    eval_episodes: int,
+    plotter: PlotProcess | None = None,
+    evaluation: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Draw ``run_dir``'s curve.png, evaluate the deterministic policy and write evaluation.json.
 
@@ -264,6 +298,8 @@ def finish_run(
         eval_episodes: deterministic evaluation episodes; 0 skips the evaluation (and evaluation.json).
         plotter: a `PlotProcess` started before training, which draws the curve while this process evaluates;
             None draws it here first.
+        evaluation: an evaluation of the agent as it is, already made (the confirmation that verified it,
+            `reinforce.callbacks.EvalCallback.verified`): written as evaluation.json instead of evaluating again.
 
     Returns:
         The evaluation (`Reinforce.evaluate`'s document, as written), or None without one.
@@ -275,10 +311,12 @@ def finish_run(
         plot_runs([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
     else:
         plotter.submit([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
-    evaluation = None
     if eval_episodes:
-        evaluation = agent.evaluate(episodes=eval_episodes)
+        if evaluation is None:
+            evaluation = agent.evaluate(episodes=eval_episodes)
         write_json(run_dir / EVALUATION_FILE, evaluation)
+    else:
+        evaluation = None
     if plotter is not None:
         plotter.result()
     return evaluation

@@ -28,6 +28,8 @@ def test_a_format_2_run_loads_and_acts_as_it_did(name: str) -> None:
     agent = reinforce.load(FIXTURES / name)
     try:
         assert (agent.num_updates, agent.num_env_steps) == (expected["num_updates"], expected["num_env_steps"])
+        # written before solve_criterion existed: stop_on_solve keeps meaning the training mean
+        assert (agent.config.stop_on_solve, agent.config.solve_criterion) == (True, "training_mean")
         actions = agent.predict(np.asarray(expected["observations"], dtype=np.float32), deterministic=True)[0]
         np.testing.assert_allclose(actions, np.asarray(expected["actions"]), rtol=1e-5, atol=1e-5)
         evaluation = agent.evaluate(episodes=3)

@@ -1,18 +1,29 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+import reinforce
 from reinforce import Reinforce
+from reinforce.callbacks import verified_at_checkpoint
+from reinforce.run.plotting import read_columns
 
 
 @pytest.mark.slow
-def test_defaults_solve_cartpole_within_the_step_budget() -> None:
+def test_defaults_stop_on_a_verified_policy_before_the_training_mean_would(tmp_path: Path) -> None:
     agent = Reinforce("CartPole-v1", seed=0)
-    agent.learn(300_000)
-    assert agent.solved, f"not solved after {agent.num_env_steps} steps"
-    assert agent.num_env_steps <= 300_000
-    assert agent.evaluate(episodes=100)["mean_return"] >= 475
+    agent.learn(300_000, run_dir=tmp_path)
     agent.close()
+    verified = verified_at_checkpoint(agent, tmp_path)
+    assert verified is not None, f"not verified after {agent.num_env_steps} steps"
+    assert verified["mean_return"] >= 475 and agent.num_env_steps <= 300_000
+    saved = reinforce.load(tmp_path)  # what was saved is what was verified
+    assert saved.evaluate(episodes=100)["mean_return"] >= 475
+    saved.close()
+    # the checks leave training as it is, so the training-mean criterion had not fired by then on this seed
+    means = read_columns(tmp_path / "metrics.csv", ("charts/episode_return_mean_100",))
+    assert means["charts/episode_return_mean_100"].max() < 475
 
 
 @pytest.mark.slow

@@ -9,7 +9,14 @@ import pytest
 from reinforce import Population, Reinforce
 
 SEEDS = range(20)
-BANDIT = {"num_envs": 16, "hidden_sizes": (), "lr": 0.1, "reward_threshold": 0.9, "stop_on_solve": True}
+BANDIT = {
+    "num_envs": 16,
+    "hidden_sizes": (),
+    "lr": 0.1,
+    "reward_threshold": 0.9,
+    "stop_on_solve": True,
+    "solve_criterion": "training_mean",  # what members stop on (a population's verified stop is not built yet)
+}
 """Two arms, one step per episode: solved (100-episode mean >= 0.9) after 150-400 env steps."""
 
 

@@ -12,7 +12,14 @@ import pytest
 from reinforce import ReinforceError, TrainConfig
 from reinforce.cli import flag_text
 from reinforce.config import Hyperparameters, episodes_per_update, field_docs
-from reinforce.settings import MAX_CONFIG_BYTES, TUNED_FILE, _package_yaml, read_config_file, tuned_hyperparameters
+from reinforce.settings import (
+    MAX_CONFIG_BYTES,
+    TUNED_FILE,
+    _package_yaml,
+    read_config_file,
+    shipped_total_steps,
+    tuned_hyperparameters,
+)
 
 
 @pytest.mark.parametrize(
@@ -33,6 +40,8 @@ from reinforce.settings import MAX_CONFIG_BYTES, TUNED_FILE, _package_yaml, read
         ("stop_on_solve", "yes", "stop_on_solve"),
         ("action_squash", "sigmoid", "action_squash"),
         ("log_std", "learned", "log_std"),
+        ("activation", "sigmoid", "activation"),
+        ("init", "xavier", "init"),
         ("log_std_init", 2.5, "log_std_init"),
         ("log_std_init", float("nan"), "log_std_init"),
         ("normalize_observations", 1, "normalize_observations"),
@@ -122,7 +131,30 @@ def test_every_shipped_entry_is_a_valid_config_for_a_registered_env() -> None:
     for env_id in table:
         assert env_id in gymnasium.registry, env_id
         config = TrainConfig.from_dict(tuned_hyperparameters(env_id))
+        shipped_total_steps(env_id)  # a shipped budget, if any, is a positive count
         assert config.to_dict() != TrainConfig().to_dict(), f"{env_id}'s entry changes nothing"
+
+
+def test_a_shipped_budget_is_the_default_under_the_flag_and_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reinforce import settings
+    from reinforce.cli.options import DEFAULT_TOTAL_STEPS, run_settings
+
+    table: dict[str, dict[str, Any]] = {"CartPole-v1": {"total_steps": 123_000, "lr": 0.01}}
+    monkeypatch.setattr(settings, "_package_yaml", lambda name: table if name == TUNED_FILE else {})
+    assert settings.shipped_total_steps("CartPole-v1") == 123_000
+    assert settings.tuned_hyperparameters("CartPole-v1") == {"lr": 0.01}  # the budget is not a hyperparameter
+    assert run_settings("CartPole-v1", None, None, None, {})[2] == 123_000
+    assert run_settings("CartPole-v1", None, None, 5_000, {})[2] == 5_000  # the flag wins
+    path = tmp_path / "run.yaml"
+    path.write_text("total_steps: 7000\n")
+    assert run_settings("CartPole-v1", path, None, None, {})[2] == 7_000  # then the config file
+    assert settings.shipped_total_steps("Acrobot-v1") is None
+    assert run_settings("Acrobot-v1", None, None, None, {})[2] == DEFAULT_TOTAL_STEPS
+    table["CartPole-v1"]["total_steps"] = 0
+    with pytest.raises(ReinforceError, match="total_steps"):
+        settings.shipped_total_steps("CartPole-v1")
 
 
 def test_presets_are_valid_and_layered_under_the_caller() -> None:

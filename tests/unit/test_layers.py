@@ -18,6 +18,7 @@ LAYERS = {
     "rollout": 4,
     "run": 4,
     "agent": 5,
+    "evaluation": 5,
     "saved": 6,
     "export": 6,
     "training": 6,

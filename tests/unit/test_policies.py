@@ -30,6 +30,42 @@ def test_default_policy_is_the_tutorial_network() -> None:
     assert isinstance(policy(torch.zeros(5, 4)), Categorical)
 
 
+def test_default_activation_and_init_build_the_same_network_as_before() -> None:
+    # activation="relu", init="default" must keep seeded runs bit for bit: the layers torch built before them
+    torch.manual_seed(3)
+    policy = make_policy(spaces.Box(-1, 1, (4,)), spaces.Discrete(2), hidden_sizes=(16, 8))
+    torch.manual_seed(3)
+    before = torch.nn.Sequential(
+        torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)
+    )
+    assert str(policy.body) == str(before)
+    for ours, theirs in zip(policy.body.state_dict().values(), before.state_dict().values(), strict=True):
+        assert torch.equal(ours, theirs)
+
+
+def test_tanh_and_orthogonal_init_reach_the_policy_and_the_value_network() -> None:
+    from reinforce import TrainConfig
+    from reinforce.core.baselines import VALUE_HEAD_GAIN, ValueBaseline, make_baseline
+    from reinforce.core.policies import HIDDEN_GAIN, POLICY_HEAD_GAIN, policy_from_config
+
+    config = TrainConfig(
+        hidden_sizes=(16, 8), value_hidden_sizes=(16, 8), activation="tanh", init="orthogonal", baseline="value"
+    )
+    observation_space = spaces.Box(-1, 1, (4,))
+    policy = policy_from_config(config, observation_space, spaces.Discrete(2))
+    baseline = make_baseline(config, observation_space)
+    assert isinstance(baseline, ValueBaseline)
+    for body, head_gain in ((policy.body, POLICY_HEAD_GAIN), (baseline.network.body, VALUE_HEAD_GAIN)):
+        assert [type(m) for m in body if not isinstance(m, torch.nn.Linear)] == [torch.nn.Tanh, torch.nn.Tanh]
+        linears = [m for m in body if isinstance(m, torch.nn.Linear)]
+        for index, linear in enumerate(linears):
+            gain = head_gain if index == len(linears) - 1 else HIDDEN_GAIN
+            weight = linear.weight.detach().double()  # orthogonal: the shorter side's Gram matrix is gain^2 I
+            gram = weight @ weight.T if weight.shape[0] <= weight.shape[1] else weight.T @ weight
+            assert torch.allclose(gram, gain**2 * torch.eye(len(gram), dtype=torch.float64), atol=1e-5)
+            assert not linear.bias.any()
+
+
 def test_linear_softmax_score_matches_the_closed_form() -> None:
     # grad_W log pi(a|x) = (onehot(a) - pi(.|x)) outer x; grad_b = onehot(a) - pi(.|x)
     torch.manual_seed(0)

@@ -122,7 +122,7 @@ def run_settings(
         The env id, seed, step budget, the effective config and the env's kwargs.
     """
     from reinforce.rollout.envs import env_spec
-    from reinforce.settings import RunSettings, read_config_file, resolve
+    from reinforce.settings import RunSettings, read_config_file, resolve, shipped_total_steps
 
     settings = read_config_file(config_file) if config_file is not None else RunSettings()
     if env_id is None:
@@ -139,8 +139,11 @@ def run_settings(
     env_kwargs = {**settings.env_kwargs, **parse_env_kwargs(given.pop("env_kwargs", ()))}
     config = resolve(env_id, preset=preset, file=settings.hyperparameters, overrides=given)
     seed = seed if seed is not None else settings.seed
-    if total_steps is None:
-        total_steps = settings.total_steps if settings.total_steps is not None else DEFAULT_TOTAL_STEPS
+    if total_steps is None:  # the flag, else the config file's, else the budget shipped for env_id, else 500k
+        total_steps = next(
+            (steps for steps in (settings.total_steps, shipped_total_steps(env_id)) if steps is not None),
+            DEFAULT_TOTAL_STEPS,
+        )
     return env_id, seed, total_steps, config, env_kwargs
 
 

@@ -33,6 +33,9 @@ OPTION_SECTIONS = {
     "--eval-every": "Run options",
     "--reward-threshold": "Run options",
     "--stop-on-solve": "Run options",
+    "--solve-criterion": "Run options",
+    "--verify-every": "Run options",
+    "--verify-episodes": "Run options",
     "--tensorboard": "Run options",
     "--quiet": "Run options",
     "--help": "Run options",
@@ -59,6 +62,8 @@ OPTION_SECTIONS = {
     "--value-steps": "Algorithm options",
     # the networks
     "--hidden-sizes": "Network options",
+    "--activation": "Network options",
+    "--init": "Network options",
     "--value-hidden-sizes": "Network options",
     "--normalize-observations": "Network options",
     # Box action spaces

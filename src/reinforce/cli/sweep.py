@@ -112,7 +112,8 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     "--total-steps",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Env-step budget of each trial; {BUDGET_OVERSHOOT} [default: {DEFAULT_TOTAL_STEPS}].",
+    help=f"Env-step budget of each trial; {BUDGET_OVERSHOOT} [default: the one shipped for ENV_ID, else "
+    f"{DEFAULT_TOTAL_STEPS}].",
 )
 @click.option(
     "--out",

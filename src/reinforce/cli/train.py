@@ -25,7 +25,7 @@ from reinforce.cli.options import (
     run_settings,
 )
 from reinforce.cli.sections import SectionedCommand
-from reinforce.config import MAX_SEED
+from reinforce.config import MAX_SEED, stops_on
 from reinforce.errors import ReinforceError
 
 
@@ -65,7 +65,8 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
     "--total-steps",
     type=click.IntRange(min=0),
     default=None,
-    help=f"Env-step budget; {BUDGET_OVERSHOOT} [default: {DEFAULT_TOTAL_STEPS}].",
+    help=f"Env-step budget; {BUDGET_OVERSHOOT} [default: the one shipped for ENV_ID (hyperparams.yaml), else "
+    f"{DEFAULT_TOTAL_STEPS}].",
 )
 @click.option(
     "--run-dir",
@@ -85,7 +86,8 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
     metavar="STEPS",
     help="Also evaluate the deterministic policy every STEPS env steps during training, on a separate env, "
     "writing RUN_DIR/evaluations.csv and keeping the best policy in RUN_DIR/best (load it with "
-    "`reinforce eval RUN_DIR/best`); 0: never.",
+    "`reinforce eval RUN_DIR/best`); 0: never. With the verified stop (the default) these evaluations are its "
+    "checks, in place of --verify-every and --verify-episodes.",
 )
 @click.option(
     "--resume",
@@ -175,12 +177,15 @@ def train(
             env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
 
-    from reinforce.callbacks import EvalCallback
+    from reinforce.callbacks import EvalCallback, make_verifier
     from reinforce.errors import RunDirectoryBusy, TrainingInterrupted
     from reinforce.run.files import CHECKPOINT_FILE, CURVE_FILE
     from reinforce.training import finish_run, remove_run_files
 
-    evaluations = EvalCallback(every_steps=eval_every, episodes=eval_episodes) if eval_every else None
+    # one callback evaluates: the verifier (stop_on_solve with solve_criterion=verified), at --eval-every if given
+    evaluations = make_verifier(agent, every_steps=eval_every or None, episodes=eval_episodes if eval_every else None)
+    if evaluations is None and eval_every:
+        evaluations = EvalCallback(every_steps=eval_every, episodes=eval_episodes)
     try:
         budget = max(0, total_steps - agent.num_env_steps)
         try:
@@ -201,18 +206,28 @@ def train(
                     with contextlib.suppress(OSError):
                         run_dir.rmdir()  # only if empty
             raise
-        outcome = "solved" if agent.solved else "trained"
+        verified = None if evaluations is None else evaluations.verified
+        outcome = (
+            "verified" if verified else "solved" if stops_on(agent.config) != "verified" and agent.solved else "trained"
+        )
         click.echo(
             f"{outcome} {agent.env_id} in {agent.num_env_steps:,} env steps, {agent.num_episodes:,} episodes, "
             f"{agent.num_updates:,} updates, {agent.train_time_s:.2f} s of training"
+            + (
+                f" (deterministic mean return {verified['mean_return']:.2f} over {verified['episodes']} episodes)"
+                if verified
+                else ""
+            )
         )
-        if evaluations is not None and evaluations.best is not None:
+        if evaluations is not None and evaluations.best is not None and not verified:
             best = evaluations.best
             click.echo(
                 f"best of {len(evaluations.evaluations)} evaluations: mean return {best['mean_return']:.2f} at "
                 f"{best['env_steps']:,} env steps, saved in {evaluations.best_dir}"
             )
-        evaluation = finish_run(agent, run_dir, eval_episodes=eval_episodes, plotter=plotter)
+        # the confirmation that stopped training is the final evaluation when it has as many episodes
+        done = verified if verified is not None and verified["episodes"] == eval_episodes else None
+        evaluation = finish_run(agent, run_dir, eval_episodes=eval_episodes, plotter=plotter, evaluation=done)
         if evaluation is not None:
             click.echo(_evaluation_line(evaluation))
     finally:
@@ -374,7 +389,16 @@ def _resumed_run(
 
 def _finished(agent: Any, run_dir: Path, total_steps: int) -> str | None:
     """The line that says a resumed run has nothing left to do, or None if it has."""
-    if agent.config.stop_on_solve and agent.solved:
+    from reinforce.callbacks import verified_at_checkpoint
+
+    verified = verified_at_checkpoint(agent, run_dir)
+    if verified is not None:
+        return (
+            f"run {run_dir} already finished (verified at {agent.num_env_steps:,} env steps: deterministic mean "
+            f"return {verified['mean_return']:.2f} over {verified['episodes']} episodes): nothing to do; to train "
+            f"further, start a new run with --config {run_dir / 'config.json'} --no-stop-on-solve"
+        )
+    if stops_on(agent.config) == "training_mean" and agent.solved:
         return (
             f"run {run_dir} already finished (solved at {agent.num_env_steps:,} env steps, with stop_on_solve): "
             f"nothing to do; to train further, start a new run with --config {run_dir / 'config.json'} "

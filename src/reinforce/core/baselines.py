@@ -21,13 +21,15 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from reinforce.config import TrainConfig
+from reinforce.config import Activation, Init, TrainConfig
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.guards import check_finite_step
 from reinforce.core.optim import EagerOptimizer, Optimizer
 from reinforce.core.policies import Network, ObservationEncoder, body
 from reinforce.core.returns import episode_ids, episode_steps
 
+VALUE_HEAD_GAIN = 1.0
+"""Gain of the value network's last layer under ``init="orthogonal"``."""
 RUNNING_MEAN_RATE = 0.1
 """Weight of the newest batch in the running-mean baseline's exponential moving average."""
 
@@ -195,6 +197,8 @@ class ValueFunction(nn.Module):
             only the running statistics, no parameters, so the value fit never changes it); None builds one.
         network: a user's network in place of the MLP, with a linear head to one value
             (`reinforce.core.policies.custom_body`).
+        activation: the MLP's hidden activation, ``"relu"`` or ``"tanh"``.
+        init: the MLP's initialisation, ``"default"`` or ``"orthogonal"`` (last layer gain `VALUE_HEAD_GAIN`).
     """
 
     encoder: ObservationEncoder
@@ -206,6 +210,8 @@ class ValueFunction(nn.Module):
         *,
         encoder: ObservationEncoder | None = None,
         network: Network | None = None,
+        activation: Activation = "relu",
+        init: Init = "default",
     ) -> None:
         super().__init__()
         if encoder is not None and next(encoder.parameters(), None) is not None:
@@ -216,7 +222,9 @@ class ValueFunction(nn.Module):
             # kept out of this module's submodules (and so out of its state_dict): the statistics belong to the
             # policy, and a checkpoint stores them once (safetensors refuses one tensor under two names)
             object.__setattr__(self, "encoder", encoder)
-        self.body = body(self.encoder.features, hidden_sizes, 1, network)
+        self.body = body(
+            self.encoder.features, hidden_sizes, 1, network, activation=activation, init=init, head_gain=VALUE_HEAD_GAIN
+        )
 
     def forward(self, observations: Tensor) -> Tensor:
         """``[B]`` values of a batch of raw observations ``[B, *obs_shape]``."""
@@ -312,7 +320,8 @@ def make_baseline(
     """The baseline named by ``config.baseline``, with its network and optimizer for ``value``.
 
     Args:
-        config: ``baseline``, and for ``value`` its ``value_hidden_sizes``, ``value_lr`` and ``value_steps``;
+        config: ``baseline``, and for ``value`` its ``value_hidden_sizes``, ``value_lr``, ``value_steps``,
+            ``activation`` and ``init``;
             ``reward_to_go`` makes the leave-one-out baseline time-dependent.
         observation_space: the env's single observation space (the value network's input).
         shared_encoder: an encoder without parameters to share with the value network (the policy's, when it
@@ -327,7 +336,14 @@ def make_baseline(
     if config.baseline == "leave_one_out":
         return LeaveOneOutBaseline(time_dependent=config.reward_to_go)
     if config.baseline == "value":
-        value = ValueFunction(observation_space, config.value_hidden_sizes, encoder=shared_encoder, network=network)
+        value = ValueFunction(
+            observation_space,
+            config.value_hidden_sizes,
+            encoder=shared_encoder,
+            network=network,
+            activation=config.activation,
+            init=config.init,
+        )
         value.to(device)
         optimizer = EagerOptimizer(value.parameters(), "adam", lr=config.value_lr)
         return ValueBaseline(value, optimizer, config.value_steps)

@@ -13,12 +13,13 @@
 
 The encoder (`ObservationEncoder`) turns observations into features: ``Box`` vectors are flattened (and
 standardised by running statistics if asked), ``Discrete`` observations are one-hot encoded, and images
-(``uint8`` ``H x W x C``) go through a small CNN. The body is an MLP with ReLU; ``hidden_sizes=()`` gives the
+(``uint8`` ``H x W x C``) go through a small CNN. The body is an MLP (ReLU or tanh); ``hidden_sizes=()`` gives the
 linear policy of the textbook.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,7 +29,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
-from reinforce.config import ActionSquash, LogStd, TrainConfig
+from reinforce.config import ActionSquash, Activation, Init, LogStd, TrainConfig
 from reinforce.core.distributions import MaskedCategorical, TanhNormal
 from reinforce.errors import ReinforceError
 
@@ -42,14 +43,39 @@ IMAGE_CHANNELS = (1, 3, 4)
 """Channel counts of a ``uint8`` ``H x W x C`` Box that is read as an image (grey, RGB, RGBA)."""
 
 
-def mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int) -> nn.Sequential:
-    """Linear layers of the given widths with ReLU between them; no activation on the output."""
+ACTIVATIONS: dict[Activation, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+"""The module of each ``activation`` setting."""
+HIDDEN_GAIN = float(np.sqrt(2))
+"""Gain of the orthogonal initialisation of hidden layers (``init="orthogonal"``)."""
+POLICY_HEAD_GAIN = 0.01
+"""Gain of the policy's last layer under ``init="orthogonal"``: the first policy is close to uniform."""
+
+
+def mlp(
+    in_features: int,
+    hidden_sizes: Sequence[int],
+    out_features: int,
+    *,
+    activation: Activation = "relu",
+    init: Init = "default",
+    head_gain: float = POLICY_HEAD_GAIN,
+) -> nn.Sequential:
+    """Linear layers of the given widths with ``activation`` between them; no activation on the output.
+
+    ``init="orthogonal"`` re-initialises every weight orthogonally (gain `HIDDEN_GAIN`, ``head_gain`` for the
+    last layer) and every bias to zero; ``"default"`` keeps torch's initialisation.
+    """
     layers: list[nn.Module] = []
     width = in_features
     for hidden in hidden_sizes:
-        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
         width = hidden
     layers.append(nn.Linear(width, out_features))
+    if init == "orthogonal":
+        linears = [layer for layer in layers if isinstance(layer, nn.Linear)]
+        for index, linear in enumerate(linears):
+            nn.init.orthogonal_(linear.weight, gain=head_gain if index == len(linears) - 1 else HIDDEN_GAIN)
+            nn.init.zeros_(linear.bias)
     return nn.Sequential(*layers)
 
 
@@ -90,10 +116,19 @@ def custom_body(network: Network, in_features: int, out_features: int, name: str
     return nn.Sequential(module, nn.Linear(int(features.shape[1]), out_features))
 
 
-def body(in_features: int, hidden_sizes: Sequence[int], out_features: int, network: Network | None = None) -> nn.Module:
-    """The MLP of ``hidden_sizes``, or with a user's ``network`` that network and a linear head (`custom_body`)."""
+def body(
+    in_features: int,
+    hidden_sizes: Sequence[int],
+    out_features: int,
+    network: Network | None = None,
+    *,
+    activation: Activation = "relu",
+    init: Init = "default",
+    head_gain: float = POLICY_HEAD_GAIN,
+) -> nn.Module:
+    """The MLP of ``hidden_sizes`` (`mlp`), or a user's ``network`` and a linear head (`custom_body`)."""
     if network is None:
-        return mlp(in_features, hidden_sizes, out_features)
+        return mlp(in_features, hidden_sizes, out_features, activation=activation, init=init, head_gain=head_gain)
     return custom_body(network, in_features, out_features)
 
 
@@ -393,6 +428,8 @@ def make_policy(
     log_std_init: float = 0.0,
     normalize_observations: bool = False,
     network: Network | None = None,
+    activation: Activation = "relu",
+    init: Init = "default",
 ) -> Policy:
     """Build the policy for one environment's (not the vector env's) spaces.
 
@@ -408,25 +445,29 @@ def make_policy(
         network: a user's network in place of the MLP (``hidden_sizes`` then unused): it maps the encoder's
             features ``[B, F_in]`` (flattened, standardised, one-hot, or the built-in CNN's for images) to
             ``[B, F]``, and the head for the action space is a linear layer on them (`custom_body`).
+        activation: the MLP's hidden activation, ``"relu"`` or ``"tanh"``.
+        init: the MLP's initialisation, ``"default"`` (torch's) or ``"orthogonal"`` (see `mlp`).
 
     Raises:
         ReinforceError: for any other space, naming it; a ``network`` that does not fit.
     """
     encoder = ObservationEncoder(observation_space, normalize=normalize_observations)
+    network_body = functools.partial(body, activation=activation, init=init)
+
     if isinstance(action_space, spaces.Discrete):
-        return CategoricalPolicy(encoder, body(encoder.features, hidden_sizes, int(action_space.n), network))
+        return CategoricalPolicy(encoder, network_body(encoder.features, hidden_sizes, int(action_space.n), network))
     if isinstance(action_space, spaces.MultiDiscrete):
         nvec = [int(n) for n in np.asarray(action_space.nvec).reshape(-1)]
-        return MultiCategoricalPolicy(encoder, body(encoder.features, hidden_sizes, sum(nvec), network), nvec)
+        return MultiCategoricalPolicy(encoder, network_body(encoder.features, hidden_sizes, sum(nvec), network), nvec)
     if isinstance(action_space, spaces.MultiBinary):
         bits = int(np.prod(action_space.shape))
-        return BernoulliPolicy(encoder, body(encoder.features, hidden_sizes, bits, network))
+        return BernoulliPolicy(encoder, network_body(encoder.features, hidden_sizes, bits, network))
     if isinstance(action_space, spaces.Box):
         action_dim = int(np.prod(action_space.shape))
         state_dependent = log_std == "state_dependent"
         return GaussianPolicy(
             encoder,
-            body(encoder.features, hidden_sizes, 2 * action_dim if state_dependent else action_dim, network),
+            network_body(encoder.features, hidden_sizes, 2 * action_dim if state_dependent else action_dim, network),
             action_dim,
             state_dependent=state_dependent,
             log_std_init=log_std_init,
@@ -493,4 +534,6 @@ def policy_from_config(
         log_std_init=config.log_std_init,
         normalize_observations=config.normalize_observations,
         network=network,
+        activation=config.activation,
+        init=config.init,
     )

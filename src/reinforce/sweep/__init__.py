@@ -12,9 +12,11 @@ The modules, in the order a sweep uses them: `plan` (seeds, grid, settings, tria
 Statistics, per setting (docs/scaling.md):
 
 - *steps to solve*: the env steps at the first update after which the trainer's criterion of 'solved' held
-  (`reinforce.run.metrics.is_solved`: the mean return of the last 100 training episodes >= the reward
-  threshold); a trial that never solved is censored, counted as +inf, so the median is finite only when more
-  than half of the trials solved.
+  (`trials.steps_to_solve`: with the default ``solve_criterion=verified``, the first confirmed 100-episode
+  deterministic evaluation >= the reward threshold; with ``training_mean`` or without ``stop_on_solve``,
+  `reinforce.run.metrics.is_solved`: the mean return of the last 100 training episodes >= it);
+  a trial that never solved is censored, counted as +inf, so the median is finite only when more than half of
+  the trials solved.
 - *final return*: the mean return of a K-episode deterministic `Reinforce.evaluate` after training.
 - the *95% interval* of a median: the distribution-free order-statistic interval ``[x_(l), x_(n+1-l)]``
   (`median_interval_ranks`), with its exact coverage; with fewer than 6 trials no such interval reaches 95%.

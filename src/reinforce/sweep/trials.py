@@ -3,26 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from reinforce.config import SolveCriterion, stops_on
 from reinforce.errors import NonFiniteError, ReinforceError
 from reinforce.run.files import CONFIG_FILE, METRICS_FILE, read_json, write_json
 from reinforce.run.metrics import SOLVED_WINDOW, is_solved
 from reinforce.run.plotting import read_columns, read_episodes
 from reinforce.sweep.plan import Trial
 
+if TYPE_CHECKING:
+    from reinforce.config import TrainConfig
 RESULT_FILE = "result.json"
 """Written last, atomically, in a trial's run directory: the trial is finished and is not run again."""
 
 
-def steps_to_solve(run_dir: Path, reward_threshold: float | None) -> int | None:
+def steps_to_solve(
+    run_dir: Path, reward_threshold: float | None, criterion: SolveCriterion = "training_mean"
+) -> int | None:
     """Env steps at the first update of ``run_dir`` after which the run counted as solved; None if none did.
 
-    Solved is the trainer's own criterion, `reinforce.run.metrics.is_solved`, applied after each update (a row
-    of metrics.csv) to the training episodes up to it (episodes.csv). None without a threshold.
+    Solved is the trainer's own criterion: with ``verified``, the first confirmed evaluation of the
+    deterministic policy at the threshold (`reinforce.callbacks.verified_steps`, evaluations.csv); with
+    ``training_mean``, `reinforce.run.metrics.is_solved` applied after each update (a row of metrics.csv) to the
+    training episodes up to it (episodes.csv). None without a threshold.
     """
     if reward_threshold is None:
         return None
+    if criterion == "verified":
+        from reinforce.callbacks import verified_steps
+
+        return verified_steps(run_dir, reward_threshold)
     metrics = read_columns(run_dir / METRICS_FILE, ("env_steps", "episodes"))
     returns = read_episodes(run_dir)["return"]
     for steps, episodes in zip(metrics["env_steps"], metrics["episodes"], strict=True):
@@ -30,6 +41,11 @@ def steps_to_solve(run_dir: Path, reward_threshold: float | None) -> int | None:
         if is_solved(returns[max(0, count - SOLVED_WINDOW) : count].tolist(), reward_threshold):
             return int(steps)
     return None
+
+
+def criterion(config: TrainConfig) -> SolveCriterion:
+    """The criterion of 'solved' of a trial: the one it stops on, the training mean where it stops on none."""
+    return "verified" if stops_on(config) == "verified" else "training_mean"
 
 
 def run_trial(trial: Trial) -> dict[str, Any]:
@@ -77,7 +93,7 @@ def run_trial(trial: Trial) -> dict[str, Any]:
         "seed": trial.seed,
         "setting": trial.setting,
         "reward_threshold": agent.reward_threshold,
-        "steps_to_solve": steps_to_solve(run_dir, agent.reward_threshold),
+        "steps_to_solve": steps_to_solve(run_dir, agent.reward_threshold, criterion(agent.config)),
         "final_return": None if evaluation is None else evaluation["mean_return"],
         "eval_episodes": 0 if evaluation is None else evaluation["episodes"],
         "env_steps": agent.num_env_steps,

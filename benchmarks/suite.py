@@ -1,0 +1,311 @@
+"""The benchmark suite (issue 14): tasks x seeds x budget -> raw JSON lines, then a table and curves.
+
+``run`` trains each (task, seed) as ``reinforce train TASK --seed S --eval-episodes 100`` does, through the
+Python API: `reinforce.Reinforce` with the shipped values (plus any ``--set`` overrides), ``learn`` up to the
+budget (stopping early once solved by the config's ``solve_criterion``, as the CLI does), then
+a deterministic evaluation of the FINAL policy. Each trial appends one JSON line to ``--out`` as it finishes;
+trials the file already holds (same task, seed, settings and budget) are skipped, so a killed run restarts
+where it stopped. Judge on seeds 100 and up: the shipped values were tuned on seeds 0-9.
+
+``report`` reads JSONL files and prints a Markdown table per (task, settings, budget): the final deterministic
+return's mean ± std over seeds, a bootstrap 95% confidence interval of that mean, and how many seeds reach the
+task's target (issue 14); ``--curves`` draws the training means (mean over seeds, band: min to max).
+
+    python benchmarks/suite.py run --tasks Acrobot-v1,LunarLander-v3 --seeds 100-109 --budget shipped
+                                   --out benchmarks/results/suite-NAME.jsonl [--set lr=0.01 ...] [--jobs 2]
+    python benchmarks/suite.py report benchmarks/results/suite-*.jsonl [--write FILE.md] [--curves FILE.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import add_set_option, cpu_model, machine, overrides, seed_range, versions
+
+TARGETS: dict[str, tuple[float, str]] = {
+    "CartPole-v1": (475.0, "the env's reward threshold"),
+    "Acrobot-v1": (-100.0, "the env's reward threshold"),
+    "InvertedPendulum-v5": (950.0, "the env's reward threshold"),
+    "LunarLander-v3": (200.0, "the env's reward threshold"),
+    "Pendulum-v1": (-200.0, "issue 14"),
+    "HalfCheetah-v5": (884.0, "better of Tianshou REINFORCE / Spinning Up VPG"),
+    "Hopper-v5": (815.0, "better of Tianshou REINFORCE / Spinning Up VPG"),
+    "Walker2d-v5": (471.0, "better of Tianshou REINFORCE / Spinning Up VPG"),
+    "Swimmer-v5": (52.0, "better of Tianshou REINFORCE / Spinning Up VPG"),
+    "Ant-v5": (475.0, "better of Tianshou REINFORCE / Spinning Up VPG"),
+    "InvertedDoublePendulum-v5": (1060.0, "better of Tianshou REINFORCE / Spinning Up VPG"),
+    "Reacher-v5": (-10.5, "better of Tianshou REINFORCE / Spinning Up VPG"),
+}
+"""Per task: the final deterministic mean return a seed must reach (issue 14), and where the figure comes from."""
+
+DISTRIBUTIONS = ("torch", "gymnasium", "numpy", "reinforce")
+CURVE_POINTS = 200
+"""At most this many (env steps, training mean) points of each trial's curve are kept."""
+
+
+def trial_key(task: str, seed: int, settings: dict[str, Any], budget: str) -> str:
+    """The identity of a trial in a results file: task, seed, settings (sorted) and budget as given."""
+    return json.dumps([task, seed, settings, budget], sort_keys=True)
+
+
+def read_results(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """The trials recorded in ``paths`` (JSON lines; a missing file holds none, a torn last line is skipped)."""
+    rows = []
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a killed run: that trial runs again
+                continue
+    return rows
+
+
+def budget_steps(task: str, budget: str) -> int:
+    """``budget`` in env steps: a number, or ``shipped`` (the budget `reinforce train TASK` uses by default)."""
+    if budget != "shipped":
+        return int(budget)
+    from reinforce.cli.options import DEFAULT_TOTAL_STEPS
+    from reinforce.settings import shipped_total_steps
+
+    shipped = shipped_total_steps(task)
+    return shipped if shipped is not None else DEFAULT_TOTAL_STEPS
+
+
+def git_commit() -> str:
+    """The short commit of the checkout that runs the suite (``-dirty`` if it has changes), or ``unknown``."""
+    try:
+        root = Path(__file__).parents[1]
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True, text=True, check=True
+        )
+        return commit.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def read_curve(metrics_csv: Path) -> list[list[float]]:
+    """``[[env_steps, training mean of the last 100 episodes], ...]`` from a run's metrics.csv, thinned."""
+    with metrics_csv.open(newline="") as file:
+        points = [[int(row["env_steps"]), float(row["charts/episode_return_mean_100"])] for row in csv.DictReader(file)]
+    stride = max(1, -(-len(points) // CURVE_POINTS))
+    return points[::stride] if points[-1:] == points[::stride][-1:] else [*points[::stride], points[-1]]
+
+
+def run_trial(task: str, seed: int, settings: dict[str, Any], budget: str, eval_episodes: int) -> dict[str, Any]:
+    """Train ``task`` on ``seed`` with the shipped values and ``settings`` for ``budget``; evaluate; one record."""
+    from reinforce import Reinforce
+
+    total_steps = budget_steps(task, budget)
+    started = time.perf_counter()
+    agent = Reinforce(task, seed=seed, **settings)
+    try:
+        with tempfile.TemporaryDirectory(prefix="suite-") as run_dir:
+            agent.learn(total_steps, run_dir=run_dir, checkpoint_every=0)
+            train_s = time.perf_counter() - started
+            curve = read_curve(Path(run_dir) / "metrics.csv")
+        evaluation = agent.evaluate(episodes=eval_episodes, deterministic=True)
+        return {
+            "task": task,
+            "seed": seed,
+            "settings": settings,
+            "budget": budget,
+            "total_steps": total_steps,
+            "env_steps": agent.num_env_steps,
+            "updates": agent.num_updates,
+            "solved_training": agent.solved,
+            "training_mean_100": float(np.mean(agent.recent_returns)),
+            "eval_mean": evaluation["mean_return"],
+            "eval_std": evaluation["std_return"],
+            "eval_episodes": eval_episodes,
+            "train_s": round(train_s, 2),
+            "wall_s": round(time.perf_counter() - started, 2),
+            "steps_per_s": round(agent.num_env_steps / train_s, 1),
+            "config": agent.config.to_dict(),
+            "curve": curve,
+            "cpu": cpu_model(),
+            "machine": machine(),
+            "versions": versions(*DISTRIBUTIONS),
+            "commit": git_commit(),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
+    finally:
+        agent.close()
+
+
+def run(args: argparse.Namespace) -> None:
+    """The ``run`` subcommand: every (task, seed) not yet in ``--out``, appended as each one finishes."""
+    settings = overrides(args.set)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = {trial_key(row["task"], row["seed"], row["settings"], row["budget"]) for row in read_results([out])}
+    trials = [
+        (task, seed)
+        for task in args.tasks.split(",")
+        for seed in seed_range(args.seeds)
+        if trial_key(task, seed, settings, args.budget) not in done
+    ]
+    print(f"{len(trials)} trial(s) to run, {len(done)} already in {out}", flush=True)
+
+    def record(row: dict[str, Any]) -> None:
+        with out.open("a") as file:
+            file.write(json.dumps(row) + "\n")
+        print(
+            f"{row['task']} seed {row['seed']}: eval {row['eval_mean']:.1f}, training {row['training_mean_100']:.1f}, "
+            f"{row['env_steps']:,} steps, {row['train_s']:.0f} s",
+            flush=True,
+        )
+
+    if args.jobs <= 1:
+        for task, seed in trials:
+            record(run_trial(task, seed, settings, args.budget, args.eval_episodes))
+        return
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = [
+            pool.submit(run_trial, task, seed, settings, args.budget, args.eval_episodes) for task, seed in trials
+        ]
+        for future in as_completed(futures):
+            record(future.result())
+
+
+def bootstrap_ci(values: list[float], resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap 95% confidence interval of the mean of ``values`` (resampling seeds)."""
+    rng = np.random.default_rng(seed)
+    means = rng.choice(np.asarray(values), size=(resamples, len(values)), replace=True).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def settings_text(settings: dict[str, Any]) -> str:
+    """``lr=0.01 baseline=value``, or ``shipped`` for no overrides."""
+    return " ".join(f"{name}={value}" for name, value in sorted(settings.items())) or "shipped"
+
+
+def groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    """The trials per (task, settings, budget), the last record of a seed winning, in the order first seen."""
+    grouped: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    for row in rows:
+        key = (row["task"], json.dumps(row["settings"], sort_keys=True), str(row["budget"]))
+        grouped.setdefault(key, {})[row["seed"]] = row
+    return {key: [seeds[seed] for seed in sorted(seeds)] for key, seeds in grouped.items()}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The Markdown table of ``report``: one line per (task, settings, budget)."""
+    lines = [
+        "| task | settings | budget (env steps) | seeds | final deterministic return, mean ± std | bootstrap 95% CI "
+        "| worst seed | target | seeds >= target | median env steps | median steps/s |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (task, settings, budget), trials in groups(rows).items():
+        returns = [float(trial["eval_mean"]) for trial in trials]
+        seeds = [int(trial["seed"]) for trial in trials]
+        std = statistics.stdev(returns) if len(returns) > 1 else 0.0
+        low, high = bootstrap_ci(returns)
+        target = TARGETS.get(task)
+        target_text = f"{target[0]:g}" if target else "-"
+        reached = f"{sum(value >= target[0] for value in returns)}/{len(returns)}" if target else "-"
+        budget_text = f"{trials[0]['total_steps']:,}" + (" (shipped)" if budget == "shipped" else "")
+        lines.append(
+            f"| {task} | {settings_text(json.loads(settings))} | {budget_text} | {seed_text(seeds)} "
+            f"| {statistics.mean(returns):.1f} ± {std:.1f} | [{low:.1f}, {high:.1f}] | {min(returns):.1f} "
+            f"| {target_text} | {reached} | {statistics.median(t['env_steps'] for t in trials):,.0f} "
+            f"| {statistics.median(t['steps_per_s'] for t in trials):,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def seed_text(seeds: list[int]) -> str:
+    """``100-109`` for a contiguous run of seeds, else ``100,102,105``."""
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
+
+
+def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
+    """One panel per task: each (settings, budget)'s training mean over seeds, the band from min to max."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grouped = groups(rows)
+    tasks = list(dict.fromkeys(task for task, _, _ in grouped))
+    figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for axis, task in zip(axes[0], tasks, strict=True):
+        for (other, settings, budget), trials in grouped.items():
+            if other != task:
+                continue
+            end = max(trial["curve"][-1][0] for trial in trials)
+            grid = np.linspace(0, end, 200)
+            # a seed that stopped early (solved) holds its last value to the end of the grid
+            values = np.stack([np.interp(grid, *np.asarray(trial["curve"], dtype=float).T) for trial in trials])
+            label = f"{settings_text(json.loads(settings))}, {budget} ({len(trials)} seeds)"
+            (line,) = axis.plot(grid, values.mean(axis=0), label=label)
+            axis.fill_between(grid, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2)
+        if task in TARGETS:
+            axis.axhline(TARGETS[task][0], color="grey", linestyle="--", linewidth=0.8)
+        axis.set_title(task)
+        axis.set_xlabel("env steps")
+        axis.set_ylabel("training mean return (last 100 episodes)")
+        axis.legend(fontsize="x-small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def report(args: argparse.Namespace) -> None:
+    """The ``report`` subcommand: the table (printed, and written with ``--write``), curves with ``--curves``."""
+    rows = read_results(Path(path) for path in args.files)
+    if not rows:
+        raise SystemExit(f"no trials in {', '.join(args.files)}: run `suite.py run --out FILE` first")
+    text = table(rows)
+    print(text)
+    if args.write:
+        Path(args.write).write_text(text + "\n")
+    if args.curves:
+        plot_curves(rows, Path(args.curves))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="train and evaluate tasks x seeds, appending to a JSONL file")
+    run_parser.add_argument("--tasks", required=True, help="comma-separated Gymnasium ids")
+    run_parser.add_argument("--seeds", default="100-109", help="e.g. 100-109 or 100,103")
+    run_parser.add_argument(
+        "--budget", default="shipped", help="env steps per trial, or 'shipped' (the default budget of the task)"
+    )
+    run_parser.add_argument("--out", required=True, help="the JSONL file to append to (and to skip trials from)")
+    run_parser.add_argument("--eval-episodes", type=int, default=100)
+    run_parser.add_argument("--jobs", type=int, default=1, help="trials at a time, each in its own process")
+    add_set_option(run_parser)
+    report_parser = commands.add_parser("report", help="the Markdown table (and curves) of JSONL files")
+    report_parser.add_argument("files", nargs="+")
+    report_parser.add_argument("--write", default=None, help="also write the table to this file")
+    report_parser.add_argument("--curves", default=None, help="draw the training curves to this PNG")
+    args = parser.parse_args()
+    if args.command == "run":
+        if args.budget != "shipped" and not args.budget.isdigit():
+            parser.error(f"--budget {args.budget!r}: give a number of env steps or 'shipped'")
+        run(args)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
