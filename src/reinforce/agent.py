@@ -40,6 +40,7 @@ from reinforce.core.optim import (
     torch_optimizer_class,
 )
 from reinforce.core.policies import Network, Policy, module_policy, policy_from_config
+from reinforce.core.textbook import per_step_weights
 from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
 from reinforce.evaluation import evaluate_policy, summarize
@@ -404,6 +405,9 @@ class Reinforce:
 
     def batch_weights(self, batch: RolloutBatch) -> tuple[Tensor, Tensor]:
         """``[T, N]`` returns and log-prob weights of ``batch`` under the current baseline (nothing learns)."""
+        textbook = per_step_weights(batch, self.config, self.baseline)  # the same floats, in NumPy
+        if textbook is not None:
+            return textbook
         returns_TN = batch_returns(batch, self.config, self.baseline)
         return returns_TN, policy_weights(batch, returns_TN, self.config, self.baseline)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -13,16 +14,17 @@ from gymnasium import spaces
 
 from reinforce import Reinforce, TrainConfig
 from reinforce.core import loss as loss_module
+from reinforce.core.baselines import BatchMeanBaseline, NoBaseline
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.loss import update_policy
 from reinforce.core.optim import EagerOptimizer
 from reinforce.core.policies import Policy, make_policy
 from reinforce.core.returns import discounted_returns, episode_ids, episode_steps
-from reinforce.core.textbook import LinearSoftmaxSampler, TorchUniforms, linear_softmax_per_step, per_step_order
-from reinforce.core.weights import policy_weights
+from reinforce.core.textbook import LinearSoftmaxSampler, linear_softmax_per_step, per_step_order, per_step_weights
+from reinforce.core.weights import batch_returns, policy_weights
 from reinforce.errors import NonFiniteError
 from reinforce.rollout import collect as collect_module
-from reinforce.rollout.collect import collect
+from reinforce.rollout.collect import collect, sample_actions
 from reinforce.rollout.envs import make_vec_env
 
 BOOK = TrainConfig(
@@ -203,27 +205,6 @@ def test_a_non_finite_step_leaves_the_parameters_to_the_general_loop() -> None:
         update_policy(policy, optimizer, batch, weights, BOOK)  # the general loop: the first step was taken
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_a_block_of_uniforms_is_the_stream_of_single_draws(dtype: torch.dtype) -> None:
-    torch.manual_seed(5)
-    singles = [value for _ in range(300) for value in torch.rand((2, 1), dtype=dtype).flatten().tolist()]
-    after_singles = torch.rand(3, dtype=dtype)
-    torch.manual_seed(5)
-    uniforms = TorchUniforms(dtype)
-    taken = [value for _ in range(300) for value in uniforms.take(2)]
-    uniforms.sync()
-    assert taken == singles and torch.equal(torch.rand(3, dtype=dtype), after_singles)
-
-
-def test_uniforms_are_not_handed_out_twice_when_something_else_draws() -> None:
-    torch.manual_seed(6)
-    uniforms = TorchUniforms(torch.float32)
-    taken = uniforms.take(4)
-    others = torch.rand(4).tolist()  # e.g. an environment that uses torch's generator
-    uniforms.sync()
-    assert not set(torch.rand(600).tolist()) & set(taken + others)
-
-
 @pytest.mark.parametrize("num_envs", [1, 3])
 def test_sampler_collects_the_torch_paths_batch(num_envs: int, monkeypatch: pytest.MonkeyPatch) -> None:
     policy, _ = linear_batch(num_envs=num_envs, episodes=1)
@@ -241,6 +222,88 @@ def test_sampler_collects_the_torch_paths_batch(num_envs: int, monkeypatch: pyte
     for name in ("observations", "actions", "rewards", "terminated", "truncated", "mask"):
         assert torch.equal(getattr(fast, name), getattr(slow, name)), name
     assert torch.equal(states[0], states[1])  # the generator is where the torch path leaves it
+
+
+@pytest.mark.parametrize("env_id", ["toy/Counting-v0", "toy/CountingTruncated-v0", "toy/Masked-discrete-v0"])
+def test_one_env_collection_is_the_vector_envs(env_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stepping the one sub-env directly gives the general loop's batch, draws, and vector env state after."""
+    batches, states, after = [], [], []
+    for direct in (True, False):
+        if not direct:
+            monkeypatch.setattr(collect_module, "direct_env", lambda envs: None)
+        envs = make_vec_env(env_id, 1)
+        assert direct == (collect_module.direct_env(envs) is not None)
+        torch.manual_seed(3)
+        policy = make_policy(envs.single_observation_space, envs.single_action_space, ())
+        torch.manual_seed(7)
+        batches.append(collect(envs, policy, 6, seed=11))
+        states.append(torch.get_rng_state())
+        after.append(envs.step(np.zeros(1, dtype=np.int64)))  # the vector env resets: the autoreset flag was set
+        envs.close()
+    fast, slow = batches
+    for name in ("observations", "actions", "rewards", "terminated", "truncated", "mask", "last_observations"):
+        assert torch.equal(getattr(fast, name), getattr(slow, name)), name
+    assert (fast.action_masks is None) == (slow.action_masks is None)
+    if fast.action_masks is not None:
+        assert slow.action_masks is not None and torch.equal(fast.action_masks, slow.action_masks)
+    assert fast.episode_returns == slow.episode_returns and len(fast.episode_returns) == 6
+    assert fast.episode_lengths == slow.episode_lengths
+    assert fast.episode_truncated == slow.episode_truncated
+    assert torch.equal(states[0], states[1])
+    for ours, theirs in zip(after[0][:4], after[1][:4], strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    if env_id == "toy/CountingTruncated-v0":
+        assert any(fast.episode_truncated)
+
+
+def test_sampler_draws_torchs_actions_and_uniforms() -> None:
+    """Where claimed exact: the actions and generator state of ``sample_actions``, on many rows and logits."""
+    policy, _ = linear_batch(num_envs=1, episodes=1)
+    observations = np.random.default_rng(0).uniform(0.0, 6.0, (4000, 2)).astype(np.float32)
+    sampler = LinearSoftmaxSampler.of(policy, 1)
+    assert sampler is not None
+    torch.manual_seed(9)
+    ours = sampler(observations)
+    state = torch.get_rng_state()
+    torch.manual_seed(9)
+    theirs = sample_actions(policy(torch.from_numpy(observations))).numpy()
+    np.testing.assert_array_equal(ours, theirs)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_textbook_weights_are_the_general_floats() -> None:
+    """`per_step_weights` (NumPy) against `batch_returns` and `policy_weights` (torch), bit for bit."""
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        shape = (int(torch.randint(1, 30, (), generator=generator)), int(torch.randint(1, 4, (), generator=generator)))
+        dtype = torch.float32 if trial % 3 else torch.float64
+        batch = RolloutBatch(
+            observations=torch.zeros((*shape, 1)),
+            actions=torch.zeros(shape, dtype=torch.long),
+            rewards=(torch.randn(shape, generator=generator) * 10).to(dtype),
+            terminated=torch.rand(shape, generator=generator) < 0.2,
+            truncated=torch.zeros(shape, dtype=torch.bool),
+            mask=torch.rand(shape, generator=generator) < 0.85,
+            last_observations=torch.zeros((shape[1], 1)),
+            episode_returns=[],
+            episode_lengths=[],
+            episode_truncated=[],
+        )
+        gamma = (1.0, 0.9, 0.97, 0.0)[trial % 4]
+        config = dataclasses.replace(BOOK, gamma=gamma, discount_gradient=bool(trial % 2))
+        result = per_step_weights(batch, config, NoBaseline())
+        assert result is not None
+        returns = batch_returns(batch, config, NoBaseline())
+        assert torch.equal(result[0], returns) and result[0].dtype == dtype
+        assert torch.equal(result[1], policy_weights(batch, returns, config, NoBaseline()))
+    changes = (
+        {"update": "batch"},
+        {"reward_to_go": False, "discount_gradient": False},
+        {"return_normalization": "batch"},
+    )
+    for change in changes:
+        assert per_step_weights(batch, dataclasses.replace(BOOK, **change), NoBaseline()) is None  # type: ignore[arg-type]
+    assert per_step_weights(batch, BOOK, BatchMeanBaseline()) is None
 
 
 def test_short_corridor_learns_with_the_books_settings() -> None:

@@ -25,9 +25,54 @@ import torch
 from torch import Tensor, nn
 
 from reinforce.config import TrainConfig
+from reinforce.core.baselines import Baseline, NoBaseline
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.optim import EagerOptimizer, Optimizer
 from reinforce.core.policies import CategoricalPolicy, Policy
+
+
+def per_step_weights(batch: RolloutBatch, config: TrainConfig, baseline: Baseline) -> tuple[Tensor, Tensor] | None:
+    """``(returns_TN, weights_TN)`` of the textbook case in NumPy: the floats of the general path, or None.
+
+    The case: ``update="per_step"``, no baseline (`NoBaseline`), ``reward_to_go`` and no return
+    normalisation, float rewards on the CPU; the returns are then `reinforce.core.returns.discounted_returns`
+    without bootstrap and the weights ``gamma^t G_t`` (``discount_gradient``) or ``G_t``. The same float
+    operations as `reinforce.core.weights.batch_returns` and ``policy_weights`` (tests/unit/test_textbook.py
+    compares them bit for bit), at a fraction of torch's per-call cost on an episode or two.
+    """
+    if (
+        config.update != "per_step"
+        or type(baseline) is not NoBaseline
+        or not config.reward_to_go
+        or config.return_normalization != "none"
+        or batch.rewards.device.type != "cpu"
+        or batch.rewards.dtype not in (torch.float32, torch.float64)
+    ):
+        return None
+    rewards = batch.rewards.numpy()
+    dones = batch.dones.numpy()
+    gamma = rewards.dtype.type(config.gamma)  # torch multiplies a float32 tensor by the float32 gamma
+    continues = (~dones).astype(rewards.dtype) * gamma
+    returns = np.empty_like(rewards)
+    running = np.zeros(rewards.shape[1:], dtype=rewards.dtype)
+    for t in range(rewards.shape[0] - 1, -1, -1):  # discounted_returns' loop
+        running = rewards[t] + continues[t] * running
+        returns[t] = running
+    returns_TN = torch.from_numpy(returns)
+    weights_TN = returns_TN
+    mask = batch.mask
+    if config.discount_gradient:
+        steps = _episode_steps(dones, mask.numpy())
+        weights_TN = returns_TN * config.gamma ** torch.from_numpy(steps).to(returns_TN.dtype)
+    return returns_TN, torch.where(mask, weights_TN, torch.zeros_like(weights_TN))
+
+
+def _episode_steps(dones: np.ndarray[Any, Any], mask: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """`reinforce.core.returns.episode_steps` (the same formula) in NumPy."""
+    counted = np.cumsum(mask, axis=0, dtype=np.int64)
+    at_ends = np.maximum.accumulate(np.where(dones & mask, counted, 0), axis=0)
+    before = np.concatenate([np.zeros_like(at_ends[:1]), at_ends[:-1]])
+    return np.where(mask, counted - mask - before, 0)
 
 
 def per_step_order(batch: RolloutBatch) -> Tensor:
@@ -37,8 +82,11 @@ def per_step_order(batch: RolloutBatch) -> Tensor:
     their second ones, ...), and within an episode in time order.
     """
     mask = batch.mask.numpy()
-    dones = batch.dones.numpy().astype(np.int64)
     length, num_envs = mask.shape
+    if num_envs == 1:  # one env's episodes follow each other in time
+        times = np.flatnonzero(mask[:, 0])
+        return torch.from_numpy(np.stack([times, np.zeros_like(times)], axis=1))
+    dones = batch.dones.numpy().astype(np.int64)
     ended = np.cumsum(dones, axis=0) - dones  # episodes of env n that ended before step t
     keys = (ended * num_envs + np.arange(num_envs)) * length + np.arange(length)[:, None]
     times, envs = np.nonzero(mask)
@@ -64,62 +112,23 @@ SAMPLER_MAX_SIZE = 256
 its cost grows with it; beyond it torch's batched kernels are the faster)."""
 
 
-class TorchUniforms:
-    """torch's ``torch.rand`` draws, one at a time, taken from the global generator in blocks.
-
-    ``torch.rand(n)`` on the CPU gives the same floats as ``n`` calls of ``torch.rand(1)`` (tests/unit/
-    test_textbook.py checks it), so a block of draws is the same stream at a fraction of the per-call cost.
-    `sync` leaves the generator exactly where single draws would have: it rewinds to the block's start and
-    draws only what was used. If something else drew from the generator meanwhile (an environment that uses
-    torch's random numbers), it does not rewind (which would hand out those draws again): the stream then
-    differs from single draws', still seeded and repeatable.
-    """
-
-    BLOCK = 256
-
-    def __init__(self, dtype: torch.dtype) -> None:
-        self.dtype = dtype
-        self._block: list[float] = []
-        self._used = 0
-        self._start: Tensor | None = None
-        self._end: Tensor | None = None
-
-    def take(self, count: int) -> list[float]:
-        """The next ``count`` draws."""
-        if self._used + count > len(self._block):
-            self.sync()
-            self._start = torch.get_rng_state()
-            self._block = torch.rand(max(self.BLOCK, count), dtype=self.dtype).tolist()
-            self._end = torch.get_rng_state()
-        draws = self._block[self._used : self._used + count]
-        self._used += count
-        return draws
-
-    def sync(self) -> None:
-        """Leave torch's generator as if each draw taken so far had been its own ``torch.rand`` call."""
-        if self._start is not None and self._end is not None and torch.equal(torch.get_rng_state(), self._end):
-            torch.set_rng_state(self._start)
-            if self._used:
-                torch.rand(self._used, dtype=self.dtype)
-        self._block, self._used, self._start, self._end = [], 0, None, None
-
-
 class LinearSoftmaxSampler:
     """Samples the actions of a small linear softmax policy in Python floats.
 
     It does what `reinforce.rollout.collect`'s ``sample_actions`` does in torch, with the policy's parameters
-    as they are when it is made: the same uniforms from torch's generator (one per row, `TorchUniforms`) and
-    the same inverse CDF (the first action whose cumulative probability exceeds the uniform times the total), in
-    float64 where torch computes in the parameters' dtype; the actions are the torch path's except where a
-    uniform falls within rounding of a boundary of the cumulative probabilities. A few microseconds a step,
-    against a dozen torch kernels (the short corridor's collection was dominated by them: docs/benchmarks.md,
-    "The textbook per-step mode"). Call `sync` before anything else draws from torch's generator.
+    as they are when it is made, and draws the same uniforms: one ``torch.rand(N)`` call per step in the
+    parameters' dtype, the draw of ``sample_actions`` (``torch.rand((N, 1))``), so torch's generator moves
+    exactly as on the torch path. The inverse CDF is the same (the first action whose cumulative probability
+    exceeds the uniform times the total), in float64 where torch computes in the parameters' dtype: the
+    actions are the torch path's except where a uniform falls within rounding of a boundary of the cumulative
+    probabilities, and follow the same distribution everywhere. A few
+    microseconds a step, against a dozen torch kernels (docs/benchmarks.md, "The textbook per-step mode").
     """
 
     def __init__(self, layer: nn.Linear) -> None:
         self.rows = list(zip(layer.weight.tolist(), layer.bias.tolist(), strict=True))
         self.last = len(self.rows) - 1
-        self.uniforms = TorchUniforms(layer.weight.dtype)
+        self.dtype = layer.weight.dtype
 
     @classmethod
     def of(cls, policy: Policy, num_envs: int) -> LinearSoftmaxSampler | None:
@@ -141,23 +150,15 @@ class LinearSoftmaxSampler:
         """``[N]`` int64 actions for ``[N, *obs_shape]`` observations."""
         features = np.asarray(observations).reshape(len(observations), -1).tolist()
         actions = []
-        for x, uniform in zip(features, self.uniforms.take(len(features)), strict=True):
+        for x, uniform in zip(features, torch.rand(len(features), dtype=self.dtype).tolist(), strict=True):
             logits = [bias + sum(map(operator.mul, row, x)) for row, bias in self.rows]
-            cumulative = _cumulative_probabilities(logits)
+            largest = max(logits)
+            # the cumulative sum of exp(logit - largest) against the uniform times its total: torch's
+            # cumulative probabilities times a constant
+            cumulative = list(itertools.accumulate(math.exp(logit - largest) for logit in logits))
             threshold = uniform * cumulative[-1]
             actions.append(min(sum(value <= threshold for value in cumulative), self.last))
         return np.array(actions, dtype=np.int64)
-
-    def sync(self) -> None:
-        """Leave torch's generator where the torch path would have left it (`TorchUniforms.sync`)."""
-        self.uniforms.sync()
-
-
-def _cumulative_probabilities(logits: list[float]) -> list[float]:
-    """``cumsum(exp(logits - logsumexp(logits)))``, in Python floats."""
-    largest = max(logits)
-    log_total = largest + math.log(sum(math.exp(logit - largest) for logit in logits))
-    return list(itertools.accumulate(math.exp(logit - log_total) for logit in logits))
 
 
 def plain_sgd_lr(optimizer: Optimizer, layer: nn.Linear) -> float | None:
@@ -237,8 +238,7 @@ def linear_softmax_per_step(
     with torch.no_grad():
         layer.weight.copy_(torch.tensor(weight, dtype=torch.float64))
         layer.bias.copy_(torch.tensor(bias, dtype=torch.float64))
-    for parameter in policy.parameters():
-        parameter.grad = None
+    layer.weight.grad = layer.bias.grad = None  # the policy's only parameters (linear_softmax_layer)
     num_steps = len(actions)
     return {
         "losses/policy_loss": loss_sum / num_steps,

@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
-from gymnasium.vector import VectorEnv
+from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent
 
@@ -34,7 +35,7 @@ from reinforce.core.policies import Policy, unsupported_action_space
 from reinforce.core.textbook import LinearSoftmaxSampler
 from reinforce.errors import NonFiniteError, ReinforceError
 from reinforce.imports import first_line
-from reinforce.rollout.masks import env_name, info_action_masks, mask_width, step_action_masks
+from reinforce.rollout.masks import INFO_KEY, env_name, info_action_masks, mask_width, step_action_masks
 
 
 class EnvActions(nn.Module):
@@ -237,6 +238,10 @@ def collect(
     sampler = (
         None if deterministic or torch.device(device).type != "cpu" else LinearSoftmaxSampler.of(policy, envs.num_envs)
     )
+    env = None if sampler is None else direct_env(envs)
+    if sampler is not None and env is not None:
+        squash = policy.action_squash
+        return _collect_one_env(envs, env, act, sampler, num_episodes, action_squash=squash, seed=seed, device=device)
     batch = collect_groups(
         envs, act, [num_episodes], action_squash=policy.action_squash, seed=seed, device=device, sampler=sampler
     )[0]
@@ -303,56 +308,46 @@ def collect_groups(
         key: [] for key in ("observations", "actions", "rewards", "terminated", "truncated", "mask")
     }
     episodes: list[tuple[list[float], list[int], list[bool]]] = [([], [], []) for _ in range(groups)]
-    try:
-        with torch.inference_mode():
-            while active.any():
-                valid = active & ~resetting
-                action_masks = step_action_masks(masks, valid, action_space, envs)
-                step_masks.append(action_masks)
-                if sampler is not None and action_masks is None:
-                    actions = sampler(observations)
-                else:
-                    if sampler is not None:
-                        sampler.sync()  # torch's own draws follow the sampler's
-                    mask_tensor = None if action_masks is None else torch.as_tensor(action_masks, device=device)
-                    actions = act(torch.as_tensor(observations, device=device), mask_tensor).cpu().numpy()
-                _check_actions(actions, observations, envs)
-                next_observations, rewards, terminated, truncated, infos = _step(envs, env_actions.numpy(actions))
-                masks = info_action_masks(infos, action_space, envs)
-                # a time limit that falls on a terminal step is a termination: the state really is terminal
-                truncated = truncated & ~terminated
-                buffers["observations"].append(observations)
-                buffers["actions"].append(actions)
-                buffers["rewards"].append(rewards)
-                buffers["terminated"].append(terminated)
-                buffers["truncated"].append(truncated)
-                buffers["mask"].append(valid)
-                running_return += np.where(valid, rewards, 0.0)
-                running_length += valid
-                done = valid & (terminated | truncated)
-                if done.any():
-                    for group in np.unique(group_of[done]) if groups > 1 else (0,):
-                        ended = np.flatnonzero(done & (group_of == group))
-                        returns, lengths, was_truncated = episodes[group]
-                        returns += running_return[ended].tolist()
-                        lengths += running_length[ended].tolist()
-                        was_truncated += truncated[ended].tolist()
-                        running_return[ended] = 0.0
-                        running_length[ended] = 0
-                        restarts = min(len(ended), int(wanted[group] - started[group]))
-                        started[group] += restarts
-                        active[ended[restarts:]] = False
-                resetting = done
-                observations = next_observations
-    finally:
-        if sampler is not None:
-            sampler.sync()
-    tensors = {key: torch.from_numpy(np.stack(values)) for key, values in buffers.items()}
-    last_observations = torch.from_numpy(np.asarray(observations))
-    # once per batch rather than per step: nothing reaches the returns or the optimizer before this
-    for what, values in (("rewards", tensors["rewards"]), ("observations", tensors["observations"])):
-        check_finite(values, what, envs)
-    check_finite(last_observations, "observations", envs)
+    with torch.inference_mode():
+        while active.any():
+            valid = active & ~resetting
+            action_masks = step_action_masks(masks, valid, action_space, envs)
+            step_masks.append(action_masks)
+            if sampler is not None and action_masks is None:
+                actions = sampler(observations)
+            else:
+                mask_tensor = None if action_masks is None else torch.as_tensor(action_masks, device=device)
+                actions = act(torch.as_tensor(observations, device=device), mask_tensor).cpu().numpy()
+            _check_actions(actions, observations, envs)
+            next_observations, rewards, terminated, truncated, infos = _step(envs, env_actions.numpy(actions))
+            masks = info_action_masks(infos, action_space, envs)
+            # a time limit that falls on a terminal step is a termination: the state really is terminal
+            truncated = truncated & ~terminated
+            buffers["observations"].append(observations)
+            buffers["actions"].append(actions)
+            buffers["rewards"].append(rewards)
+            buffers["terminated"].append(terminated)
+            buffers["truncated"].append(truncated)
+            buffers["mask"].append(valid)
+            running_return += np.where(valid, rewards, 0.0)
+            running_length += valid
+            done = valid & (terminated | truncated)
+            if done.any():
+                for group in np.unique(group_of[done]) if groups > 1 else (0,):
+                    ended = np.flatnonzero(done & (group_of == group))
+                    returns, lengths, was_truncated = episodes[group]
+                    returns += running_return[ended].tolist()
+                    lengths += running_length[ended].tolist()
+                    was_truncated += truncated[ended].tolist()
+                    running_return[ended] = 0.0
+                    running_length[ended] = 0
+                    restarts = min(len(ended), int(wanted[group] - started[group]))
+                    started[group] += restarts
+                    active[ended[restarts:]] = False
+            resetting = done
+            observations = next_observations
+    stacked = {key: np.stack(values) for key, values in buffers.items()}
+    tensors, last_observations = _checked_tensors(stacked, observations, envs)
     all_masks = _stack_masks(step_masks, num_envs, mask_width(action_space))
     if groups == 1:
         return [_batch(tensors, last_observations, all_masks, episodes[0])]
@@ -374,6 +369,125 @@ def collect_groups(
             )
         )
     return batches
+
+
+def _checked_tensors(
+    arrays: dict[str, np.ndarray[Any, Any]], last_observations: Any, envs: VectorEnv[Any, Any, Any]
+) -> tuple[dict[str, Tensor], Tensor]:
+    """The ``[T, N, ...]`` arrays of a collection and its last observations as tensors, checked finite."""
+    last = np.asarray(last_observations)
+    # once per batch rather than per step: nothing reaches the returns or the optimizer before this
+    checked = (("rewards", arrays["rewards"]), ("observations", arrays["observations"]), ("observations", last))
+    for what, values in checked:
+        if values.dtype.kind == "f" and not np.isfinite(values).all():  # check_finite's test, in NumPy
+            check_finite(torch.from_numpy(values), what, envs)
+    return {key: torch.from_numpy(values) for key, values in arrays.items()}, torch.from_numpy(last)
+
+
+def direct_env(envs: VectorEnv[Any, Any, Any]) -> gymnasium.Env[Any, Any] | None:
+    """The one sub-env of a one-env `SyncVectorEnv` with next-step autoreset, which `collect` may step directly.
+
+    None for any other vector env (more sub-envs, another class, a vector wrapper such as the flattening of
+    Dict observations, another autoreset mode).
+    """
+    if type(envs) is not SyncVectorEnv or envs.num_envs != 1 or envs.autoreset_mode != AutoresetMode.NEXT_STEP:
+        return None
+    if not isinstance(getattr(envs, "_autoreset_envs", None), np.ndarray):
+        return None  # a Gymnasium whose SyncVectorEnv keeps its autoreset flags elsewhere
+    env: gymnasium.Env[Any, Any] = envs.envs[0]
+    return env
+
+
+def _collect_one_env(
+    envs: VectorEnv[Any, Any, Any],
+    env: gymnasium.Env[Any, Any],
+    act: Act,
+    sampler: LinearSoftmaxSampler,
+    num_episodes: int,
+    *,
+    action_squash: str,
+    seed: int | None,
+    device: torch.device | str,
+) -> RolloutBatch:
+    """`collect_groups` of one group on a one-env `SyncVectorEnv` (`direct_env`), stepping its env directly.
+
+    For one env, ``SyncVectorEnv.step`` costs many times the env's own step (its infos, the concatenation and
+    copy of the observations), and the general loop's arrays of one element cost more than the short
+    corridor's steps (docs/benchmarks.md, "The textbook per-step mode"). This loop takes the steps the vector
+    env would take, with Python values: the same reset (through ``envs``, with ``seed``), the same next-step
+    autoreset (the step after an episode's end is the env's ``reset()``, reward 0, flags false, its action
+    drawn and ignored), the same draws (``sampler``, or ``act`` under an action mask) and so the same batch
+    (tests/unit/test_textbook.py compares them). At the end it sets the vector env's autoreset flag as its own
+    step would have (the next ``envs.step`` resets; `collect` resets anyway).
+    """
+    action_space, observation_space = envs.single_action_space, envs.single_observation_space
+    shape = (1, *(observation_space.shape or ()))
+    identity = isinstance(action_space, spaces.Discrete) and not action_space.start  # as EnvActions.numpy's
+    env_actions = None if identity else EnvActions(action_space, action_squash)
+    observations, infos = _reset(envs, seed)
+    masks = info_action_masks(infos, action_space, envs)
+    step_masks: list[np.ndarray[Any, Any] | None] = []
+    buffers: dict[str, list[Any]] = {
+        key: [] for key in ("observations", "actions", "rewards", "terminated", "truncated", "mask")
+    }
+    started, resetting = 1, False
+    with torch.inference_mode():
+        while True:
+            valid = not resetting
+            action_masks = None if masks is None else step_action_masks(masks, np.array([valid]), action_space, envs)
+            step_masks.append(action_masks)
+            if action_masks is None:
+                actions = sampler(observations)
+            else:
+                mask_tensor = torch.as_tensor(action_masks, device=device)
+                actions = act(torch.as_tensor(observations, device=device), mask_tensor).cpu().numpy()
+            try:
+                if resetting:  # next-step autoreset: the action is ignored
+                    observation, info = env.reset()
+                    reward, terminated, truncated = 0.0, False, False
+                else:
+                    env_action = actions[0] if env_actions is None else env_actions.numpy(actions)[0]
+                    observation, env_reward, env_terminated, env_truncated, info = env.step(env_action)
+                    reward, terminated, truncated = float(env_reward), bool(env_terminated), bool(env_truncated)
+                next_observations = np.array(observation, dtype=observation_space.dtype)[None]
+            except ReinforceError:
+                raise
+            except Exception as exc:  # the env raised, returned a 4-tuple, or a reward that is not a number
+                raise _env_failed(envs, "reset()" if resetting else "step()", exc) from exc
+            if next_observations.shape != shape:
+                _check_observations(envs, next_observations, "reset()" if resetting else "step()")
+            masks = None if INFO_KEY not in info else info_action_masks(envs._add_info({}, info, 0), action_space, envs)
+            buffers["observations"].append(observations)
+            buffers["actions"].append(actions)
+            buffers["rewards"].append(reward)
+            buffers["terminated"].append(terminated)
+            buffers["truncated"].append(truncated and not terminated)  # a time limit on a terminal step
+            buffers["mask"].append(valid)
+            observations = next_observations
+            resetting = valid and (terminated or truncated)
+            if resetting:
+                if started == num_episodes:
+                    break
+                started += 1
+    envs._autoreset_envs[0] = True  # type: ignore[attr-defined]  # as SyncVectorEnv.step leaves it
+    flags = {key: np.array(buffers[key], dtype=bool)[:, None] for key in ("terminated", "truncated", "mask")}
+    rewards = np.array(buffers["rewards"], dtype=np.float64).astype(np.float32)[:, None]  # as SyncVectorEnv's
+    columns = {key: np.stack(buffers[key]) for key in ("observations", "actions")} | {"rewards": rewards, **flags}
+    tensors, last_observations = _checked_tensors(columns, observations, envs)
+    episodes: tuple[list[float], list[int], list[bool]] = ([], [], [])
+    running_return, running_length = 0.0, 0
+    for reward, valid, terminated, truncated in zip(
+        rewards[:, 0].tolist(), buffers["mask"], buffers["terminated"], buffers["truncated"], strict=True
+    ):
+        if valid:  # summed in the general loop's order: float64 additions of the float32 rewards
+            running_return += reward
+            running_length += 1
+            if terminated or truncated:
+                episodes[0].append(running_return)
+                episodes[1].append(running_length)
+                episodes[2].append(truncated)
+                running_return, running_length = 0.0, 0
+    return _batch(tensors, last_observations, _stack_masks(step_masks, 1, mask_width(action_space)), episodes)
 
 
 def _batch(
