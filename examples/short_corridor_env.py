@@ -7,7 +7,9 @@ bias, the book's ``theta`` with the features ``x(s, left) = [1, 0]``, ``x(s, rig
 
     reinforce train short_corridor_env:ShortCorridor-v0 --update per_step --optimizer sgd --lr 0.000122 ...
 
-(from this folder); benchmarks/short_corridor.py runs the book's Figure 13.1 with it.
+(from this folder); benchmarks/short_corridor.py and short_corridor_figure.py run the book's Figure 13.1 with it.
+``ShortCorridorVector`` steps many corridors at once (the id's ``vector_entry_point``, which ``num_envs`` > 1 and
+populations use; ``vectorization_mode="sync"`` steps `ShortCorridor` copies instead).
 """
 
 from __future__ import annotations
@@ -43,5 +45,43 @@ class ShortCorridor(gymnasium.Env[np.ndarray, np.int64]):
         return self._observation.copy(), -1.0, self.cell == GOAL, False, {}
 
 
+class ShortCorridorVector(gymnasium.vector.VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
+    """``num_envs`` short corridors stepped together in NumPy, with Gymnasium's next-step autoreset.
+
+    ``ShortCorridor-v0``'s ``vector_entry_point`` (as CartPole has one): the step after an episode's end resets
+    that corridor (reward 0, its action ignored). A population of many members steps all their corridors in
+    one NumPy step instead of one Python call each.
+    """
+
+    metadata = {"autoreset_mode": gymnasium.vector.AutoresetMode.NEXT_STEP}  # noqa: RUF012 (Gymnasium's)
+
+    def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
+        self.num_envs = num_envs
+        self.single_observation_space = gymnasium.spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+        self.single_action_space = gymnasium.spaces.Discrete(2)
+        self.observation_space = gymnasium.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.action_space = gymnasium.vector.utils.batch_space(self.single_action_space, num_envs)
+        self.cells = np.zeros(num_envs, dtype=np.int64)
+        self.resetting = np.zeros(num_envs, dtype=bool)
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)  # type: ignore[arg-type]
+        self.cells[:] = 0
+        self.resetting[:] = False
+        return np.zeros((self.num_envs, 1), dtype=np.float32), {}
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        right = (np.asarray(actions) == RIGHT) != (self.cells == 1)  # the switched cell
+        moved = np.where(right, self.cells + 1, np.maximum(self.cells - 1, 0))
+        self.cells = np.where(self.resetting, 0, moved)
+        rewards = np.where(self.resetting, 0.0, -1.0)
+        terminated = (self.cells == GOAL) & ~self.resetting
+        self.resetting = terminated
+        observations = np.zeros((self.num_envs, 1), dtype=np.float32)
+        return observations, rewards, terminated, np.zeros(self.num_envs, dtype=bool), {}
+
+
 if "ShortCorridor-v0" not in gymnasium.registry:
-    gymnasium.register("ShortCorridor-v0", entry_point=ShortCorridor)
+    gymnasium.register("ShortCorridor-v0", entry_point=ShortCorridor, vector_entry_point=ShortCorridorVector)

@@ -33,8 +33,10 @@ from torch import Tensor, nn
 
 from reinforce.agent import Reinforce
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, TrainConfig, as_count, episodes_per_update
+from reinforce.core.batch import RolloutBatch
 from reinforce.core.device import torch_threads
 from reinforce.core.policies import BernoulliPolicy, CategoricalPolicy, MultiCategoricalPolicy, Policy
+from reinforce.core.textbook import linear_softmax_per_step_members
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.rollout.collect import Act, collect_groups, sample_actions
 from reinforce.rollout.envs import EnvLike, Wrapper
@@ -251,32 +253,13 @@ class Population:
         stop: StopSignals,
     ) -> None:
         """The loop of `learn`: one batched collection, then an update of each running member, until none runs."""
-        episodes = episodes_per_update(self.config)
         running = self._running(targets)
         while any(running) and stop.signal_number is None:
             for member, target, on in zip(self.members, targets, running, strict=True):
                 if on and member.config.lr_schedule != "constant":
                     schedule_learning_rates(member, member.num_env_steps / target)
-            start = time.perf_counter()
-            batches = collect_groups(
-                self.envs,
-                population_act([member.policy for member in self.members]),
-                [episodes if on else 0 for on in running],
-                action_squash=self.members[0].policy.action_squash,
-                seed=self._reset_seed(),
-                device=self.members[0].device,
-            )
-            # each member's training time (metrics.csv's wall_time_s) counts its share of the collection
-            share = (time.perf_counter() - start) / sum(running)
-            for seed, member, batch, path, log in zip(self.seeds, self.members, batches, paths, logs, strict=True):
-                if batch is None:
-                    continue
-                member.train_time_s += share
-                try:
-                    metrics = member.update(batch)
-                except ReinforceError as error:  # this member's alone: the others go on
-                    logger.warning("seed %d stopped after update %d: %s", seed, member.num_updates, error)
-                    self.errors[seed] = error
+            for member, path, log, metrics in zip(self.members, paths, logs, self.update(running), strict=True):
+                if metrics is None:
                     continue
                 if log is not None:
                     log.write(metrics)
@@ -286,6 +269,50 @@ class Population:
         for member, path, log in zip(self.members, paths, logs, strict=True):
             if path is not None and member.checkpoint_update != member.num_updates:
                 commit(member, path, log)
+
+    def update(self, running: Sequence[bool] | None = None) -> list[dict[str, Any] | None]:
+        """One round: a batched collection of each running member's episodes, then each one's update.
+
+        `learn` runs rounds until the members stop; a caller that wants a fixed number of episodes (Sutton &
+        Barto's figures: examples/short_corridor_figure.py) runs them itself. Per-step (textbook) updates of
+        linear softmax policies with plain SGD run as one batched computation (`per_step_members`).
+
+        Args:
+            running: which members take part, one flag per member (None: every member without an error).
+
+        Returns:
+            Each member's metrics (`Reinforce.update`'s), or None for a member that sat out or stopped on an
+            error in this round (recorded in `errors`; the others went on).
+        """
+        running = [seed not in self.errors for seed in self.seeds] if running is None else list(running)
+        results: list[dict[str, Any] | None] = [None] * len(self.members)
+        if not any(running):
+            return results
+        episodes = episodes_per_update(self.config)
+        start = time.perf_counter()
+        batches = collect_groups(
+            self.envs,
+            population_act([member.policy for member in self.members]),
+            [episodes if on else 0 for on in running],
+            action_squash=self.members[0].policy.action_squash,
+            seed=self._reset_seed(),
+            device=self.members[0].device,
+        )
+        # each member's training time (metrics.csv's wall_time_s) counts its share of the collection
+        share = (time.perf_counter() - start) / sum(running)
+        stepped = per_step_members(self.members, batches)
+        for index, (seed, member, batch, step) in enumerate(
+            zip(self.seeds, self.members, batches, stepped, strict=True)
+        ):
+            if batch is None:
+                continue
+            member.train_time_s += share
+            try:
+                results[index] = member.update(batch, stepped=step)
+            except ReinforceError as error:  # this member's alone: the others go on
+                logger.warning("seed %d stopped after update %d: %s", seed, member.num_updates, error)
+                self.errors[seed] = error
+        return results
 
     def close(self) -> None:
         """Close the population's vector env and every member's environments."""
@@ -299,6 +326,38 @@ def _check_seeds(seeds: Sequence[int | None]) -> None:
     """Refuse no seeds, a missing seed or a seed given twice."""
     if not seeds or None in seeds or len(set(seeds)) != len(seeds):
         raise ReinforceError(f"a population needs distinct seeds, got {list(seeds)}: give each member its own seed")
+
+
+def per_step_members(
+    members: Sequence[Reinforce], batches: Sequence[RolloutBatch | None]
+) -> list[tuple[Tensor, dict[str, float]] | None]:
+    """The textbook per-step updates of the members with a batch, as one batched computation where it applies.
+
+    It applies to ``update="per_step"`` with a linear softmax policy and plain SGD
+    (`reinforce.core.textbook.linear_softmax_per_step_members`): then each member's policy has taken its
+    per-step updates on its batch, and its entry is its returns and loss metrics (`Reinforce.update`'s
+    ``stepped``). Elsewhere every entry is None and each member updates alone.
+    """
+    chosen = [(member, batch) for member, batch in zip(members, batches, strict=True) if batch is not None]
+    stepped: list[tuple[Tensor, dict[str, float]] | None] = [None] * len(members)
+    if len(chosen) < 2 or any(member.config.update != "per_step" for member, _ in chosen):
+        return stepped
+    weights = [member.batch_weights(batch) for member, batch in chosen]
+    losses = linear_softmax_per_step_members(
+        [member.policy for member, _ in chosen],
+        [member.optimizer for member, _ in chosen],
+        [batch for _, batch in chosen],
+        [weights_TN for _, weights_TN in weights],
+        [member.config for member, _ in chosen],
+    )
+    if losses is None:
+        return stepped
+    results = iter(zip(weights, losses, strict=True))
+    for index, batch in enumerate(batches):
+        if batch is not None:
+            (returns_TN, _), member_losses = next(results)
+            stepped[index] = (returns_TN, member_losses)
+    return stepped
 
 
 def population_act(policies: Sequence[Policy]) -> Act:

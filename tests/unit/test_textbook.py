@@ -12,7 +12,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from reinforce import Reinforce, TrainConfig
+from reinforce import Population, Reinforce, TrainConfig
 from reinforce.core import loss as loss_module
 from reinforce.core.baselines import BatchMeanBaseline, NoBaseline
 from reinforce.core.batch import RolloutBatch
@@ -20,9 +20,16 @@ from reinforce.core.loss import update_policy
 from reinforce.core.optim import EagerOptimizer
 from reinforce.core.policies import Policy, make_policy
 from reinforce.core.returns import discounted_returns, episode_ids, episode_steps
-from reinforce.core.textbook import LinearSoftmaxSampler, linear_softmax_per_step, per_step_order, per_step_weights
+from reinforce.core.textbook import (
+    LinearSoftmaxSampler,
+    linear_softmax_per_step,
+    linear_softmax_per_step_members,
+    per_step_order,
+    per_step_weights,
+)
 from reinforce.core.weights import batch_returns, policy_weights
 from reinforce.errors import NonFiniteError
+from reinforce.population import per_step_members
 from reinforce.rollout import collect as collect_module
 from reinforce.rollout.collect import collect, sample_actions
 from reinforce.rollout.envs import make_vec_env
@@ -306,18 +313,109 @@ def test_textbook_weights_are_the_general_floats() -> None:
     assert per_step_weights(batch, BOOK, BatchMeanBaseline()) is None
 
 
-def test_short_corridor_learns_with_the_books_settings() -> None:
-    """Figure 13.1's setting at a larger step size (2^-10), so that 150 episodes show the learning."""
+@pytest.mark.parametrize("num_envs", [1, 2])
+def test_members_per_step_updates_are_each_members_own(num_envs: int) -> None:
+    """K members' batched per-step updates against each member's own closed form, each with its own step size."""
+    members, batches, weights, rates = [], [], [], [0.05, 0.2, 0.01]
+    for seed in range(len(rates)):
+        policy, batch = linear_batch(num_envs=num_envs, episodes=2 + seed, seed=seed)
+        members.append(policy)
+        batches.append(batch)
+        weights.append(book_weights(batch, BOOK))
+    copies = [make_policy(spaces.Box(0.0, np.inf, (2,)), spaces.Discrete(2), ()) for _ in members]
+    for copy, policy in zip(copies, members, strict=True):
+        copy.load_state_dict(policy.state_dict())
+    optimizers = [EagerOptimizer(p.parameters(), "sgd", lr=rate) for p, rate in zip(members, rates, strict=True)]
+    together = linear_softmax_per_step_members(members, optimizers, batches, weights, [BOOK] * 3)
+    assert together is not None
+    for copy, batch, w, rate, policy, metrics in zip(copies, batches, weights, rates, members, together, strict=True):
+        alone = linear_softmax_per_step(copy, EagerOptimizer(copy.parameters(), "sgd", lr=rate), batch, w, BOOK)
+        assert alone is not None
+        for ours, theirs in zip(policy.parameters(), copy.parameters(), strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)  # float64 sums in another order
+        assert metrics == pytest.approx(alone, rel=1e-9)
+
+
+def test_members_per_step_leaves_a_non_finite_step_to_each_member() -> None:
+    policies, batches, weights = [], [], []
+    for seed in range(2):
+        policy, batch = linear_batch(num_envs=1, episodes=2, seed=seed)
+        policies.append(policy)
+        batches.append(batch)
+        weights.append(book_weights(batch, BOOK))
+    weights[1][batches[1].mask.nonzero()[1].tolist()] = math.inf
+    before = [parameter.detach().clone() for policy in policies for parameter in policy.parameters()]
+    optimizers = [EagerOptimizer(policy.parameters(), "sgd", lr=BOOK.lr) for policy in policies]
+    assert linear_softmax_per_step_members(policies, optimizers, batches, weights, [BOOK] * 2) is None
+    after = [parameter for policy in policies for parameter in policy.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    optimizers[1] = torch.optim.Adam(policies[1].parameters())  # type: ignore[assignment]
+    assert linear_softmax_per_step_members(policies, optimizers, batches, weights, [BOOK] * 2) is None
+
+
+def short_corridor() -> None:
+    """Register ShortCorridor-v0 (examples/short_corridor_env.py)."""
     sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
     try:
         import short_corridor_env  # noqa: F401 (registers ShortCorridor-v0)
     finally:
         sys.path.pop(0)
-    settings = {**BOOK.__dict__, "gamma": 1.0, "lr": 2.0**-10, "num_envs": 1, "episodes_per_update": 1}
-    agent = Reinforce("ShortCorridor-v0", seed=0, **settings)
+
+
+def books_agent_settings(lr: float, **changes: object) -> dict[str, object]:
+    """The book's REINFORCE on the short corridor: gamma 1, one episode per update, step size ``lr``."""
+    return {**BOOK.__dict__, "gamma": 1.0, "lr": lr, "num_envs": 1, "episodes_per_update": 1, **changes}
+
+
+def start_at_the_books_theta(agent: Reinforce) -> None:
     with torch.no_grad():  # pi(right) = 0.05, as in the figure
         agent.policy.body[0].weight.zero_()
         agent.policy.body[0].bias.copy_(torch.tensor([1.47, -1.47]))
+
+
+def test_a_members_batched_update_is_its_single_update() -> None:
+    """Given the same episode, a population member's update (batched with others) is the single agent's."""
+    short_corridor()
+    population = Population("ShortCorridor-v0", seeds=[0, 1, 2], **books_agent_settings(2.0**-6))  # type: ignore[arg-type]
+    alone = Reinforce("ShortCorridor-v0", seed=1, **books_agent_settings(2.0**-6, vectorization_mode="sync"))  # type: ignore[arg-type]
+    for member in [*population.members, alone]:
+        start_at_the_books_theta(member)
+    for _ in range(3):
+        batches = [member.collect_batch() for member in population.members]
+        stepped = per_step_members(population.members, batches)
+        assert all(step is not None for step in stepped)
+        metrics = [
+            member.update(batch, stepped=step)
+            for member, batch, step in zip(population.members, batches, stepped, strict=True)
+        ]
+        single = alone.update(batches[1])
+        for name in ("losses/policy_loss", "losses/entropy", "losses/grad_norm", "episode_returns", "env_steps"):
+            assert metrics[1][name] == pytest.approx(single[name], rel=1e-9), name
+        for ours, theirs in zip(population.members[1].policy.parameters(), alone.policy.parameters(), strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+    population.close()
+    alone.close()
+
+
+def test_a_population_learns_the_short_corridor_as_single_runs_do() -> None:
+    """Members learn as `test_short_corridor_learns_with_the_books_settings`'s single run does, each its own way."""
+    short_corridor()
+    population = Population("ShortCorridor-v0", seeds=range(6), **books_agent_settings(2.0**-10))  # type: ignore[arg-type]
+    for member in population.members:
+        start_at_the_books_theta(member)
+    returns = np.array([[metrics["episode_returns"][0] for metrics in population.update()] for _ in range(150)])
+    population.close()
+    assert returns.shape == (150, 6) and not population.errors
+    assert (returns[:5].mean(0) < -30).sum() >= 4  # pi(right) = 0.05: long first episodes
+    assert (returns[-50:].mean(0) > -25).all()
+    assert len({tuple(column) for column in returns.T.tolist()}) == 6  # independent members, not copies
+
+
+def test_short_corridor_learns_with_the_books_settings() -> None:
+    """Figure 13.1's setting at a larger step size (2^-10), so that 150 episodes show the learning."""
+    short_corridor()
+    agent = Reinforce("ShortCorridor-v0", seed=0, **books_agent_settings(2.0**-10, vectorization_mode="sync"))  # type: ignore[arg-type]
+    start_at_the_books_theta(agent)
     returns = [agent.update()["episode_returns"][0] for _ in range(150)]
     agent.close()
     # the first episodes take long (-169 steps, -10, -25, ...); the best policy's value is about -11.6

@@ -18,11 +18,13 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
 
 from reinforce.config import TrainConfig
 from reinforce.core.baselines import Baseline, NoBaseline
@@ -199,20 +201,12 @@ def linear_softmax_per_step(
         The metrics of `reinforce.core.loss.update_policy` (the means over the steps of the loss
         ``-w_t log pi(a_t|s_t)``, the entropy and the gradient norm, each before its step), or None.
     """
-    if config.entropy_coef or config.max_grad_norm is not None or batch.action_masks is not None:
+    case = _closed_form_case(policy, optimizer, batch, config)
+    if case is None:
         return None
-    layer = linear_softmax_layer(policy)
-    if layer is None:
-        return None
-    lr = plain_sgd_lr(optimizer, layer)
-    if lr is None:
-        return None
-    positions = per_step_order(batch)
-    times, envs = positions[:, 0], positions[:, 1]
-    with torch.no_grad():
-        features = policy.encoder(batch.observations[times, envs].to(layer.weight.device)).double().tolist()
-    actions = batch.actions[times, envs].tolist()
-    weights = weights_TN[times, envs].double().tolist()
+    layer, lr = case
+    features_BF, actions_B, weights_B = _steps_in_order(policy, batch, weights_TN)
+    features, actions, weights = features_BF.tolist(), actions_B.tolist(), weights_B.tolist()
     weight, bias = layer.weight.double().tolist(), layer.bias.double().tolist()
     loss_sum = entropy_sum = norm_sum = 0.0
     for x, action, w in zip(features, actions, weights, strict=True):
@@ -245,3 +239,99 @@ def linear_softmax_per_step(
         "losses/entropy": entropy_sum / num_steps,
         "losses/grad_norm": norm_sum / num_steps,
     }
+
+
+def _closed_form_case(
+    policy: Policy, optimizer: Optimizer, batch: RolloutBatch, config: TrainConfig
+) -> tuple[nn.Linear, float] | None:
+    """The layer and learning rate of a per-step update that the closed form takes, or None."""
+    if config.entropy_coef or config.max_grad_norm is not None or batch.action_masks is not None:
+        return None
+    layer = linear_softmax_layer(policy)
+    if layer is None:
+        return None
+    lr = plain_sgd_lr(optimizer, layer)
+    return None if lr is None else (layer, lr)
+
+
+def _steps_in_order(policy: Policy, batch: RolloutBatch, weights_TN: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The float64 features ``[B, F]``, actions ``[B]`` and float64 weights ``[B]`` of the steps in `per_step_order`."""
+    positions = per_step_order(batch)
+    times, envs = positions[:, 0], positions[:, 1]
+    device = next(policy.parameters()).device
+    with torch.no_grad():
+        features = policy.encoder(batch.observations[times, envs].to(device)).double().cpu()
+    return features, batch.actions[times, envs], weights_TN[times, envs].double()
+
+
+def linear_softmax_per_step_members(
+    policies: Sequence[Policy],
+    optimizers: Sequence[Optimizer],
+    batches: Sequence[RolloutBatch],
+    weights: Sequence[Tensor],
+    configs: Sequence[TrainConfig],
+) -> list[dict[str, float]] | None:
+    """`linear_softmax_per_step` of K members at once: their step-t updates as one batched tensor operation.
+
+    Member k's steps (`per_step_order` of its batch, its weights ``[T, N]``) are padded to the longest
+    member's count ``B``; then for each of the ``B`` positions, in float64 NumPy, every member's
+    ``p = softmax(W_k x + b_k)``, ``g = onehot(a) - p``, ``W_k += lr_k * w * g x^T``, ``b_k += lr_k * w * g``
+    (``w = 0`` on padding), each member with its own parameters, step size and steps: what its own
+    `linear_softmax_per_step` computes, up to float64 rounding (tests/unit/test_textbook.py), in ``B``
+    batched steps instead of ``K * B`` Python ones. The parameters are written back in their dtype.
+
+    Returns:
+        Each member's metrics (as `linear_softmax_per_step`'s), or None where the closed form does not apply to
+        some member, or a step of some member is not finite; the parameters are then untouched (each member
+        then updates alone, and the general loop raises at its non-finite step).
+    """
+    cases = [
+        _closed_form_case(policy, optimizer, batch, config)
+        for policy, optimizer, batch, config in zip(policies, optimizers, batches, configs, strict=True)
+    ]
+    layers = [case[0] for case in cases if case is not None]
+    if len(layers) != len(cases) or len({layer.weight.shape for layer in layers}) != 1:
+        return None
+    steps = [_steps_in_order(policy, batch, w) for policy, batch, w in zip(policies, batches, weights, strict=True)]
+    counts = np.array([len(actions) for _, actions, _ in steps], dtype=np.float64)
+    features_BKF = pad_sequence([features for features, _, _ in steps]).numpy()
+    actions_BK = pad_sequence([actions for _, actions, _ in steps]).numpy()
+    weights_BK = pad_sequence([w for _, _, w in steps]).numpy()  # 0 on padding: no update there
+    valid_BK = np.arange(len(features_BKF))[:, None] < counts[None, :]
+    rates_K = np.array([case[1] for case in cases if case is not None], dtype=np.float64)
+    with torch.no_grad():
+        weight_KAF = torch.stack([layer.weight.detach() for layer in layers]).double().cpu().numpy()
+        bias_KA = torch.stack([layer.bias.detach() for layer in layers]).double().cpu().numpy()
+    onehot_BKA = np.eye(weight_KAF.shape[1])[actions_BK]
+    losses_K, entropies_K, norms_K = np.zeros_like(rates_K), np.zeros_like(rates_K), np.zeros_like(rates_K)
+    # NumPy: a few microseconds an operation on these small arrays, where torch takes several times that
+    with np.errstate(all="ignore"):  # a non-finite member is found below
+        for x_KF, onehot_KA, w_K, valid_K in zip(features_BKF, onehot_BKA, weights_BK, valid_BK, strict=True):
+            logits_KA = np.matmul(weight_KAF, x_KF[:, :, None])[:, :, 0] + bias_KA
+            shifted_KA = logits_KA - logits_KA.max(1, keepdims=True)
+            exps_KA = np.exp(shifted_KA)
+            totals_K1 = exps_KA.sum(1, keepdims=True)
+            p_KA = exps_KA / totals_K1
+            log_p_KA = shifted_KA - np.log(totals_K1)
+            direction_KA = onehot_KA - p_KA  # d log pi(a|s) / d logits
+            losses_K -= valid_K * w_K * (onehot_KA * log_p_KA).sum(1)
+            entropies_K -= valid_K * (p_KA * log_p_KA).sum(1)
+            scale_K = np.sqrt(np.square(x_KF).sum(1) + 1.0)
+            norms_K += valid_K * np.abs(w_K) * np.sqrt(np.square(direction_KA).sum(1)) * scale_K
+            change_KA = (rates_K * w_K)[:, None] * direction_KA
+            bias_KA += change_KA
+            weight_KAF += change_KA[:, :, None] * x_KF[:, None, :]
+    if not (np.isfinite(losses_K).all() and np.isfinite(norms_K).all() and np.isfinite(weight_KAF).all()):
+        return None
+    weight_tensor, bias_tensor = torch.from_numpy(weight_KAF), torch.from_numpy(bias_KA)
+    with torch.no_grad():
+        for k, layer in enumerate(layers):
+            layer.weight.copy_(weight_tensor[k])
+            layer.bias.copy_(bias_tensor[k])
+            layer.weight.grad = layer.bias.grad = None
+    return [
+        {"losses/policy_loss": loss, "losses/entropy": entropy, "losses/grad_norm": norm}
+        for loss, entropy, norm in zip(
+            (losses_K / counts).tolist(), (entropies_K / counts).tolist(), (norms_K / counts).tolist(), strict=True
+        )
+    ]
