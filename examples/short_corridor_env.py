@@ -24,17 +24,25 @@ GOAL = 3
 
 
 class ShortCorridor(gymnasium.Env[np.ndarray, np.int64]):
-    """The short corridor with switched actions: reward -1 per step until the goal (cell 3) is reached."""
+    """The short corridor with switched actions: reward -1 per step until the goal (cell 3) is reached.
 
-    def __init__(self) -> None:
+    Args:
+        max_steps: cut (truncate) an episode after this many steps; None never cuts. A plain softmax policy
+            can drift towards pi(right) = 0, whose episodes never end (the book's figure code floors the
+            probabilities; reinforce's linear softmax has no floor): a cut bounds their cost.
+    """
+
+    def __init__(self, max_steps: int | None = None) -> None:
         self.observation_space = gymnasium.spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
         self.action_space = gymnasium.spaces.Discrete(2)
+        self.max_steps = max_steps
         self.cell = 0
+        self.steps = 0
         self._observation = np.zeros(1, dtype=np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        self.cell = 0
+        self.cell = self.steps = 0
         return self._observation.copy(), {}
 
     def step(self, action: np.int64) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -42,7 +50,10 @@ class ShortCorridor(gymnasium.Env[np.ndarray, np.int64]):
         if self.cell == 1:  # the switched cell
             right = not right
         self.cell = self.cell + 1 if right else max(self.cell - 1, 0)
-        return self._observation.copy(), -1.0, self.cell == GOAL, False, {}
+        self.steps += 1
+        terminated = self.cell == GOAL
+        cut = not terminated and self.max_steps is not None and self.steps >= self.max_steps
+        return self._observation.copy(), -1.0, terminated, cut, {}
 
 
 class ShortCorridorVector(gymnasium.vector.VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
@@ -55,8 +66,10 @@ class ShortCorridorVector(gymnasium.vector.VectorEnv[np.ndarray, np.ndarray, np.
 
     metadata = {"autoreset_mode": gymnasium.vector.AutoresetMode.NEXT_STEP}  # noqa: RUF012 (Gymnasium's)
 
-    def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
+    def __init__(self, num_envs: int = 1, max_steps: int | None = None, **kwargs: Any) -> None:
         self.num_envs = num_envs
+        self.max_steps = max_steps
+        self.steps = np.zeros(num_envs, dtype=np.int64)
         self.single_observation_space = gymnasium.spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
         self.single_action_space = gymnasium.spaces.Discrete(2)
         self.observation_space = gymnasium.vector.utils.batch_space(self.single_observation_space, num_envs)
@@ -69,6 +82,7 @@ class ShortCorridorVector(gymnasium.vector.VectorEnv[np.ndarray, np.ndarray, np.
     ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)  # type: ignore[arg-type]
         self.cells[:] = 0
+        self.steps[:] = 0
         self.resetting[:] = False
         return np.zeros((self.num_envs, 1), dtype=np.float32), {}
 
@@ -76,11 +90,13 @@ class ShortCorridorVector(gymnasium.vector.VectorEnv[np.ndarray, np.ndarray, np.
         right = (np.asarray(actions) == RIGHT) != (self.cells == 1)  # the switched cell
         moved = np.where(right, self.cells + 1, np.maximum(self.cells - 1, 0))
         self.cells = np.where(self.resetting, 0, moved)
+        self.steps = np.where(self.resetting, 0, self.steps + 1)
         rewards = np.where(self.resetting, 0.0, -1.0)
         terminated = (self.cells == GOAL) & ~self.resetting
-        self.resetting = terminated
+        cut = ~terminated & ~self.resetting & (self.steps >= (self.max_steps or np.iinfo(np.int64).max))
+        self.resetting = terminated | cut
         observations = np.zeros((self.num_envs, 1), dtype=np.float32)
-        return observations, rewards, terminated, np.zeros(self.num_envs, dtype=bool), {}
+        return observations, rewards, terminated, cut, {}
 
 
 if "ShortCorridor-v0" not in gymnasium.registry:
