@@ -31,6 +31,7 @@ from reinforce.core.build import (
     check_learning_rates,
     json_state,
     split_optimizer,
+    user_objects,
 )
 from reinforce.core.device import resolve_device, torch_threads
 from reinforce.core.loss import update_policy
@@ -130,14 +131,7 @@ class Reinforce:
         source = env_source(env, env_kwargs=env_kwargs, wrappers=wrappers)
         values, factory = split_optimizer(dict(overrides))
         modules = {"network": network, "value_network": value_network, "policy": policy}
-        custom = UserObjects(
-            network=network,
-            value_network=value_network,
-            policy=policy,
-            optimizer=factory,
-            optimizer_kwargs=optimizer_kwargs,
-            lr_scheduler=lr_scheduler,
-        )
+        custom = user_objects(network, value_network, policy, factory, optimizer_kwargs, lr_scheduler)
         resolved = resolve(source.env_id, preset=preset, overrides=values, base=config)
         if source.vector_env is not None and source.vector_env.num_envs != resolved.num_envs:
             resolved = TrainConfig.from_dict({**resolved.to_dict(), "num_envs": source.vector_env.num_envs})
@@ -202,14 +196,7 @@ class Reinforce:
         """
         agent = cls.__new__(cls)
         values, factory = split_optimizer(dict(overrides))
-        custom = UserObjects(
-            network=network,
-            value_network=value_network,
-            policy=policy,
-            optimizer=factory,
-            optimizer_kwargs=optimizer_kwargs,
-            lr_scheduler=lr_scheduler,
-        )
+        custom = user_objects(network, value_network, policy, factory, optimizer_kwargs, lr_scheduler)
         agent._build(name, resolve(None, overrides=values, base=config), seed, observation_space, action_space, custom)
         agent.env_source = None
         agent.envs = None

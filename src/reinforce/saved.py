@@ -11,7 +11,7 @@ from torch import nn
 
 from reinforce.agent import Reinforce
 from reinforce.config import TrainConfig, check_seed, saved_hyperparameters
-from reinforce.core.build import CUSTOM_MODULES, OptimizerFactory, SchedulerFactory, UserObjects
+from reinforce.core.build import CUSTOM_MODULES, OptimizerFactory, SchedulerFactory, user_objects
 from reinforce.core.device import resolve_device
 from reinforce.core.networks import Network
 from reinforce.errors import ReinforceError
@@ -193,14 +193,7 @@ def load(
             f"{path} has no checkpoint yet (training stopped before the first one): "
             f"resume it with `reinforce train --resume {path}`"
         )
-    custom = UserObjects(
-        network=network,
-        value_network=value_network,
-        policy=policy,
-        optimizer=optimizer,
-        optimizer_kwargs=optimizer_kwargs,
-        lr_scheduler=lr_scheduler,
-    )
+    custom = user_objects(network, value_network, policy, optimizer, optimizer_kwargs, lr_scheduler)
     agent = _agent_from_config(path, device, ray_address, env, custom)
     try:
         checkpoint = read_checkpoint(path)
@@ -279,12 +272,5 @@ def resume(
             optimizer_kwargs=optimizer_kwargs,
             lr_scheduler=lr_scheduler,
         )
-    custom = UserObjects(
-        network=network,
-        value_network=value_network,
-        policy=policy,
-        optimizer=optimizer,
-        optimizer_kwargs=optimizer_kwargs,
-        lr_scheduler=lr_scheduler,
-    )
+    custom = user_objects(network, value_network, policy, optimizer, optimizer_kwargs, lr_scheduler)
     return _agent_from_config(path, device, ray_address, env, custom)

@@ -154,6 +154,25 @@ class UserObjects(TypedDict, total=False):
     lr_scheduler: SchedulerFactory | None
 
 
+def user_objects(
+    network: Network | None = None,
+    value_network: Network | None = None,
+    policy: nn.Module | None = None,
+    optimizer: OptimizerFactory | None = None,
+    optimizer_kwargs: Mapping[str, Any] | None = None,
+    lr_scheduler: SchedulerFactory | None = None,
+) -> UserObjects:
+    """The `UserObjects` of these keyword arguments (as `reinforce.Reinforce` and `reinforce.load` take them)."""
+    return UserObjects(
+        network=network,
+        value_network=value_network,
+        policy=policy,
+        optimizer=optimizer,
+        optimizer_kwargs=optimizer_kwargs,
+        lr_scheduler=lr_scheduler,
+    )
+
+
 @dataclass
 class Learner:
     """What an agent trains: the policy, its optimizer and LR scheduler, the baseline; what config.json records."""
