@@ -9,7 +9,8 @@ import pytest
 
 from reinforce import ReinforceError
 from reinforce.run.metrics import METRIC_FIELDS
-from reinforce.run.plotting import PlotProcess, group_runs, mean_and_band, plot_comparison, plot_runs, t_quantile_95
+from reinforce.run.plot_process import PlotProcess
+from reinforce.run.plotting import group_runs, mean_and_band, plot_comparison, plot_runs, t_quantile_95
 
 
 def fake_run(root: Path, name: str, *, seed: int, lr: float, steps: list[int], returns: list[float]) -> Path:
@@ -160,7 +161,7 @@ def test_the_plot_process_reports_what_plot_runs_refuses(tmp_path: Path) -> None
 
 
 def test_a_child_that_does_not_answer_in_time_is_given_up_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reinforce.run.plotting.REPLY_TIMEOUT_S", 0.0)  # the child needs ~0.2 s to draw
+    monkeypatch.setattr("reinforce.run.plot_process.REPLY_TIMEOUT_S", 0.0)  # the child needs ~0.2 s to draw
     drawn_here: list[Path] = []
     original = plot_runs
 
