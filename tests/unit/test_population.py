@@ -10,7 +10,8 @@ import torch
 import reinforce
 from reinforce.core.policies import make_policy
 from reinforce.errors import ReinforceError
-from reinforce.population import Population, population_act, train_population
+from reinforce.population import Population, batched, population_act, train_population
+from reinforce.population.members import update_members
 from reinforce.rollout.collect import collect, collect_groups, sample_actions
 from reinforce.rollout.envs import make_vec_env
 
@@ -112,7 +113,14 @@ def test_members_start_as_single_runs_and_write_loadable_run_directories(tmp_pat
 
 
 def test_a_member_that_diverges_or_solves_leaves_the_others_training() -> None:
-    population = Population("toy/Counting-v0", [0, 1, 2], stop_on_solve=True, reward_threshold=1000.0, **TINY)
+    population = Population(
+        "toy/Counting-v0",
+        [0, 1, 2],
+        stop_on_solve=True,
+        solve_criterion="training_mean",
+        reward_threshold=1000.0,
+        **TINY,
+    )
     try:
         diverged, solved, healthy = population.members
         with torch.no_grad():
@@ -215,3 +223,57 @@ def test_a_population_trains_on_every_kind_of_space(env_id: str) -> None:
         population.close()
     assert population.errors == {}
     assert all(member.num_env_steps >= 16 for member in population.members)
+
+
+STEP_SETTINGS = [
+    {},
+    {"loss_reduction": "mean_over_episodes", "entropy_coef": 0.05, "max_grad_norm": 0.05, "activation": "tanh"},
+    {"optimizer": "rmsprop", "normalize_observations": True, "baseline": "value", "hidden_sizes": (8, 8)},
+    {"env": "toy/Masked-discrete-v0"},
+    {"env": "toy/Spaces-box-multidiscrete-v0"},
+]
+
+
+@pytest.mark.parametrize("padding", [0.0, float("inf")], ids=["each-members-rows", "padded"])
+@pytest.mark.parametrize("settings", STEP_SETTINGS, ids=lambda settings: ",".join(settings) or "defaults")
+def test_the_batched_step_is_each_members_own_step(
+    settings: dict[str, object], padding: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Members updated together on given batches end where single agents of their seeds updated on the same
+    batches end: parameters and optimizer state equal to float tolerance. Per-member reductions, entropy,
+    gradient clipping, optimizer state and learning rate (member 1's differs), padded or not."""
+    monkeypatch.setattr(batched, "PADDING_WASTE", padding)
+    settings = dict(settings)
+    env_id = str(settings.pop("env", "toy/CountingTruncated-v0"))
+    values = {**TINY, **settings}
+    seeds = [3, 5, 8]
+    population = Population(env_id, seeds, **values)  # type: ignore[arg-type]
+    singles = [reinforce.Reinforce(env_id, seed=seed, **values) for seed in seeds]  # type: ignore[arg-type]
+    try:
+        for agent in (population.members[1], singles[1]):
+            agent.optimizer.param_groups[0]["lr"] *= 3.0
+        members = population.members
+        assert batched.batched_update(members, [singles[0].collect_batch()] * 3)
+        for _ in range(4):
+            batches = [single.collect_batch() for single in singles]  # of different lengths
+            expected = [single.update(batch) for single, batch in zip(singles, batches, strict=True)]
+            results = update_members(members, batches)
+            for member, single, result, metrics in zip(members, singles, results, expected, strict=True):
+                assert isinstance(result, dict)
+                for key in ("losses/policy_loss", "losses/entropy", "losses/grad_norm"):
+                    assert result[key] == pytest.approx(metrics[key], rel=1e-4, abs=1e-6), key
+                assert member.num_updates == single.num_updates
+        for member, single in zip(members, singles, strict=True):
+            for (name, value), expected_value in zip(
+                member.policy.state_dict().items(), single.policy.state_dict().values(), strict=True
+            ):
+                torch.testing.assert_close(value, expected_value, rtol=1e-4, atol=1e-5, msg=name)
+            optimizer, single_optimizer = member.optimizer.state_dict(), single.optimizer.state_dict()
+            assert optimizer["param_groups"] == single_optimizer["param_groups"]
+            for index, state in optimizer["state"].items():
+                for name, value in state.items():
+                    torch.testing.assert_close(value, single_optimizer["state"][index][name], rtol=1e-4, atol=1e-6)
+    finally:
+        population.close()
+        for single in singles:
+            single.close()
