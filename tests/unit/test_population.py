@@ -277,3 +277,47 @@ def test_the_batched_step_is_each_members_own_step(
         population.close()
         for single in singles:
             single.close()
+
+
+def test_members_stop_on_their_own_verified_policy_and_resume_as_finished(tmp_path: Path) -> None:
+    """The verified stop per member (the default criterion): checks, a 100-episode confirmation, best/, and
+    config.json naming the criterion; a resumed population of verified members trains no further."""
+    from reinforce.callbacks import CONFIRM_EPISODES, verified_at_checkpoint
+    from reinforce.run.files import read_json
+
+    settings = {"num_envs": 4, "hidden_sizes": (16,), "reward_threshold": 15.0}
+    population = train_population("CartPole-v1", [0, 1], 50_000, run_dir=tmp_path, **settings)  # type: ignore[arg-type]
+    assert population.errors == {}
+    for seed, member in zip((0, 1), population.members, strict=True):
+        run_dir = tmp_path / f"seed-{seed}"
+        verifier = population.verifiers[seed]
+        assert verifier.verified is not None and verifier.verified["episodes"] == CONFIRM_EPISODES
+        assert member.num_env_steps < 50_000
+        assert verified_at_checkpoint(member, run_dir) is not None
+        assert read_json(run_dir / "config.json")["hyperparameters"]["solve_criterion"] == "verified"
+        assert reinforce.load(run_dir / "best").num_updates == member.num_updates  # the verified policy
+    agents = [reinforce.resume(tmp_path / f"seed-{seed}") for seed in (0, 1)]
+    done = [agent.num_updates for agent in agents]
+    resumed = Population.from_agents(agents)
+    try:
+        resumed.learn(50_000, run_dir=tmp_path)
+    finally:
+        resumed.close()
+    assert [member.num_updates for member in resumed.members] == done
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "toy/Counting-v0", "toy/Masked-discrete-v0"])
+def test_the_members_checks_together_are_each_members_own_evaluation(env_id: str) -> None:
+    """`evaluate_members`: each member's summary is its own `evaluate_policy` (deterministic, default seed)."""
+    from reinforce.population.checks import evaluate_members
+
+    population = Population(env_id, [0, 4, 9], **TINY)
+    try:
+        for episodes in (3, 7):
+            together = evaluate_members(population.members, episodes)
+            for member, summary in zip(population.members, together, strict=True):
+                alone = member.evaluate(episodes)
+                assert summary["returns"] == alone["returns"]
+                assert summary["lengths"] == alone["lengths"]
+    finally:
+        population.close()

@@ -126,8 +126,10 @@ PADDING_WASTE = 1.25
 that is at most this many times their rows; else it runs each member's rows alone (padding costs arithmetic)."""
 
 
-def population_act(policies: Sequence[Policy]) -> Act:
+def population_act(policies: Sequence[Policy], *, deterministic: bool = False) -> Act:
     """One batched policy call for K members' policies of one class: `rollout.collect.Act` for ``[K * G]`` rows.
+
+    It samples the actions, or with ``deterministic`` takes each distribution's mode.
 
     Row block k (``G`` rows each) is member k's. The members' parameters are read when this is called and used
     as they are then (a collection does not change them). `stackable` policies run as one call (each member's
@@ -144,7 +146,7 @@ def population_act(policies: Sequence[Policy]) -> Act:
             for index, policy in enumerate(policies):
                 part = slice(index * rows, (index + 1) * rows)
                 masks = None if action_masks is None else action_masks[part]
-                actions.append(sample_actions(policy(observations[part], masks)))
+                actions.append(sample_actions(policy(observations[part], masks), deterministic))
             return torch.cat(actions)
 
         return each
@@ -156,7 +158,7 @@ def population_act(policies: Sequence[Policy]) -> Act:
     def stacked(observations: Tensor, action_masks: Tensor | None) -> Tensor:
         features = _encode(policies, observations.reshape(count, -1, *observations.shape[1:]))
         logits = body(features)
-        return sample_actions(head(logits.reshape(-1, logits.shape[-1]), action_masks))
+        return sample_actions(head(logits.reshape(-1, logits.shape[-1]), action_masks), deterministic)
 
     return stacked
 

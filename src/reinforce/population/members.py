@@ -40,6 +40,7 @@ from reinforce.core.batch import RolloutBatch
 from reinforce.core.device import torch_threads
 from reinforce.errors import NonFiniteError, ReinforceError, TrainingInterrupted
 from reinforce.population.batched import batched_update, policy_step, population_act
+from reinforce.population.checks import evaluate_members
 from reinforce.rollout.collect import collect_groups
 from reinforce.rollout.envs import EnvLike, Wrapper
 from reinforce.run.files import run_path, training_lock
@@ -277,12 +278,16 @@ class Population:
                 complete = [batch for batch in batches if batch is not None]
                 assert len(complete) == len(members)
                 results = update_members(members, complete, time.perf_counter() - start)
+                updated: list[tuple[_MemberRun, dict[str, Any]]] = []
                 for (seed, run), result in zip(running, results, strict=True):
                     if isinstance(result, ReinforceError):  # this member's alone: the others go on
                         logger.warning("seed %d stopped after update %d: %s", seed, run.member.num_updates, result)
                         self.errors[seed] = result
                     else:
-                        run.after_update(result)
+                        updated.append((run, result))
+                checks = _checks(updated)
+                for run, metrics in updated:
+                    run.after_update(metrics, checks.get(id(run)))
         finally:
             for run in runs:
                 run.commit()
@@ -327,6 +332,36 @@ def update_members(
     return results
 
 
+def _checks(updated: Sequence[tuple[_MemberRun, dict[str, Any]]]) -> dict[int, dict[int, dict[str, Any]]]:
+    """The verification checks due after a round, made together (`reinforce.population.checks`), confirmations too.
+
+    Returns:
+        By ``id`` of a member's run, its checks' summaries by number of episodes, as its verifier takes them.
+    """
+    due = [
+        run
+        for run, metrics in updated
+        if run.verifier is not None
+        and run.verifier.eval_env is None
+        and run.verifier.deterministic
+        and run.verifier.seed is None
+        and run.verifier.due(run.member, metrics)
+    ]
+    made: dict[int, dict[int, dict[str, Any]]] = {id(run): {} for run in due}
+    confirming = []
+    for episodes in sorted({run.verifier.episodes for run in due if run.verifier is not None}):
+        group = [run for run in due if run.verifier is not None and run.verifier.episodes == episodes]
+        for run, summary in zip(group, evaluate_members([run.member for run in group], episodes), strict=True):
+            made[id(run)][episodes] = summary
+            if run.verifier is not None and run.verifier.confirms(summary["mean_return"]):
+                confirming.append(run)
+    for episodes in sorted({run.verifier.confirm_episodes or 0 for run in confirming if run.verifier is not None}):
+        group = [run for run in confirming if run.verifier is not None and run.verifier.confirm_episodes == episodes]
+        for run, summary in zip(group, evaluate_members([run.member for run in group], episodes), strict=True):
+            made[id(run)][episodes] = summary
+    return made
+
+
 class _MemberRun:
     """One member's side of `Population.learn`: its budget, run directory, log, checkpoints and verified stop."""
 
@@ -354,11 +389,11 @@ class _MemberRun:
             and not stop_on_training_mean(member)
         )
 
-    def after_update(self, metrics: dict[str, Any]) -> None:
-        """Log the update, check the member's policy (its verified stop), commit when due."""
+    def after_update(self, metrics: dict[str, Any], checks: dict[int, dict[str, Any]] | None = None) -> None:
+        """Log the update, check the member's policy (its verified stop; ``checks``: made already), commit."""
         if self.log is not None:
             self.log.write(metrics)
-        if self.verifier is not None and not self.verifier(self.member, metrics):
+        if self.verifier is not None and not self.verifier(self.member, metrics, evaluations=checks):
             self.stopped = True
         if self.checkpoint_every and self.member.num_updates % self.checkpoint_every == 0:
             self.commit()
