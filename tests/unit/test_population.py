@@ -306,15 +306,19 @@ def test_members_stop_on_their_own_verified_policy_and_resume_as_finished(tmp_pa
     assert [member.num_updates for member in resumed.members] == done
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "toy/Counting-v0", "toy/Masked-discrete-v0"])
-def test_the_members_checks_together_are_each_members_own_evaluation(env_id: str) -> None:
-    """`evaluate_members`: each member's summary is its own `evaluate_policy` (deterministic, default seed)."""
+@pytest.mark.parametrize(
+    ("env_id", "own_envs"),
+    [("CartPole-v1", True), ("toy/Counting-v0", True), ("toy/Counting-v0", False), ("toy/Masked-discrete-v0", False)],
+)
+def test_the_members_checks_together_are_each_members_own_evaluation(env_id: str, own_envs: bool) -> None:
+    """`evaluate_members`: each member's summary is its own `evaluate_policy` (deterministic, default seed), on
+    envs of its own or on one shared vector env that takes a seed per sub-env."""
     from reinforce.population.checks import evaluate_members
 
     population = Population(env_id, [0, 4, 9], **TINY)
     try:
         for episodes in (3, 7):
-            together = evaluate_members(population.members, episodes)
+            together = evaluate_members(population.members, episodes, own_envs=own_envs)
             for member, summary in zip(population.members, together, strict=True):
                 alone = member.evaluate(episodes)
                 assert summary["returns"] == alone["returns"]

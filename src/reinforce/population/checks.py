@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from gymnasium.vector import VectorEnv
+from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv, VectorEnv
 
 from reinforce.evaluation import summarize
 from reinforce.population.batched import population_act
@@ -80,26 +80,40 @@ class Lockstep(VectorEnv[Any, Any, Any]):
             env.close()
 
 
-def evaluate_members(members: Sequence[Reinforce], episodes: int) -> list[dict[str, Any]]:
+def evaluate_members(members: Sequence[Reinforce], episodes: int, *, own_envs: bool = True) -> list[dict[str, Any]]:
     """`reinforce.evaluation.evaluate_policy` of each member (deterministic, its own env, its default seed).
 
-    One `Lockstep` of the members' evaluation envs and one batched policy call per step: each member's summary
-    is the one its own evaluation gives (the episodes, their returns and lengths).
+    All members act with one batched policy call per step. With ``own_envs``, each member's vector env is made
+    and seeded as `evaluate_policy` makes it (a `Lockstep` of them): each member's summary is the one its own
+    evaluation gives (the same episodes). Without, the members share one vector env of ``K * G`` sub-envs,
+    stepped as one (cheaper where each step call costs, as CartPole's): where it takes a seed per sub-env
+    (Gymnasium's sync and async vector envs) the episodes are still each member's own; a natively vectorised
+    env (CartPole's) takes one seed, derived from the members' evaluation seeds, and each member's episodes are
+    other draws of the same start distribution.
     """
     size = min(episodes, EVALUATION_ENVS)
-    seeds: Any = [member._evaluation_seed(None) for member in members]  # one per block (`Lockstep.reset`)
+    seeds = [member._evaluation_seed(None) or 0 for member in members]
+    first = members[0]
     envs: list[VectorEnv[Any, Any, Any]] = []
     try:
-        for member in members:
-            envs.append(member._require_source().make(size, vectorization_mode=member.config.vectorization_mode))
-        lockstep = Lockstep(envs)
+        if own_envs:
+            for member in members:
+                envs.append(member._require_source().make(size, vectorization_mode=member.config.vectorization_mode))
+            stepped: VectorEnv[Any, Any, Any] = Lockstep(envs)
+            reset_seed: Any = seeds  # one per block
+        else:
+            stepped = first._require_source().make(
+                len(members) * size, vectorization_mode=first.config.vectorization_mode
+            )
+            envs.append(stepped)
+            reset_seed = sub_env_seeds(stepped, seeds, size)
         batches = collect_groups(
-            lockstep,
+            stepped,
             population_act([member.policy for member in members], deterministic=True),
             [episodes] * len(members),
-            action_squash=members[0].policy.action_squash,
-            seed=seeds,
-            device=members[0].device,
+            action_squash=first.policy.action_squash,
+            seed=reset_seed,
+            device=first.device,
         )
     finally:
         for env in envs:
@@ -109,3 +123,15 @@ def evaluate_members(members: Sequence[Reinforce], episodes: int) -> list[dict[s
         assert batch is not None
         summaries.append(summarize(batch.episode_returns, batch.episode_lengths, True))
     return summaries
+
+
+def sub_env_seeds(envs: VectorEnv[Any, Any, Any], seeds: Sequence[int], size: int) -> int | list[int]:
+    """The reset seed of a vector env of ``size`` sub-envs per member, for members of these (reset) seeds.
+
+    Vector envs of Gymnasium's sync and async classes take one seed per sub-env: member k's ``seeds[k] + i``, as
+    a vector env of its own reset with ``seeds[k]`` seeds them; a natively vectorised env (CartPole's) takes one
+    seed, derived from all of them.
+    """
+    if isinstance(envs, (SyncVectorEnv, AsyncVectorEnv)):
+        return [seed + index for seed in seeds for index in range(size)]
+    return int(np.random.SeedSequence(list(seeds)).generate_state(1)[0])

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv, VectorEnv
+from gymnasium.vector import VectorEnv
 from torch import Tensor
 
 from reinforce.agent import Reinforce
@@ -40,7 +40,7 @@ from reinforce.core.batch import RolloutBatch
 from reinforce.core.device import torch_threads
 from reinforce.errors import NonFiniteError, ReinforceError, TrainingInterrupted
 from reinforce.population.batched import batched_update, policy_step, population_act
-from reinforce.population.checks import evaluate_members
+from reinforce.population.checks import evaluate_members, sub_env_seeds
 from reinforce.rollout.collect import collect_groups
 from reinforce.rollout.envs import EnvLike, Wrapper
 from reinforce.run.files import run_path, training_lock
@@ -183,15 +183,11 @@ class Population:
     def _reset_seed(self, members: Sequence[Reinforce], envs: VectorEnv[Any, Any, Any]) -> int | list[int]:
         """The reset seed of the next collection: each member's own collection seed for its sub-envs.
 
-        Vector envs of Gymnasium's sync and async classes take one seed per sub-env, so member k's envs are
-        seeded as a single run's of its seed would be; a natively vectorised env (CartPole's) takes one seed,
-        derived from the members' collection seeds.
+        Where the vector env takes a seed per sub-env, member k's envs are seeded as a single run's of its seed
+        would be (`reinforce.population.checks.sub_env_seeds`).
         """
-        size = self.config.num_envs
         seeds = [member._collection_seed() or 0 for member in members]
-        if isinstance(envs, (SyncVectorEnv, AsyncVectorEnv)):
-            return [seed + index for seed in seeds for index in range(size)]
-        return int(np.random.SeedSequence(seeds).generate_state(1)[0])
+        return sub_env_seeds(envs, seeds, self.config.num_envs)
 
     def learn(
         self,
@@ -267,14 +263,19 @@ class Population:
                         schedule_learning_rates(member, member.num_env_steps / run.target)
                 start = time.perf_counter()
                 envs = self._vector_env(len(members))
-                batches = collect_groups(
-                    envs,
-                    population_act([member.policy for member in members]),
-                    [episodes] * len(members),
-                    action_squash=members[0].policy.action_squash,
-                    seed=self._reset_seed(members, envs),
-                    device=members[0].device,
-                )
+                try:
+                    batches = collect_groups(
+                        envs,
+                        population_act([member.policy for member in members]),
+                        [episodes] * len(members),
+                        action_squash=members[0].policy.action_squash,
+                        seed=self._reset_seed(members, envs),
+                        device=members[0].device,
+                    )
+                except ReinforceError as error:  # the env failed or returned non-finite values: no member can go on
+                    logger.warning("the population's collection failed: %s", error)
+                    self.errors.update((seed, error) for seed, _ in running)
+                    break
                 complete = [batch for batch in batches if batch is not None]
                 assert len(complete) == len(members)
                 results = update_members(members, complete, time.perf_counter() - start)
@@ -351,7 +352,8 @@ def _checks(updated: Sequence[tuple[_MemberRun, dict[str, Any]]]) -> dict[int, d
     confirming = []
     for episodes in sorted({run.verifier.episodes for run in due if run.verifier is not None}):
         group = [run for run in due if run.verifier is not None and run.verifier.episodes == episodes]
-        for run, summary in zip(group, evaluate_members([run.member for run in group], episodes), strict=True):
+        checked = evaluate_members([run.member for run in group], episodes, own_envs=False)
+        for run, summary in zip(group, checked, strict=True):
             made[id(run)][episodes] = summary
             if run.verifier is not None and run.verifier.confirms(summary["mean_return"]):
                 confirming.append(run)
