@@ -15,7 +15,7 @@ BANDIT = {
     "lr": 0.1,
     "reward_threshold": 0.9,
     "stop_on_solve": True,
-    "solve_criterion": "training_mean",  # what members stop on (a population's verified stop is not built yet)
+    "solve_criterion": "training_mean",  # steps to solve by the training mean: no checks in the numbers
 }
 """Two arms, one step per episode: solved (100-episode mean >= 0.9) after 150-400 env steps."""
 

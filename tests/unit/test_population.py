@@ -325,3 +325,42 @@ def test_the_members_checks_together_are_each_members_own_evaluation(env_id: str
                 assert summary["lengths"] == alone["lengths"]
     finally:
         population.close()
+
+
+@pytest.mark.parametrize("event", ["diverges", "stops-early"])
+def test_a_member_that_diverges_or_stops_early_does_not_change_the_others(event: str) -> None:
+    """Exact where the envs take a seed per sub-env: each member draws from its own generator and resets its own
+    sub-envs, so the others end as in a population without that member (batched steps, a smaller vector env)."""
+    with_it = Population("toy/Counting-v0", [0, 1, 2], **TINY)
+    without = Population("toy/Counting-v0", [1, 2], **TINY)
+    try:
+        if event == "diverges":
+            with torch.no_grad():
+                for parameter in with_it.members[0].policy.parameters():
+                    parameter.fill_(float("nan"))
+        with_it.learn([60 if event == "diverges" else 12, 60, 60])
+        without.learn(60)
+        assert (0 in with_it.errors) == (event == "diverges")
+        assert with_it.members[0].num_env_steps < 60
+        for member, alone in zip(with_it.members[1:], without.members, strict=True):
+            assert (member.num_updates, member.num_env_steps) == (alone.num_updates, alone.num_env_steps)
+            assert list(member.recent_returns) == list(alone.recent_returns)
+            for name, value in member.policy.state_dict().items():  # batched matmuls of other shapes: rounding
+                torch.testing.assert_close(value, alone.policy.state_dict()[name], rtol=1e-5, atol=1e-6, msg=name)
+    finally:
+        with_it.close()
+        without.close()
+
+
+def test_a_population_repeats_and_resumes_exactly_where_the_envs_take_a_seed_per_sub_env(tmp_path: Path) -> None:
+    whole = train_population("toy/Counting-v0", [3, 7], 60, **TINY)
+    train_population("toy/Counting-v0", [3, 7], 30, run_dir=tmp_path, **TINY)
+    resumed = Population.from_agents([reinforce.resume(tmp_path / f"seed-{seed}") for seed in (3, 7)])
+    try:
+        resumed.learn([60 - member.num_env_steps for member in resumed.members], run_dir=tmp_path)
+    finally:
+        resumed.close()
+    for member, again in zip(whole.members, resumed.members, strict=True):
+        assert (member.num_updates, list(member.recent_returns)) == (again.num_updates, list(again.recent_returns))
+        for name, value in member.policy.state_dict().items():  # the members' updates paired otherwise: rounding
+            torch.testing.assert_close(value, again.policy.state_dict()[name], rtol=1e-5, atol=1e-6, msg=name)

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import Categorical, Distribution, Independent
 
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.guards import check_finite_step
 from reinforce.core.loss import ONE_PASS_MAX_STEPS
 from reinforce.core.policies import BernoulliPolicy, CategoricalPolicy, MultiCategoricalPolicy, Policy
 from reinforce.errors import NonFiniteError
-from reinforce.rollout.collect import Act, sample_actions
+from reinforce.rollout.collect import Act, categorical_shape, sample_actions
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
@@ -126,18 +127,37 @@ PADDING_WASTE = 1.25
 that is at most this many times their rows; else it runs each member's rows alone (padding costs arithmetic)."""
 
 
-def population_act(policies: Sequence[Policy], *, deterministic: bool = False) -> Act:
+def population_act(
+    policies: Sequence[Policy], *, deterministic: bool = False, generators: Sequence[torch.Generator] | None = None
+) -> Act:
     """One batched policy call for K members' policies of one class: `rollout.collect.Act` for ``[K * G]`` rows.
-
-    It samples the actions, or with ``deterministic`` takes each distribution's mode.
 
     Row block k (``G`` rows each) is member k's. The members' parameters are read when this is called and used
     as they are then (a collection does not change them). `stackable` policies run as one call (each member's
     observations through its own encoder, whose running statistics differ); the others (Gaussian, images,
-    one-hot observations, custom bodies) are called member by member.
+    one-hot observations, custom bodies) are called member by member. It samples the actions, or with
+    ``deterministic`` takes each distribution's mode. ``generators``: one per member, from which its rows'
+    Categorical draws come (`rollout.collect.sample_actions`), so that a member's draws do not depend on the
+    other members; None (and other distributions) draw from torch's generator.
     """
     first = policies[0]
     count = len(policies)
+
+    def uniforms(distribution: Distribution, members: range) -> Tensor | None:
+        """The draws of ``members``' rows of ``distribution`` from their generators (None: torch's)."""
+        shape = None if deterministic or generators is None else categorical_shape(distribution)
+        if shape is None or generators is None:
+            return None
+        base = distribution.base_dist if isinstance(distribution, Independent) else distribution
+        assert isinstance(base, Categorical)
+        rows, logits = shape[0] // len(members), base.logits
+        return torch.cat(
+            [
+                torch.rand((rows, *shape[1:]), generator=generators[k], dtype=logits.dtype, device=logits.device)
+                for k in members
+            ]
+        )
+
     if not stackable(policies):
 
         def each(observations: Tensor, action_masks: Tensor | None) -> Tensor:
@@ -145,8 +165,9 @@ def population_act(policies: Sequence[Policy], *, deterministic: bool = False) -
             actions = []
             for index, policy in enumerate(policies):
                 part = slice(index * rows, (index + 1) * rows)
-                masks = None if action_masks is None else action_masks[part]
-                actions.append(sample_actions(policy(observations[part], masks), deterministic))
+                distribution = policy(observations[part], None if action_masks is None else action_masks[part])
+                uniform = uniforms(distribution, range(index, index + 1))
+                actions.append(sample_actions(distribution, deterministic, uniform))
             return torch.cat(actions)
 
         return each
@@ -158,7 +179,8 @@ def population_act(policies: Sequence[Policy], *, deterministic: bool = False) -
     def stacked(observations: Tensor, action_masks: Tensor | None) -> Tensor:
         features = _encode(policies, observations.reshape(count, -1, *observations.shape[1:]))
         logits = body(features)
-        return sample_actions(head(logits.reshape(-1, logits.shape[-1]), action_masks), deterministic)
+        distribution = head(logits.reshape(-1, logits.shape[-1]), action_masks)
+        return sample_actions(distribution, deterministic, uniforms(distribution, range(count)))
 
     return stacked
 

@@ -9,14 +9,18 @@ of each member's update (baseline, counters) is its own `Reinforce.update`. Each
 directory ``RUN_DIR/seed-S``, loadable and resumable like any other.
 
 Members are independent: each collects its own ``episodes_per_update`` episodes per update, from envs reset
-with its own collection seed (where the vector env takes a seed per sub-env), and stops on its own: budget,
-``stop_on_solve`` by its ``solve_criterion`` (the verified stop, `reinforce.callbacks.make_verifier`, checks
-each member's deterministic policy as a single run's would, with evaluations.csv and ``best/``), or an error
-such as a non-finite step (recorded in `Population.errors`), while the others go on; a member that stops leaves
-the vector env (it is rebuilt smaller: every collection starts from a seeded reset anyway). What members share
-is torch's random generator for sampling actions, so a member's run is statistically, not exactly, the single
-run of its seed. A member's training time (``wall_time_s``) counts an equal share of each collection and batched
-step it took part in.
+with its own collection seed (where the vector env takes a seed per sub-env), with its Categorical actions drawn
+from a generator of its own (seeded from its seed and update count), and stops on its own: budget,
+``stop_on_solve`` by its ``solve_criterion`` (the verified stop: each member's own
+`reinforce.callbacks.make_verifier`, with evaluations.csv and ``best/``; the checks due in a round run together,
+`reinforce.population.checks`), or an error such as a non-finite step (recorded in `Population.errors`), while
+the others go on. A member that stops leaves the vector env (it is rebuilt smaller: every collection starts from
+a seeded reset anyway). Where the envs take a seed per sub-env (Gymnasium's sync and async vector envs), a
+member's run is therefore the same whichever members train beside it, up to float rounding in the batched
+matmuls, and a resumed population goes on as an uninterrupted one; a natively vectorised env (CartPole's) takes
+one reset seed for all sub-envs, and there a member's run is statistically, not exactly, the same. It is never
+number for number the single run of its seed (that one samples from torch's global generator). A member's
+training time (``wall_time_s``) counts an equal share of each collection and batched step it took part in.
 """
 
 from __future__ import annotations
@@ -157,8 +161,8 @@ class Population:
         except BaseException:
             self.close()
             raise
-        # sampling draws from torch's generator: seeded from every seed and update count, so that a population
-        # repeats exactly (a resumed one samples differently from an uninterrupted one, as a distribution equal)
+        # distributions other than Categoricals (Gaussian policies) sample from torch's generator: seeded from
+        # every seed and update count, so that a population repeats exactly
         entropy = [*self.seeds, *(member.num_updates for member in members)]
         torch.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
 
@@ -266,7 +270,7 @@ class Population:
                 try:
                     batches = collect_groups(
                         envs,
-                        population_act([member.policy for member in members]),
+                        population_act([member.policy for member in members], generators=_generators(members)),
                         [episodes] * len(members),
                         action_squash=members[0].policy.action_squash,
                         seed=self._reset_seed(members, envs),
@@ -404,6 +408,19 @@ class _MemberRun:
         """Commit the member's checkpoint (its metrics rows first), unless the last one is at this update."""
         if self.path is not None and self.member.checkpoint_update != self.member.num_updates:
             commit(self.member, self.path, self.log)
+
+
+def _generators(members: Sequence[Reinforce]) -> list[torch.Generator]:
+    """Each member's generator of its next collection's draws, seeded from its seed and update count.
+
+    A member's actions are then drawn independently of the other members (which ones train, how long their
+    collections run), and a resumed member draws what an uninterrupted one would.
+    """
+    generators = []
+    for member in members:
+        seed = int(np.random.SeedSequence([member.seed or 0, member.num_updates, 1]).generate_state(1)[0])
+        generators.append(torch.Generator(device=member.device).manual_seed(seed))
+    return generators
 
 
 def _check_seeds(seeds: Sequence[int | None]) -> None:
