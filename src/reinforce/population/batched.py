@@ -176,9 +176,13 @@ def population_act(
     head: Callable[[Tensor, Tensor | None], Any] = first.head
     body = _Stack.of(policies)
 
+    argmax = deterministic and isinstance(first, CategoricalPolicy)  # the mode without building the distribution
+
     def stacked(observations: Tensor, action_masks: Tensor | None) -> Tensor:
         features = _encode(policies, observations.reshape(count, -1, *observations.shape[1:]))
         logits = body(features)
+        if argmax and action_masks is None:
+            return logits.reshape(-1, logits.shape[-1]).argmax(-1)
         distribution = head(logits.reshape(-1, logits.shape[-1]), action_masks)
         return sample_actions(distribution, deterministic, uniforms(distribution, range(count)))
 
