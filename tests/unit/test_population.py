@@ -11,7 +11,7 @@ import reinforce
 from reinforce.core.policies import make_policy
 from reinforce.errors import ReinforceError
 from reinforce.population import Population, batched, population_act, train_population
-from reinforce.population.members import update_members
+from reinforce.population.rounds import update_members
 from reinforce.rollout.collect import collect, collect_groups, sample_actions
 from reinforce.rollout.envs import make_vec_env
 

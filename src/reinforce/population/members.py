@@ -35,21 +35,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
-from torch import Tensor
 
 from reinforce.agent import Reinforce
-from reinforce.callbacks import EvalCallback, TrainingRun, make_verifier, verified_at_checkpoint
+from reinforce.callbacks import EvalCallback
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, TrainConfig, as_count, episodes_per_update
-from reinforce.core.batch import RolloutBatch
 from reinforce.core.device import torch_threads
-from reinforce.errors import NonFiniteError, ReinforceError, TrainingInterrupted
-from reinforce.population.batched import batched_update, policy_step, population_act
-from reinforce.population.checks import evaluate_members, sub_env_seeds
+from reinforce.errors import ReinforceError, TrainingInterrupted
+from reinforce.population.batched import population_act
+from reinforce.population.checks import sub_env_seeds
+from reinforce.population.rounds import MemberRun, checks_due, member_generators, update_members
 from reinforce.rollout.collect import collect_groups
 from reinforce.rollout.envs import EnvLike, Wrapper
 from reinforce.run.files import run_path, training_lock
 from reinforce.run.metrics import RunLog
-from reinforce.training import StopSignals, claim, commit, schedule_learning_rates, stop_on_training_mean
+from reinforce.training import StopSignals, claim, schedule_learning_rates
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -232,7 +231,7 @@ class Population:
         root = run_path(run_dir, writing=True) if run_dir is not None else None
         paths = [None if root is None else root / MEMBER_DIR.format(seed=seed) for seed in self.seeds]
         with contextlib.ExitStack() as stack, torch_threads(self.config.num_threads):
-            runs: list[_MemberRun] = []
+            runs: list[MemberRun] = []
             for member, path, target in zip(self.members, paths, targets, strict=True):
                 log = None
                 if path is not None:
@@ -242,7 +241,7 @@ class Population:
                     log = RunLog(path, member.num_updates, member.num_env_steps)
                     stack.callback(log.close)
                     member.write_config(path, total_steps=target)
-                runs.append(_MemberRun(member, target, path, log, checkpoint_every))
+                runs.append(MemberRun(member, target, path, log, checkpoint_every))
             self.verifiers = {}
             for seed, run in zip(self.seeds, runs, strict=True):
                 if run.verifier is not None:
@@ -253,12 +252,14 @@ class Population:
             raise TrainingInterrupted(stop.signal_number, None if root is None else str(root), None)
         return self
 
-    def _train(self, runs: Sequence[_MemberRun], stop: StopSignals) -> None:
+    def _train(self, runs: Sequence[MemberRun], stop: StopSignals) -> None:
         """The loop of `learn`: one batched collection and update of the members still running, until none is."""
         episodes = episodes_per_update(self.config)
         try:
             while stop.signal_number is None:
-                running = [(seed, run) for seed, run in zip(self.seeds, runs, strict=True) if run.running(seed, self)]
+                running = [
+                    (seed, run) for seed, run in zip(self.seeds, runs, strict=True) if run.running(seed in self.errors)
+                ]
                 if not running:
                     break
                 members = [run.member for _, run in running]
@@ -270,7 +271,7 @@ class Population:
                 try:
                     batches = collect_groups(
                         envs,
-                        population_act([member.policy for member in members], generators=_generators(members)),
+                        population_act([member.policy for member in members], generators=member_generators(members)),
                         [episodes] * len(members),
                         action_squash=members[0].policy.action_squash,
                         seed=self._reset_seed(members, envs),
@@ -283,14 +284,14 @@ class Population:
                 complete = [batch for batch in batches if batch is not None]
                 assert len(complete) == len(members)
                 results = update_members(members, complete, time.perf_counter() - start)
-                updated: list[tuple[_MemberRun, dict[str, Any]]] = []
+                updated: list[tuple[MemberRun, dict[str, Any]]] = []
                 for (seed, run), result in zip(running, results, strict=True):
                     if isinstance(result, ReinforceError):  # this member's alone: the others go on
                         logger.warning("seed %d stopped after update %d: %s", seed, run.member.num_updates, result)
                         self.errors[seed] = result
                     else:
                         updated.append((run, result))
-                checks = _checks(updated)
+                checks = checks_due(updated)
                 for run, metrics in updated:
                     run.after_update(metrics, checks.get(id(run)))
         finally:
@@ -303,124 +304,6 @@ class Population:
             self.envs.close()
         for member in getattr(self, "members", ()):
             member.close()
-
-
-def update_members(
-    members: Sequence[Reinforce], batches: Sequence[RolloutBatch], collected_s: float = 0.0
-) -> list[dict[str, Any] | ReinforceError]:
-    """Each member's update on its batch (the policy steps batched where `batched_update` says).
-
-    Returns each member's metrics, or the error that stopped it. Each member's training time counts its share of
-    ``collected_s`` and of the batched step.
-    """
-    start = time.perf_counter()
-    steps: list[dict[str, float] | NonFiniteError | None] = [None] * len(members)
-    returns: list[Tensor | None] = [None] * len(members)
-    if batched_update(members, batches):
-        weights = []
-        for index, (member, batch) in enumerate(zip(members, batches, strict=True)):
-            returns[index], weights_TN = member.batch_weights(batch)
-            weights.append(weights_TN)
-        steps = list(policy_step(members, batches, weights))
-    share = (collected_s + time.perf_counter() - start) / len(members)
-    results: list[dict[str, Any] | ReinforceError] = []
-    for member, batch, step, returns_TN in zip(members, batches, steps, returns, strict=True):
-        member.train_time_s += share
-        if isinstance(step, NonFiniteError):
-            results.append(step)
-            continue
-        try:
-            stepped = None if step is None or returns_TN is None else (returns_TN, step)
-            results.append(member.update(batch, stepped=stepped))
-        except ReinforceError as error:
-            results.append(error)
-    return results
-
-
-def _checks(updated: Sequence[tuple[_MemberRun, dict[str, Any]]]) -> dict[int, dict[int, dict[str, Any]]]:
-    """The verification checks due after a round, made together (`reinforce.population.checks`), confirmations too.
-
-    Returns:
-        By ``id`` of a member's run, its checks' summaries by number of episodes, as its verifier takes them.
-    """
-    due = [
-        run
-        for run, metrics in updated
-        if run.verifier is not None
-        and run.verifier.eval_env is None
-        and run.verifier.deterministic
-        and run.verifier.seed is None
-        and run.verifier.due(run.member, metrics)
-    ]
-    made: dict[int, dict[int, dict[str, Any]]] = {id(run): {} for run in due}
-    confirming = []
-    for episodes in sorted({run.verifier.episodes for run in due if run.verifier is not None}):
-        group = [run for run in due if run.verifier is not None and run.verifier.episodes == episodes]
-        checked = evaluate_members([run.member for run in group], episodes, own_envs=False)
-        for run, summary in zip(group, checked, strict=True):
-            made[id(run)][episodes] = summary
-            if run.verifier is not None and run.verifier.confirms(summary["mean_return"]):
-                confirming.append(run)
-    for episodes in sorted({run.verifier.confirm_episodes or 0 for run in confirming if run.verifier is not None}):
-        group = [run for run in confirming if run.verifier is not None and run.verifier.confirm_episodes == episodes]
-        for run, summary in zip(group, evaluate_members([run.member for run in group], episodes), strict=True):
-            made[id(run)][episodes] = summary
-    return made
-
-
-class _MemberRun:
-    """One member's side of `Population.learn`: its budget, run directory, log, checkpoints and verified stop."""
-
-    def __init__(
-        self, member: Reinforce, target: int, path: Path | None, log: RunLog | None, checkpoint_every: int
-    ) -> None:
-        self.member = member
-        self.target = target
-        self.path = path
-        self.log = log
-        self.checkpoint_every = checkpoint_every
-        self.committed: int | None = None  # the update of the last checkpoint written here
-        self.stopped = path is not None and verified_at_checkpoint(member, path) is not None
-        self.verifier = make_verifier(member)
-        if self.verifier is not None:
-            self.verifier.start(member, TrainingRun(path, self.commit))
-
-    def running(self, seed: int, population: Population) -> bool:
-        """Whether the member trains on: budget left, not stopped (verified, solved), no error."""
-        member = self.member
-        return (
-            seed not in population.errors
-            and not self.stopped
-            and member.num_env_steps < self.target
-            and not stop_on_training_mean(member)
-        )
-
-    def after_update(self, metrics: dict[str, Any], checks: dict[int, dict[str, Any]] | None = None) -> None:
-        """Log the update, check the member's policy (its verified stop; ``checks``: made already), commit."""
-        if self.log is not None:
-            self.log.write(metrics)
-        if self.verifier is not None and not self.verifier(self.member, metrics, evaluations=checks):
-            self.stopped = True
-        if self.checkpoint_every and self.member.num_updates % self.checkpoint_every == 0:
-            self.commit()
-
-    def commit(self) -> None:
-        """Commit the member's checkpoint (its metrics rows first), unless the last one is at this update."""
-        if self.path is not None and self.member.checkpoint_update != self.member.num_updates:
-            commit(self.member, self.path, self.log)
-
-
-def _generators(members: Sequence[Reinforce]) -> list[torch.Generator]:
-    """Each member's generator of its next collection's draws, seeded from its seed and update count.
-
-    A member's actions are then drawn independently of the other members (which ones train, how long their
-    collections run), and a resumed member draws what an uninterrupted one would.
-    """
-    generators = []
-    for member in members:
-        seed = int(np.random.SeedSequence([member.seed or 0, member.num_updates, 1]).generate_state(1)[0])
-        generators.append(torch.Generator(device=member.device).manual_seed(seed))
-    return generators
 
 
 def _check_seeds(seeds: Sequence[int | None]) -> None:
