@@ -132,7 +132,7 @@ def train(
     or 129;
     `reinforce train --resume RUN_DIR` then continues exactly where the run stopped.
     """
-    from reinforce.run.plotting import PlotProcess
+    from reinforce.run.plot_process import PlotProcess
 
     if seeds_text is not None:
         given = {"--seed": seed, "--eval-every": eval_every or None, "--address": address}
