@@ -15,8 +15,9 @@ from a generator of its own (seeded from its seed and update count), and stops o
 `reinforce.callbacks.make_verifier`, with evaluations.csv and ``best/``; the checks due in a round run together,
 `reinforce.population.checks`), or an error such as a non-finite step (recorded in `Population.errors`), while
 the others go on. A member that stops leaves the vector env (it is rebuilt smaller: every collection starts from
-a seeded reset anyway). Where the envs take a seed per sub-env (Gymnasium's sync and async vector envs), a
-member's run is therefore the same whichever members train beside it, up to float rounding in the batched
+a seeded reset anyway). Where the envs take a seed per sub-env (Gymnasium's sync and async vector envs) and
+the policy is Categorical (other distributions sample from torch's generator), a member's run is therefore the
+same whichever members train beside it, up to float rounding in the batched
 matmuls, and a resumed population goes on as an uninterrupted one; a natively vectorised env (CartPole's) takes
 one reset seed for all sub-envs, and there a member's run is statistically, not exactly, the same. It is never
 number for number the single run of its seed (that one samples from torch's global generator). A member's

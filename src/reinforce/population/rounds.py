@@ -103,7 +103,6 @@ class MemberRun:
         self.path = path
         self.log = log
         self.checkpoint_every = checkpoint_every
-        self.committed: int | None = None  # the update of the last checkpoint written here
         self.stopped = path is not None and verified_at_checkpoint(member, path) is not None
         self.verifier = make_verifier(member)
         if self.verifier is not None:
