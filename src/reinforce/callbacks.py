@@ -221,9 +221,10 @@ class EvalCallback:
     ) -> bool:
         """Evaluate if `due`; False once ``stop_at`` is reached.
 
-        ``evaluations``: summaries of `reinforce.evaluation.evaluate_policy` of the agent as it is now, by number
-        of episodes, made already as this callback would make them (a population checks its members together,
-        `reinforce.population.checks`); used instead of evaluating again.
+        ``evaluations``: summaries of the agent's evaluations as it is now, by number of episodes, made already
+        (a population checks its members together, `reinforce.population.checks`: on a natively vectorised env
+        such as CartPole's, episodes of the same distribution as this callback's, not the same ones); used
+        instead of evaluating again.
         """
         if self._run is None:  # called outside learn: evaluations in memory only
             self._run = TrainingRun(None, lambda: None)
