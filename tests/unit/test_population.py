@@ -235,7 +235,9 @@ STEP_SETTINGS = [
 
 
 @pytest.mark.parametrize("padding", [0.0, float("inf")], ids=["each-members-rows", "padded"])
-@pytest.mark.parametrize("settings", STEP_SETTINGS, ids=lambda settings: ",".join(settings) or "defaults")
+@pytest.mark.parametrize(
+    "settings", STEP_SETTINGS, ids=["defaults", "clipped", "rmsprop-value", "masked", "multidiscrete"]
+)
 def test_the_batched_step_is_each_members_own_step(
     settings: dict[str, object], padding: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
