@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -366,3 +367,35 @@ def test_a_population_repeats_and_resumes_exactly_where_the_envs_take_a_seed_per
         assert (member.num_updates, list(member.recent_returns)) == (again.num_updates, list(again.recent_returns))
         for name, value in member.policy.state_dict().items():  # the members' updates paired otherwise: rounding
             torch.testing.assert_close(value, again.policy.state_dict()[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_cli_members_stop_verified_and_a_resume_leaves_them_as_they_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_support import run_main
+
+    args = ("train", "CartPole-v1", "--seeds", "0,1", "--num-envs", "4", "--hidden-sizes", "16")
+    result = run_main(
+        *args, "--reward-threshold", "15", "--run-dir", "pop", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": verified in ") == 2
+    evaluations = [(tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").read_text() for seed in (0, 1)]
+    for seed, evaluation in zip((0, 1), evaluations, strict=True):  # the confirmation, as the member evaluates
+        returns = reinforce.load(tmp_path / "pop" / f"seed-{seed}").evaluate(100)["returns"]
+        assert json.loads(evaluation)["returns"] == returns
+    resumed = run_main(
+        "train",
+        "--seeds",
+        "0,1",
+        "--resume",
+        "pop",
+        "--eval-episodes",
+        "3",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.count("already finished (verified at") == 2
+    assert [(tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").read_text() for seed in (0, 1)] == evaluations

@@ -260,6 +260,7 @@ def _train_population(
     from reinforce.run.plotting import plot_comparison
     from reinforce.training import finish_run
 
+    finished: dict[int, str] = {}  # resumed members with nothing left to do: what `_finished` says of them
     if resume_dir is not None:
         agents: list[Any] = []
         budgets: list[int] = []
@@ -270,6 +271,9 @@ def _train_population(
                 )
                 agents.append(agent)
                 budgets.append(max(0, target - agent.num_env_steps))
+                line = _finished(agent, resume_dir / f"seed-{seed}", target)
+                if line is not None:
+                    finished[seed] = line
         except BaseException:
             for agent in agents:
                 agent.close()
@@ -286,6 +290,9 @@ def _train_population(
         run_dir = claim_run_dir(population.members[0].env_id, None) if run_dir is None else run_dir
         population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every)
         for seed, member in zip(seeds, population.members, strict=True):
+            if seed in finished:  # its run directory stays as it was (its evaluation.json included)
+                click.echo(f"seed {seed}: {finished[seed]}")
+                continue
             verifier = population.verifiers.get(seed)
             verified = None if verifier is None else verifier.verified
             outcome = "verified" if verified else "solved" if verifier is None and member.solved else "trained"
