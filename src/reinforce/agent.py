@@ -309,12 +309,16 @@ class Reinforce:
         """Whether the mean return of the last 100 training episodes reached the reward threshold."""
         return is_solved(self.recent_returns, self.reward_threshold)
 
-    def update(self, batch: RolloutBatch | None = None) -> dict[str, Any]:
+    def update(
+        self, batch: RolloutBatch | None = None, *, stepped: tuple[Tensor, dict[str, float]] | None = None
+    ) -> dict[str, Any]:
         """Collect ``episodes_per_update`` complete episodes and take one policy-gradient step on them.
 
         Args:
             batch: the update's episodes, collected elsewhere with this agent's policy (a population's batched
                 collection, `reinforce.population`); None collects them (`collect_batch`).
+            stepped: the policy step on ``batch`` taken already (a population's batched step): the batch's
+                returns ``[T, N]`` and the step's loss metrics; the update does the rest (baseline, counters).
 
         Returns:
             The update's metrics (the columns of metrics.csv) plus ``episode_returns``, ``episode_lengths``
@@ -324,7 +328,7 @@ class Reinforce:
             self.start_workers()
         start = time.perf_counter()
         batch = self.collect_batch() if batch is None else batch
-        losses = self.train_on_batch(batch)
+        losses = self.train_on_batch(batch) if stepped is None else stepped[1] | self.fit_baseline(batch, stepped[0])
         if self.lr_scheduler is not None:
             self.lr_scheduler.step()
             check_learning_rates(self.optimizer, "the lr_scheduler")
