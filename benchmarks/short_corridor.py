@@ -22,7 +22,6 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,29 +30,7 @@ from common import machine, versions
 sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
 
 import short_corridor_env
-
-THETA = (1.47, -1.47)
-"""Initial preferences of (left, right): pi(right) = 0.05, as in the book's figure."""
-
-
-MAX_STEPS = 1000
-"""Both cut an episode after this many steps: a plain softmax can drift to pi(right) = 0, whose episodes never
-end (short_corridor_env.ShortCorridor's ``max_steps``)."""
-
-SETTINGS = {
-    "num_envs": 1,
-    "episodes_per_update": 1,
-    "update": "per_step",
-    "optimizer": "sgd",
-    "gamma": 1.0,
-    "discount_gradient": True,
-    "reward_to_go": True,
-    "baseline": "none",
-    "return_normalization": "none",
-    "hidden_sizes": (),
-    "stop_on_solve": False,
-}
-"""The book's REINFORCE as reinforce's settings (the step size aside)."""
+from short_corridor_figure import MAX_STEPS, SETTINGS, THETA, books_theta, returns_of_step_size
 
 
 def book_run(alpha: float, episodes: int, seed: int) -> np.ndarray:
@@ -82,14 +59,6 @@ def book_run(alpha: float, episodes: int, seed: int) -> np.ndarray:
     return returns
 
 
-def books_theta(agent: Any) -> None:
-    """Start ``agent``'s linear softmax at the book's theta (the observation is [0.0]: the logits are the bias)."""
-    layer = agent.policy.body[0]
-    with torch.no_grad():
-        layer.weight.zero_()
-        layer.bias.copy_(torch.tensor(THETA))
-
-
 def reinforce_run(alpha: float, episodes: int, seed: int) -> np.ndarray:
     """The same with reinforce: ``update="per_step"`` and the book's settings, one episode per update.
 
@@ -103,29 +72,6 @@ def reinforce_run(alpha: float, episodes: int, seed: int) -> np.ndarray:
     books_theta(agent)
     returns = np.array([agent.update()["episode_returns"][0] for _ in range(episodes)])
     agent.close()
-    return returns
-
-
-def population_runs(alpha: float, episodes: int, runs: int) -> np.ndarray:
-    """``runs`` runs as one `reinforce.Population` (seeds 0..runs-1), a round per episode: ``[runs, episodes]``."""
-    from reinforce import Population
-
-    population = Population(
-        "ShortCorridor-v0",
-        seeds=range(runs),
-        lr=alpha,
-        env_kwargs={"max_steps": MAX_STEPS},
-        vectorization_mode="vector_entry_point",
-        **SETTINGS,
-    )
-    for member in population.members:
-        books_theta(member)
-    returns = np.zeros((runs, episodes))
-    for episode in range(episodes):
-        for run, metrics in enumerate(population.update()):
-            assert metrics is not None, population.errors
-            returns[run, episode] = metrics["episode_returns"][0]
-    population.close()
     return returns
 
 
@@ -151,13 +97,13 @@ def main() -> None:
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {machine()}; {versions('torch', 'numpy', 'gymnasium')}")
     print(f"short corridor, alpha 2^{args.alpha_exponent}, {args.runs} runs x {args.episodes} episodes")
     if args.population:
-        population_runs(alpha, 2, 2)  # imports and first calls outside the clock
+        returns_of_step_size(alpha, 2, 2)  # imports and first calls outside the clock
         halves = [range(args.runs // 2), range(args.runs // 2, args.runs)]
         start = time.perf_counter()
         book = [book_run(alpha, args.episodes, seed) for seed in halves[0]]
         book_s = time.perf_counter() - start
         start = time.perf_counter()
-        together = population_runs(alpha, args.episodes, args.runs)
+        together = returns_of_step_size(alpha, args.runs, args.episodes)
         population_s = time.perf_counter() - start
         start = time.perf_counter()  # the NumPy loop's runs before and after the population's: the same load
         book += [book_run(alpha, args.episodes, seed) for seed in halves[1]]

@@ -29,7 +29,7 @@ from reinforce.core.textbook import (
 )
 from reinforce.core.weights import batch_returns, policy_weights
 from reinforce.errors import NonFiniteError
-from reinforce.population import per_step_members
+from reinforce.population.rounds import per_step_members
 from reinforce.rollout import collect as collect_module
 from reinforce.rollout.collect import collect, sample_actions
 from reinforce.rollout.envs import make_vec_env
@@ -382,12 +382,11 @@ def test_a_members_batched_update_is_its_single_update() -> None:
         start_at_the_books_theta(member)
     for _ in range(3):
         batches = [member.collect_batch() for member in population.members]
-        stepped = per_step_members(population.members, batches)
-        assert all(step is not None for step in stepped)
-        metrics = [
-            member.update(batch, stepped=step)
-            for member, batch, step in zip(population.members, batches, stepped, strict=True)
-        ]
+        returns, losses = per_step_members(population.members, batches)
+        metrics = []
+        for member, batch, returns_TN, step in zip(population.members, batches, returns, losses, strict=True):
+            assert returns_TN is not None and isinstance(step, dict)
+            metrics.append(member.update(batch, stepped=(returns_TN, step)))
         single = alone.update(batches[1])
         for name in ("losses/policy_loss", "losses/entropy", "losses/grad_norm", "episode_returns", "env_steps"):
             assert metrics[1][name] == pytest.approx(single[name], rel=1e-9), name
