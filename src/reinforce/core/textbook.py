@@ -9,7 +9,9 @@ autograd: `linear_softmax_per_step` runs a whole batch's updates in a loop of Py
 back in the parameters' dtype), where the general loop of `reinforce.core.loss.update_policy` runs a forward
 pass, a backward pass and an optimizer step per step; the two agree up to float rounding
 (tests/unit/test_textbook.py checks both against the book's rule written out). `LinearSoftmaxSampler` does
-the same for the sampling of such a policy's actions during collection. docs/benchmarks.md, "The textbook
+the same for the sampling of such a policy's actions during collection, `per_step_weights` computes the
+returns and weights of the textbook case in NumPy (the same floats), and `linear_softmax_per_step_members`
+takes a population's members' per-step updates as one batched computation. docs/benchmarks.md, "The textbook
 per-step mode", has the measurements.
 """
 
