@@ -56,6 +56,7 @@ print("exact gradient (dJ/dmu, dJ/dsigma):", exact.tolist())
 # The score-function estimate from `N` samples is the mean of `f(x)` times the score. The pathwise one is the
 # mean of `f'(x) = 2 (x - 2)` times `dx/dmu = 1` and `dx/dsigma = eps`.
 
+
 # %%
 def score_function_by_hand(num_samples: int, repeats: int = 1) -> torch.Tensor:
     """``[repeats, 2]``: independent estimates of (dJ/dmu, dJ/dsigma), each from ``num_samples`` samples."""
@@ -70,8 +71,10 @@ def pathwise_by_hand(num_samples: int, repeats: int = 1) -> torch.Tensor:
     return torch.stack([2 * (x - 2.0), 2 * (x - 2.0) * eps], dim=-1).mean(1)
 
 
-print("score function, 100k samples:", score_function_by_hand(100_000)[0].tolist())
-print("pathwise,       100k samples:", pathwise_by_hand(100_000)[0].tolist())
+by_hand = {"score function": score_function_by_hand(100_000)[0], "pathwise": pathwise_by_hand(100_000)[0]}
+for name, estimate in by_hand.items():
+    print(f"{name:14}, 100k samples: {estimate.tolist()}")
+    assert torch.allclose(estimate, exact, atol=0.15)  # both unbiased: near the exact gradient
 
 # %% [markdown]
 # Both are unbiased: with many samples, both land on the exact gradient. They differ in how far one estimate
@@ -92,7 +95,7 @@ spreads = {
     "pathwise": [spread(pathwise_by_hand, n) for n in SAMPLE_SIZES],
 }
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-for index, (axis, name) in enumerate(zip(axes, ["dJ/dmu", "dJ/dsigma"])):
+for index, (axis, name) in enumerate(zip(axes, ["dJ/dmu", "dJ/dsigma"], strict=True)):
     for label, values in spreads.items():
         axis.loglog(SAMPLE_SIZES, [float(v[index]) for v in values], marker="o", label=label)
     axis.set_title(f"{name} (exact {float(exact[index]):.1f})")
@@ -136,6 +139,7 @@ print("autograd pathwise:      ", [mu.grad.item(), sigma.grad.item()])
 # detached for you. A baseline `b` that does not depend on the sample leaves the estimate unbiased and can cut
 # its variance: here the leave-one-out mean of the other samples' `f`. The policy gradient of the next
 # notebooks is this same surrogate, where `x` is an action and `f` the return that followed it.
+
 
 # %%
 def surrogate_estimate(num_samples: int, leave_one_out: bool) -> torch.Tensor:

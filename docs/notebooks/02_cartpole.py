@@ -143,7 +143,7 @@ def record(agent: reinforce.Reinforce, metrics: dict) -> bool:
 
 
 agent.learn(30_000, callback=record)
-steps, mean_returns = zip(*curve)
+steps, mean_returns = zip(*curve, strict=True)
 fig, axis = plt.subplots(figsize=(7, 3.5))
 axis.plot(steps, mean_returns, marker=".")
 axis.set_xlabel("env steps")

@@ -80,6 +80,7 @@ class TabularEnv(gym.Env):
 # compute `pi(·|s)` with the agent's own policy module, so autograd gives `grad J` with respect to exactly the
 # parameters the estimators update.
 
+
 # %%
 def expected_return(policy: torch.nn.Module) -> torch.Tensor:
     probs = policy(torch.arange(NUM_STATES)).probs.double()  # [S, A]
@@ -119,7 +120,7 @@ VARIANTS = {
     "reward-to-go, no gamma^t (common)": {},
     "reward-to-go, gamma^t, batch-standardised": {"discount_gradient": True, "return_normalization": "batch"},
 }
-NUM_BATCHES = 150
+NUM_BATCHES = 100
 
 
 def estimates(switches: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,7 +147,7 @@ for name, switches in VARIANTS.items():
     print(f"{name:45} {bias:6.3f} {noise:8.3f} {variance:9.3f}")
 
 # %% [markdown]
-# How to read it: a bias within about twice its noise is no bias that 150 batches can see. The unbiased
+# How to read it: a bias within about twice its noise is no bias that 100 batches can see. The unbiased
 # variants (whole-episode returns; reward-to-go with `gamma^t`; with a leave-one-out baseline) differ in variance
 # only: reward-to-go drops the rewards that came before each action, pure noise, and the baseline subtracts what
 # the other episodes say to expect. Dropping `gamma^t` (as nearly every library does) and standardising the
@@ -162,7 +163,7 @@ for name, switches in VARIANTS.items():
 
 # %%
 SEEDS = range(3)
-UPDATES = 40
+UPDATES = 30
 fig, axis = plt.subplots(figsize=(8, 4))
 for name, switches in VARIANTS.items():
     curves = []

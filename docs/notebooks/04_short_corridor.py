@@ -63,6 +63,7 @@ def next_state(state, right):
 # With `p` the probability of right in every state, the values solve three linear equations
 # (`v(s) = -1 + p · v(right of s) + (1 - p) · v(left of s)`, and `v(goal) = 0`).
 
+
 # %%
 def start_value(p: float) -> float:
     a = np.eye(3)
@@ -104,6 +105,7 @@ fig.tight_layout()
 # First the book's algorithm as it is written, in NumPy, vectorised over independent runs (each array has one
 # entry per run; both variants run side by side, 20 runs each), 1000 episodes each, with the book's step sizes.
 
+
 # %%
 def sutton_barto_reinforce(alpha: np.ndarray, alpha_w: np.ndarray, episodes: int = 1000) -> np.ndarray:
     """Total reward of every episode, ``[runs, episodes]``, for runs with step sizes ``alpha``, ``alpha_w``.
@@ -133,9 +135,7 @@ def sutton_barto_reinforce(alpha: np.ndarray, alpha_w: np.ndarray, episodes: int
 
 
 RUNS = 20
-totals = sutton_barto_reinforce(
-    alpha=np.repeat([2**-13, 2**-9], RUNS), alpha_w=np.repeat([0.0, 2**-6], RUNS)
-)
+totals = sutton_barto_reinforce(alpha=np.repeat([2**-13, 2**-9], RUNS), alpha_w=np.repeat([0.0, 2**-6], RUNS))
 without_baseline, with_baseline = totals[:RUNS], totals[RUNS:]
 
 fig, axis = plt.subplots(figsize=(7, 4))
@@ -201,6 +201,7 @@ for _ in range(3):
         d += 2 * ALPHA * -(len(rights) - t) * (right - 1 / (1 + math.exp(-d)))
     agent.train_on_batch(batch)
     print(f"episode of {len(rights):3} steps: by hand d = {d:.6f}, reinforce d = {logit_difference():.6f}")
+    assert abs(d - logit_difference()) < 1e-4
 agent.close()
 
 # %% [markdown]

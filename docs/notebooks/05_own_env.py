@@ -19,6 +19,7 @@
 # form an environment can take.
 
 # %%
+import csv
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import gymnasium as gym
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from gymnasium.utils.env_checker import check_env
 
 import reinforce
 
@@ -72,8 +74,6 @@ def make_env() -> gym.Env:
 # Gymnasium's checker is worth running once on a new environment:
 
 # %%
-from gymnasium.utils.env_checker import check_env
-
 check_env(GridGoal(), skip_render_check=True)
 
 # %% [markdown]
@@ -90,8 +90,6 @@ agent.learn(25_000, run_dir=run_dir)
 print(f"{agent.num_updates} updates, {agent.num_env_steps} env steps, {agent.num_episodes} episodes")
 
 # %%
-import csv
-
 with open(run_dir / "metrics.csv") as file:
     rows = list(csv.DictReader(file))
 fig, axis = plt.subplots(figsize=(7, 3.5))
@@ -109,8 +107,10 @@ fig.tight_layout()
 
 # %%
 evaluation = reinforce.evaluate_policy(agent, episodes=20)
-print(f"mean return {evaluation['mean_return']:.2f} ± {evaluation['std_return']:.2f}, "
-      f"mean length {evaluation['mean_length']:.1f}")
+print(
+    f"mean return {evaluation['mean_return']:.2f} ± {evaluation['std_return']:.2f}, "
+    f"mean length {evaluation['mean_length']:.1f}"
+)
 
 # %% [markdown]
 # ## Load the run again
@@ -136,4 +136,5 @@ exported = torch.jit.load(str(path))
 corners = torch.tensor([[0.0, 0.0], [0.0, 1.0], [0.75, 1.0]])
 print("exported actions:", exported(corners).tolist())
 print("predict's actions:", agent.predict(corners.numpy(), deterministic=True)[0].tolist())
+assert exported(corners).tolist() == agent.predict(corners.numpy(), deterministic=True)[0].tolist()
 agent.close()
