@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -205,21 +205,40 @@ class EvalCallback:
                 self.best = row
         self._reconcile_best(agent, run.run_dir)
 
-    def __call__(self, agent: Reinforce, metrics: dict[str, Any], /) -> bool:
-        """Evaluate if this update crossed a multiple of ``every_steps``; False once ``stop_at`` is reached."""
+    def due(self, agent: Reinforce, metrics: dict[str, Any]) -> bool:
+        """Whether the update just done calls for an evaluation: it crossed a multiple of ``every_steps``."""
+        return agent.num_env_steps // self.every_steps != self._interval
+
+    def confirms(self, mean_return: float) -> bool:
+        """Whether an evaluation of this mean return is confirmed (by ``confirm_episodes``) before it stops."""
+        confirm = self.confirm_episodes
+        return (
+            self.stop_at is not None and mean_return >= self.stop_at and confirm is not None and confirm > self.episodes
+        )
+
+    def __call__(
+        self, agent: Reinforce, metrics: dict[str, Any], /, *, evaluations: Mapping[int, dict[str, Any]] | None = None
+    ) -> bool:
+        """Evaluate if `due`; False once ``stop_at`` is reached.
+
+        ``evaluations``: summaries of the agent's evaluations as it is now, by number of episodes, made already
+        (a population checks its members together, `reinforce.population.checks`: on a natively vectorised env
+        such as CartPole's, episodes of the same distribution as this callback's, not the same ones); used
+        instead of evaluating again.
+        """
         if self._run is None:  # called outside learn: evaluations in memory only
             self._run = TrainingRun(None, lambda: None)
-        interval = agent.num_env_steps // self.every_steps
-        if interval == self._interval:
+        if not self.due(agent, metrics):
             return True
-        self._interval = interval
-        row, summary = self._evaluate(agent, self.episodes)
-        stop_at, confirm = self.stop_at, self.confirm_episodes
-        if stop_at is not None and row["mean_return"] >= stop_at and confirm is not None and confirm > self.episodes:
+        self._interval = agent.num_env_steps // self.every_steps
+        made = evaluations or {}
+        row, summary = self._evaluation(agent, self.episodes, made)
+        if self.confirms(row["mean_return"]):
             logger.info("check at %d env steps: mean return %.2f: confirming", row["env_steps"], row["mean_return"])
-            row, summary = self._evaluate(agent, confirm)  # its row stands for the update's in evaluations.csv
+            assert self.confirm_episodes is not None
+            row, summary = self._evaluation(agent, self.confirm_episodes, made)  # its row stands for the update's
         self._record(agent, row)
-        if stop_at is None or row["mean_return"] < stop_at:
+        if self.stop_at is None or row["mean_return"] < self.stop_at:
             return True
         logger.info("evaluation mean return %.2f reached stop_at=%s: stopping", row["mean_return"], self.stop_at)
         self.stopped = True
@@ -230,6 +249,13 @@ class EvalCallback:
         """One evaluation of ``agent`` as this callback makes them: a row of evaluations.csv (nothing written)."""
         return self._evaluate(agent, self.episodes)[0]
 
+    def _evaluation(
+        self, agent: Reinforce, episodes: int, made: Mapping[int, dict[str, Any]]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """`_evaluate`, or the summary in ``made`` for that many episodes as its row and summary."""
+        summary = made.get(episodes)
+        return self._evaluate(agent, episodes) if summary is None else (self._row(agent, summary), summary)
+
     def _evaluate(self, agent: Reinforce, episodes: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """An evaluation over ``episodes`` episodes: its row of evaluations.csv and `evaluate_policy`'s summary."""
         devices = [agent.device] if agent.device.type == "cuda" else []
@@ -237,13 +263,16 @@ class EvalCallback:
             summary = evaluate_policy(
                 agent, self.eval_env, episodes=episodes, deterministic=self.deterministic, seed=self.seed
             )
-        row = {
+        return self._row(agent, summary), summary
+
+    def _row(self, agent: Reinforce, summary: dict[str, Any]) -> dict[str, Any]:
+        """The row of evaluations.csv of an evaluation of ``agent`` (at its update) with this summary."""
+        return {
             "update": agent.num_updates,
             "env_steps": agent.num_env_steps,
             **{key: summary[key] for key in EVALUATION_FIELDS if key in summary},
             "wall_time_s": agent.train_time_s,
         }
-        return row, summary
 
     def _record(self, agent: Reinforce, row: dict[str, Any]) -> None:
         """Keep ``row``: in `evaluations` and evaluations.csv, and as the best (its policy in best/) if it is."""
@@ -316,12 +345,11 @@ class Verifier(EvalCallback):
     checks where an uninterrupted one does.
     """
 
-    def __call__(self, agent: Reinforce, metrics: dict[str, Any], /) -> bool:
-        """Check (and confirm) if due; False once a confirmed check reaches ``stop_at``."""
+    def due(self, agent: Reinforce, metrics: dict[str, Any]) -> bool:
+        """Whether a check is due: a multiple of ``every_steps`` crossed, or a training episode at ``stop_at``."""
         best = metrics.get("charts/episode_return_max")
-        if self.stop_at is not None and isinstance(best, (int, float)) and best >= self.stop_at:
-            self._interval = -1  # due now, whichever multiple of every_steps this update reached
-        return super().__call__(agent, metrics)
+        reached = self.stop_at is not None and isinstance(best, (int, float)) and best >= self.stop_at
+        return reached or super().due(agent, metrics)
 
 
 CONFIRM_EPISODES = 100

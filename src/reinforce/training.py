@@ -47,7 +47,7 @@ from reinforce.run.plotting import plot_runs
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
-    from reinforce.run.plotting import PlotProcess
+    from reinforce.run.plot_process import PlotProcess
 
 logger = logging.getLogger("reinforce")
 
