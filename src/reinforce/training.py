@@ -155,7 +155,10 @@ def _train(
     callbacks: Sequence[Callback],
 ) -> Reinforce:
     """The loop of `learn`: update until ``target`` env steps (or solved or called off), log, commit; closes ``log``."""
-    from tqdm.auto import tqdm
+    if progress_bar:
+        from tqdm.auto import tqdm
+    else:  # a disabled bar: tqdm.auto would still look for Jupyter's widgets, and warn in a notebook without them
+        from tqdm import tqdm
 
     bar = tqdm(
         total=target,
