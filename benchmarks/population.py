@@ -20,8 +20,8 @@ import torch
 from common import add_set_option, overrides, seed_range
 
 from reinforce import Population, Reinforce
-from reinforce.callbacks import make_verifier
 from reinforce.config import stops_on
+from reinforce.verification import make_verifier
 
 
 def main() -> None:

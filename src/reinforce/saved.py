@@ -185,6 +185,11 @@ def load(
 
     Raises:
         ReinforceError: the directory or one of its files is missing or damaged, or it has no checkpoint yet.
+
+    Example:
+        >>> agent = reinforce.load("runs/cartpole")  # doctest: +SKIP
+        >>> agent = reinforce.load("runs/mine", env=lambda: MyEnv(size=12), network=my_body)  # doctest: +SKIP
+        >>> action, _ = agent.predict(observation, deterministic=True)  # doctest: +SKIP
     """
     path = run_path(run_dir)
     check_run_dir(path)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from reinforce import Population, Reinforce
-from reinforce.callbacks import make_verifier
+from reinforce.verification import make_verifier
 
 SEEDS = range(20)
 BANDIT = {

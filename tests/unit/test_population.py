@@ -285,8 +285,8 @@ def test_the_batched_step_is_each_members_own_step(
 def test_members_stop_on_their_own_verified_policy_and_resume_as_finished(tmp_path: Path) -> None:
     """The verified stop per member (the default criterion): checks, a 100-episode confirmation, best/, and
     config.json naming the criterion; a resumed population of verified members trains no further."""
-    from reinforce.callbacks import CONFIRM_EPISODES, verified_at_checkpoint
     from reinforce.run.files import read_json
+    from reinforce.verification import CONFIRM_EPISODES, verified_at_checkpoint
 
     settings = {"num_envs": 4, "hidden_sizes": (16,), "reward_threshold": 15.0}
     population = train_population("CartPole-v1", [0, 1], 50_000, run_dir=tmp_path, **settings)  # type: ignore[arg-type]

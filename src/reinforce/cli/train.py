@@ -177,10 +177,11 @@ def train(
             env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
 
-    from reinforce.callbacks import EvalCallback, make_verifier
+    from reinforce.callbacks import EvalCallback
     from reinforce.errors import RunDirectoryBusy, TrainingInterrupted
     from reinforce.run.files import CHECKPOINT_FILE, CURVE_FILE
     from reinforce.training import finish_run, remove_run_files
+    from reinforce.verification import make_verifier
 
     # one callback evaluates: the verifier (stop_on_solve with solve_criterion=verified), at --eval-every if given
     evaluations = make_verifier(agent, every_steps=eval_every or None, episodes=eval_episodes if eval_every else None)
@@ -400,7 +401,7 @@ def _resumed_run(
 
 def _finished(agent: Any, run_dir: Path, total_steps: int) -> str | None:
     """The line that says a resumed run has nothing left to do, or None if it has."""
-    from reinforce.callbacks import verified_at_checkpoint
+    from reinforce.verification import verified_at_checkpoint
 
     verified = verified_at_checkpoint(agent, run_dir)
     if verified is not None:

@@ -241,6 +241,12 @@ def make_policy(
 
     Raises:
         ReinforceError: for any other space, naming it; a ``network`` that does not fit.
+
+    Example:
+        >>> from gymnasium import spaces
+        >>> policy = make_policy(spaces.Box(-1.0, 1.0, (4,)), spaces.Discrete(2), hidden_sizes=(128,))
+        >>> policy(torch.zeros(3, 4)).sample().shape
+        torch.Size([3])
     """
     encoder = ObservationEncoder(observation_space, normalize=normalize_observations)
     network_body = functools.partial(body, activation=activation, init=init)

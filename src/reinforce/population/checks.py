@@ -1,6 +1,6 @@
 """The members' verification checks together: each member's deterministic episodes on its own envs, in lockstep.
 
-A single run's check (`reinforce.callbacks.Verifier`) is `reinforce.evaluation.evaluate_policy`: its policy's
+A single run's check (`reinforce.verification.Verifier`) is `reinforce.evaluation.evaluate_policy`: its policy's
 deterministic episodes on a vector env of its own, reset with its evaluation seed. `evaluate_members` runs the
 checks of several members at once: each member's vector env is made and seeded as `evaluate_policy` makes and
 seeds it, and all of them step together with one batched policy call per step

@@ -12,7 +12,7 @@ Members are independent: each collects its own ``episodes_per_update`` episodes 
 with its own collection seed (where the vector env takes a seed per sub-env), with its Categorical actions drawn
 from a generator of its own (seeded from its seed and update count), and stops on its own: budget,
 ``stop_on_solve`` by its ``solve_criterion`` (the verified stop: each member's own
-`reinforce.callbacks.make_verifier`, with evaluations.csv and ``best/``; the checks due in a round run together,
+`reinforce.verification.make_verifier`, with evaluations.csv and ``best/``; the checks due in a round run together,
 `reinforce.population.checks`), or an error such as a non-finite step (recorded in `Population.errors`), while
 the others go on. A member that stops leaves the vector env (it is rebuilt smaller: every collection starts from
 a seeded reset anyway). Where the envs take a seed per sub-env (Gymnasium's sync and async vector envs) and
@@ -149,7 +149,7 @@ class Population:
         self.errors: dict[int, ReinforceError] = {}
         """Members that stopped on an error (a non-finite step, a failing env), by seed; the others went on."""
         self.verifiers: dict[int, EvalCallback] = {}
-        """The verified stop's callback of each member that has one (`reinforce.callbacks.make_verifier`), by
+        """The verified stop's callback of each member that has one (`reinforce.verification.make_verifier`), by
         seed: its ``verified`` is the confirmation its member stopped on, its ``best`` the best check."""
         self._envs: VectorEnv[Any, Any, Any] | None = None
         try:

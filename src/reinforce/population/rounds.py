@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from reinforce.callbacks import TrainingRun, make_verifier, verified_at_checkpoint
+from reinforce.callbacks import TrainingRun
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.textbook import linear_softmax_per_step_members
 from reinforce.errors import NonFiniteError, ReinforceError
@@ -26,6 +26,7 @@ from reinforce.population.batched import batched_update, policy_step
 from reinforce.population.checks import evaluate_members
 from reinforce.run.metrics import RunLog
 from reinforce.training import commit, stop_on_training_mean
+from reinforce.verification import make_verifier, verified_at_checkpoint
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce

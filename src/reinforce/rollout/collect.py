@@ -236,6 +236,12 @@ def collect(
         deterministic: take the distribution's mode instead of sampling (evaluation).
         seed: passed to ``envs.reset``; None continues the environments' random streams.
         device: where the policy runs.
+
+    Example:
+        >>> agent = reinforce.Reinforce("CartPole-v1", seed=0, num_envs=4)
+        >>> batch = reinforce.collect(agent.envs, agent.policy, num_episodes=8, seed=0)
+        >>> len(batch.episode_returns)
+        8
     """
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")

@@ -26,14 +26,14 @@ def steps_to_solve(
     """Env steps at the first update of ``run_dir`` after which the run counted as solved; None if none did.
 
     Solved is the trainer's own criterion: with ``verified``, the first confirmed evaluation of the
-    deterministic policy at the threshold (`reinforce.callbacks.verified_steps`, evaluations.csv); with
+    deterministic policy at the threshold (`reinforce.verification.verified_steps`, evaluations.csv); with
     ``training_mean``, `reinforce.run.metrics.is_solved` applied after each update (a row of metrics.csv) to the
     training episodes up to it (episodes.csv). None without a threshold.
     """
     if reward_threshold is None:
         return None
     if criterion == "verified":
-        from reinforce.callbacks import verified_steps
+        from reinforce.verification import verified_steps
 
         return verified_steps(run_dir, reward_threshold)
     metrics = read_columns(run_dir / METRICS_FILE, ("env_steps", "episodes"))
