@@ -312,7 +312,8 @@ class Population:
 
         `learn` runs rounds until the members stop (and writes their run directories); a caller that wants a
         fixed number of updates, such as Sutton & Barto's figures of episodes (examples/short_corridor_figure.py),
-        runs them itself. Nothing is written and no member stops on its budget or on being solved here.
+        runs them itself. Nothing is written, no member stops on a budget or on being solved, and an
+        ``lr_schedule`` (a fraction of a budget) is not applied here.
 
         Returns:
             Each member's metrics (`Reinforce.update`'s), or None for a member with an error (this round's are
