@@ -1,8 +1,10 @@
 """K CartPole seeds as one population against one seed alone and the K seeds one after the other.
 
-Every arm trains to the training criterion (stop_on_solve, 100-episode mean of training returns >= 475) or the
-budget, in this process, with one torch thread; seconds are wall time of training only (imports, env and agent
-construction excluded; the population's construction is reported apart). Compare ratios within one run of the
+Every arm trains to its config's stop (the defaults: the verified stop, a deterministic policy whose check and
+100-episode confirmation reach 475; each member has its own) or the budget, in this process, with one torch
+thread; seconds are wall time of training only, checks included (imports, env and agent construction excluded;
+the population's construction is reported apart), and beside them this process's CPU seconds (less moved by
+other work on the machine). Compare ratios within one run of the
 script: other work on the machine moves absolute seconds.
 
     python benchmarks/population.py [--seeds 0-9] [--max-steps 300000] [--set num_envs=16 ...]
@@ -18,6 +20,8 @@ import torch
 from common import add_set_option, overrides, seed_range
 
 from reinforce import Population, Reinforce
+from reinforce.config import stops_on
+from reinforce.verification import make_verifier
 
 
 def main() -> None:
@@ -31,53 +35,68 @@ def main() -> None:
     seeds = seed_range(args.seeds)
     settings = overrides(args.set)
 
-    print("| seed | arm | solved | env steps | updates | seconds |")
-    print("| ---: | --- | --- | ---: | ---: | ---: |")
-    separate: list[tuple[bool, int, float]] = []
+    print("| seed | arm | solved | env steps | updates | seconds | CPU seconds |")
+    print("| ---: | --- | --- | ---: | ---: | ---: | ---: |")
+    warm_up = Reinforce(args.env, seed=1_000_000, **settings)  # type: ignore[arg-type]
+    warm_up.learn(1)  # the first update in a process pays one-off costs (lazy imports, allocator): not a seed's
+    warm_up.close()
+    separate: list[tuple[bool, int, float, float]] = []
     for seed in seeds:
         agent = Reinforce(args.env, seed=seed, **settings)  # type: ignore[arg-type]
-        start = time.perf_counter()
-        agent.learn(args.max_steps)
-        seconds = time.perf_counter() - start
-        separate.append((agent.solved, agent.num_env_steps, seconds))
-        print(f"| {seed} | alone | {agent.solved} | {agent.num_env_steps:,} | {agent.num_updates} | {seconds:.2f} |")
+        verifier = make_verifier(agent)
+        start, cpu = time.perf_counter(), time.process_time()
+        agent.learn(args.max_steps, callback=verifier)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        solved = agent.solved if verifier is None else verifier.verified is not None
+        separate.append((solved, agent.num_env_steps, seconds, cpu))
+        print(
+            f"| {seed} | alone | {solved} | {agent.num_env_steps:,} | {agent.num_updates} | {seconds:.2f} | {cpu:.2f} |"
+        )
         agent.close()
 
     start = time.perf_counter()
     population = Population(args.env, seeds, **settings)  # type: ignore[arg-type]
     built = time.perf_counter() - start
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     population.learn(args.max_steps)
-    together = time.perf_counter() - start
+    together, together_cpu = time.perf_counter() - start, time.process_time() - cpu
+    together_solved = []
     for seed, member in zip(seeds, population.members, strict=True):
-        print(f"| {seed} | population | {member.solved} | {member.num_env_steps:,} | {member.num_updates} | - |")
+        verifier = population.verifiers.get(seed)
+        solved = member.solved if verifier is None else verifier.verified is not None
+        together_solved.append(solved)
+        print(f"| {seed} | population | {solved} | {member.num_env_steps:,} | {member.num_updates} | - | - |")
     population.close()
+    print(f"\nstop: {stops_on(population.config)}")
 
     members = population.members
     print()
-    print("| arm | solved | median env steps | max env steps | wall seconds |")
-    print("| --- | --- | ---: | ---: | ---: |")
+    print("| arm | solved | median env steps | max env steps | wall seconds | CPU seconds |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    first = separate[0]
     print(
-        f"| seed {seeds[0]} alone | {int(separate[0][0])}/1 | {separate[0][1]:,} | {separate[0][1]:,} | "
-        f"{separate[0][2]:.2f} |"
+        f"| seed {seeds[0]} alone | {int(first[0])}/1 | {first[1]:,} | {first[1]:,} | {first[2]:.2f} | {first[3]:.2f} |"
     )
     steps = [row[1] for row in separate]
     print(
         f"| {len(seeds)} seeds one after the other | {sum(row[0] for row in separate)}/{len(seeds)} | "
-        f"{statistics.median(steps):,.0f} | {max(steps):,} | {sum(row[2] for row in separate):.2f} |"
+        f"{statistics.median(steps):,.0f} | {max(steps):,} | {sum(row[2] for row in separate):.2f} | "
+        f"{sum(row[3] for row in separate):.2f} |"
     )
     steps = [member.num_env_steps for member in members]
     print(
-        f"| {len(seeds)} seeds as one population | {sum(member.solved for member in members)}/{len(seeds)} | "
-        f"{statistics.median(steps):,.0f} | {max(steps):,} | {together:.2f} (+{built:.2f} to build) |"
+        f"| {len(seeds)} seeds as one population | {sum(together_solved)}/{len(seeds)} | "
+        f"{statistics.median(steps):,.0f} | {max(steps):,} | {together:.2f} (+{built:.2f} to build) | "
+        f"{together_cpu:.2f} |"
     )
-    median_alone = statistics.median(row[2] for row in separate)
     print()
-    print(
-        f"population / seed {seeds[0]} alone: {together / separate[0][2]:.2f}x; population / median seed alone: "
-        f"{together / median_alone:.2f}x; population / one after the other: "
-        f"{together / sum(row[2] for row in separate):.2f}x"
-    )
+    for name, index, total in (("wall", 2, together), ("CPU", 3, together_cpu)):
+        median_alone = statistics.median(row[index] for row in separate)
+        print(
+            f"{name}: population / seed {seeds[0]} alone: {total / first[index]:.2f}x; population / median seed "
+            f"alone: {total / median_alone:.2f}x; population / one after the other: "
+            f"{total / sum(row[index] for row in separate):.2f}x"
+        )
 
 
 if __name__ == "__main__":

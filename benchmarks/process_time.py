@@ -130,11 +130,11 @@ def drive(args: list[str]) -> None:
 
     start = time.perf_counter()
     import reinforce.cli
-    import reinforce.run.plotting
+    import reinforce.run.plot_process
 
     phases["import reinforce.cli"] = time.perf_counter() - start
-    timed(reinforce.run.plotting.PlotProcess, "__init__", "start the curve's child process")
-    timed(reinforce.run.plotting.PlotProcess, "result", "wait for the curve")
+    timed(reinforce.run.plot_process.PlotProcess, "__init__", "start the curve's child process")
+    timed(reinforce.run.plot_process.PlotProcess, "result", "wait for the curve")
     import_long_lived = reinforce.cli.import_long_lived
 
     def import_and_wrap(*modules: str) -> None:

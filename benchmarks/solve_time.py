@@ -40,7 +40,7 @@ from common import add_set_option, machine, overrides, seed_range, versions
 from tutorial_reinforce import TutorialAgent
 
 from reinforce import Reinforce
-from reinforce.callbacks import make_verifier
+from reinforce.verification import make_verifier
 
 
 def train_to_verified(seed: int, max_steps: int, settings: dict[str, object]) -> dict[str, float | bool | int]:

@@ -33,6 +33,7 @@ class TutorialAgent:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
         self.episodes = 0
 
+    # --8<-- [start:episode]
     def run_episode(self, learn: bool = True) -> tuple[float, int]:
         observation, _ = self.env.reset(seed=self.seed if self.episodes == 0 else None)
         self.episodes += 1
@@ -58,6 +59,8 @@ class TutorialAgent:
             loss.backward()
             self.optimizer.step()
         return sum(rewards), len(rewards)
+
+    # --8<-- [end:episode]
 
     def evaluate(self, episodes: int = 100) -> float:
         env = gym.make("CartPole-v1")

@@ -11,8 +11,9 @@ not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from reinforce.imports import lazy_names
 
 if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr__` imports them
     from reinforce.agent import Reinforce as Reinforce
@@ -68,15 +69,4 @@ __all__ = sorted(_MODULES)
 
 
 if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any name as reinforce.X
-
-    def __getattr__(name: str) -> Any:
-        """Import a public name's submodule on first access (PEP 562)."""
-        if name not in _MODULES:
-            raise AttributeError(f"module 'reinforce' has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"reinforce.{_MODULES[name]}"), name)
-        globals()[name] = value
-        return value
-
-    def __dir__() -> list[str]:
-        """The module's attributes, the lazily imported public names included."""
-        return sorted({*globals(), *__all__})
+    __getattr__, __dir__ = lazy_names(__name__, _MODULES, globals())

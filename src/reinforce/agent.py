@@ -23,27 +23,26 @@ from reinforce.config import (
     check_seed,
     episodes_per_update,
 )
-from reinforce.core.baselines import make_baseline
 from reinforce.core.batch import RolloutBatch
-from reinforce.core.device import resolve_device, torch_threads
-from reinforce.core.loss import update_policy
-from reinforce.core.optim import (
-    Optimizer,
-    OptimizerFactory,
+from reinforce.core.build import (
     SchedulerFactory,
+    UserObjects,
+    build_learner,
     check_learning_rates,
     json_state,
-    make_optimizer,
-    make_scheduler,
-    optimizer_record,
     split_optimizer,
-    torch_optimizer_class,
+    user_objects,
 )
-from reinforce.core.policies import Network, Policy, module_policy, policy_from_config
+from reinforce.core.device import resolve_device, torch_threads
+from reinforce.core.loss import update_policy
+from reinforce.core.networks import Network
+from reinforce.core.optim import Optimizer
+from reinforce.core.policies import Policy
 from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
 from reinforce.evaluation import evaluate_policy, summarize
 from reinforce.rollout.collect import collect, sample_actions, to_env_actions
+from reinforce.rollout.env_records import env_record
 from reinforce.rollout.envs import EnvLike, EnvSource, Wrapper, env_source
 from reinforce.rollout.masks import action_mask_batch, mask_width
 from reinforce.rollout.observations import observation_batch, policy_observation_space
@@ -62,8 +61,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("reinforce")
 
-CUSTOM_MODULES = ("network", "value_network", "policy")
-"""The keyword arguments of `Reinforce` that hold a user's networks (config.json's ``custom_modules``)."""
 EVALUATION_SEED_OFFSET = 1_000_003
 """Added to the agent's seed for the default evaluation seed, so evaluation episodes differ from training's."""
 
@@ -214,7 +211,7 @@ class Reinforce:
         seed: object,
         observation_space: gymnasium.Space[Any],
         action_space: gymnasium.Space[Any],
-        modules: Mapping[str, Any],
+        modules: UserObjects,
     ) -> None:
         """Everything but the environments: config, seed, policy, optimizer, baseline and counters.
 
@@ -234,55 +231,18 @@ class Reinforce:
         self.action_space = action_space
         if self.seed is not None:
             torch.manual_seed(self.seed)
-        self.custom_modules = sorted(name for name in CUSTOM_MODULES if modules.get(name) is not None)
-        """Which of ``network``, ``value_network`` and ``policy`` the user gave (config.json records the names)."""
-        if modules["policy"] is not None:
-            if modules["network"] is not None or self.config.normalize_observations:
-                raise ReinforceError(
-                    "a whole policy takes raw observations: give network= or policy=, not both, and set "
-                    "normalize_observations=False",
-                    fields=("normalize_observations",),
-                )
-            self.policy: Policy = module_policy(modules["policy"], self.observation_space)
-        else:
-            self.policy = policy_from_config(self.config, self.observation_space, self.action_space, modules["network"])
-        if modules["value_network"] is not None and self.config.baseline != "value":
-            raise ReinforceError(
-                f"value_network is the network of baseline='value', and baseline={self.config.baseline!r}: "
-                "set baseline='value'",
-                fields=("baseline",),
-            )
-        self.policy.to(self.device)
-        factory = modules.get("optimizer")
-        if factory is None and modules.get("lr_scheduler") is not None:  # torch's schedulers take torch's classes
-            factory = torch_optimizer_class(self.config.optimizer)
-        kwargs = modules.get("optimizer_kwargs")
-        self.optimizer = make_optimizer(
-            self.policy.parameters(), self.config.optimizer, self.config.lr, factory, kwargs
-        )
-        self.optimizer_record = optimizer_record(factory, kwargs)
-        """How config.json records a user's optimizer (None for the built-in ones)."""
-        self.lr_scheduler: Any = None
+        learner = build_learner(self.config, self.observation_space, action_space, modules, self.device)
+        self.policy: Policy = learner.policy
+        self.optimizer: Optimizer = learner.optimizer
+        self.lr_scheduler: Any = learner.lr_scheduler
         """The user's learning-rate scheduler of the policy's optimizer, stepped after every update."""
-        if modules.get("lr_scheduler") is not None:
-            if self.config.lr_schedule != "constant":
-                raise ReinforceError(
-                    f"lr_scheduler and lr_schedule={self.config.lr_schedule!r} both set the learning rate: "
-                    "set lr_schedule='constant'",
-                    fields=("lr_schedule",),
-                )
-            self.lr_scheduler = make_scheduler(modules["lr_scheduler"], self.optimizer)
+        self.baseline = learner.baseline
+        self.custom_modules = learner.custom_modules
+        """Which of ``network``, ``value_network`` and ``policy`` the user gave (config.json records the names)."""
+        self.optimizer_record = learner.optimizer_record
+        """How config.json records a user's optimizer (None for the built-in ones)."""
         self.needs_for_training: str | None = None
         """What `reinforce.load` could not restore for training further (the run's lr_scheduler), or None."""
-        # one set of running statistics: a value network reads them from the policy's encoder
-        shared = self.policy.encoder if self.config.normalize_observations else None
-        self.baseline = make_baseline(
-            self.config,
-            self.observation_space,
-            shared_encoder=shared,
-            device=self.device,
-            network=modules["value_network"],
-        )
         self.num_updates = 0
         self.num_env_steps = 0
         self.num_episodes = 0
@@ -349,12 +309,16 @@ class Reinforce:
         """Whether the mean return of the last 100 training episodes reached the reward threshold."""
         return is_solved(self.recent_returns, self.reward_threshold)
 
-    def update(self, batch: RolloutBatch | None = None) -> dict[str, Any]:
+    def update(
+        self, batch: RolloutBatch | None = None, *, stepped: tuple[Tensor, dict[str, float]] | None = None
+    ) -> dict[str, Any]:
         """Collect ``episodes_per_update`` complete episodes and take one policy-gradient step on them.
 
         Args:
             batch: the update's episodes, collected elsewhere with this agent's policy (a population's batched
                 collection, `reinforce.population`); None collects them (`collect_batch`).
+            stepped: the policy step on ``batch`` taken already (a population's batched step): the batch's
+                returns ``[T, N]`` and the step's loss metrics; the update does the rest (baseline, counters).
 
         Returns:
             The update's metrics (the columns of metrics.csv) plus ``episode_returns``, ``episode_lengths``
@@ -364,7 +328,7 @@ class Reinforce:
             self.start_workers()
         start = time.perf_counter()
         batch = self.collect_batch() if batch is None else batch
-        losses = self.train_on_batch(batch)
+        losses = self.train_on_batch(batch) if stepped is None else stepped[1] | self.fit_baseline(batch, stepped[0])
         if self.lr_scheduler is not None:
             self.lr_scheduler.step()
             check_learning_rates(self.optimizer, "the lr_scheduler")
@@ -520,19 +484,19 @@ class Reinforce:
     def write_config(self, run_dir: Path, total_steps: int) -> None:
         """Write ``run_dir/config.json``: env id, seed, step budget, threshold, hyperparameters, versions.
 
-        Also how the environment is rebuilt (``env``: see `reinforce.rollout.envs.EnvSource.record`) and its
+        Also how the environment is rebuilt (``env``: see `reinforce.rollout.env_records.env_record`) and its
         observation and action spaces (``spaces``), so that `reinforce.load` can give an agent that predicts
         even where the environment cannot be made.
         """
         if self.env_source is not None:
-            env_record = self.env_source.record()
+            record = env_record(self.env_source)
         else:
-            env_record = {"name": self.env_id, "rebuildable": False, "why_not": "the agent was made without one"}
+            record = {"name": self.env_id, "rebuildable": False, "why_not": "the agent was made without one"}
         write_config(
             run_dir,
             {
                 "env_id": self.env_id,
-                "env": env_record,
+                "env": record,
                 "spaces": {
                     "observation": space_to_json(self.env_observation_space),
                     "action": space_to_json(self.action_space),
@@ -589,22 +553,3 @@ class Reinforce:
         if self._rollouts is not None:
             self._rollouts.close()
             self._rollouts = None
-
-
-def user_objects(
-    network: Network | None = None,
-    value_network: Network | None = None,
-    policy: nn.Module | None = None,
-    optimizer: OptimizerFactory | None = None,
-    optimizer_kwargs: Mapping[str, Any] | None = None,
-    lr_scheduler: SchedulerFactory | None = None,
-) -> dict[str, Any]:
-    """The user's own objects that `Reinforce` takes, by their keyword names (None where not given)."""
-    return {
-        "network": network,
-        "value_network": value_network,
-        "policy": policy,
-        "optimizer": optimizer,
-        "optimizer_kwargs": optimizer_kwargs,
-        "lr_scheduler": lr_scheduler,
-    }

@@ -3,6 +3,7 @@
 A callback is any callable ``callback(agent, metrics)``; returning False stops training cleanly after the update
 (see `reinforce.training.learn`). `EvalCallback` evaluates the deterministic policy every so many env steps on a
 separate env, records the evaluations in the run directory and keeps the best policy there, in ``RUN_DIR/best``.
+The verified stop's own `EvalCallback` is in `reinforce.verification`.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from reinforce.config import as_count, check_seed, stops_on
+from reinforce.config import as_count, check_seed
 from reinforce.errors import ReinforceError
 from reinforce.evaluation import evaluate_policy
 from reinforce.rollout.envs import EnvLike, EnvSource, env_source
@@ -199,27 +200,46 @@ class EvalCallback:
         self.evaluations, self.best, self.stopped, self.verified = [], None, False, None
         if run.run_dir is None:
             return
-        self.evaluations = _read_evaluations(run.run_dir / EVALUATIONS_FILE)
+        self.evaluations = read_evaluations(run.run_dir / EVALUATIONS_FILE)
         for row in self.evaluations:
             if self.best is None or row["mean_return"] > self.best["mean_return"]:
                 self.best = row
         self._reconcile_best(agent, run.run_dir)
 
-    def __call__(self, agent: Reinforce, metrics: dict[str, Any], /) -> bool:
-        """Evaluate if this update crossed a multiple of ``every_steps``; False once ``stop_at`` is reached."""
+    def due(self, agent: Reinforce, metrics: dict[str, Any]) -> bool:
+        """Whether the update just done calls for an evaluation: it crossed a multiple of ``every_steps``."""
+        return agent.num_env_steps // self.every_steps != self._interval
+
+    def confirms(self, mean_return: float) -> bool:
+        """Whether an evaluation of this mean return is confirmed (by ``confirm_episodes``) before it stops."""
+        confirm = self.confirm_episodes
+        return (
+            self.stop_at is not None and mean_return >= self.stop_at and confirm is not None and confirm > self.episodes
+        )
+
+    def __call__(
+        self, agent: Reinforce, metrics: dict[str, Any], /, *, evaluations: Mapping[int, dict[str, Any]] | None = None
+    ) -> bool:
+        """Evaluate if `due`; False once ``stop_at`` is reached.
+
+        ``evaluations``: summaries of the agent's evaluations as it is now, by number of episodes, made already
+        (a population checks its members together, `reinforce.population.checks`: on a natively vectorised env
+        such as CartPole's, episodes of the same distribution as this callback's, not the same ones); used
+        instead of evaluating again.
+        """
         if self._run is None:  # called outside learn: evaluations in memory only
             self._run = TrainingRun(None, lambda: None)
-        interval = agent.num_env_steps // self.every_steps
-        if interval == self._interval:
+        if not self.due(agent, metrics):
             return True
-        self._interval = interval
-        row, summary = self._evaluate(agent, self.episodes)
-        stop_at, confirm = self.stop_at, self.confirm_episodes
-        if stop_at is not None and row["mean_return"] >= stop_at and confirm is not None and confirm > self.episodes:
+        self._interval = agent.num_env_steps // self.every_steps
+        made = evaluations or {}
+        row, summary = self._evaluation(agent, self.episodes, made)
+        if self.confirms(row["mean_return"]):
             logger.info("check at %d env steps: mean return %.2f: confirming", row["env_steps"], row["mean_return"])
-            row, summary = self._evaluate(agent, confirm)  # its row stands for the update's in evaluations.csv
+            assert self.confirm_episodes is not None
+            row, summary = self._evaluation(agent, self.confirm_episodes, made)  # its row stands for the update's
         self._record(agent, row)
-        if stop_at is None or row["mean_return"] < stop_at:
+        if self.stop_at is None or row["mean_return"] < self.stop_at:
             return True
         logger.info("evaluation mean return %.2f reached stop_at=%s: stopping", row["mean_return"], self.stop_at)
         self.stopped = True
@@ -230,6 +250,13 @@ class EvalCallback:
         """One evaluation of ``agent`` as this callback makes them: a row of evaluations.csv (nothing written)."""
         return self._evaluate(agent, self.episodes)[0]
 
+    def _evaluation(
+        self, agent: Reinforce, episodes: int, made: Mapping[int, dict[str, Any]]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """`_evaluate`, or the summary in ``made`` for that many episodes as its row and summary."""
+        summary = made.get(episodes)
+        return self._evaluate(agent, episodes) if summary is None else (self._row(agent, summary), summary)
+
     def _evaluate(self, agent: Reinforce, episodes: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """An evaluation over ``episodes`` episodes: its row of evaluations.csv and `evaluate_policy`'s summary."""
         devices = [agent.device] if agent.device.type == "cuda" else []
@@ -237,13 +264,16 @@ class EvalCallback:
             summary = evaluate_policy(
                 agent, self.eval_env, episodes=episodes, deterministic=self.deterministic, seed=self.seed
             )
-        row = {
+        return self._row(agent, summary), summary
+
+    def _row(self, agent: Reinforce, summary: dict[str, Any]) -> dict[str, Any]:
+        """The row of evaluations.csv of an evaluation of ``agent`` (at its update) with this summary."""
+        return {
             "update": agent.num_updates,
             "env_steps": agent.num_env_steps,
             **{key: summary[key] for key in EVALUATION_FIELDS if key in summary},
             "wall_time_s": agent.train_time_s,
         }
-        return row, summary
 
     def _record(self, agent: Reinforce, row: dict[str, Any]) -> None:
         """Keep ``row``: in `evaluations` and evaluations.csv, and as the best (its policy in best/) if it is."""
@@ -305,82 +335,6 @@ class EvalCallback:
             )
 
 
-class Verifier(EvalCallback):
-    """The `EvalCallback` of the verified stop (`make_verifier`): it also checks when a check is likely to pass.
-
-    A check is due after an update that crosses a multiple of ``every_steps`` env steps, as for any
-    `EvalCallback`, and also after one in which a training episode reached ``stop_at``: before any sampled
-    episode does, the deterministic policy mostly is not there (the periodic checks catch it when it is), and on
-    CartPole a check costs about as much as an update (its longest episode sets its length), so checks are
-    sparse until then and follow every such update after. Both rules look at the update alone, so a resumed run
-    checks where an uninterrupted one does.
-    """
-
-    def __call__(self, agent: Reinforce, metrics: dict[str, Any], /) -> bool:
-        """Check (and confirm) if due; False once a confirmed check reaches ``stop_at``."""
-        best = metrics.get("charts/episode_return_max")
-        if self.stop_at is not None and isinstance(best, (int, float)) and best >= self.stop_at:
-            self._interval = -1  # due now, whichever multiple of every_steps this update reached
-        return super().__call__(agent, metrics)
-
-
-CONFIRM_EPISODES = 100
-"""Episodes of the evaluation that confirms a verification check (that of ``reinforce train``'s final one)."""
-
-
-def make_verifier(
-    agent: Reinforce, *, every_steps: int | None = None, episodes: int | None = None, record: bool = True
-) -> EvalCallback | None:
-    """The `EvalCallback` that stops ``agent``'s training on a verified policy, or None where none is due.
-
-    Due with ``stop_on_solve`` and ``solve_criterion="verified"`` and a reward threshold: every ``verify_every``
-    env steps, and after every update in which a training episode reached the threshold (`Verifier`), a check of
-    ``verify_episodes`` deterministic episodes on the agent's own env (seeded from the agent's seed, see
-    `reinforce.evaluation.evaluate_policy`); a check that reaches the threshold is confirmed over
-    `CONFIRM_EPISODES` episodes, and training stops if that one reaches it too. ``learn`` makes one itself unless
-    it is given an `EvalCallback` (see `reinforce.training.learn`); ``reinforce train --eval-every`` makes its
-    periodic evaluations this one, with ``every_steps`` and ``episodes`` in place of the config's.
-    """
-    config, threshold = agent.config, agent.reward_threshold
-    if stops_on(config) != "verified" or threshold is None:
-        return None
-    return Verifier(
-        every_steps=config.verify_every if every_steps is None else every_steps,
-        episodes=config.verify_episodes if episodes is None else episodes,
-        stop_at=threshold,
-        confirm_episodes=CONFIRM_EPISODES,
-        record=record,
-    )
-
-
-def verified_at_checkpoint(agent: Reinforce, run_dir: Path) -> dict[str, Any] | None:
-    """The evaluation that verified ``agent`` (at its update) in ``run_dir``'s evaluations.csv, or None.
-
-    A run that stopped on a verified policy has its confirmation as the row at the update of its checkpoint: a
-    resumed run is finished then (`make_verifier` says when a run stops so).
-    """
-    threshold = agent.reward_threshold
-    if stops_on(agent.config) != "verified" or threshold is None:
-        return None
-    rows = [row for row in _read_evaluations(run_dir / EVALUATIONS_FILE) if row["update"] == agent.num_updates]
-    confirmed = [row for row in rows if row["episodes"] >= CONFIRM_EPISODES and row["mean_return"] >= threshold]
-    return confirmed[-1] if confirmed else None
-
-
-def verified_steps(run_dir: Path, reward_threshold: float | None) -> int | None:
-    """Env steps of ``run_dir``'s first verified policy, or None.
-
-    That is its first evaluation of at least `CONFIRM_EPISODES` episodes (the confirmation of `make_verifier`)
-    whose mean return reached ``reward_threshold``.
-    """
-    if reward_threshold is None:
-        return None
-    for row in _read_evaluations(run_dir / EVALUATIONS_FILE):
-        if row["episodes"] >= CONFIRM_EPISODES and row["mean_return"] >= reward_threshold:
-            return int(row["env_steps"])
-    return None
-
-
 def _checkpoint_update(run_dir: Path) -> int | None:
     """The update of ``run_dir``'s checkpoint, or None without a readable one."""
     if not (run_dir / CHECKPOINT_FILE).is_file():
@@ -392,7 +346,7 @@ def _checkpoint_update(run_dir: Path) -> int | None:
     return update if isinstance(update, int) else None
 
 
-def _read_evaluations(path: Path) -> list[dict[str, Any]]:
+def read_evaluations(path: Path) -> list[dict[str, Any]]:
     """The rows of an evaluations.csv (already trimmed to complete rows), numbers parsed."""
     if not path.is_file():
         return []

@@ -41,7 +41,14 @@ MAX_VERIFY_EPISODES = 10_000
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters of a REINFORCE run: the Python API's keyword arguments, the CLI's flags, config.json's keys."""
+    """Hyperparameters of a REINFORCE run: the Python API's keyword arguments, the CLI's flags, config.json's keys.
+
+    Example:
+        >>> config = reinforce.TrainConfig(lr=0.01, hidden_sizes=(64, 64))
+        >>> config.num_envs, config.lr
+        (32, 0.01)
+        >>> agent = reinforce.Reinforce("CartPole-v1", config=config)  # doctest: +SKIP
+    """
 
     num_envs: int = 32
     """Number of environments stepped in parallel; one batched policy call per step serves all of them

@@ -19,6 +19,13 @@ class ReinforceError(ValueError):
     Args:
         message: one line: the problem and the fix.
         fields: the setting names that ``message`` mentions.
+
+    Example:
+        >>> try:
+        ...     reinforce.TrainConfig(lr=-1.0)
+        ... except reinforce.ReinforceError as error:
+        ...     print(error.fields)
+        ('lr',)
     """
 
     def __init__(self, message: str, *, fields: Sequence[str] = ()) -> None:
@@ -27,7 +34,14 @@ class ReinforceError(ValueError):
 
 
 class RunDirectoryBusy(ReinforceError):
-    """Another process is training the run directory (only one may at a time); nothing was written."""
+    """Another process is training the run directory (only one may at a time); nothing was written.
+
+    Example:
+        >>> try:  # doctest: +SKIP
+        ...     reinforce.resume("runs/X").learn(100_000, run_dir="runs/X")
+        ... except reinforce.RunDirectoryBusy as error:
+        ...     print(error)  # names the pid of the process that trains runs/X
+    """
 
 
 class TrainingInterrupted(Exception):
@@ -38,6 +52,12 @@ class TrainingInterrupted(Exception):
         run_dir: the run directory (None when `Reinforce.learn` had none).
         update: the update count of the last checkpoint written (None if there is none yet), or of the agent
             when there is no run directory.
+
+    Example:
+        >>> try:  # doctest: +SKIP
+        ...     agent.learn(1_000_000, run_dir="runs/X")
+        ... except reinforce.TrainingInterrupted as stop:  # Ctrl-C: the update finished, the checkpoint written
+        ...     agent = reinforce.resume(stop.run_dir)
     """
 
     def __init__(self, signal_number: int, run_dir: str | None, update: int | None) -> None:
@@ -67,4 +87,10 @@ class NonFiniteError(ReinforceError):
     """A NaN or an infinity in the observations, rewards, actions, loss or gradient: training stopped.
 
     Raised before the optimizer step, so the policy's parameters are the last finite ones.
+
+    Example:
+        >>> try:  # doctest: +SKIP
+        ...     agent.learn(100_000)
+        ... except reinforce.NonFiniteError as error:
+        ...     print(error)  # where the NaN or inf appeared, and its likely cause
     """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from reinforce.errors import ReinforceError
@@ -81,3 +82,33 @@ def import_class(path: object, base: type, what: str) -> Any:
             "a run directory"
         )
     return found
+
+
+def lazy_names(
+    package: str, modules: Mapping[str, str], namespace: dict[str, Any], first: str | None = None
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """PEP 562 ``__getattr__`` and ``__dir__`` for a package whose public names are imported on first use.
+
+    Example:
+        >>> __getattr__, __dir__ = lazy_names(__name__, {"Reinforce": "agent"}, globals())  # doctest: +SKIP
+
+    Args:
+        package: the package's name (its ``__name__``).
+        modules: each public name and the submodule (relative to ``package``) that defines it.
+        namespace: the package's ``globals()``, where a name is kept once imported.
+        first: a submodule to import before any name (one whose import completes the others).
+    """
+
+    def get(name: str) -> Any:
+        if name not in modules:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        if first is not None:
+            importlib.import_module(f"{package}.{first}")
+        value = getattr(importlib.import_module(f"{package}.{modules[name]}"), name)
+        namespace[name] = value
+        return value
+
+    def names() -> list[str]:
+        return sorted({*namespace, *modules})
+
+    return get, names

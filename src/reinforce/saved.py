@@ -9,14 +9,15 @@ from typing import Any
 
 from torch import nn
 
-from reinforce.agent import CUSTOM_MODULES, Reinforce, user_objects
+from reinforce.agent import Reinforce
 from reinforce.config import TrainConfig, check_seed, saved_hyperparameters
+from reinforce.core.build import CUSTOM_MODULES, OptimizerFactory, SchedulerFactory, user_objects
 from reinforce.core.device import resolve_device
-from reinforce.core.optim import OptimizerFactory, SchedulerFactory
-from reinforce.core.policies import Network
+from reinforce.core.networks import Network
 from reinforce.errors import ReinforceError
 from reinforce.imports import import_class
-from reinforce.rollout.envs import EnvLike, env_source, source_from_record
+from reinforce.rollout.env_records import source_from_record
+from reinforce.rollout.envs import EnvLike, env_source
 from reinforce.rollout.ray_support import check_ray_address
 from reinforce.rollout.spaces import space_from_json
 from reinforce.run.checkpoint import check_format, check_run_dir, read_checkpoint, require
@@ -184,6 +185,11 @@ def load(
 
     Raises:
         ReinforceError: the directory or one of its files is missing or damaged, or it has no checkpoint yet.
+
+    Example:
+        >>> agent = reinforce.load("runs/cartpole")  # doctest: +SKIP
+        >>> agent = reinforce.load("runs/mine", env=lambda: MyEnv(size=12), network=my_body)  # doctest: +SKIP
+        >>> action, _ = agent.predict(observation, deterministic=True)  # doctest: +SKIP
     """
     path = run_path(run_dir)
     check_run_dir(path)

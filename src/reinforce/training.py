@@ -22,12 +22,9 @@ from reinforce.callbacks import (
     Callback,
     EvalCallback,
     TrainingRun,
-    Verifier,
     as_callbacks,
-    make_verifier,
     run_callbacks,
     start_callbacks,
-    verified_at_checkpoint,
 )
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, as_count, stops_on
 from reinforce.core.schedule import lr_factor, set_lr
@@ -44,10 +41,11 @@ from reinforce.run.files import (
 )
 from reinforce.run.metrics import RunLog, require_tensorboard
 from reinforce.run.plotting import plot_runs
+from reinforce.verification import Verifier, make_verifier, verified_at_checkpoint
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
-    from reinforce.run.plotting import PlotProcess
+    from reinforce.run.plot_process import PlotProcess
 
 logger = logging.getLogger("reinforce")
 
@@ -64,8 +62,8 @@ def learn(
 ) -> Reinforce:
     """Update ``agent`` until ``total_steps`` more env steps are done, or solved (``stop_on_solve``), or called off.
 
-    Solved is by ``solve_criterion``. With ``verified`` (the default), a `reinforce.callbacks.Verifier` made by
-    `reinforce.callbacks.make_verifier` checks the deterministic policy (every ``verify_every`` env steps, and
+    Solved is by ``solve_criterion``. With ``verified`` (the default), a `reinforce.verification.Verifier` made by
+    `reinforce.verification.make_verifier` checks the deterministic policy (every ``verify_every`` env steps, and
     after every update in which a training episode reached the reward threshold) and stops training once a
     check, confirmed over 100 episodes, reaches the threshold: the agent returned (and checkpointed) is that
     verified policy. It is added to the callbacks (unless one is there already), writing evaluations.csv and
@@ -157,7 +155,10 @@ def _train(
     callbacks: Sequence[Callback],
 ) -> Reinforce:
     """The loop of `learn`: update until ``target`` env steps (or solved or called off), log, commit; closes ``log``."""
-    from tqdm.auto import tqdm
+    if progress_bar:
+        from tqdm.auto import tqdm
+    else:  # a disabled bar: tqdm.auto would still look for Jupyter's widgets, and warn in a notebook without them
+        from tqdm import tqdm
 
     bar = tqdm(
         total=target,

@@ -565,9 +565,16 @@ def test_every_option_is_in_exactly_one_help_section() -> None:
     from click.testing import CliRunner
 
     from reinforce.cli import cli
-    from reinforce.cli.sections import OPTION_SECTIONS, SECTIONS, SectionedCommand, section_key
+    from reinforce.cli.sections import (
+        COMMAND_SECTIONS,
+        OPTION_SECTIONS,
+        SECTIONS,
+        SectionedCommand,
+        option_section,
+        section_key,
+    )
 
-    assert set(OPTION_SECTIONS.values()) <= set(SECTIONS)
+    assert set(OPTION_SECTIONS.values()) | set(COMMAND_SECTIONS.values()) <= set(SECTIONS)
     used = set()
     for name in SECTIONED_COMMANDS:
         command = cli.commands[name]
@@ -588,9 +595,11 @@ def test_every_option_is_in_exactly_one_help_section() -> None:
                 option = next(option for option in options if flags in option.opts)
                 assert section_key(option) not in seen, f"{flags} listed twice"
                 seen[section_key(option)] = heading
-        assert seen == {section_key(option): OPTION_SECTIONS[section_key(option)] for option in options}, name
+        assert seen == {section_key(option): option_section(option, name) for option in options}, name
     stale = OPTION_SECTIONS.keys() - used
     assert not stale, f"OPTION_SECTIONS names options that no command has: {stale}"
+    train_help = CliRunner().invoke(cli, ["train", "--help"], prog_name="reinforce").output
+    assert "Sweep options" not in train_help  # train's --seeds is a run option
 
 
 def test_one_style_writes_each_default_once_at_the_end() -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from reinforce import Reinforce
-from reinforce.run.plotting import PlotProcess
+from reinforce.run.plot_process import PlotProcess
 from reinforce.training import finish_run
 
 

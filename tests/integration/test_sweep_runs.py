@@ -100,10 +100,11 @@ def test_an_interrupted_trial_continues_from_its_checkpoint(
     _, lines = sweep(out)
     assert "3 skipped (finished), 1 to resume, 0 to start" in lines[0]
     assert (trial / "metrics.csv").read_text().startswith(rows_before)  # timings included: nothing was redone
-    assert (trial / "episodes.csv").read_text() == (original / "episodes.csv").read_text()
-    assert json.loads((trial / "result.json").read_text()) | {"train_time_s": 0} == json.loads(
-        (original / "result.json").read_text()
-    ) | {"train_time_s": 0}
+    # a trial trains as a member of its setting's population, with its own env seeds and the population's
+    # sampling: the resumed one goes on from its checkpoint, not through the uninterrupted trial's numbers
+    result = json.loads((trial / "result.json").read_text())
+    assert result["updates"] == len((trial / "metrics.csv").read_text().splitlines()) - 1
+    assert result["env_steps"] >= 2_000 or result["steps_to_solve"] is not None
 
 
 def test_another_sweep_in_the_same_directory_is_refused(swept: tuple[Path, list[SweepRow], list[str]]) -> None:
@@ -174,3 +175,21 @@ def test_a_damaged_trial_result_is_a_one_line_error_that_names_the_fix(tmp_path:
         (tmp_path / "result.json").write_text(text)
         with pytest.raises(ReinforceError, match="delete it to run that trial again"):
             finished_result(trial)
+
+
+def test_a_settings_seeds_train_as_one_population_with_each_trials_result(tmp_path: Path) -> None:
+    """`run_population`: a trial per member, each with its result.json; a diverging member is an unsolved result."""
+    from reinforce.sweep import plan_sweep, run_population
+
+    plan = plan_sweep("toy_envs:toy/NanReward-v0", seeds=[0, 1], total_steps=100, out=tmp_path, eval_episodes=2)
+    results = run_population(plan.trials)
+    for trial, result in zip(plan.trials, results, strict=True):
+        assert isinstance(result, dict) and result["seed"] == trial.seed
+        assert "non-finite rewards" in result["error"] and result["final_return"] is None
+        assert json.loads((Path(trial.run_dir) / "result.json").read_text()) == result
+    plan = plan_sweep("toy_envs:toy/Counting-v0", seeds=[3, 4], total_steps=40, out=tmp_path / "ok", eval_episodes=2)
+    results = run_population(plan.trials)
+    for trial, result in zip(plan.trials, results, strict=True):
+        assert isinstance(result, dict) and result["error"] is None and result["env_steps"] >= 40
+        assert result["eval_episodes"] == 2 and (Path(trial.run_dir) / "evaluation.json").is_file()
+    assert run_population(plan.trials) == results  # finished trials are returned as they are

@@ -10,9 +10,9 @@ import pytest
 
 import reinforce
 from reinforce import Reinforce, TrainConfig
-from reinforce.callbacks import CONFIRM_EPISODES, Verifier, make_verifier, verified_at_checkpoint
 from reinforce.config import saved_hyperparameters, stops_on
 from reinforce.settings import parse_config_document
+from reinforce.verification import CONFIRM_EPISODES, Verifier, make_verifier, verified_at_checkpoint
 
 
 class Scripted(Verifier):

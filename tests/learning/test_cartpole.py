@@ -6,8 +6,8 @@ import pytest
 
 import reinforce
 from reinforce import Reinforce
-from reinforce.callbacks import verified_at_checkpoint
 from reinforce.run.plotting import read_columns
+from reinforce.verification import verified_at_checkpoint
 
 
 @pytest.mark.slow

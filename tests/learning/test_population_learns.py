@@ -7,6 +7,7 @@ import math
 import pytest
 
 from reinforce import Population, Reinforce
+from reinforce.verification import make_verifier
 
 SEEDS = range(20)
 BANDIT = {
@@ -15,7 +16,6 @@ BANDIT = {
     "lr": 0.1,
     "reward_threshold": 0.9,
     "stop_on_solve": True,
-    "solve_criterion": "training_mean",  # what members stop on (a population's verified stop is not built yet)
 }
 """Two arms, one step per episode: solved (100-episode mean >= 0.9) after 150-400 env steps."""
 
@@ -30,18 +30,28 @@ def rank_sum_z(first: list[int], second: list[int]) -> float:
 
 
 @pytest.mark.slow
-def test_population_members_solve_as_separate_runs_do() -> None:
-    """Solve rate and env steps to solve over 20 seeds: the population's and the separate runs' agree."""
+@pytest.mark.parametrize("criterion", ["training_mean", "verified"])
+def test_population_members_solve_as_separate_runs_do(criterion: str) -> None:
+    """Solve rate and env steps to solve over 20 seeds: the population's and the separate runs' agree (stopping
+    on the training mean, or on each member's verified policy)."""
+    settings = {**BANDIT, "solve_criterion": criterion, "verify_every": 200}
     separate = []
     for seed in SEEDS:
-        agent = Reinforce("toy/Bandit-v0", seed=seed, **BANDIT)
-        agent.learn(5_000)
-        separate.append((agent.solved, agent.num_env_steps))
+        agent = Reinforce("toy/Bandit-v0", seed=seed, **settings)  # type: ignore[arg-type]
+        verifier = make_verifier(agent)
+        agent.learn(5_000, callback=verifier)
+        separate.append((agent.solved if verifier is None else verifier.verified is not None, agent.num_env_steps))
         agent.close()
-    population = Population("toy/Bandit-v0", SEEDS, **BANDIT)
+    population = Population("toy/Bandit-v0", SEEDS, **settings)  # type: ignore[arg-type]
     population.learn(5_000)
     population.close()
-    together = [(member.solved, member.num_env_steps) for member in population.members]
+    together = [
+        (
+            member.solved if seed not in population.verifiers else population.verifiers[seed].verified is not None,
+            member.num_env_steps,
+        )
+        for seed, member in zip(SEEDS, population.members, strict=True)
+    ]
     assert all(solved for solved, _ in separate + together)
     z = rank_sum_z([steps for _, steps in separate], [steps for _, steps in together])
     assert abs(z) < 3.0, (z, separate, together)

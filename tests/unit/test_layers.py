@@ -23,6 +23,7 @@ LAYERS = {
     "export": 6,
     "training": 6,
     "callbacks": 6,
+    "verification": 6,
     "population": 6,
     "sweep": 7,
     "cli": 8,

@@ -9,7 +9,8 @@ import pytest
 
 from reinforce import ReinforceError
 from reinforce.run.metrics import METRIC_FIELDS
-from reinforce.run.plotting import PlotProcess, group_runs, mean_and_band, plot_comparison, plot_runs, t_quantile_95
+from reinforce.run.plot_process import PlotProcess
+from reinforce.run.plotting import group_runs, mean_and_band, plot_comparison, plot_runs, t_quantile_95
 
 
 def fake_run(root: Path, name: str, *, seed: int, lr: float, steps: list[int], returns: list[float]) -> Path:
@@ -131,7 +132,7 @@ def test_the_plot_process_draws_in_its_child_what_plot_runs_draws_here(
     run = episodes_run(tmp_path)
     expected = plot_runs([run], tmp_path / "here.png", threshold=20.0)
     with PlotProcess() as plotter:
-        monkeypatch.setattr("reinforce.run.plotting.plot_runs", lambda *args, **kwargs: pytest.fail("drawn here"))
+        monkeypatch.setattr("reinforce.run.plot_process.plot_runs", lambda *args, **kwargs: pytest.fail("drawn here"))
         plotter.submit([run], tmp_path / "child.png", threshold=20.0)
         assert plotter.result() == tmp_path / "child.png"
     assert (tmp_path / "child.png").read_bytes() == expected.read_bytes()
@@ -146,7 +147,7 @@ def test_the_plot_process_child_ignores_modules_in_the_working_directory(
     monkeypatch.chdir(shadow)
     run = episodes_run(tmp_path)
     with PlotProcess() as plotter:
-        monkeypatch.setattr("reinforce.run.plotting.plot_runs", lambda *args, **kwargs: pytest.fail("drawn here"))
+        monkeypatch.setattr("reinforce.run.plot_process.plot_runs", lambda *args, **kwargs: pytest.fail("drawn here"))
         plotter.submit([run], tmp_path / "child.png")
         assert plotter.result() == tmp_path / "child.png"
     assert not (tmp_path / "imported").exists()
@@ -160,7 +161,7 @@ def test_the_plot_process_reports_what_plot_runs_refuses(tmp_path: Path) -> None
 
 
 def test_a_child_that_does_not_answer_in_time_is_given_up_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reinforce.run.plotting.REPLY_TIMEOUT_S", 0.0)  # the child needs ~0.2 s to draw
+    monkeypatch.setattr("reinforce.run.plot_process.REPLY_TIMEOUT_S", 0.0)  # the child needs ~0.2 s to draw
     drawn_here: list[Path] = []
     original = plot_runs
 
@@ -169,7 +170,7 @@ def test_a_child_that_does_not_answer_in_time_is_given_up_on(tmp_path: Path, mon
         return original(run_dirs, out, **kwargs)  # type: ignore[arg-type]
 
     with PlotProcess() as plotter:
-        monkeypatch.setattr("reinforce.run.plotting.plot_runs", plot_here)
+        monkeypatch.setattr("reinforce.run.plot_process.plot_runs", plot_here)
         plotter.submit([episodes_run(tmp_path)], tmp_path / "curve.png")
         assert plotter.result() == tmp_path / "curve.png"
         assert plotter.process is None  # the child was ended

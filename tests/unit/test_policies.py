@@ -10,6 +10,7 @@ from torch.distributions import Categorical
 
 from reinforce import ReinforceError, make_policy
 from reinforce.core.distributions import TanhNormal
+from reinforce.core.networks import ObservationEncoder
 from reinforce.core.policies import (
     LOG_STD_MAX,
     LOG_STD_MIN,
@@ -17,7 +18,6 @@ from reinforce.core.policies import (
     CategoricalPolicy,
     GaussianPolicy,
     MultiCategoricalPolicy,
-    ObservationEncoder,
 )
 from reinforce.rollout.collect import sample_actions, to_env_actions
 
@@ -46,7 +46,8 @@ def test_default_activation_and_init_build_the_same_network_as_before() -> None:
 def test_tanh_and_orthogonal_init_reach_the_policy_and_the_value_network() -> None:
     from reinforce import TrainConfig
     from reinforce.core.baselines import VALUE_HEAD_GAIN, ValueBaseline, make_baseline
-    from reinforce.core.policies import HIDDEN_GAIN, POLICY_HEAD_GAIN, policy_from_config
+    from reinforce.core.networks import HIDDEN_GAIN, POLICY_HEAD_GAIN
+    from reinforce.core.policies import policy_from_config
 
     config = TrainConfig(
         hidden_sizes=(16, 8), value_hidden_sizes=(16, 8), activation="tanh", init="orthogonal", baseline="value"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ import torch
 import reinforce
 from reinforce.core.policies import make_policy
 from reinforce.errors import ReinforceError
-from reinforce.population import Population, population_act, train_population
+from reinforce.population import Population, batched, population_act, train_population
+from reinforce.population.rounds import update_members
 from reinforce.rollout.collect import collect, collect_groups, sample_actions
 from reinforce.rollout.envs import make_vec_env
 
@@ -112,7 +114,14 @@ def test_members_start_as_single_runs_and_write_loadable_run_directories(tmp_pat
 
 
 def test_a_member_that_diverges_or_solves_leaves_the_others_training() -> None:
-    population = Population("toy/Counting-v0", [0, 1, 2], stop_on_solve=True, reward_threshold=1000.0, **TINY)
+    population = Population(
+        "toy/Counting-v0",
+        [0, 1, 2],
+        stop_on_solve=True,
+        solve_criterion="training_mean",
+        reward_threshold=1000.0,
+        **TINY,
+    )
     try:
         diverged, solved, healthy = population.members
         with torch.no_grad():
@@ -215,3 +224,178 @@ def test_a_population_trains_on_every_kind_of_space(env_id: str) -> None:
         population.close()
     assert population.errors == {}
     assert all(member.num_env_steps >= 16 for member in population.members)
+
+
+STEP_SETTINGS = [
+    {},
+    {"loss_reduction": "mean_over_episodes", "entropy_coef": 0.05, "max_grad_norm": 0.05, "activation": "tanh"},
+    {"optimizer": "rmsprop", "normalize_observations": True, "baseline": "value", "hidden_sizes": (8, 8)},
+    {"env": "toy/Masked-discrete-v0"},
+    {"env": "toy/Spaces-box-multidiscrete-v0"},
+]
+
+
+@pytest.mark.parametrize("padding", [0.0, float("inf")], ids=["each-members-rows", "padded"])
+@pytest.mark.parametrize(
+    "settings", STEP_SETTINGS, ids=["defaults", "clipped", "rmsprop-value", "masked", "multidiscrete"]
+)
+def test_the_batched_step_is_each_members_own_step(
+    settings: dict[str, object], padding: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Members updated together on given batches end where single agents of their seeds updated on the same
+    batches end: parameters and optimizer state equal to float tolerance. Per-member reductions, entropy,
+    gradient clipping, optimizer state and learning rate (member 1's differs), padded or not."""
+    monkeypatch.setattr(batched, "PADDING_WASTE", padding)
+    settings = dict(settings)
+    env_id = str(settings.pop("env", "toy/CountingTruncated-v0"))
+    values = {**TINY, **settings}
+    seeds = [3, 5, 8]
+    population = Population(env_id, seeds, **values)  # type: ignore[arg-type]
+    singles = [reinforce.Reinforce(env_id, seed=seed, **values) for seed in seeds]  # type: ignore[arg-type]
+    try:
+        for agent in (population.members[1], singles[1]):
+            agent.optimizer.param_groups[0]["lr"] *= 3.0
+        members = population.members
+        assert batched.batched_update(members, [singles[0].collect_batch()] * 3)
+        for _ in range(4):
+            batches = [single.collect_batch() for single in singles]  # of different lengths
+            expected = [single.update(batch) for single, batch in zip(singles, batches, strict=True)]
+            results = update_members(members, batches)
+            for member, single, result, metrics in zip(members, singles, results, expected, strict=True):
+                assert isinstance(result, dict)
+                for key in ("losses/policy_loss", "losses/entropy", "losses/grad_norm"):
+                    assert result[key] == pytest.approx(metrics[key], rel=1e-4, abs=1e-6), key
+                assert member.num_updates == single.num_updates
+        for member, single in zip(members, singles, strict=True):
+            for (name, value), expected_value in zip(
+                member.policy.state_dict().items(), single.policy.state_dict().values(), strict=True
+            ):
+                torch.testing.assert_close(value, expected_value, rtol=1e-4, atol=1e-5, msg=name)
+            optimizer, single_optimizer = member.optimizer.state_dict(), single.optimizer.state_dict()
+            assert optimizer["param_groups"] == single_optimizer["param_groups"]
+            for index, state in optimizer["state"].items():
+                for name, value in state.items():
+                    torch.testing.assert_close(value, single_optimizer["state"][index][name], rtol=1e-4, atol=1e-6)
+    finally:
+        population.close()
+        for single in singles:
+            single.close()
+
+
+def test_members_stop_on_their_own_verified_policy_and_resume_as_finished(tmp_path: Path) -> None:
+    """The verified stop per member (the default criterion): checks, a 100-episode confirmation, best/, and
+    config.json naming the criterion; a resumed population of verified members trains no further."""
+    from reinforce.run.files import read_json
+    from reinforce.verification import CONFIRM_EPISODES, verified_at_checkpoint
+
+    settings = {"num_envs": 4, "hidden_sizes": (16,), "reward_threshold": 15.0}
+    population = train_population("CartPole-v1", [0, 1], 50_000, run_dir=tmp_path, **settings)  # type: ignore[arg-type]
+    assert population.errors == {}
+    for seed, member in zip((0, 1), population.members, strict=True):
+        run_dir = tmp_path / f"seed-{seed}"
+        verifier = population.verifiers[seed]
+        assert verifier.verified is not None and verifier.verified["episodes"] == CONFIRM_EPISODES
+        assert member.num_env_steps < 50_000
+        assert verified_at_checkpoint(member, run_dir) is not None
+        assert read_json(run_dir / "config.json")["hyperparameters"]["solve_criterion"] == "verified"
+        assert reinforce.load(run_dir / "best").num_updates == member.num_updates  # the verified policy
+    agents = [reinforce.resume(tmp_path / f"seed-{seed}") for seed in (0, 1)]
+    done = [agent.num_updates for agent in agents]
+    resumed = Population.from_agents(agents)
+    try:
+        resumed.learn(50_000, run_dir=tmp_path)
+    finally:
+        resumed.close()
+    assert [member.num_updates for member in resumed.members] == done
+
+
+@pytest.mark.parametrize(
+    ("env_id", "own_envs"),
+    [("CartPole-v1", True), ("toy/Counting-v0", True), ("toy/Counting-v0", False), ("toy/Masked-discrete-v0", False)],
+)
+def test_the_members_checks_together_are_each_members_own_evaluation(env_id: str, own_envs: bool) -> None:
+    """`evaluate_members`: each member's summary is its own `evaluate_policy` (deterministic, default seed), on
+    envs of its own or on one shared vector env that takes a seed per sub-env."""
+    from reinforce.population.checks import evaluate_members
+
+    population = Population(env_id, [0, 4, 9], **TINY)
+    try:
+        for episodes in (3, 7):
+            together = evaluate_members(population.members, episodes, own_envs=own_envs)
+            for member, summary in zip(population.members, together, strict=True):
+                alone = member.evaluate(episodes)
+                assert summary["returns"] == alone["returns"]
+                assert summary["lengths"] == alone["lengths"]
+    finally:
+        population.close()
+
+
+@pytest.mark.parametrize("event", ["diverges", "stops-early"])
+def test_a_member_that_diverges_or_stops_early_does_not_change_the_others(event: str) -> None:
+    """Exact where the envs take a seed per sub-env: each member draws from its own generator and resets its own
+    sub-envs, so the others end as in a population without that member (batched steps, a smaller vector env)."""
+    with_it = Population("toy/Counting-v0", [0, 1, 2], **TINY)
+    without = Population("toy/Counting-v0", [1, 2], **TINY)
+    try:
+        if event == "diverges":
+            with torch.no_grad():
+                for parameter in with_it.members[0].policy.parameters():
+                    parameter.fill_(float("nan"))
+        with_it.learn([60 if event == "diverges" else 12, 60, 60])
+        without.learn(60)
+        assert (0 in with_it.errors) == (event == "diverges")
+        assert with_it.members[0].num_env_steps < 60
+        for member, alone in zip(with_it.members[1:], without.members, strict=True):
+            assert (member.num_updates, member.num_env_steps) == (alone.num_updates, alone.num_env_steps)
+            assert list(member.recent_returns) == list(alone.recent_returns)
+            for name, value in member.policy.state_dict().items():  # batched matmuls of other shapes: rounding
+                torch.testing.assert_close(value, alone.policy.state_dict()[name], rtol=1e-5, atol=1e-6, msg=name)
+    finally:
+        with_it.close()
+        without.close()
+
+
+def test_a_population_repeats_and_resumes_exactly_where_the_envs_take_a_seed_per_sub_env(tmp_path: Path) -> None:
+    whole = train_population("toy/Counting-v0", [3, 7], 60, **TINY)
+    train_population("toy/Counting-v0", [3, 7], 30, run_dir=tmp_path, **TINY)
+    resumed = Population.from_agents([reinforce.resume(tmp_path / f"seed-{seed}") for seed in (3, 7)])
+    try:
+        resumed.learn([60 - member.num_env_steps for member in resumed.members], run_dir=tmp_path)
+    finally:
+        resumed.close()
+    for member, again in zip(whole.members, resumed.members, strict=True):
+        assert (member.num_updates, list(member.recent_returns)) == (again.num_updates, list(again.recent_returns))
+        for name, value in member.policy.state_dict().items():  # the members' updates paired otherwise: rounding
+            torch.testing.assert_close(value, again.policy.state_dict()[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_cli_members_stop_verified_and_a_resume_leaves_them_as_they_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_support import run_main
+
+    args = ("train", "CartPole-v1", "--seeds", "0,1", "--num-envs", "4", "--hidden-sizes", "16")
+    result = run_main(
+        *args, "--reward-threshold", "15", "--run-dir", "pop", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": verified in ") == 2
+    evaluations = [(tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").read_text() for seed in (0, 1)]
+    for seed, evaluation in zip((0, 1), evaluations, strict=True):  # the confirmation, as the member evaluates
+        returns = reinforce.load(tmp_path / "pop" / f"seed-{seed}").evaluate(100)["returns"]
+        assert json.loads(evaluation)["returns"] == returns
+    resumed = run_main(
+        "train",
+        "--seeds",
+        "0,1",
+        "--resume",
+        "pop",
+        "--eval-episodes",
+        "3",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.count("already finished (verified at") == 2
+    assert [(tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").read_text() for seed in (0, 1)] == evaluations

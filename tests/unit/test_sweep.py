@@ -193,3 +193,17 @@ def test_steps_to_solve_is_the_trainers_criterion_after_each_update(tmp_path: Pa
     assert steps_to_solve(run, 496.0) == 10 * 200  # the 0 leaves the window of the last 100 with update 4
     assert steps_to_solve(run, 501.0) is None
     assert steps_to_solve(run, None) is None  # no threshold, nothing is solved
+
+
+def test_a_settings_seeds_are_one_population_split_only_for_idle_cpus(tmp_path: Path) -> None:
+    from reinforce.sweep import plan_sweep, population_groups
+
+    plan = plan_sweep("CartPole-v1", seeds=range(5), total_steps=100, out=tmp_path, grid={"lr": [0.01, 0.02]})
+    groups = population_groups(plan.trials, cpus=2)
+    assert [[trial.seed for trial in group] for group in groups] == [[0, 1, 2, 3, 4]] * 2
+    assert [group[0].setting for group in groups] == ["lr=0.01", "lr=0.02"]
+    split = population_groups(plan.trials, cpus=4)
+    assert sorted(len(group) for group in split) == [2, 2, 3, 3]
+    assert all(len({trial.setting for trial in group}) == 1 for group in split)
+    assert sorted(trial.run_dir for group in split for trial in group) == sorted(t.run_dir for t in plan.trials)
+    assert all(len(group) == 1 for group in population_groups(plan.trials, cpus=64))

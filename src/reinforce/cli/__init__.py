@@ -11,10 +11,11 @@ against Ctrl-C, and the names below are imported on first use.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+from reinforce.imports import lazy_names
 
 if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr__` imports them
     from reinforce.cli.app import cli as cli
@@ -54,9 +55,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any name as reinforce.cli.X
-
-    def __getattr__(name: str) -> Any:
-        if name not in _MODULES:
-            raise AttributeError(f"module 'reinforce.cli' has no attribute {name!r}")
-        importlib.import_module("reinforce.cli.entry")  # registers every command on the group
-        return getattr(importlib.import_module(f"reinforce.cli.{_MODULES[name]}"), name)
+    # `entry` first: importing it registers every command on the group
+    __getattr__, __dir__ = lazy_names(__name__, _MODULES, globals(), first="entry")

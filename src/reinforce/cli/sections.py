@@ -86,6 +86,10 @@ OPTION_SECTIONS = {
 ``--reward-to-go/--no-reward-to-go``). A new option needs one line here: one that is missing is shown under
 `UNSORTED` and fails ``tests/integration/test_cli.py::test_every_option_is_in_exactly_one_help_section``."""
 
+COMMAND_SECTIONS = {("train", "--seeds"): "Run options"}
+"""Where a command lists an option elsewhere than `OPTION_SECTIONS` says: ``train --seeds`` (a population of
+runs) beside ``--seed``, where ``sweep`` lists it with its grid."""
+
 UNSORTED = "Other options"
 """The section of an option missing from `OPTION_SECTIONS`."""
 
@@ -93,9 +97,10 @@ _EXTRA = re.compile(r"\s*\[(?P<body>default: [^\[\]]*|[^\[\]]*x[<>]=?[^\[\]]*)\]
 """A ``[default: ...]`` of a field's help, or click's own ``[default: 10; x>=0]`` / ``[x>=0]``."""
 
 
-def option_section(option: click.Option) -> str:
-    """The section of ``option`` (`OPTION_SECTIONS`, or `UNSORTED`)."""
-    return OPTION_SECTIONS.get(section_key(option), UNSORTED)
+def option_section(option: click.Option, command: str | None = None) -> str:
+    """The section of ``option`` in ``command``'s help (`COMMAND_SECTIONS`, `OPTION_SECTIONS`, or `UNSORTED`)."""
+    key = section_key(option)
+    return COMMAND_SECTIONS.get((command or "", key)) or OPTION_SECTIONS.get(key, UNSORTED)
 
 
 def section_key(option: click.Option) -> str:
@@ -138,7 +143,7 @@ class SectionedCommand(click.Command):
             record = param.get_help_record(ctx)
             if record is None or not isinstance(param, click.Option):
                 continue
-            sections[option_section(param)].append((record[0], one_style(record[1])))
+            sections[option_section(param, self.name)].append((record[0], one_style(record[1])))
         for name, rows in sections.items():
             if rows:
                 with formatter.section(name):

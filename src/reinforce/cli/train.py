@@ -132,7 +132,7 @@ def train(
     or 129;
     `reinforce train --resume RUN_DIR` then continues exactly where the run stopped.
     """
-    from reinforce.run.plotting import PlotProcess
+    from reinforce.run.plot_process import PlotProcess
 
     if seeds_text is not None:
         given = {"--seed": seed, "--eval-every": eval_every or None, "--address": address}
@@ -177,10 +177,11 @@ def train(
             env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
         )
 
-    from reinforce.callbacks import EvalCallback, make_verifier
+    from reinforce.callbacks import EvalCallback
     from reinforce.errors import RunDirectoryBusy, TrainingInterrupted
     from reinforce.run.files import CHECKPOINT_FILE, CURVE_FILE
     from reinforce.training import finish_run, remove_run_files
+    from reinforce.verification import make_verifier
 
     # one callback evaluates: the verifier (stop_on_solve with solve_criterion=verified), at --eval-every if given
     evaluations = make_verifier(agent, every_steps=eval_every or None, episodes=eval_episodes if eval_every else None)
@@ -260,6 +261,7 @@ def _train_population(
     from reinforce.run.plotting import plot_comparison
     from reinforce.training import finish_run
 
+    finished: dict[int, str] = {}  # resumed members with nothing left to do: what `_finished` says of them
     if resume_dir is not None:
         agents: list[Any] = []
         budgets: list[int] = []
@@ -270,6 +272,9 @@ def _train_population(
                 )
                 agents.append(agent)
                 budgets.append(max(0, target - agent.num_env_steps))
+                line = _finished(agent, resume_dir / f"seed-{seed}", target)
+                if line is not None:
+                    finished[seed] = line
         except BaseException:
             for agent in agents:
                 agent.close()
@@ -286,12 +291,19 @@ def _train_population(
         run_dir = claim_run_dir(population.members[0].env_id, None) if run_dir is None else run_dir
         population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every)
         for seed, member in zip(seeds, population.members, strict=True):
-            outcome = "solved" if member.solved else "trained"
+            if seed in finished:  # its run directory stays as it was (its evaluation.json included)
+                click.echo(f"seed {seed}: {finished[seed]}")
+                continue
+            verifier = population.verifiers.get(seed)
+            verified = None if verifier is None else verifier.verified
+            outcome = "verified" if verified else "solved" if verifier is None and member.solved else "trained"
             if seed in population.errors:
                 outcome = f"stopped ({population.errors[seed]})"
             click.echo(f"seed {seed}: {outcome} in {member.num_env_steps:,} env steps, {member.num_updates:,} updates")
             member_dir = run_dir / f"seed-{seed}"
-            evaluation = finish_run(member, member_dir, eval_episodes=eval_episodes)
+            # the confirmation that stopped the member is its final evaluation when it has as many episodes
+            done = verified if verified is not None and verified["episodes"] == eval_episodes else None
+            evaluation = finish_run(member, member_dir, eval_episodes=eval_episodes, evaluation=done)
             if evaluation is not None:
                 click.echo(f"seed {seed}: {_evaluation_line(evaluation)}")
         threshold = population.members[0].reward_threshold
@@ -389,7 +401,7 @@ def _resumed_run(
 
 def _finished(agent: Any, run_dir: Path, total_steps: int) -> str | None:
     """The line that says a resumed run has nothing left to do, or None if it has."""
-    from reinforce.callbacks import verified_at_checkpoint
+    from reinforce.verification import verified_at_checkpoint
 
     verified = verified_at_checkpoint(agent, run_dir)
     if verified is not None:

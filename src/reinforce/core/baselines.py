@@ -24,8 +24,8 @@ from torch import Tensor, nn
 from reinforce.config import Activation, Init, TrainConfig
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.guards import check_finite_step
+from reinforce.core.networks import Network, ObservationEncoder, body
 from reinforce.core.optim import EagerOptimizer, Optimizer
-from reinforce.core.policies import Network, ObservationEncoder, body
 from reinforce.core.returns import episode_ids, episode_steps
 
 VALUE_HEAD_GAIN = 1.0
@@ -200,7 +200,7 @@ class ValueFunction(nn.Module):
         encoder: an encoder to share, such as the policy's when it normalises observations (it then holds
             only the running statistics, no parameters, so the value fit never changes it); None builds one.
         network: a user's network in place of the MLP, with a linear head to one value
-            (`reinforce.core.policies.custom_body`).
+            (`reinforce.core.networks.custom_body`).
         activation: the MLP's hidden activation, ``"relu"`` or ``"tanh"``.
         init: the MLP's initialisation, ``"default"`` or ``"orthogonal"`` (last layer gain `VALUE_HEAD_GAIN`).
     """

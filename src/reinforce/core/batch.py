@@ -11,7 +11,14 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class RolloutBatch:
-    """Complete episodes laid out in ``[T, N]`` buffers (time, environment) with a validity mask."""
+    """Complete episodes laid out in ``[T, N]`` buffers (time, environment) with a validity mask.
+
+    Example:
+        >>> agent = reinforce.Reinforce("CartPole-v1", seed=0, num_envs=4)
+        >>> batch = reinforce.collect(agent.envs, agent.policy, 4, seed=0)
+        >>> batch.rewards.shape[1], len(batch.episode_returns), int(batch.mask.sum()) == batch.num_steps
+        (4, 4, True)
+    """
 
     observations: Tensor
     """``[T, N, *obs_shape]`` observation at which each action was taken."""

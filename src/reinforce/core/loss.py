@@ -61,6 +61,11 @@ def reinforce_loss(log_probs: Tensor, weights: Tensor, *, num_episodes: int | No
 
     Returns:
         A scalar whose gradient is minus the reduced sum of ``weight * grad log pi``.
+
+    Example:
+        >>> log_probs = torch.tensor([0.5, 0.25]).log()
+        >>> reinforce_loss(log_probs, torch.tensor([1.0, -1.0]))  # -(log 0.5 - log 0.25) / 2
+        tensor(-0.3466)
     """
     if log_probs.shape != weights.shape:
         raise ValueError(f"log_probs {tuple(log_probs.shape)} and weights {tuple(weights.shape)} differ")

@@ -11,14 +11,13 @@ start-up", has the measurement).
 It supports what `reinforce.config.TrainConfig` offers: a learning rate, every other hyperparameter at
 torch.optim's default (Adam's betas (0.9, 0.999) and eps 1e-8, RMSprop's alpha 0.99 and eps 1e-8; no weight
 decay, momentum, amsgrad, ...). A learning-rate schedule sets ``param_groups[i]["lr"]`` between steps, as
-torch.optim's schedulers do. A user's own optimizer (a torch.optim class or a factory, `make_optimizer`) and
-learning-rate scheduler (`make_scheduler`) replace them where given.
+torch.optim's schedulers do. A user's own optimizer (a torch.optim class or a factory) and learning-rate
+scheduler replace them where given (`reinforce.core.build`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -27,9 +26,6 @@ from torch import Tensor, nn
 from torch.optim.adam import adam
 from torch.optim.rmsprop import rmsprop
 from torch.optim.sgd import sgd
-
-from reinforce.errors import ReinforceError
-from reinforce.imports import first_line, import_path
 
 AlgorithmName = Literal["adam", "sgd", "rmsprop"]
 
@@ -344,12 +340,6 @@ def _tensor(value: object, index: object, name: str, shape: torch.Size) -> Tenso
     return value
 
 
-OptimizerFactory = Callable[..., Any]
-"""A torch.optim class, or a function taking ``(parameters, lr=..., **optimizer_kwargs)`` and returning one."""
-SchedulerFactory = Callable[[Any], Any]
-"""A function from the policy's optimizer to a ``torch.optim.lr_scheduler`` scheduler (stepped once per update)."""
-
-
 def torch_optimizer_class(algorithm: AlgorithmName) -> type[torch.optim.Optimizer]:
     """torch.optim's class for ``algorithm``: what a torch LR scheduler needs (it refuses `EagerOptimizer`)."""
     classes: dict[str, type[torch.optim.Optimizer]] = {
@@ -358,111 +348,3 @@ def torch_optimizer_class(algorithm: AlgorithmName) -> type[torch.optim.Optimize
         "rmsprop": torch.optim.RMSprop,
     }
     return classes[algorithm]
-
-
-def make_optimizer(
-    parameters: Iterable[nn.Parameter],
-    algorithm: AlgorithmName,
-    lr: float,
-    factory: OptimizerFactory | None = None,
-    kwargs: Mapping[str, Any] | None = None,
-) -> Optimizer:
-    """The policy's optimizer: `EagerOptimizer` of ``algorithm``, or a user's ``factory`` with ``kwargs``.
-
-    Raises:
-        ReinforceError: ``kwargs`` without a factory, ``lr`` inside ``kwargs``, or a factory that fails or
-            returns something that is not an optimizer.
-    """
-    if factory is None:
-        if kwargs:
-            raise ReinforceError(
-                "optimizer_kwargs go with optimizer= a torch.optim class or factory: pass e.g. "
-                "optimizer=torch.optim.Adam, optimizer_kwargs={'betas': (0.9, 0.99)}"
-            )
-        return EagerOptimizer(parameters, algorithm, lr=lr)
-    kwargs = dict(kwargs or {})
-    if "lr" in kwargs:
-        raise ReinforceError("give the learning rate as lr=, not in optimizer_kwargs", fields=("lr",))
-    name = getattr(factory, "__qualname__", repr(factory))
-    try:
-        optimizer = factory(list(parameters), lr=lr, **kwargs)
-    except Exception as exc:
-        raise ReinforceError(
-            f"optimizer {name} could not be made ({first_line(exc)}): check optimizer_kwargs"
-        ) from None
-    if not all(hasattr(optimizer, name) for name in ("param_groups", "step", "zero_grad", "state_dict")):
-        raise ReinforceError(f"optimizer {name} returned {type(optimizer).__name__}, not a torch.optim optimizer")
-    return optimizer  # type: ignore[no-any-return]  # checked to have what `Optimizer` needs
-
-
-def make_scheduler(factory: SchedulerFactory, optimizer: Optimizer) -> Any:
-    """``factory(optimizer)``: a torch LR scheduler, checked to have ``step`` and a state dict.
-
-    Raises:
-        ReinforceError: the factory fails or returns something else.
-    """
-    try:
-        scheduler = factory(optimizer)
-    except Exception as exc:
-        raise ReinforceError(
-            f"lr_scheduler could not be made ({first_line(exc)}): it is called with the optimizer"
-        ) from None
-    if not all(hasattr(scheduler, name) for name in ("step", "state_dict", "load_state_dict")):
-        raise ReinforceError(
-            f"lr_scheduler returned {type(scheduler).__name__}, not a torch.optim.lr_scheduler scheduler"
-        )
-    return scheduler
-
-
-def check_learning_rates(optimizer: Optimizer, what: str) -> None:
-    """A `ReinforceError` unless every learning rate of ``optimizer`` is finite and > 0 (``what`` set them)."""
-    for group in optimizer.param_groups:
-        lr = group["lr"]
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ReinforceError(f"{what} set the learning rate to {lr!r}: it must stay finite and > 0")
-
-
-def split_optimizer(values: dict[str, Any]) -> tuple[dict[str, Any], OptimizerFactory | None]:
-    """``values`` without an ``optimizer`` that is a class or factory (not a name), and that factory (or None)."""
-    given = values.get("optimizer")
-    if given is None or isinstance(given, str) or not callable(given):
-        return values, None
-    return {key: value for key, value in values.items() if key != "optimizer"}, given
-
-
-def optimizer_record(factory: OptimizerFactory | None, kwargs: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """How config.json records a user's optimizer; None for the built-in optimizers.
-
-    Its import path (a torch.optim.Optimizer class is rebuilt from it) or its name, and its kwargs as JSON.
-    """
-    if factory is None:
-        return None
-    path = import_path(factory)
-    rebuildable = path is not None and isinstance(factory, type) and issubclass(factory, torch.optim.Optimizer)
-    state = json_state(dict(kwargs or {}))
-    return {
-        "optimizer": path or getattr(factory, "__qualname__", repr(factory)),
-        "kwargs": state,
-        "rebuildable": rebuildable and state == dict(kwargs or {}),
-    }
-
-
-def json_state(state: Mapping[str, Any]) -> dict[str, Any]:
-    """``state`` with what JSON cannot hold left out (a scheduler's functions, tensors); tuples become lists."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            items = [plain(item) for item in value]
-            return items if all(item is not _DROP for item in items) else _DROP
-        if isinstance(value, dict):
-            return {str(k): v for k, v in ((k, plain(v)) for k, v in value.items()) if v is not _DROP}
-        if value is None or isinstance(value, (bool, int, str)):
-            return value
-        if isinstance(value, float):
-            return value if math.isfinite(value) else _DROP
-        return _DROP
-
-    return {key: value for key, value in ((key, plain(value)) for key, value in state.items()) if value is not _DROP}
-
-
-_DROP = object()

@@ -81,6 +81,10 @@ def standardize(values: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -
         values: float tensor of any shape.
         mask: bool tensor of the same shape, or None for all entries.
         eps: added to the standard deviation.
+
+    Example:
+        >>> standardize(torch.tensor([1.0, 2.0, 3.0]))  # the population standard deviation: sqrt(2/3)
+        tensor([-1.2247,  0.0000,  1.2247])
     """
     if mask is None:
         mask = torch.ones_like(values, dtype=torch.bool)

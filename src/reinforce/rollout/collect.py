@@ -100,14 +100,16 @@ def to_env_actions(
     return EnvActions(action_space, squash).numpy(actions)
 
 
-def sample_actions(distribution: Distribution, deterministic: bool = False) -> Tensor:
+def sample_actions(distribution: Distribution, deterministic: bool = False, uniform: Tensor | None = None) -> Tensor:
     """Actions from ``distribution``: its mode if ``deterministic``, else a sample.
 
     A Categorical (or independent Categoricals, for MultiDiscrete) is sampled by inverse CDF (one uniform
     per row, the first index whose cumulative probability exceeds it), which draws from the same
     distribution as ``Categorical.sample`` and is cheaper for large batches (benchmarks/sampling.py); other
     distributions use their own ``sample``. The mode of a Bernoulli bit is 1 where its probability is above
-    one half (torch's ``mode`` is NaN at exactly one half).
+    one half (torch's ``mode`` is NaN at exactly one half). ``uniform``: the Categorical's uniforms in [0, 1),
+    ``[*batch, 1]`` (`categorical_shape`), drawn elsewhere (a population's, from each member's own generator);
+    None draws them from torch's.
     """
     base = distribution.base_dist if isinstance(distribution, Independent) else distribution
     if deterministic:
@@ -119,7 +121,8 @@ def sample_actions(distribution: Distribution, deterministic: bool = False) -> T
         # second normalisation (softmax) that `.probs` would run
         cumulative = base.logits.exp().cumsum(-1)
         # scaled by the total, so that rounding in the cumulative sum cannot push a draw past the last action
-        uniform = torch.rand((*cumulative.shape[:-1], 1), device=cumulative.device, dtype=cumulative.dtype)
+        if uniform is None:
+            uniform = torch.rand((*cumulative.shape[:-1], 1), device=cumulative.device, dtype=cumulative.dtype)
         uniform = uniform * cumulative[..., -1:]
         last = cumulative.shape[-1] - 1
         indices = (cumulative <= uniform).sum(-1).clamp_(max=last)
@@ -131,6 +134,12 @@ def sample_actions(distribution: Distribution, deterministic: bool = False) -> T
             indices = torch.where(allowed, indices, last_valid)
         return indices
     return distribution.sample()
+
+
+def categorical_shape(distribution: Distribution) -> tuple[int, ...] | None:
+    """The shape of `sample_actions`'s uniforms for ``distribution`` (``[*batch, 1]``), or None if it draws none."""
+    base = distribution.base_dist if isinstance(distribution, Independent) else distribution
+    return (*base.logits.shape[:-1], 1) if isinstance(base, Categorical) else None
 
 
 def check_finite(values: Tensor, what: str, envs: VectorEnv[Any, Any, Any]) -> None:
@@ -225,6 +234,12 @@ def collect(
         deterministic: take the distribution's mode instead of sampling (evaluation).
         seed: passed to ``envs.reset``; None continues the environments' random streams.
         device: where the policy runs.
+
+    Example:
+        >>> agent = reinforce.Reinforce("CartPole-v1", seed=0, num_envs=4)
+        >>> batch = reinforce.collect(agent.envs, agent.policy, num_episodes=8, seed=0)
+        >>> len(batch.episode_returns)
+        8
     """
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")

@@ -1,8 +1,8 @@
 """Where environments come from: an id, a spec, a callable or a vector env, vectorised with next-step autoreset.
 
 `env_source` turns what a user passes as ``env`` into an `EnvSource`, which makes any number of copies
-(`EnvSource.make`) and says how config.json records it (`EnvSource.record`); `source_from_record` reads that
-back. Registered ids and specs go through Gymnasium's own vectorisation (``gymnasium.make_vec``); callables
+(`EnvSource.make`); `reinforce.rollout.env_records` says how config.json records it and rebuilds it.
+Registered ids and specs go through Gymnasium's own vectorisation (``gymnasium.make_vec``); callables
 through ``SyncVectorEnv`` or ``AsyncVectorEnv``; a vector env is used as it is.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,7 +21,7 @@ from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from reinforce.errors import ReinforceError
-from reinforce.imports import first_line, import_class, import_module, import_path
+from reinforce.imports import first_line, import_module, import_path
 from reinforce.rollout.observations import FLATTENED_OBSERVATION_SPACES
 
 Wrapper = Callable[[gymnasium.Env[Any, Any]], gymnasium.Env[Any, Any]]
@@ -245,56 +244,6 @@ class EnvSource:
             ) from None
         return _finish(envs, self.name, mode)
 
-    def record(self) -> dict[str, Any]:
-        """What config.json says of the environment, and whether `source_from_record` can rebuild it.
-
-        ``{"id": ..., "kwargs": {...}, "wrappers": [...]}`` for a registered environment, ``{"entry_point":
-        "module:Class", ...}`` for an importable ``gymnasium.Env`` subclass, and ``"rebuildable": false`` with
-        the reason otherwise (a lambda, a function, a script's class, a vector env, kwargs that are not JSON,
-        a wrapper without an import path).
-        """
-        record: dict[str, Any] = {"name": self.name}
-        reasons = []
-        if self.env_id is not None:
-            record["id"] = self.env_id
-        elif self.spec is not None and _registered(self.spec):
-            record["id"] = self.spec.id
-        elif self.factory is not None and isinstance(self.factory, type):
-            entry_point = import_path(self.factory)
-            if entry_point is None:
-                reasons.append(f"{self.name} cannot be imported by another process")
-            record["entry_point"] = entry_point
-        elif self.vector_env is not None:
-            reasons.append("it was given as a vector env")
-        else:
-            reasons.append(f"{self.name} is not a registered id or an importable gymnasium.Env class")
-        try:
-            record["kwargs"] = json.loads(json.dumps(self.kwargs, allow_nan=False))
-        except (TypeError, ValueError):
-            record["kwargs"] = {key: repr(value) for key, value in self.kwargs.items()}
-            reasons.append("its env_kwargs are not JSON")
-        paths = [import_path(wrapper) for wrapper in self.wrappers]
-        record["wrappers"] = [path or repr(wrapper) for path, wrapper in zip(paths, self.wrappers, strict=True)]
-        if any(
-            path is None or not _is_wrapper_class(wrapper) for path, wrapper in zip(paths, self.wrappers, strict=True)
-        ):
-            reasons.append("a wrapper is not an importable gymnasium.Wrapper class")
-        record["rebuildable"] = not reasons
-        if reasons:
-            record["why_not"] = "; ".join(reasons)
-        return record
-
-
-def _is_wrapper_class(wrapper: object) -> bool:
-    return isinstance(wrapper, type) and issubclass(wrapper, gymnasium.Wrapper)
-
-
-def _registered(spec: EnvSpec) -> bool:
-    try:
-        return gymnasium.spec(spec.id) == spec
-    except gym_error.Error:
-        return False
-
 
 def _finish(envs: VectorEnv[Any, Any, Any], name: str, vectorization_mode: str) -> VectorEnv[Any, Any, Any]:
     """Check next-step autoreset and flatten the observations of ``envs`` (see `EnvSource.make`)."""
@@ -383,31 +332,6 @@ def env_source(
     if callable(env):
         return EnvSource(_callable_name(env), factory=env, kwargs=kwargs, wrappers=chain)
     raise ReinforceError(f"env {env!r} is not an environment: pass {ACCEPTED}")
-
-
-def source_from_record(record: Mapping[str, Any]) -> EnvSource:
-    """Rebuild the `EnvSource` that `EnvSource.record` described (config.json's ``env``).
-
-    Only registered ids and importable ``gymnasium.Env`` / ``gymnasium.Wrapper`` classes are rebuilt; a
-    module named there is imported, as ``gymnasium.make("module:Env-v0")`` would.
-
-    Raises:
-        ReinforceError: the record says the environment is not rebuildable, or rebuilding it failed.
-    """
-    if not record.get("rebuildable", True):
-        raise ReinforceError(
-            f"the run's environment {record.get('name')!r} cannot be rebuilt from its run directory "
-            f"({record.get('why_not', 'not recorded')}): pass env= to reinforce.load or reinforce.resume"
-        )
-    kwargs = record.get("kwargs") or {}
-    wrapper_paths = record.get("wrappers") or []
-    if not isinstance(kwargs, dict) or not isinstance(wrapper_paths, list):
-        raise ReinforceError("the run's env record has malformed kwargs or wrappers")
-    wrappers = [import_class(path, gymnasium.Wrapper, "wrapper") for path in wrapper_paths]
-    if isinstance(record.get("id"), str):
-        return env_source(record["id"], env_kwargs=kwargs, wrappers=wrappers)
-    factory = import_class(record.get("entry_point"), gymnasium.Env, "environment class")
-    return env_source(factory, env_kwargs=kwargs, wrappers=wrappers)
 
 
 def make_vec_env(

@@ -27,7 +27,7 @@ Example:
     ... )
 """
 
-from reinforce.sweep.driver import SweepInterrupted, run_sweep
+from reinforce.sweep.driver import SweepInterrupted, population_groups, run_sweep
 from reinforce.sweep.plan import (
     SweepPlan,
     Trial,
@@ -39,7 +39,7 @@ from reinforce.sweep.plan import (
 )
 from reinforce.sweep.report import SweepRow, format_table, summarize_trials
 from reinforce.sweep.statistics import MedianSummary, median_interval_ranks, summarize_median
-from reinforce.sweep.trials import run_trial, steps_to_solve
+from reinforce.sweep.trials import run_population, run_trial, steps_to_solve
 
 __all__ = [
     "MedianSummary",
@@ -53,6 +53,8 @@ __all__ = [
     "format_table",
     "median_interval_ranks",
     "plan_sweep",
+    "population_groups",
+    "run_population",
     "run_sweep",
     "run_trial",
     "setting_slug",

@@ -1,4 +1,4 @@
-"""Running a sweep: its trials as Ray tasks of one CPU each, progress, interrupts, then the report."""
+"""Running a sweep: a setting's seeds as one population per Ray task of one CPU, progress, interrupts, the report."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from reinforce.errors import ReinforceError
 from reinforce.run.files import CONFIG_FILE, write_json
 from reinforce.sweep.plan import SWEEP_FILE, Trial, check_sweep_dir, plan_sweep
 from reinforce.sweep.report import SweepRow, write_report
-from reinforce.sweep.trials import finished_result, run_trial
+from reinforce.sweep.trials import finished_result, run_population
 
 CANCEL_GRACE_S = 10.0
 """After an interrupt, how long the driver waits for cancelled trials to write their checkpoint."""
@@ -57,10 +57,35 @@ def _error_line(error: BaseException) -> str:
     return f"{type(cause).__name__}: {text[0] if text else ''}"
 
 
+def population_groups(trials: Sequence[Trial], cpus: int) -> list[list[Trial]]:
+    """The trials as populations: one per setting (its seeds), split in halves while there are fewer than ``cpus``.
+
+    A setting's seeds train fastest as one population (one process, batched); a machine with more CPUs than
+    settings gets its CPUs used by splitting the largest populations, down to single trials.
+    """
+    groups: list[list[Trial]] = []
+    for trial in trials:
+        for group in groups:
+            if group[0].setting == trial.setting:
+                group.append(trial)
+                break
+        else:
+            groups.append([trial])
+    while len(groups) < cpus and max(len(group) for group in groups) > 1:
+        largest = max(groups, key=len)
+        index = groups.index(largest)
+        half = (len(largest) + 1) // 2
+        groups[index : index + 1] = [largest[:half], largest[half:]]
+    return groups
+
+
 def _run_trials(
     ray: Any, trials: Sequence[Trial], results: dict[str, dict[str, Any]], say: Callable[[str], None], total: int
 ) -> list[tuple[Trial, str]]:
-    """Run ``trials`` as Ray tasks of one CPU each, adding each result to ``results`` as it arrives.
+    """Run ``trials`` as populations (`population_groups`), each a Ray task of one CPU; collect their results.
+
+    Each task is `reinforce.sweep.trials.run_population`; its trials' results are added to ``results`` as it
+    finishes.
 
     Returns:
         The trials that failed (an exception other than a divergence, or a lost worker) with the reason.
@@ -69,8 +94,9 @@ def _run_trials(
         KeyboardInterrupt: on SIGINT, SIGTERM or SIGHUP, after cancelling the unfinished trials and waiting up to
             `CANCEL_GRACE_S` for them.
     """
-    remote_trial = ray.remote(num_cpus=1)(run_trial)
-    pending = {remote_trial.remote(trial): trial for trial in trials}
+    remote_population = ray.remote(num_cpus=1)(run_population)
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    pending = {remote_population.remote(group): group for group in population_groups(trials, cpus)}
     failures: list[tuple[Trial, str]] = []
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -81,18 +107,21 @@ def _run_trials(
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for reference in done:
-                trial = pending.pop(reference)
+                group = pending.pop(reference)
                 try:
-                    result = ray.get(reference)
+                    outcomes = ray.get(reference)
                 except ray.exceptions.RayError as exc:
-                    failures.append((trial, _error_line(exc)))
-                    say(f"[{len(results)}/{total}] {trial.run_dir}: failed: {failures[-1][1]}")
-                    continue
-                results[trial.run_dir] = result
-                say(f"[{len(results)}/{total}] {trial.setting} seed {trial.seed}: {_outcome(result)}")
+                    outcomes = [_error_line(exc)] * len(group)
+                for trial, outcome in zip(group, outcomes, strict=True):
+                    if isinstance(outcome, str):
+                        failures.append((trial, outcome))
+                        say(f"[{len(results)}/{total}] {trial.run_dir}: failed: {outcome}")
+                        continue
+                    results[trial.run_dir] = outcome
+                    say(f"[{len(results)}/{total}] {trial.setting} seed {trial.seed}: {_outcome(outcome)}")
     except KeyboardInterrupt:
         for reference in pending:
-            ray.cancel(reference)  # a running trial gets a KeyboardInterrupt; its last checkpoint stays
+            ray.cancel(reference)  # a running population gets a KeyboardInterrupt; its last checkpoints stay
         ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE_S)
         raise
     finally:
@@ -116,9 +145,11 @@ def run_sweep(
 ) -> list[SweepRow]:
     """Run every setting of ``grid`` with every seed as a Ray task, then tabulate and plot the trials.
 
-    Everything is validated before anything is written or started. Trials run in parallel, one CPU each, on a
-    local Ray with this machine's CPUs (or the cluster at ``address``; a Ray already initialised in this
-    process is used as it is), each in its own run directory ``out/<setting>/seed-<seed>``. The sweep is
+    Everything is validated before anything is written or started. A setting's seeds train as one population
+    (`reinforce.population.Population`; split into smaller ones where the CPUs outnumber the settings,
+    `population_groups`), the populations in parallel as Ray tasks of one CPU each, on a local Ray with this
+    machine's CPUs (or the cluster at ``address``; a Ray already initialised in this process is used as it is),
+    each trial in its own run directory ``out/<setting>/seed-<seed>``. The sweep is
     resumable: run it again with the same arguments and finished trials are skipped, interrupted ones continue
     from their last checkpoint. A directory holding another sweep is refused.
 

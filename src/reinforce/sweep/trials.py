@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from reinforce.run.plotting import read_columns, read_episodes
 from reinforce.sweep.plan import Trial
 
 if TYPE_CHECKING:
+    from reinforce.agent import Reinforce
     from reinforce.config import TrainConfig
 RESULT_FILE = "result.json"
 """Written last, atomically, in a trial's run directory: the trial is finished and is not run again."""
@@ -24,14 +26,14 @@ def steps_to_solve(
     """Env steps at the first update of ``run_dir`` after which the run counted as solved; None if none did.
 
     Solved is the trainer's own criterion: with ``verified``, the first confirmed evaluation of the
-    deterministic policy at the threshold (`reinforce.callbacks.verified_steps`, evaluations.csv); with
+    deterministic policy at the threshold (`reinforce.verification.verified_steps`, evaluations.csv); with
     ``training_mean``, `reinforce.run.metrics.is_solved` applied after each update (a row of metrics.csv) to the
     training episodes up to it (episodes.csv). None without a threshold.
     """
     if reward_threshold is None:
         return None
     if criterion == "verified":
-        from reinforce.callbacks import verified_steps
+        from reinforce.verification import verified_steps
 
         return verified_steps(run_dir, reward_threshold)
     metrics = read_columns(run_dir / METRICS_FILE, ("env_steps", "episodes"))
@@ -88,6 +90,80 @@ def run_trial(trial: Trial) -> dict[str, Any]:
             evaluation = finish_run(agent, run_dir, eval_episodes=trial.eval_episodes)
     finally:
         agent.close()
+    return _write_result(trial, agent, evaluation, error)
+
+
+def run_population(trials: Sequence[Trial]) -> list[dict[str, Any] | str]:
+    """Train, finish and summarise trials of one setting (one seed each) as one population (a sweep's Ray task).
+
+    What `run_trial` does for each trial, with the trials trained together as a
+    `reinforce.population.Population` (their run directories are ``SETTING_DIR/seed-S``, a population's
+    members'): finished trials are returned as they are, the others start or continue from their last
+    checkpoint; a member that diverges (`NonFiniteError`) ends its trial as unsolved, with its message.
+
+    Returns:
+        Per trial, its result document (also written to its ``result.json``), or why it failed (a member's
+        error other than a divergence: no result.json is written, and the sweep runs the trial again).
+    """
+    from reinforce.agent import Reinforce
+    from reinforce.config import TrainConfig
+    from reinforce.population import Population
+    from reinforce.saved import resume
+    from reinforce.training import finish_run
+
+    results: dict[int, dict[str, Any] | str] = {}
+    todo = []
+    for index, trial in enumerate(trials):
+        run_dir = Path(trial.run_dir)
+        if (run_dir / RESULT_FILE).is_file():
+            results[index] = read_json(run_dir / RESULT_FILE)
+        else:
+            todo.append(index)
+    if todo:
+        agents: list[Reinforce] = []
+        try:
+            for index in todo:
+                trial = trials[index]
+                if (Path(trial.run_dir) / CONFIG_FILE).is_file():
+                    agents.append(resume(trial.run_dir))
+                else:
+                    config = TrainConfig.from_dict(trial.hyperparameters)
+                    agents.append(Reinforce(trial.env_id, config=config, seed=trial.seed))
+        except BaseException:
+            for agent in agents:
+                agent.close()
+            raise
+        population = Population.from_agents(agents)
+        try:
+            first = trials[todo[0]]
+            budgets = [
+                max(0, trials[index].total_steps - agent.num_env_steps)
+                for index, agent in zip(todo, agents, strict=True)
+            ]
+            population.learn(budgets, run_dir=Path(first.run_dir).parent, checkpoint_every=first.checkpoint_every)
+        finally:
+            population.close()
+        for index, agent in zip(todo, agents, strict=True):
+            trial = trials[index]
+            error = population.errors.get(trial.seed)
+            if error is not None and not isinstance(error, NonFiniteError):
+                results[index] = f"{type(error).__name__}: {error}"
+                continue
+            evaluation = None
+            if error is None:
+                verifier = population.verifiers.get(trial.seed)
+                verified = None if verifier is None else verifier.verified
+                done = verified if verified is not None and verified["episodes"] == trial.eval_episodes else None
+                evaluation = finish_run(agent, Path(trial.run_dir), eval_episodes=trial.eval_episodes, evaluation=done)
+            results[index] = _write_result(trial, agent, evaluation, None if error is None else str(error))
+    return [results[index] for index in range(len(trials))]
+
+
+def _write_result(
+    trial: Trial, agent: Reinforce, evaluation: dict[str, Any] | None, error: str | None
+) -> dict[str, Any]:
+    """The result document of ``trial``, trained as ``agent``, written last (atomically) to its result.json."""
+    run_dir = Path(trial.run_dir)
     result = {
         "env_id": trial.env_id,
         "seed": trial.seed,

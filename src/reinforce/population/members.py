@@ -1,0 +1,357 @@
+"""`Population`: K independent agents of one environment and config, one per seed, trained in one process.
+
+A `Population` holds K `reinforce.agent.Reinforce` members (member k is built exactly as ``Reinforce(env,
+seed=seeds[k], ...)``: the same initial weights) and runs each round of updates as one batched computation
+(`reinforce.population.batched`): one vector env of ``R * num_envs`` sub-envs for the R members still training,
+member k owning its block of ``num_envs``, one batched policy call per step, then one batched backward for the
+members' policy steps, each member's gradient clipped by its own norm and stepped by its own optimizer; the rest
+of each member's update (baseline, counters) is its own `Reinforce.update`. Each member writes its own run
+directory ``RUN_DIR/seed-S``, loadable and resumable like any other.
+
+Members are independent: each collects its own ``episodes_per_update`` episodes per update, from envs reset
+with its own collection seed (where the vector env takes a seed per sub-env), with its Categorical actions drawn
+from a generator of its own (seeded from its seed and update count), and stops on its own: budget,
+``stop_on_solve`` by its ``solve_criterion`` (the verified stop: each member's own
+`reinforce.verification.make_verifier`, with evaluations.csv and ``best/``; the checks due in a round run together,
+`reinforce.population.checks`), or an error such as a non-finite step (recorded in `Population.errors`), while
+the others go on. A member that stops leaves the vector env (it is rebuilt smaller: every collection starts from
+a seeded reset anyway). Where the envs take a seed per sub-env (Gymnasium's sync and async vector envs) and
+the policy is Categorical (other distributions sample from torch's generator), a member's run is therefore the
+same whichever members train beside it, up to float rounding in the batched
+matmuls, and a resumed population goes on as an uninterrupted one; a natively vectorised env (CartPole's) takes
+one reset seed for all sub-envs, and there a member's run is statistically, not exactly, the same. It is never
+number for number the single run of its seed (that one samples from torch's global generator). A member's
+training time (``wall_time_s``) counts an equal share of each collection and batched step it took part in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from gymnasium.vector import VectorEnv
+
+from reinforce.agent import Reinforce
+from reinforce.callbacks import EvalCallback
+from reinforce.config import DEFAULT_CHECKPOINT_EVERY, TrainConfig, as_count, episodes_per_update
+from reinforce.core.device import torch_threads
+from reinforce.errors import ReinforceError, TrainingInterrupted
+from reinforce.population.batched import population_act
+from reinforce.population.checks import sub_env_seeds
+from reinforce.population.rounds import MemberRun, checks_due, member_generators, update_members
+from reinforce.rollout.collect import collect_groups
+from reinforce.rollout.envs import EnvLike, Wrapper
+from reinforce.run.files import run_path, training_lock
+from reinforce.run.metrics import RunLog
+from reinforce.training import StopSignals, claim, schedule_learning_rates
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from reinforce.config import Hyperparameters
+
+logger = logging.getLogger("reinforce")
+
+MEMBER_DIR = "seed-{seed}"
+"""The run directory of the member of seed S inside a population's run directory."""
+
+
+class Population:
+    """K agents of one environment and config, one per seed, trained as one batched computation.
+
+    Example:
+        >>> population = Population("CartPole-v1", seeds=range(10))
+        >>> population.learn(300_000, run_dir="runs/cartpole")  # doctest: +SKIP
+        >>> [member.solved for member in population.members]  # doctest: +SKIP
+
+    Args:
+        env: the environment, as `Reinforce` takes it (an id, a spec or a callable; not a vector env).
+        seeds: one seed per member (distinct integers).
+        config: a complete `TrainConfig` (as `Reinforce`'s).
+        preset: a named set of values for the env (as `Reinforce`'s).
+        env_kwargs: as `Reinforce`'s.
+        wrappers: as `Reinforce`'s.
+        **overrides: `TrainConfig` fields, the same for every member.
+
+    Raises:
+        ReinforceError: no seeds, a seed given twice, ``backend="ray"``, a vector env, or anything `Reinforce`
+            refuses.
+    """
+
+    def __init__(
+        self,
+        env: EnvLike,
+        seeds: Sequence[int],
+        *,
+        config: TrainConfig | None = None,
+        preset: str | None = None,
+        env_kwargs: Mapping[str, Any] | None = None,
+        wrappers: Sequence[Wrapper] | None = None,
+        **overrides: Unpack[Hyperparameters],
+    ) -> None:
+        seeds = list(seeds)
+        _check_seeds(seeds)
+        if isinstance(env, VectorEnv):
+            raise ReinforceError("a population makes its own vector env: pass an id, a spec or a callable as env")
+        members: list[Reinforce] = []
+        try:
+            for seed in seeds:
+                members.append(
+                    Reinforce(
+                        env,
+                        config=config,
+                        seed=seed,
+                        preset=preset,
+                        env_kwargs=env_kwargs,
+                        wrappers=wrappers,
+                        **overrides,
+                    )
+                )
+        except BaseException:
+            for member in members:
+                member.close()
+            raise
+        self._join(members)
+
+    @classmethod
+    def from_agents(cls, agents: Sequence[Reinforce]) -> Population:
+        """A population of existing agents (e.g. `reinforce.resume` of each ``RUN_DIR/seed-S``), which it owns.
+
+        Raises:
+            ReinforceError: agents without a seed or an environment, seeds given twice, or agents whose
+                environment or config (the seed aside) differ.
+        """
+        population = cls.__new__(cls)
+        seeds = [agent.seed for agent in agents]
+        _check_seeds(seeds)
+        for agent in agents:
+            agent.require_envs()
+            if agent.config != agents[0].config or agent.env_id != agents[0].env_id:
+                raise ReinforceError(
+                    f"the agent of seed {agent.seed} has another environment or config than the first one's: a "
+                    "population's members differ only in their seeds"
+                )
+        population._join(list(agents))
+        return population
+
+    def _join(self, members: list[Reinforce]) -> None:
+        """Take ``members`` on (closing them on failure): their checks, the population's vector env, its sampler."""
+        self.members = members
+        """The agents, in the order of `seeds`."""
+        self.seeds: list[int] = [member.seed for member in members if member.seed is not None]
+        """One per member: the seed it was made with."""
+        self.errors: dict[int, ReinforceError] = {}
+        """Members that stopped on an error (a non-finite step, a failing env), by seed; the others went on."""
+        self.verifiers: dict[int, EvalCallback] = {}
+        """The verified stop's callback of each member that has one (`reinforce.verification.make_verifier`), by
+        seed: its ``verified`` is the confirmation its member stopped on, its ``best`` the best check."""
+        self._envs: VectorEnv[Any, Any, Any] | None = None
+        try:
+            first = members[0]
+            if first.config.backend != "local":
+                raise ReinforceError("a population trains in one process: set backend='local'", fields=("backend",))
+            self.config = first.config
+            self._vector_env(len(members))  # the env's errors now, not at the first update
+        except BaseException:
+            self.close()
+            raise
+        # distributions other than Categoricals (Gaussian policies) sample from torch's generator: seeded from
+        # every seed and update count, so that a population repeats exactly
+        entropy = [*self.seeds, *(member.num_updates for member in members)]
+        torch.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
+
+    @property
+    def envs(self) -> VectorEnv[Any, Any, Any]:
+        """The population's vector env: ``num_envs`` sub-envs per member still training (all, before `learn`)."""
+        assert self._envs is not None
+        return self._envs
+
+    def _vector_env(self, members: int) -> VectorEnv[Any, Any, Any]:
+        """The vector env for ``members`` members' sub-envs: the current one, or a new one of that size."""
+        size = members * self.config.num_envs
+        if self._envs is None or self._envs.num_envs != size:
+            if self._envs is not None:
+                self._envs.close()
+                self._envs = None
+            source = self.members[0].env_source
+            assert source is not None
+            self._envs = source.make(size, vectorization_mode=self.config.vectorization_mode)
+        return self._envs
+
+    def _reset_seed(self, members: Sequence[Reinforce], envs: VectorEnv[Any, Any, Any]) -> int | list[int]:
+        """The reset seed of the next collection: each member's own collection seed for its sub-envs.
+
+        Where the vector env takes a seed per sub-env, member k's envs are seeded as a single run's of its seed
+        would be (`reinforce.population.checks.sub_env_seeds`).
+        """
+        seeds = [member._collection_seed() or 0 for member in members]
+        return sub_env_seeds(envs, seeds, self.config.num_envs)
+
+    def learn(
+        self,
+        total_steps: int | Sequence[int],
+        *,
+        run_dir: str | Path | None = None,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    ) -> Population:
+        """Train every member until ``total_steps`` more env steps, or solved (``stop_on_solve``), or an error.
+
+        Each member writes its own run directory ``run_dir/seed-S`` (config.json, metrics.csv, checkpoints; with
+        the verified stop evaluations.csv and best/), as `Reinforce.learn` would; a member that stops (solved,
+        out of budget, or on an error, recorded in `errors`) leaves the others training. A member whose run
+        directory holds a verified checkpoint is finished and does not train. SIGINT, SIGTERM and SIGHUP finish
+        the current round of updates, commit every member and raise `TrainingInterrupted`.
+
+        Args:
+            total_steps: each member's env-step budget of this call, or one per member (in the order of `seeds`):
+                to continue resumed members to one total budget, ``[total - m.num_env_steps for m in members]``.
+            run_dir: the population's directory (None: nothing is written).
+            checkpoint_every: a checkpoint of each member every this many of its updates (0: only at the end).
+
+        Returns:
+            self.
+
+        Raises:
+            TrainingInterrupted: a signal arrived; every member's checkpoint was written first.
+            RunDirectoryBusy: another process trains one of the members' directories.
+        """
+        budgets = [total_steps] * len(self.members) if isinstance(total_steps, int) else list(total_steps)
+        if len(budgets) != len(self.members):
+            raise ReinforceError(
+                f"total_steps has {len(budgets)} budgets for {len(self.members)} members: give one per member"
+            )
+        budgets = [as_count("total_steps", budget, 0) for budget in budgets]
+        checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
+        targets = [member.num_env_steps + budget for member, budget in zip(self.members, budgets, strict=True)]
+        root = run_path(run_dir, writing=True) if run_dir is not None else None
+        paths = [None if root is None else root / MEMBER_DIR.format(seed=seed) for seed in self.seeds]
+        with contextlib.ExitStack() as stack, torch_threads(self.config.num_threads):
+            runs: list[MemberRun] = []
+            for member, path, target in zip(self.members, paths, targets, strict=True):
+                log = None
+                if path is not None:
+                    path.mkdir(parents=True, exist_ok=True)
+                    stack.enter_context(training_lock(path))
+                    claim(member, path)
+                    log = RunLog(path, member.num_updates, member.num_env_steps)
+                    stack.callback(log.close)
+                    member.write_config(path, total_steps=target)
+                runs.append(MemberRun(member, target, path, log, checkpoint_every))
+            self.verifiers = {}
+            for seed, run in zip(self.seeds, runs, strict=True):
+                if run.verifier is not None:
+                    self.verifiers[seed] = run.verifier
+            stop = stack.enter_context(StopSignals(self.members[0], root))
+            self._train(runs, stop)
+        if stop.signal_number is not None:
+            raise TrainingInterrupted(stop.signal_number, None if root is None else str(root), None)
+        return self
+
+    def _train(self, runs: Sequence[MemberRun], stop: StopSignals) -> None:
+        """The loop of `learn`: one batched collection and update of the members still running, until none is."""
+        episodes = episodes_per_update(self.config)
+        try:
+            while stop.signal_number is None:
+                running = [
+                    (seed, run) for seed, run in zip(self.seeds, runs, strict=True) if run.running(seed in self.errors)
+                ]
+                if not running:
+                    break
+                members = [run.member for _, run in running]
+                for member, (_, run) in zip(members, running, strict=True):
+                    if member.config.lr_schedule != "constant":
+                        schedule_learning_rates(member, member.num_env_steps / run.target)
+                start = time.perf_counter()
+                envs = self._vector_env(len(members))
+                try:
+                    batches = collect_groups(
+                        envs,
+                        population_act([member.policy for member in members], generators=member_generators(members)),
+                        [episodes] * len(members),
+                        action_squash=members[0].policy.action_squash,
+                        seed=self._reset_seed(members, envs),
+                        device=members[0].device,
+                    )
+                except ReinforceError as error:  # the env failed or returned non-finite values: no member can go on
+                    logger.warning("the population's collection failed: %s", error)
+                    self.errors.update((seed, error) for seed, _ in running)
+                    break
+                complete = [batch for batch in batches if batch is not None]
+                assert len(complete) == len(members)
+                results = update_members(members, complete, time.perf_counter() - start)
+                updated: list[tuple[MemberRun, dict[str, Any]]] = []
+                for (seed, run), result in zip(running, results, strict=True):
+                    if isinstance(result, ReinforceError):  # this member's alone: the others go on
+                        logger.warning("seed %d stopped after update %d: %s", seed, run.member.num_updates, result)
+                        self.errors[seed] = result
+                    else:
+                        updated.append((run, result))
+                checks = checks_due(updated)
+                for run, metrics in updated:
+                    run.after_update(metrics, checks.get(id(run)))
+        finally:
+            for run in runs:
+                run.commit()
+
+    def close(self) -> None:
+        """Close the population's vector env and every member's environments."""
+        if getattr(self, "_envs", None) is not None:
+            self.envs.close()
+        for member in getattr(self, "members", ()):
+            member.close()
+
+
+def _check_seeds(seeds: Sequence[int | None]) -> None:
+    """Refuse no seeds, a missing seed or a seed given twice."""
+    if not seeds or None in seeds or len(set(seeds)) != len(seeds):
+        raise ReinforceError(f"a population needs distinct seeds, got {list(seeds)}: give each member its own seed")
+
+
+def train_population(
+    env: EnvLike,
+    seeds: Sequence[int],
+    total_steps: int,
+    *,
+    run_dir: str | Path | None = None,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    config: TrainConfig | None = None,
+    preset: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    wrappers: Sequence[Wrapper] | None = None,
+    **overrides: Unpack[Hyperparameters],
+) -> Population:
+    """Train one agent per seed as one `Population` and return it (its environments closed).
+
+    Example:
+        >>> population = reinforce.train_population("CartPole-v1", range(10), 300_000)  # doctest: +SKIP
+
+    Args:
+        env: as `Reinforce`'s (not a vector env).
+        seeds: one seed per agent.
+        total_steps: each agent's env-step budget.
+        run_dir: where ``seed-S/`` run directories are written (None: nothing is written).
+        checkpoint_every: as `Population.learn`'s.
+        config: as `Reinforce`'s.
+        preset: as `Reinforce`'s.
+        env_kwargs: as `Reinforce`'s.
+        wrappers: as `Reinforce`'s.
+        **overrides: `TrainConfig` fields for every agent.
+
+    Returns:
+        The population: its ``members`` (agents, in the order of ``seeds``; they still evaluate, on new envs) and
+        its ``errors`` (the members that stopped on one).
+    """
+    population = Population(
+        env, seeds, config=config, preset=preset, env_kwargs=env_kwargs, wrappers=wrappers, **overrides
+    )
+    try:
+        population.learn(total_steps, run_dir=run_dir, checkpoint_every=checkpoint_every)
+    finally:
+        population.close()
+    return population

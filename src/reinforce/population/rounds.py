@@ -1,0 +1,144 @@
+"""One round of a `reinforce.population.Population`: the members' updates, their checks, their run directories.
+
+`update_members` updates each member on its batch (the policy steps batched, `reinforce.population.batched`);
+`checks_due` makes the verification checks due after a round together (`reinforce.population.checks`);
+`MemberRun` is one member's side of ``Population.learn`` (its budget, log, checkpoints and verified stop);
+`member_generators` seeds each member's action draws.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from reinforce.callbacks import TrainingRun
+from reinforce.core.batch import RolloutBatch
+from reinforce.errors import NonFiniteError, ReinforceError
+from reinforce.population.batched import batched_update, policy_step
+from reinforce.population.checks import evaluate_members
+from reinforce.run.metrics import RunLog
+from reinforce.training import commit, stop_on_training_mean
+from reinforce.verification import make_verifier, verified_at_checkpoint
+
+if TYPE_CHECKING:
+    from reinforce.agent import Reinforce
+
+
+def update_members(
+    members: Sequence[Reinforce], batches: Sequence[RolloutBatch], collected_s: float = 0.0
+) -> list[dict[str, Any] | ReinforceError]:
+    """Each member's update on its batch (the policy steps batched where `batched_update` says).
+
+    Returns each member's metrics, or the error that stopped it. Each member's training time counts its share of
+    ``collected_s`` and of the batched step.
+    """
+    start = time.perf_counter()
+    steps: list[dict[str, float] | NonFiniteError | None] = [None] * len(members)
+    returns: list[Tensor | None] = [None] * len(members)
+    if batched_update(members, batches):
+        weights = []
+        for index, (member, batch) in enumerate(zip(members, batches, strict=True)):
+            returns[index], weights_TN = member.batch_weights(batch)
+            weights.append(weights_TN)
+        steps = list(policy_step(members, batches, weights))
+    share = (collected_s + time.perf_counter() - start) / len(members)
+    results: list[dict[str, Any] | ReinforceError] = []
+    for member, batch, step, returns_TN in zip(members, batches, steps, returns, strict=True):
+        member.train_time_s += share
+        if isinstance(step, NonFiniteError):
+            results.append(step)
+            continue
+        try:
+            stepped = None if step is None or returns_TN is None else (returns_TN, step)
+            results.append(member.update(batch, stepped=stepped))
+        except ReinforceError as error:
+            results.append(error)
+    return results
+
+
+def checks_due(updated: Sequence[tuple[MemberRun, dict[str, Any]]]) -> dict[int, dict[int, dict[str, Any]]]:
+    """The verification checks due after a round, made together (`reinforce.population.checks`), confirmations too.
+
+    Returns:
+        By ``id`` of a member's run, its checks' summaries by number of episodes, as its verifier takes them.
+    """
+    due = [
+        run
+        for run, metrics in updated
+        if run.verifier is not None
+        and run.verifier.eval_env is None
+        and run.verifier.deterministic
+        and run.verifier.seed is None
+        and run.verifier.due(run.member, metrics)
+    ]
+    made: dict[int, dict[int, dict[str, Any]]] = {id(run): {} for run in due}
+    confirming = []
+    for episodes in sorted({run.verifier.episodes for run in due if run.verifier is not None}):
+        group = [run for run in due if run.verifier is not None and run.verifier.episodes == episodes]
+        checked = evaluate_members([run.member for run in group], episodes, own_envs=False)
+        for run, summary in zip(group, checked, strict=True):
+            made[id(run)][episodes] = summary
+            if run.verifier is not None and run.verifier.confirms(summary["mean_return"]):
+                confirming.append(run)
+    for episodes in sorted({run.verifier.confirm_episodes or 0 for run in confirming if run.verifier is not None}):
+        group = [run for run in confirming if run.verifier is not None and run.verifier.confirm_episodes == episodes]
+        for run, summary in zip(group, evaluate_members([run.member for run in group], episodes), strict=True):
+            made[id(run)][episodes] = summary
+    return made
+
+
+class MemberRun:
+    """One member's side of `Population.learn`: its budget, run directory, log, checkpoints and verified stop."""
+
+    def __init__(
+        self, member: Reinforce, target: int, path: Path | None, log: RunLog | None, checkpoint_every: int
+    ) -> None:
+        self.member = member
+        self.target = target
+        self.path = path
+        self.log = log
+        self.checkpoint_every = checkpoint_every
+        self.stopped = path is not None and verified_at_checkpoint(member, path) is not None
+        self.verifier = make_verifier(member)
+        if self.verifier is not None:
+            self.verifier.start(member, TrainingRun(path, self.commit))
+
+    def running(self, failed: bool) -> bool:
+        """Whether the member trains on: no error (``failed``), budget left, not stopped (verified, solved)."""
+        member = self.member
+        return (
+            not failed and not self.stopped and member.num_env_steps < self.target and not stop_on_training_mean(member)
+        )
+
+    def after_update(self, metrics: dict[str, Any], checks: dict[int, dict[str, Any]] | None = None) -> None:
+        """Log the update, check the member's policy (its verified stop; ``checks``: made already), commit."""
+        if self.log is not None:
+            self.log.write(metrics)
+        if self.verifier is not None and not self.verifier(self.member, metrics, evaluations=checks):
+            self.stopped = True
+        if self.checkpoint_every and self.member.num_updates % self.checkpoint_every == 0:
+            self.commit()
+
+    def commit(self) -> None:
+        """Commit the member's checkpoint (its metrics rows first), unless the last one is at this update."""
+        if self.path is not None and self.member.checkpoint_update != self.member.num_updates:
+            commit(self.member, self.path, self.log)
+
+
+def member_generators(members: Sequence[Reinforce]) -> list[torch.Generator]:
+    """Each member's generator of its next collection's draws, seeded from its seed and update count.
+
+    A member's actions are then drawn independently of the other members (which ones train, how long their
+    collections run), and a resumed member draws what an uninterrupted one would.
+    """
+    generators = []
+    for member in members:
+        seed = int(np.random.SeedSequence([member.seed or 0, member.num_updates, 1]).generate_state(1)[0])
+        generators.append(torch.Generator(device=member.device).manual_seed(seed))
+    return generators
