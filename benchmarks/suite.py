@@ -14,6 +14,11 @@ task's target (issue 14); ``--curves`` draws the training means (mean over seeds
     python benchmarks/suite.py run --tasks Acrobot-v1,LunarLander-v3 --seeds 100-109 --budget shipped
                                    --out benchmarks/results/suite-NAME.jsonl [--set lr=0.01 ...] [--jobs 2]
     python benchmarks/suite.py report benchmarks/results/suite-*.jsonl [--write FILE.md] [--curves FILE.png]
+    python benchmarks/suite.py raw --tasks Acrobot-v1,Pendulum-v1
+
+Throughput: each trial also records the raw single-env step rate of its task (``raw``: one env, random actions,
+nothing else), measured in the same process right after training, so a table row's training steps/s stands beside
+the limit of the same env on the same machine at the same moment.
 """
 
 from __future__ import annotations
@@ -106,6 +111,29 @@ def read_curve(metrics_csv: Path) -> list[list[float]]:
     return points[::stride] if points[-1:] == points[::stride][-1:] else [*points[::stride], points[-1]]
 
 
+def raw_step_rate(task: str, steps: int = 20_000, seed: int = 0) -> float:
+    """Env steps per second of one ``gymnasium.make(task)`` stepped alone with actions drawn beforehand.
+
+    The limit a training run's env steps/s is measured against: no policy, no vector env, no learning, only
+    ``step`` (and ``reset`` at each episode's end) of the same env in the same process.
+    """
+    import gymnasium as gym
+
+    env = gym.make(task)
+    try:
+        env.action_space.seed(seed)
+        actions = [env.action_space.sample() for _ in range(steps)]
+        env.reset(seed=seed)
+        started = time.perf_counter()
+        for action in actions:
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                env.reset()
+        return steps / (time.perf_counter() - started)
+    finally:
+        env.close()
+
+
 def run_trial(task: str, seed: int, settings: dict[str, Any], budget: str, eval_episodes: int) -> dict[str, Any]:
     """Train ``task`` on ``seed`` with the shipped values and ``settings`` for ``budget``; evaluate; one record."""
     from reinforce import Reinforce
@@ -119,6 +147,7 @@ def run_trial(task: str, seed: int, settings: dict[str, Any], budget: str, eval_
             train_s = time.perf_counter() - started
             curve = read_curve(Path(run_dir) / "metrics.csv")
         evaluation = agent.evaluate(episodes=eval_episodes, deterministic=True)
+        raw_rate = raw_step_rate(task)
         return {
             "task": task,
             "seed": seed,
@@ -135,6 +164,7 @@ def run_trial(task: str, seed: int, settings: dict[str, Any], budget: str, eval_
             "train_s": round(train_s, 2),
             "wall_s": round(time.perf_counter() - started, 2),
             "steps_per_s": round(agent.num_env_steps / train_s, 1),
+            "raw_env_steps_per_s": round(raw_rate, 1),
             "config": agent.config.to_dict(),
             "curve": curve,
             "cpu": cpu_model(),
@@ -208,8 +238,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     """The Markdown table of ``report``: one line per (task, settings, budget)."""
     lines = [
         "| task | settings | budget (env steps) | seeds | final deterministic return, mean ± std | bootstrap 95% CI "
-        "| worst seed | target | seeds >= target | median env steps | median steps/s |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| worst seed | target | seeds >= target | median env steps | median steps/s | raw env steps/s (1 env) |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for (task, settings, budget), trials in groups(rows).items():
         returns = [float(trial["eval_mean"]) for trial in trials]
@@ -224,9 +254,15 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {task} | {settings_text(json.loads(settings))} | {budget_text} | {seed_text(seeds)} "
             f"| {statistics.mean(returns):.1f} ± {std:.1f} | [{low:.1f}, {high:.1f}] | {min(returns):.1f} "
             f"| {target_text} | {reached} | {statistics.median(t['env_steps'] for t in trials):,.0f} "
-            f"| {statistics.median(t['steps_per_s'] for t in trials):,.0f} |"
+            f"| {statistics.median(t['steps_per_s'] for t in trials):,.0f} | {raw_text(trials)} |"
         )
     return "\n".join(lines)
+
+
+def raw_text(trials: list[dict[str, Any]]) -> str:
+    """The median raw single-env step rate of the trials that measured it (files before it: ``-``)."""
+    rates = [float(trial["raw_env_steps_per_s"]) for trial in trials if "raw_env_steps_per_s" in trial]
+    return f"{statistics.median(rates):,.0f}" if rates else "-"
 
 
 def seed_text(seeds: list[int]) -> str:
@@ -281,6 +317,14 @@ def report(args: argparse.Namespace) -> None:
         plot_curves(rows, Path(args.curves))
 
 
+def raw(args: argparse.Namespace) -> None:
+    """The ``raw`` subcommand: each task's raw single-env step rate, the limit beside a training run's steps/s."""
+    print("| task | raw env steps/s (1 env, random actions) | steps |")
+    print("| --- | ---: | ---: |")
+    for task in args.tasks.split(","):
+        print(f"| {task} | {raw_step_rate(task, args.steps):,.0f} | {args.steps:,} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -294,6 +338,9 @@ def main() -> None:
     run_parser.add_argument("--eval-episodes", type=int, default=100)
     run_parser.add_argument("--jobs", type=int, default=1, help="trials at a time, each in its own process")
     add_set_option(run_parser)
+    raw_parser = commands.add_parser("raw", help="the raw single-env step rate of tasks (random actions)")
+    raw_parser.add_argument("--tasks", required=True, help="comma-separated Gymnasium ids")
+    raw_parser.add_argument("--steps", type=int, default=20_000)
     report_parser = commands.add_parser("report", help="the Markdown table (and curves) of JSONL files")
     report_parser.add_argument("files", nargs="+")
     report_parser.add_argument("--write", default=None, help="also write the table to this file")
@@ -303,6 +350,8 @@ def main() -> None:
         if args.budget != "shipped" and not args.budget.isdigit():
             parser.error(f"--budget {args.budget!r}: give a number of env steps or 'shipped'")
         run(args)
+    elif args.command == "raw":
+        raw(args)
     else:
         report(args)
 

@@ -29,6 +29,7 @@ from reinforce.core.returns import (
     discounted_returns,
     episode_ids,
     episode_steps,
+    standardize,
     standardize_per_episode,
     whole_episode_returns,
 )
@@ -108,6 +109,22 @@ def test_episode_functions_match_a_naive_loop(steps: int, envs: int, seed: int) 
             expected_whole = float(torch.stack(other_returns).mean()) if other_returns else 0.0
             assert float(loo_whole[cell]) == pytest.approx(expected_whole, abs=1e-5)
     assert (ids[~mask] == -1).all() and (whole[~mask] == 0).all() and (normalised[~mask] == 0).all()
+
+
+@pytest.mark.parametrize("num_envs", [3, 16, 48])
+def test_leave_one_out_gives_equal_episodes_zero_weights_not_rounding_noise(num_envs: int) -> None:
+    # Acrobot's stall: every episode of the batch cut at 500 steps with reward -1, so every G_t is the same
+    # float32 across episodes; the mean of the others must be that float exactly, or standardising the
+    # rounding noise of (G_t - mean) gives unit-size random weights and the policy drifts on noise
+    rewards = -torch.ones(500, num_envs)
+    dones = torch.zeros(500, num_envs, dtype=torch.bool)
+    dones[-1] = True
+    mask = torch.ones_like(dones)
+    returns = discounted_returns(rewards, dones, 0.99)
+    ids, _ = episode_ids(dones, mask)
+    baseline = leave_one_out_baseline(returns, ids, episode_steps(dones, mask))
+    assert baseline.dtype == returns.dtype and torch.equal(baseline, returns)
+    assert torch.equal(standardize(returns - baseline, mask), torch.zeros_like(returns))
 
 
 def test_running_mean_baseline_averages_previous_batches_only() -> None:

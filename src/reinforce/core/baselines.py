@@ -110,7 +110,9 @@ def leave_one_out_baseline(returns_TN: Tensor, ids: Tensor, steps: Tensor, *, ti
     With ``time_dependent`` (reward-to-go), the baseline of episode i at its step t is the mean of ``G_t`` over
     the other episodes that lasted more than t steps (0 if none did): a time-dependent baseline. Without it
     (whole-episode returns), every step of episode i gets the mean return of the other episodes. Either way
-    it is computed from episodes independent of episode i, so the estimate stays unbiased.
+    it is computed from episodes independent of episode i, so the estimate stays unbiased. Episodes whose
+    returns are equal (e.g. every one cut at the time limit with the same rewards) get exactly their own return
+    as baseline: zero advantages, so no update, rather than the rounding noise of the mean.
 
     Args:
         returns_TN: ``[T, N]`` float returns (``G_t``, or each step's whole-episode return).
@@ -129,16 +131,18 @@ def leave_one_out_baseline(returns_TN: Tensor, ids: Tensor, steps: Tensor, *, ti
     num_episodes, length = int(index.max()) + 1, int(step.max()) + 1
     if num_episodes < 2:
         return torch.zeros_like(returns_TN)
-    # [E, L] table of the returns, and of which (episode, step) cells exist
-    table = torch.zeros(num_episodes, length, dtype=returns_TN.dtype)
-    present = torch.zeros(num_episodes, length, dtype=returns_TN.dtype)
-    table[index, step] = returns_TN[valid]
+    # [E, L] table of the returns, and of which (episode, step) cells exist; in float64, where the sums of a
+    # float32 batch are exact, so that episodes with equal returns get their own return back, bit for bit
+    # (advantages exactly 0, not float32 rounding noise that standardisation would blow up to unit size)
+    table = torch.zeros(num_episodes, length, dtype=torch.float64)
+    present = torch.zeros(num_episodes, length, dtype=torch.float64)
+    table[index, step] = returns_TN[valid].double()
     present[index, step] = 1.0
     others_sum = table.sum(0, keepdim=True) - table
     others_count = present.sum(0, keepdim=True) - present
     means = torch.where(others_count > 0, others_sum / others_count.clamp(min=1.0), torch.zeros_like(table))
     baseline = torch.zeros_like(returns_TN)
-    baseline[valid] = means[index, step]
+    baseline[valid] = means[index, step].to(returns_TN.dtype)
     return baseline
 
 
