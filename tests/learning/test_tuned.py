@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reinforce import Reinforce
-from reinforce.callbacks import verified_at_checkpoint
+from reinforce.verification import verified_at_checkpoint
 
 
 @pytest.mark.slow

@@ -142,8 +142,10 @@ class LinearSoftmaxSampler:
         normalised), on the CPU, where ``num_envs`` rows fit `SAMPLER_MAX_SIZE`.
         """
         layer = linear_softmax_layer(policy)
+        if layer is None:  # also any policy without reinforce's encoder (a user's whole policy)
+            return None
         encoder = policy.encoder
-        if layer is None or encoder.num_categories is not None or encoder.normalize:
+        if encoder.num_categories is not None or encoder.normalize:
             return None
         num_actions, num_features = layer.weight.shape
         if layer.weight.device.type != "cpu" or num_envs * num_actions * (num_features + 1) > SAMPLER_MAX_SIZE:
