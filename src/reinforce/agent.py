@@ -42,7 +42,8 @@ from reinforce.core.textbook import per_step_weights
 from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
 from reinforce.evaluation import evaluate_policy, summarize
-from reinforce.rollout.collect import collect, sample_actions, to_env_actions
+from reinforce.rollout.actions import sample_actions, to_env_actions
+from reinforce.rollout.collect import collect
 from reinforce.rollout.env_records import env_record
 from reinforce.rollout.envs import EnvLike, EnvSource, Wrapper, env_source
 from reinforce.rollout.masks import action_mask_batch, mask_width

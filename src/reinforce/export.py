@@ -29,7 +29,7 @@ from torch.distributions import Distribution
 from reinforce.agent import Reinforce
 from reinforce.core.policies import Policy
 from reinforce.errors import ReinforceError
-from reinforce.rollout.collect import EnvActions, sample_actions
+from reinforce.rollout.actions import EnvActions, sample_actions
 from reinforce.rollout.observations import FLATTENED_OBSERVATION_SPACES
 from reinforce.run.files import atomic_write, library_versions
 
@@ -51,8 +51,8 @@ class DeterministicPolicy(nn.Module):
     """Raw observations ``[B, *obs_shape]`` in, the env's deterministic actions out, as one ``nn.Module``.
 
     It computes what ``Reinforce.predict(observations, deterministic=True)`` does, with the same code: the
-    policy (its encoder normalises the observations), `reinforce.rollout.collect.sample_actions` (the mode), and
-    `reinforce.rollout.collect.EnvActions` (``start`` shifts, shapes, the Box clip or tanh squash). The
+    policy (its encoder normalises the observations), `reinforce.rollout.actions.sample_actions` (the mode), and
+    `reinforce.rollout.actions.EnvActions` (``start`` shifts, shapes, the Box clip or tanh squash). The
     distribution lives only inside `forward`, so ``torch.jit.trace`` and ONNX export see tensors only. Integer
     actions come out as int64, Box actions as float32.
 

@@ -41,7 +41,7 @@ LOG_STD_MAX = 2.0
 class Policy(nn.Module):
     """Observations in, a distribution over actions out (the one policy interface of reinforce).
 
-    ``action_squash`` says how `reinforce.rollout.collect.to_env_actions` maps a sampled action to the env: ``"clip"``
+    ``action_squash`` says how `reinforce.rollout.actions.to_env_actions` maps a sampled action to the env: ``"clip"``
     (the default; a no-op for discrete actions) or ``"tanh"`` (`TanhNormal` samples are pre-squash values).
     """
 

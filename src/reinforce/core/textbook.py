@@ -119,7 +119,7 @@ its cost grows with it; beyond it torch's batched kernels are the faster)."""
 class LinearSoftmaxSampler:
     """Samples the actions of a small linear softmax policy in Python floats.
 
-    It does what `reinforce.rollout.collect`'s ``sample_actions`` does in torch, with the policy's parameters
+    It does what `reinforce.rollout.actions.sample_actions` does in torch, with the policy's parameters
     as they are when it is made, and draws the same uniforms: one ``torch.rand(N)`` call per step in the
     parameters' dtype, the draw of ``sample_actions`` (``torch.rand((N, 1))``), so torch's generator moves
     exactly as on the torch path. The inverse CDF is the same (the first action whose cumulative probability

@@ -23,7 +23,8 @@ from reinforce.core.guards import check_finite_step
 from reinforce.core.loss import ONE_PASS_MAX_STEPS
 from reinforce.core.policies import BernoulliPolicy, CategoricalPolicy, MultiCategoricalPolicy, Policy
 from reinforce.errors import NonFiniteError
-from reinforce.rollout.collect import Act, categorical_shape, sample_actions
+from reinforce.rollout.actions import categorical_shape, sample_actions
+from reinforce.rollout.collect import Act
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
@@ -137,7 +138,7 @@ def population_act(
     observations through its own encoder, whose running statistics differ); the others (Gaussian, images,
     one-hot observations, custom bodies) are called member by member. It samples the actions, or with
     ``deterministic`` takes each distribution's mode. ``generators``: one per member, from which its rows'
-    Categorical draws come (`rollout.collect.sample_actions`), so that a member's draws do not depend on the
+    Categorical draws come (`rollout.actions.sample_actions`), so that a member's draws do not depend on the
     other members; None (and other distributions) draw from torch's generator.
     """
     first = policies[0]

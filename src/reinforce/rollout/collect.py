@@ -26,193 +26,26 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
-from torch import Tensor, nn
-from torch.distributions import Bernoulli, Categorical, Distribution, Independent
+from torch import Tensor
 
 from reinforce.core.batch import RolloutBatch
-from reinforce.core.distributions import MaskedCategorical
-from reinforce.core.policies import Policy, unsupported_action_space
+from reinforce.core.policies import Policy
 from reinforce.core.textbook import LinearSoftmaxSampler
-from reinforce.errors import NonFiniteError, ReinforceError
-from reinforce.imports import first_line
-from reinforce.rollout.masks import INFO_KEY, env_name, info_action_masks, mask_width, step_action_masks
-
-
-class EnvActions(nn.Module):
-    """Maps a batch of the policy's actions ``[N, ...]`` to the env's actions, in torch.
-
-    The one definition of that mapping: `collect` and `Reinforce.predict` run it (through `numpy`), and an
-    exported policy (`reinforce.export`) contains it. ``Discrete`` and ``MultiDiscrete`` actions are shifted by
-    the space's ``start`` (and reshaped to a MultiDiscrete space's shape); ``MultiBinary`` bits are reshaped.
-    ``Box`` actions are reshaped to the space's shape, then with ``squash="clip"`` clipped to its bounds (the
-    unclipped sample is the one whose log-prob is trained on), with ``squash="tanh"`` mapped from the
-    pre-squash value ``u`` to ``low + (tanh(u) + 1) / 2 * (high - low)`` (in float64). The result is int64
-    for the discrete spaces and float64 for Box; `numpy` casts it to the space's dtype.
-
-    Raises:
-        ReinforceError: an action space reinforce has no policy for.
-    """
-
-    start: Tensor | None
-    low: Tensor
-    high: Tensor
-
-    def __init__(self, action_space: spaces.Space[Any], squash: str = "clip") -> None:
-        super().__init__()
-        if not isinstance(action_space, (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Box)):
-            raise unsupported_action_space(action_space)
-        self.action_space = action_space
-        self.shape = tuple(action_space.shape or ())
-        self.squash = squash
-        if isinstance(action_space, (spaces.Discrete, spaces.MultiDiscrete)):
-            start = np.asarray(action_space.start, dtype=np.int64)
-            self.register_buffer("start", torch.as_tensor(start) if start.any() else None, persistent=False)
-        if isinstance(action_space, spaces.Box):
-            self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float64), persistent=False)
-            self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float64), persistent=False)
-
-    def forward(self, actions: Tensor) -> Tensor:
-        """The env's actions (int64, or float64 for Box) for the policy's actions ``[N, ...]``."""
-        if isinstance(self.action_space, spaces.Discrete):
-            indices = actions.long()
-            return indices if self.start is None else indices + self.start
-        shaped = actions.reshape((-1, *self.shape))
-        if isinstance(self.action_space, spaces.MultiDiscrete):
-            return shaped.long() if self.start is None else shaped.long() + self.start
-        if isinstance(self.action_space, spaces.MultiBinary):
-            return shaped.long()
-        values = shaped.double()
-        if self.squash == "tanh":
-            values = self.low + (torch.tanh(values) + 1.0) / 2.0 * (self.high - self.low)
-        return torch.clamp(values, self.low, self.high)
-
-    def numpy(self, actions: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        """The env's actions for a NumPy batch of the policy's actions, in the action space's dtype."""
-        if isinstance(self.action_space, spaces.Discrete) and self.start is None:  # the mapping is the identity
-            return np.asarray(actions).astype(self.action_space.dtype, copy=False)
-        # forward, not __call__: no hooks to run, and this is once per vector step of every collection
-        env_actions: np.ndarray[Any, Any] = self.forward(torch.from_numpy(np.asarray(actions))).numpy()
-        return env_actions.astype(self.action_space.dtype, copy=False)
-
-
-def to_env_actions(
-    actions: np.ndarray[Any, Any], action_space: spaces.Space[Any], squash: str = "clip"
-) -> np.ndarray[Any, Any]:
-    """Map a batch of policy actions ``[N, ...]`` to what the vector env expects (see `EnvActions`)."""
-    return EnvActions(action_space, squash).numpy(actions)
-
-
-def sample_actions(distribution: Distribution, deterministic: bool = False, uniform: Tensor | None = None) -> Tensor:
-    """Actions from ``distribution``: its mode if ``deterministic``, else a sample.
-
-    A Categorical (or independent Categoricals, for MultiDiscrete) is sampled by inverse CDF (one uniform
-    per row, the first index whose cumulative probability exceeds it), which draws from the same
-    distribution as ``Categorical.sample`` and is cheaper for large batches (benchmarks/sampling.py); other
-    distributions use their own ``sample``. The mode of a Bernoulli bit is 1 where its probability is above
-    one half (torch's ``mode`` is NaN at exactly one half). ``uniform``: the Categorical's uniforms in [0, 1),
-    ``[*batch, 1]`` (`categorical_shape`), drawn elsewhere (a population's, from each member's own generator);
-    None draws them from torch's.
-    """
-    base = distribution.base_dist if isinstance(distribution, Independent) else distribution
-    if deterministic:
-        if isinstance(base, Bernoulli):
-            return (base.logits > 0).to(base.logits.dtype)
-        return distribution.mode
-    if isinstance(base, Categorical):
-        # Categorical(logits=...) already normalised its logits: exp gives the probabilities without the
-        # second normalisation (softmax) that `.probs` would run
-        cumulative = base.logits.exp().cumsum(-1)
-        # scaled by the total, so that rounding in the cumulative sum cannot push a draw past the last action
-        if uniform is None:
-            uniform = torch.rand((*cumulative.shape[:-1], 1), device=cumulative.device, dtype=cumulative.dtype)
-        uniform = uniform * cumulative[..., -1:]
-        last = cumulative.shape[-1] - 1
-        indices = (cumulative <= uniform).sum(-1).clamp_(max=last)
-        if isinstance(base, MaskedCategorical):
-            # a masked action adds exactly 0 to the cumulative sum, so only the clamp (a draw that rounding put
-            # at the very end) can land on one: such a draw takes the last valid action instead
-            allowed = base.action_mask.gather(-1, indices.unsqueeze(-1)).squeeze(-1)
-            last_valid = last - base.action_mask.flip(-1).to(torch.uint8).argmax(-1)
-            indices = torch.where(allowed, indices, last_valid)
-        return indices
-    return distribution.sample()
-
-
-def categorical_shape(distribution: Distribution) -> tuple[int, ...] | None:
-    """The shape of `sample_actions`'s uniforms for ``distribution`` (``[*batch, 1]``), or None if it draws none."""
-    base = distribution.base_dist if isinstance(distribution, Independent) else distribution
-    return (*base.logits.shape[:-1], 1) if isinstance(base, Categorical) else None
-
-
-def check_finite(values: Tensor, what: str, envs: VectorEnv[Any, Any, Any]) -> None:
-    """Raise `NonFiniteError` if float ``values`` that ``envs`` returned (``what``) hold a NaN or an infinity."""
-    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
-        raise NonFiniteError(
-            f"{env_name(envs)} returned non-finite {what} (NaN or inf): fix or wrap the environment "
-            "(e.g. clip or replace them) before training on it"
-        )
-
-
-def _check_actions(actions: np.ndarray[Any, Any], observations: Any, envs: VectorEnv[Any, Any, Any]) -> None:
-    """Stop non-finite (continuous) actions before they reach the env, naming their cause."""
-    if np.issubdtype(actions.dtype, np.floating) and not np.isfinite(actions).all():
-        check_finite(torch.as_tensor(np.asarray(observations)), "observations", envs)  # the usual cause
-        raise NonFiniteError(
-            f"the policy produced non-finite actions for {env_name(envs)}: its parameters have diverged; "
-            "lower lr or set max_grad_norm",
-            fields=("lr", "max_grad_norm"),
-        )
-
-
-def _env_failed(envs: VectorEnv[Any, Any, Any], call: str, exc: BaseException) -> ReinforceError:
-    return ReinforceError(f"{env_name(envs)} failed in {call} ({first_line(exc)}): fix the environment")
-
-
-def _reset(envs: VectorEnv[Any, Any, Any], seed: int | list[int] | None) -> tuple[Any, Any]:
-    """``envs.reset(seed=seed)``: observations and infos; an exception of the env's own becomes a `ReinforceError`."""
-    try:
-        observations, infos = envs.reset(seed=seed)  # type: ignore[arg-type]  # sync and async: a seed per env
-    except ReinforceError:
-        raise
-    except Exception as exc:  # the environment's code (a user's), or what it returned (not a pair)
-        raise _env_failed(envs, "reset()", exc) from exc
-    _check_observations(envs, observations, "reset()")
-    return observations, infos
-
-
-def _step(envs: VectorEnv[Any, Any, Any], actions: np.ndarray[Any, Any]) -> tuple[Any, ...]:
-    """``envs.step(actions)`` as checked arrays; an exception of the env's own becomes a `ReinforceError`.
-
-    Returns:
-        Observations, float32 rewards, the terminated and truncated flags as bool arrays, and the infos.
-    """
-    try:
-        observations, rewards, terminated, truncated, infos = envs.step(actions)
-        rewards = np.asarray(rewards, dtype=np.float32)
-        terminated = np.asarray(terminated, dtype=bool)
-        truncated = np.asarray(truncated, dtype=bool)
-    except ReinforceError:
-        raise
-    except Exception as exc:  # the env raised, returned a 4-tuple, or rewards that are not numbers
-        raise _env_failed(envs, "step()", exc) from exc
-    shape = (envs.num_envs,)
-    if rewards.shape != shape or terminated.shape != shape or truncated.shape != shape:
-        raise ReinforceError(
-            f"{env_name(envs)} returned rewards or flags of shape {rewards.shape}/{terminated.shape}/"
-            f"{truncated.shape} from step(), not one per environment {shape}: return a float reward and bools"
-        )
-    _check_observations(envs, observations, "step()")
-    return observations, rewards, terminated, truncated, infos
-
-
-def _check_observations(envs: VectorEnv[Any, Any, Any], observations: Any, call: str) -> None:
-    expected = (envs.num_envs, *(envs.single_observation_space.shape or ()))
-    shape = getattr(observations, "shape", None)
-    if shape != expected or getattr(observations, "dtype", np.dtype(object)).kind not in "biuf":
-        raise ReinforceError(
-            f"{env_name(envs)} returned observations of shape {shape} from {call}, not {expected[1:]} per "
-            f"environment as its observation space {envs.single_observation_space} says: fix the environment"
-        )
+from reinforce.errors import ReinforceError
+from reinforce.rollout.actions import EnvActions as EnvActions  # re-exported: collect is where users found them
+from reinforce.rollout.actions import sample_actions as sample_actions
+from reinforce.rollout.actions import to_env_actions as to_env_actions
+from reinforce.rollout.masks import INFO_KEY, info_action_masks, mask_width, step_action_masks
+from reinforce.rollout.steps import (
+    check_actions,
+    check_observations,
+    checked_tensors,
+    env_failed,
+    reset_envs,
+    rollout_batch,
+    stack_masks,
+    step_envs,
+)
 
 
 def collect(
@@ -311,7 +144,7 @@ def collect_groups(
     wanted = np.asarray(num_episodes, dtype=np.int64)
     action_space = envs.single_action_space
     env_actions = EnvActions(action_space, action_squash)
-    observations, infos = _reset(envs, seed)
+    observations, infos = reset_envs(envs, seed)
     masks = info_action_masks(infos, action_space, envs)
     step_masks: list[np.ndarray[Any, Any] | None] = []
     started = np.minimum(size, wanted)
@@ -333,8 +166,8 @@ def collect_groups(
             else:
                 mask_tensor = None if action_masks is None else torch.as_tensor(action_masks, device=device)
                 actions = act(torch.as_tensor(observations, device=device), mask_tensor).cpu().numpy()
-            _check_actions(actions, observations, envs)
-            next_observations, rewards, terminated, truncated, infos = _step(envs, env_actions.numpy(actions))
+            check_actions(actions, observations, envs)
+            next_observations, rewards, terminated, truncated, infos = step_envs(envs, env_actions.numpy(actions))
             masks = info_action_masks(infos, action_space, envs)
             # a time limit that falls on a terminal step is a termination: the state really is terminal
             truncated = truncated & ~terminated
@@ -362,10 +195,10 @@ def collect_groups(
             resetting = done
             observations = next_observations
     stacked = {key: np.stack(values) for key, values in buffers.items()}
-    tensors, last_observations = _checked_tensors(stacked, observations, envs)
-    all_masks = _stack_masks(step_masks, num_envs, mask_width(action_space))
+    tensors, last_observations = checked_tensors(stacked, observations, envs)
+    all_masks = stack_masks(step_masks, num_envs, mask_width(action_space))
     if groups == 1:
-        return [_batch(tensors, last_observations, all_masks, episodes[0])]
+        return [rollout_batch(tensors, last_observations, all_masks, episodes[0])]
     batches: list[RolloutBatch | None] = []
     for group in range(groups):
         columns = slice(group * size, (group + 1) * size)
@@ -376,7 +209,7 @@ def collect_groups(
         end = int(rows[-1]) + 1  # the group's own collection would have stopped after its last episode's end
         last = tensors["observations"][end] if end < len(step_masks) else last_observations
         batches.append(
-            _batch(
+            rollout_batch(
                 {key: values[:end, columns] for key, values in tensors.items()},
                 last[columns],
                 None if all_masks is None else all_masks[:end, columns],
@@ -384,19 +217,6 @@ def collect_groups(
             )
         )
     return batches
-
-
-def _checked_tensors(
-    arrays: dict[str, np.ndarray[Any, Any]], last_observations: Any, envs: VectorEnv[Any, Any, Any]
-) -> tuple[dict[str, Tensor], Tensor]:
-    """The ``[T, N, ...]`` arrays of a collection and its last observations as tensors, checked finite."""
-    last = np.asarray(last_observations)
-    # once per batch rather than per step: nothing reaches the returns or the optimizer before this
-    checked = (("rewards", arrays["rewards"]), ("observations", arrays["observations"]), ("observations", last))
-    for what, values in checked:
-        if values.dtype.kind == "f" and not np.isfinite(values).all():  # check_finite's test, in NumPy
-            check_finite(torch.from_numpy(values), what, envs)
-    return {key: torch.from_numpy(values) for key, values in arrays.items()}, torch.from_numpy(last)
 
 
 def direct_env(envs: VectorEnv[Any, Any, Any]) -> gymnasium.Env[Any, Any] | None:
@@ -439,7 +259,7 @@ def _collect_one_env(
     shape = (1, *(observation_space.shape or ()))
     identity = isinstance(action_space, spaces.Discrete) and not action_space.start  # as EnvActions.numpy's
     env_actions = None if identity else EnvActions(action_space, action_squash)
-    observations, infos = _reset(envs, seed)
+    observations, infos = reset_envs(envs, seed)
     masks = info_action_masks(infos, action_space, envs)
     step_masks: list[np.ndarray[Any, Any] | None] = []
     buffers: dict[str, list[Any]] = {
@@ -468,9 +288,9 @@ def _collect_one_env(
             except ReinforceError:
                 raise
             except Exception as exc:  # the env raised, returned a 4-tuple, or a reward that is not a number
-                raise _env_failed(envs, "reset()" if resetting else "step()", exc) from exc
+                raise env_failed(envs, "reset()" if resetting else "step()", exc) from exc
             if next_observations.shape != shape:
-                _check_observations(envs, next_observations, "reset()" if resetting else "step()")
+                check_observations(envs, next_observations, "reset()" if resetting else "step()")
             masks = None if INFO_KEY not in info else info_action_masks(envs._add_info({}, info, 0), action_space, envs)
             buffers["observations"].append(observations)
             buffers["actions"].append(actions)
@@ -488,7 +308,7 @@ def _collect_one_env(
     flags = {key: np.array(buffers[key], dtype=bool)[:, None] for key in ("terminated", "truncated", "mask")}
     rewards = np.array(buffers["rewards"], dtype=np.float64).astype(np.float32)[:, None]  # as SyncVectorEnv's
     columns = {key: np.stack(buffers[key]) for key in ("observations", "actions")} | {"rewards": rewards, **flags}
-    tensors, last_observations = _checked_tensors(columns, observations, envs)
+    tensors, last_observations = checked_tensors(columns, observations, envs)
     episodes: tuple[list[float], list[int], list[bool]] = ([], [], [])
     running_return, running_length = 0.0, 0
     for reward, valid, terminated, truncated in zip(
@@ -502,34 +322,4 @@ def _collect_one_env(
                 episodes[1].append(running_length)
                 episodes[2].append(truncated)
                 running_return, running_length = 0.0, 0
-    return _batch(tensors, last_observations, _stack_masks(step_masks, 1, mask_width(action_space)), episodes)
-
-
-def _batch(
-    tensors: dict[str, Tensor],
-    last_observations: Tensor,
-    action_masks: Tensor | None,
-    episodes: tuple[list[float], list[int], list[bool]],
-) -> RolloutBatch:
-    """The `RolloutBatch` of ``[T, N]`` buffers and the episodes that ended in them."""
-    return RolloutBatch(
-        action_masks=action_masks,
-        observations=tensors["observations"],
-        actions=tensors["actions"],
-        rewards=tensors["rewards"],
-        terminated=tensors["terminated"],
-        truncated=tensors["truncated"],
-        mask=tensors["mask"],
-        last_observations=last_observations,
-        episode_returns=episodes[0],
-        episode_lengths=episodes[1],
-        episode_truncated=episodes[2],
-    )
-
-
-def _stack_masks(step_masks: list[np.ndarray[Any, Any] | None], num_envs: int, width: int | None) -> Tensor | None:
-    """``[T, N, width]`` bool masks of the steps (all true where a step had none); None if none had any."""
-    if width is None or all(masks is None for masks in step_masks):
-        return None
-    everything = np.ones((num_envs, width), dtype=bool)
-    return torch.from_numpy(np.stack([everything if masks is None else masks for masks in step_masks]))
+    return rollout_batch(tensors, last_observations, stack_masks(step_masks, 1, mask_width(action_space)), episodes)
