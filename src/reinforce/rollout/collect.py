@@ -33,9 +33,11 @@ from reinforce.core.policies import Policy
 from reinforce.core.textbook import LinearSoftmaxSampler
 from reinforce.errors import ReinforceError
 from reinforce.rollout.actions import EnvActions as EnvActions  # re-exported: collect is where users found them
+from reinforce.rollout.actions import plain_categorical, sample_logits
 from reinforce.rollout.actions import sample_actions as sample_actions
 from reinforce.rollout.actions import to_env_actions as to_env_actions
 from reinforce.rollout.masks import INFO_KEY, info_action_masks, mask_width, step_action_masks
+from reinforce.rollout.mlp_sampler import MLPSampler
 from reinforce.rollout.steps import (
     check_actions,
     check_observations,
@@ -79,23 +81,34 @@ def collect(
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
 
+    logits = plain_categorical(policy)
+
     def act(observations: Tensor, action_masks: Tensor | None) -> Tensor:
+        if logits is not None and action_masks is None:  # the same law without a Distribution per step
+            return sample_logits(logits(observations), deterministic)
         return sample_actions(policy(observations, action_masks), deterministic)
 
-    # a small linear softmax policy samples in Python floats (the same draws, a fraction of the time)
-    sampler = (
-        None if deterministic or torch.device(device).type != "cpu" else LinearSoftmaxSampler.of(policy, envs.num_envs)
-    )
-    env = None if sampler is None else direct_env(envs)
-    if sampler is not None and env is not None:
-        squash = policy.action_squash
-        return _collect_one_env(envs, env, act, sampler, num_episodes, action_squash=squash, seed=seed, device=device)
+    # a small linear softmax policy samples in Python floats, reinforce's MLP in NumPy (the same law and draws)
+    sampler: Sampler | None = None
+    if torch.device(device).type == "cpu":
+        linear = None if deterministic else LinearSoftmaxSampler.of(policy, envs.num_envs)
+        env = None if linear is None else direct_env(envs)
+        if linear is not None and env is not None:
+            squash = policy.action_squash
+            return _collect_one_env(
+                envs, env, act, linear, num_episodes, action_squash=squash, seed=seed, device=device
+            )
+        sampler = linear or MLPSampler.of(policy, envs.num_envs, deterministic)
     batch = collect_groups(
         envs, act, [num_episodes], action_squash=policy.action_squash, seed=seed, device=device, sampler=sampler
     )[0]
     assert batch is not None
     return batch
 
+
+Sampler = Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]
+"""The policy's actions ``[N]`` for a NumPy batch of observations, computed outside torch (`LinearSoftmaxSampler`,
+`MLPSampler`): `collect_groups` uses it for the steps without action masks."""
 
 Act = Callable[[Tensor, "Tensor | None"], Tensor]
 """One batched policy call: observations ``[N, *obs_shape]`` and action masks ``[N, width]`` (or None) on the
@@ -110,7 +123,7 @@ def collect_groups(
     action_squash: str = "clip",
     seed: int | list[int] | None = None,
     device: torch.device | str = "cpu",
-    sampler: LinearSoftmaxSampler | None = None,
+    sampler: Sampler | None = None,
 ) -> list[RolloutBatch | None]:
     """`collect` for ``K = len(num_episodes)`` groups of environments that share ``envs`` and one ``act`` per step.
 
@@ -127,8 +140,8 @@ def collect_groups(
         seed: passed to ``envs.reset`` (an int, or one seed per sub-env where the vector env takes a list);
             None continues the environments' random streams.
         device: where ``act`` runs.
-        sampler: samples the steps without action masks in place of ``act`` (the same actions, see
-            `LinearSoftmaxSampler`), or None.
+        sampler: samples the steps without action masks in place of ``act`` (the same law and draws, see
+            `LinearSoftmaxSampler` and `MLPSampler`), or None.
 
     Returns:
         One `RolloutBatch` per group, None for a group of 0 episodes.

@@ -1,0 +1,126 @@
+"""The fast paths of a collection step: `MLPSampler` (NumPy) and `sample_logits` (torch without a Distribution)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from reinforce import collect, make_policy
+from reinforce.core.policies import Policy
+from reinforce.rollout import collect as collect_module
+from reinforce.rollout.actions import plain_categorical, sample_actions, sample_logits
+from reinforce.rollout.envs import make_vec_env
+from reinforce.rollout.mlp_sampler import MLPSampler
+
+OBSERVATIONS = spaces.Box(-5.0, 5.0, (3,))
+
+
+def mlp_policy(activation: str = "relu", normalize: bool = False, num_actions: int = 3) -> Policy:
+    torch.manual_seed(1)
+    policy = make_policy(
+        OBSERVATIONS,
+        spaces.Discrete(num_actions),
+        hidden_sizes=(16, 8),
+        activation=activation,
+        normalize_observations=normalize,
+    )
+    if normalize:  # statistics away from the identity, so that the normalisation matters
+        policy.encoder.update_normalization(torch.randn(50, 3, dtype=torch.float64) * 3 + 1)
+    return policy
+
+
+def random_observations(rows: int = 4000) -> np.ndarray:
+    return np.random.default_rng(0).uniform(-4.0, 4.0, (rows, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("activation", "normalize"), [("relu", False), ("tanh", False), ("relu", True)])
+def test_mlp_sampler_draws_the_torch_paths_actions_and_uniforms(activation: str, normalize: bool) -> None:
+    """The same actions as `sample_actions` on the policy's Distribution, and torch's generator left as it leaves it."""
+    policy = mlp_policy(activation, normalize)
+    observations = random_observations()
+    sampler = MLPSampler.of(policy, len(observations))
+    assert sampler is not None
+    torch.manual_seed(9)
+    ours = sampler(observations)
+    state = torch.get_rng_state()
+    torch.manual_seed(9)
+    with torch.no_grad():
+        theirs = sample_actions(policy(torch.from_numpy(observations))).numpy()
+    assert torch.equal(state, torch.get_rng_state())
+    # equal but where a uniform falls within float rounding of a boundary (none in these 4000 rows)
+    np.testing.assert_array_equal(ours, theirs)
+    assert set(np.unique(ours)) == {0, 1, 2}  # not a degenerate policy
+
+
+def test_mlp_sampler_mode_is_the_distributions() -> None:
+    policy = mlp_policy()
+    observations = random_observations()
+    sampler = MLPSampler.of(policy, len(observations), deterministic=True)
+    assert sampler is not None
+    state = torch.get_rng_state()
+    ours = sampler(observations)
+    assert torch.equal(state, torch.get_rng_state())  # no draw
+    with torch.no_grad():
+        theirs = sample_actions(policy(torch.from_numpy(observations)), deterministic=True).numpy()
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_sample_logits_is_sample_actions() -> None:
+    policy = mlp_policy()
+    logits_of = plain_categorical(policy)
+    assert logits_of is not None
+    observations = torch.from_numpy(random_observations())
+    with torch.no_grad():
+        torch.manual_seed(4)
+        ours = sample_logits(logits_of(observations))
+        state = torch.get_rng_state()
+        torch.manual_seed(4)
+        theirs = sample_actions(policy(observations))
+        assert torch.equal(state, torch.get_rng_state())
+        assert torch.equal(ours, theirs)
+        assert torch.equal(sample_logits(logits_of(observations), True), sample_actions(policy(observations), True))
+
+
+class Doubled(nn.Module):
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features * 2
+
+
+def test_the_fast_paths_leave_other_policies_to_torch() -> None:
+    """A user's network, a MultiDiscrete head, a hook: the sampler and the logits path decline."""
+    custom = make_policy(OBSERVATIONS, spaces.Discrete(2), network=Doubled())
+    multi = make_policy(OBSERVATIONS, spaces.MultiDiscrete([2, 3]), hidden_sizes=(4,))
+    hooked = mlp_policy()
+    hooked.body.register_forward_hook(lambda module, inputs, output: output * 0)
+    for policy in (custom, multi, hooked):
+        assert MLPSampler.of(policy, 4) is None
+    assert plain_categorical(multi) is None
+    policy = mlp_policy()
+    policy.register_forward_hook(lambda module, inputs, output: output)
+    assert plain_categorical(policy) is None
+    assert MLPSampler.of(mlp_policy(), 1 << 20) is None  # too large a batch: torch's kernels do it
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_collection_with_the_sampler_is_the_torch_paths(deterministic: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch, episodes and generator state of a collection with `MLPSampler` and without it."""
+    torch.manual_seed(0)
+    policy = make_policy(spaces.Box(0, np.inf, (2,)), spaces.Discrete(2), hidden_sizes=(8,))
+    assert MLPSampler.of(policy, 3) is not None
+    batches, states = [], []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(collect_module.MLPSampler, "of", classmethod(lambda cls, *args: None))
+        envs = make_vec_env("toy/CountingTruncated-v0", 3)
+        torch.manual_seed(7)
+        batches.append(collect(envs, policy, 10, seed=3, deterministic=deterministic))
+        states.append(torch.get_rng_state())
+        envs.close()
+    ours, theirs = batches
+    for name in ("observations", "actions", "rewards", "terminated", "truncated", "mask", "last_observations"):
+        assert torch.equal(getattr(ours, name), getattr(theirs, name)), name
+    assert ours.episode_returns == theirs.episode_returns
+    assert torch.equal(states[0], states[1])
