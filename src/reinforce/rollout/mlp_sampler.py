@@ -77,7 +77,9 @@ class MLPSampler:
             return None
         if num_envs * sum(layer.weight.numel() for layer in linears) > MLP_SAMPLER_MAX_SIZE:
             return None
-        layers = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy()) for layer in linears]
+        layers = [
+            (np.ascontiguousarray(layer.weight.detach().numpy().T), layer.bias.detach().numpy()) for layer in linears
+        ]
         normalization = None
         if encoder.normalize:  # as the encoder computes them, once for the whole collection
             scale = (encoder.obs_var + 1e-8).rsqrt().float().numpy()
@@ -88,11 +90,11 @@ class MLPSampler:
     def __call__(self, observations: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """``[N]`` int64 actions for ``[N, *obs_shape]`` observations."""
         rows = len(observations)
-        features = np.asarray(observations).reshape(rows, -1).astype(np.float32)  # the encoder's .float()
+        values = np.asarray(observations).reshape(rows, -1).astype(np.float32, copy=False)  # the encoder's .float()
         if self.normalization is not None:
             mean, scale = self.normalization
-            features = np.clip((features - mean) * scale, -NORMALIZED_OBSERVATION_CLIP, NORMALIZED_OBSERVATION_CLIP)
-        values = features.astype(self.dtype, copy=False)
+            values = np.clip((values - mean) * scale, -NORMALIZED_OBSERVATION_CLIP, NORMALIZED_OBSERVATION_CLIP)
+        values = values.astype(self.dtype, copy=False)
         last = len(self.layers) - 1
         for index, (weight, bias) in enumerate(self.layers):
             values = values @ weight
@@ -103,7 +105,9 @@ class MLPSampler:
             modes: np.ndarray[Any, Any] = values.argmax(-1).astype(np.int64, copy=False)
             return modes
         values -= values.max(-1, keepdims=True)
-        cumulative = np.cumsum(np.exp(values, out=values), -1)
-        uniform = torch.rand((rows, 1), dtype=self.torch_dtype).numpy() * cumulative[:, -1:]
-        actions: np.ndarray[Any, Any] = np.minimum((cumulative <= uniform).sum(-1), cumulative.shape[-1] - 1)
-        return actions.astype(np.int64, copy=False)
+        cumulative = np.exp(values, out=values).cumsum(-1)
+        threshold = torch.rand((rows, 1), dtype=self.torch_dtype).numpy()
+        threshold *= cumulative[:, -1:]
+        actions: np.ndarray[Any, Any] = (cumulative <= threshold).sum(-1, dtype=np.int64)
+        np.minimum(actions, cumulative.shape[-1] - 1, out=actions)  # a draw that rounding put past the end
+        return actions
