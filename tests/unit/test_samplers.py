@@ -10,6 +10,7 @@ from torch import nn
 
 from reinforce import collect, make_policy
 from reinforce.core.policies import Policy
+from reinforce.population.batched import population_act
 from reinforce.rollout import collect as collect_module
 from reinforce.rollout.actions import plain_categorical, sample_actions, sample_logits
 from reinforce.rollout.envs import make_vec_env
@@ -124,3 +125,37 @@ def test_collection_with_the_sampler_is_the_torch_paths(deterministic: bool, mon
         assert torch.equal(getattr(ours, name), getattr(theirs, name)), name
     assert ours.episode_returns == theirs.episode_returns
     assert torch.equal(states[0], states[1])
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_members_sampler_draws_population_acts_actions_from_each_members_generator(normalize: bool) -> None:
+    """K members' rows: the actions of `population_act` and the same state of every member's generator after."""
+    policies = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        policy = make_policy(OBSERVATIONS, spaces.Discrete(3), hidden_sizes=(16,), normalize_observations=normalize)
+        if normalize:
+            policy.encoder.update_normalization(torch.randn(20, 3, dtype=torch.float64) * (seed + 1))
+        policies.append(policy)
+    observations = random_observations(4 * 500)
+    results, states = [], []
+    for fast in (True, False):
+        generators = [torch.Generator().manual_seed(100 + k) for k in range(4)]
+        if fast:
+            sampler = MLPSampler.of_members(policies, len(observations), generators=generators)
+            assert sampler is not None
+            results.append(sampler(observations))
+        else:
+            act = population_act(policies, generators=generators)
+            with torch.no_grad():
+                results.append(act(torch.from_numpy(observations), None).numpy())
+        states.append([generator.get_state() for generator in generators])
+    np.testing.assert_array_equal(results[0], results[1])
+    assert all(torch.equal(ours, theirs) for ours, theirs in zip(*states, strict=True))
+    deterministic = MLPSampler.of_members(policies, len(observations), deterministic=True)
+    assert deterministic is not None
+    with torch.no_grad():
+        modes = population_act(policies, deterministic=True)(torch.from_numpy(observations), None).numpy()
+    np.testing.assert_array_equal(deterministic(observations), modes)
+    wider = make_policy(OBSERVATIONS, spaces.Discrete(3), hidden_sizes=(8,))
+    assert MLPSampler.of_members([*policies[:2], wider], 3) is None  # one architecture only

@@ -20,6 +20,7 @@ from reinforce.evaluation import summarize
 from reinforce.population.batched import population_act
 from reinforce.rollout.collect import collect_groups
 from reinforce.rollout.masks import INFO_KEY
+from reinforce.rollout.mlp_sampler import MLPSampler
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
@@ -107,13 +108,15 @@ def evaluate_members(members: Sequence[Reinforce], episodes: int, *, own_envs: b
             )
             envs.append(stepped)
             reset_seed = sub_env_seeds(stepped, seeds, size)
+        policies = [member.policy for member in members]
         batches = collect_groups(
             stepped,
-            population_act([member.policy for member in members], deterministic=True),
+            population_act(policies, deterministic=True),
             [episodes] * len(members),
             action_squash=first.policy.action_squash,
             seed=reset_seed,
             device=first.device,
+            sampler=MLPSampler.of_members(policies, stepped.num_envs, deterministic=True),
         )
     finally:
         for env in envs:

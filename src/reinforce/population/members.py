@@ -47,6 +47,7 @@ from reinforce.population.checks import sub_env_seeds
 from reinforce.population.rounds import MemberRun, checks_due, member_generators, update_members
 from reinforce.rollout.collect import collect_groups
 from reinforce.rollout.envs import EnvLike, Wrapper
+from reinforce.rollout.mlp_sampler import MLPSampler
 from reinforce.run.files import run_path, training_lock
 from reinforce.run.metrics import RunLog
 from reinforce.training import StopSignals, claim, schedule_learning_rates
@@ -295,13 +296,15 @@ class Population:
         """
         start = time.perf_counter()
         envs = self._vector_env(len(members))
+        policies, generators = [member.policy for member in members], member_generators(members)
         batches = collect_groups(
             envs,
-            population_act([member.policy for member in members], generators=member_generators(members)),
+            population_act(policies, generators=generators),
             [episodes] * len(members),
             action_squash=members[0].policy.action_squash,
             seed=self._reset_seed(members, envs),
             device=members[0].device,
+            sampler=MLPSampler.of_members(policies, envs.num_envs, generators=generators),  # the same draws, in NumPy
         )
         complete = [batch for batch in batches if batch is not None]
         assert len(complete) == len(members)

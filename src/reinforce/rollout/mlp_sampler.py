@@ -8,6 +8,7 @@ the inverse CDF) was about twice the env's step; the same arithmetic in NumPy co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,74 +26,95 @@ ACTIVATIONS: dict[type[nn.Module], Any] = {nn.ReLU: lambda x: np.maximum(x, 0, o
 """The activations of `reinforce.core.networks.mlp` and their NumPy forms (in place where NumPy allows)."""
 
 
+Layers = list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
+"""Per linear layer, the weight transposed ``[K, in, out]`` and the bias ``[K, 1, out]`` of K policies."""
+
+
 class MLPSampler:
-    """Samples (or takes the mode of) a softmax MLP policy's actions in NumPy, with torch's uniforms.
+    """Samples (or takes the mode of) softmax MLP policies' actions in NumPy, with torch's uniforms.
 
     It applies to reinforce's `CategoricalPolicy` over an MLP body (`reinforce.core.networks.mlp`: linear layers
     with ReLU or Tanh between them) and a Box observation encoder (flattened, optionally normalised), on the CPU,
-    without hooks. With the parameters as they are when it is made, it computes the logits in the parameters'
-    dtype, then draws as `reinforce.rollout.actions.sample_logits` draws: one ``torch.rand((N, 1))`` per step
-    (so torch's generator moves as on the torch path) and the inverse CDF of the softmax; deterministic, the
-    largest logit and no draw. The actions are the torch path's except where rounding (NumPy's matrix products
-    and exponentials against torch's) moves a cumulative probability across a uniform, or reorders two logits
-    within rounding of each other: the same law, and the same actions for the same seed on one machine.
+    without hooks; `of_members` takes K such policies of one architecture (a population's members), row block k
+    being member k's. With the parameters as they are when it is made, it computes the logits in the
+    parameters' dtype, then draws as `reinforce.rollout.actions.sample_logits` draws: one ``torch.rand((N, 1))``
+    per step (so torch's generator moves as on the torch path; a population's rows draw from each member's own
+    generator, as `reinforce.population.batched.population_act` draws them) and the inverse CDF of the softmax;
+    deterministic, the largest logit and no draw. The actions are the torch path's except where rounding
+    (NumPy's matrix products and exponentials against torch's) moves a cumulative probability across a uniform,
+    or reorders two logits within rounding of each other: the same law, and the same actions for the same seed
+    on one machine.
     """
 
     def __init__(
         self,
-        layers: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]],
+        layers: Layers,
         activation: Any,
         normalization: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None,
         deterministic: bool,
+        generators: Sequence[torch.Generator] | None = None,
     ) -> None:
+        self.members = len(layers[0][0])
+        if self.members == 1:  # two-dimensional products, as torch's linear layers compute them
+            layers = [(weight[0], bias[0]) for weight, bias in layers]
         self.layers = layers
         self.activation = activation
         self.normalization = normalization
         self.deterministic = deterministic
+        self.generators = generators
         self.dtype = layers[0][0].dtype
         self.torch_dtype = torch.from_numpy(layers[0][0][:0]).dtype
 
     @classmethod
     def of(cls, policy: Policy, num_envs: int, deterministic: bool = False) -> MLPSampler | None:
         """The sampler of ``policy`` for ``num_envs`` rows, or None where it does not apply (see the class)."""
-        encoder, body = policy.encoder, policy.body
-        if type(policy) is not CategoricalPolicy or type(encoder) is not ObservationEncoder:
+        return cls.of_members([policy], num_envs, deterministic)
+
+    @classmethod
+    def of_members(
+        cls,
+        policies: Sequence[Policy],
+        num_envs: int,
+        deterministic: bool = False,
+        generators: Sequence[torch.Generator] | None = None,
+    ) -> MLPSampler | None:
+        """The sampler of K ``policies`` for ``num_envs`` rows (``num_envs / K`` each), or None where it does not apply.
+
+        ``generators``: one per policy, from which its rows' uniforms come; None: torch's generator.
+        """
+        found = [_parts(policy) for policy in policies]
+        parts = [part for part in found if part is not None]
+        if len(parts) != len(found) or num_envs % len(parts):
             return None
-        if encoder.num_categories is not None or encoder.cnn is not None or type(body) is not nn.Sequential:
+        layers, activation, normalization = parts[0]
+        shapes = [(weight.shape, weight.dtype) for weight, _ in layers]
+        for other_layers, other_activation, other_normalization in parts:
+            if [(weight.shape, weight.dtype) for weight, _ in other_layers] != shapes:
+                return None
+            if other_activation is not activation or (other_normalization is None) != (normalization is None):
+                return None
+        if num_envs // len(parts) * sum(weight.size for weight, _ in layers) > MLP_SAMPLER_MAX_SIZE:
             return None
-        modules = list(body)
-        linears = [module for module in modules[0::2] if type(module) is nn.Linear and module.bias is not None]
-        activations = modules[1::2]
-        if len(linears) != len(modules[0::2]):
-            return None
-        kinds = {type(module) for module in activations}
-        if len(modules) % 2 == 0 or len(kinds) > 1 or not kinds <= set(ACTIVATIONS):
-            return None
-        if any(
-            bool(module._forward_hooks or module._forward_pre_hooks) for module in (policy, encoder, body, *modules)
-        ):
-            return None
-        parameters = [parameter for layer in linears for parameter in (layer.weight, layer.bias)]
-        if any(parameter.device.type != "cpu" or parameter.dtype != parameters[0].dtype for parameter in parameters):
-            return None
-        if num_envs * sum(layer.weight.numel() for layer in linears) > MLP_SAMPLER_MAX_SIZE:
-            return None
-        layers = [
-            (np.ascontiguousarray(layer.weight.detach().numpy().T), layer.bias.detach().numpy()) for layer in linears
+        stacked = [
+            (np.stack([part[0][index][0] for part in parts]), np.stack([part[0][index][1] for part in parts])[:, None])
+            for index in range(len(layers))
         ]
-        normalization = None
-        if encoder.normalize:  # as the encoder computes them, once for the whole collection
-            scale = (encoder.obs_var + 1e-8).rsqrt().float().numpy()
-            normalization = (encoder.obs_mean.float().numpy(), scale)
-        activation = ACTIVATIONS[kinds.pop()] if kinds else None
-        return cls(layers, activation, normalization, deterministic)
+        statistics = None
+        if normalization is not None:
+            means = [part[2][0] for part in parts if part[2] is not None]
+            scales = [part[2][1] for part in parts if part[2] is not None]
+            statistics = (np.stack(means)[:, None], np.stack(scales)[:, None])
+        return cls(stacked, activation, statistics, deterministic, generators)
 
     def __call__(self, observations: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """``[N]`` int64 actions for ``[N, *obs_shape]`` observations."""
-        rows = len(observations)
-        values = np.asarray(observations).reshape(rows, -1).astype(np.float32, copy=False)  # the encoder's .float()
+        rows, members = len(observations), self.members
+        shape = (rows, -1) if members == 1 else (members, rows // members, -1)
+        values = np.asarray(observations).reshape(shape).astype(np.float32, copy=False)  # the encoder's .float()
         if self.normalization is not None:
             mean, scale = self.normalization
+            if members == 1:
+                mean, scale = mean[0], scale[0]
             values = np.clip((values - mean) * scale, -NORMALIZED_OBSERVATION_CLIP, NORMALIZED_OBSERVATION_CLIP)
         values = values.astype(self.dtype, copy=False)
         last = len(self.layers) - 1
@@ -101,13 +123,50 @@ class MLPSampler:
             values += bias
             if index < last:
                 values = self.activation(values)
+        values = values.reshape(rows, -1)
         if self.deterministic:
             modes: np.ndarray[Any, Any] = values.argmax(-1).astype(np.int64, copy=False)
             return modes
         values -= values.max(-1, keepdims=True)
         cumulative = np.exp(values, out=values).cumsum(-1)
-        threshold = torch.rand((rows, 1), dtype=self.torch_dtype).numpy()
+        if self.generators is None:
+            threshold = torch.rand((rows, 1), dtype=self.torch_dtype).numpy()
+        else:
+            size = (rows // members, 1)
+            threshold = np.concatenate(
+                [torch.rand(size, generator=generator, dtype=self.torch_dtype).numpy() for generator in self.generators]
+            )
         threshold *= cumulative[:, -1:]
         actions: np.ndarray[Any, Any] = (cumulative <= threshold).sum(-1, dtype=np.int64)
         np.minimum(actions, cumulative.shape[-1] - 1, out=actions)  # a draw that rounding put past the end
         return actions
+
+
+def _parts(policy: Policy) -> tuple[Layers, Any, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None] | None:
+    """One policy's layers (weights transposed, copied), activation and normalisation, or None (see `MLPSampler`)."""
+    encoder, body = policy.encoder, policy.body
+    if type(policy) is not CategoricalPolicy or type(encoder) is not ObservationEncoder:
+        return None
+    if encoder.num_categories is not None or encoder.cnn is not None or type(body) is not nn.Sequential:
+        return None
+    modules = list(body)
+    linears = [module for module in modules[0::2] if type(module) is nn.Linear and module.bias is not None]
+    activations = modules[1::2]
+    if len(linears) != len(modules[0::2]):
+        return None
+    kinds = {type(module) for module in activations}
+    if len(modules) % 2 == 0 or len(kinds) > 1 or not kinds <= set(ACTIVATIONS):
+        return None
+    hooked = (bool(module._forward_hooks or module._forward_pre_hooks) for module in (policy, encoder, body, *modules))
+    if any(hooked):
+        return None
+    parameters = [parameter for layer in linears for parameter in (layer.weight, layer.bias)]
+    if any(parameter.device.type != "cpu" or parameter.dtype != parameters[0].dtype for parameter in parameters):
+        return None
+    # copies: the parameters as they are now, laid out for NumPy's matrix product
+    layers = [(layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy()) for layer in linears]
+    normalization = None
+    if encoder.normalize:  # as the encoder computes them, once for the whole collection
+        scale = (encoder.obs_var + 1e-8).rsqrt().float().numpy()
+        normalization = (encoder.obs_mean.float().numpy(), scale)
+    return layers, ACTIVATIONS[kinds.pop()] if kinds else None, normalization
