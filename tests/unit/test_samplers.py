@@ -14,7 +14,7 @@ from reinforce.population.batched import population_act
 from reinforce.rollout import collect as collect_module
 from reinforce.rollout.actions import plain_categorical, sample_actions, sample_logits
 from reinforce.rollout.envs import make_vec_env
-from reinforce.rollout.mlp_sampler import MLPSampler
+from reinforce.rollout.mlp_sampler import MemberUniforms, MLPSampler
 
 OBSERVATIONS = spaces.Box(-5.0, 5.0, (3,))
 
@@ -129,7 +129,7 @@ def test_collection_with_the_sampler_is_the_torch_paths(deterministic: bool, mon
 
 @pytest.mark.parametrize("normalize", [False, True])
 def test_members_sampler_draws_population_acts_actions_from_each_members_generator(normalize: bool) -> None:
-    """K members' rows: the actions of `population_act` and the same state of every member's generator after."""
+    """K members' rows over three steps: the actions of `population_act` drawing from each generator per step."""
     policies = []
     for seed in range(4):
         torch.manual_seed(seed)
@@ -138,20 +138,23 @@ def test_members_sampler_draws_population_acts_actions_from_each_members_generat
             policy.encoder.update_normalization(torch.randn(20, 3, dtype=torch.float64) * (seed + 1))
         policies.append(policy)
     observations = random_observations(4 * 500)
-    results, states = [], []
+    results = []
     for fast in (True, False):
         generators = [torch.Generator().manual_seed(100 + k) for k in range(4)]
         if fast:
-            sampler = MLPSampler.of_members(policies, len(observations), generators=generators)
+            uniforms = MemberUniforms(generators, 500, block=3)
+            sampler = MLPSampler.of_members(policies, len(observations), uniforms=uniforms)
             assert sampler is not None
             results.append(sampler(observations))
+            results.append(sampler(observations))  # a second step, from the same block
+            results.append(sampler(observations))  # and from the next one
         else:
-            act = population_act(policies, generators=generators)
+            act = population_act(policies, generators=generators)  # a draw per member per step
             with torch.no_grad():
-                results.append(act(torch.from_numpy(observations), None).numpy())
-        states.append([generator.get_state() for generator in generators])
-    np.testing.assert_array_equal(results[0], results[1])
-    assert all(torch.equal(ours, theirs) for ours, theirs in zip(*states, strict=True))
+                for _ in range(3):
+                    results.append(act(torch.from_numpy(observations), None).numpy())
+    for ours, theirs in zip(results[:3], results[3:], strict=True):
+        np.testing.assert_array_equal(ours, theirs)
     deterministic = MLPSampler.of_members(policies, len(observations), deterministic=True)
     assert deterministic is not None
     with torch.no_grad():
@@ -159,3 +162,14 @@ def test_members_sampler_draws_population_acts_actions_from_each_members_generat
     np.testing.assert_array_equal(deterministic(observations), modes)
     wider = make_policy(OBSERVATIONS, spaces.Discrete(3), hidden_sizes=(8,))
     assert MLPSampler.of_members([*policies[:2], wider], 3) is None  # one architecture only
+
+
+def test_member_uniforms_are_each_generators_draws_per_step() -> None:
+    """Blocks of draws give every member the values of one draw of its own generator per step."""
+    generators = [torch.Generator().manual_seed(seed) for seed in (5, 6)]
+    uniforms = MemberUniforms(generators, rows=3, block=4)
+    steps = [uniforms.next() for _ in range(10)]
+    for k, seed in enumerate((5, 6)):
+        generator = torch.Generator().manual_seed(seed)
+        for step in steps:
+            assert torch.equal(step[3 * k : 3 * (k + 1)], torch.rand((3, 1), generator=generator))

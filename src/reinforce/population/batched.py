@@ -25,6 +25,7 @@ from reinforce.core.policies import BernoulliPolicy, CategoricalPolicy, MultiCat
 from reinforce.errors import NonFiniteError
 from reinforce.rollout.actions import categorical_shape, sample_actions
 from reinforce.rollout.collect import Act
+from reinforce.rollout.mlp_sampler import MemberUniforms
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
@@ -129,7 +130,11 @@ that is at most this many times their rows; else it runs each member's rows alon
 
 
 def population_act(
-    policies: Sequence[Policy], *, deterministic: bool = False, generators: Sequence[torch.Generator] | None = None
+    policies: Sequence[Policy],
+    *,
+    deterministic: bool = False,
+    generators: Sequence[torch.Generator] | None = None,
+    uniforms: MemberUniforms | None = None,
 ) -> Act:
     """One batched policy call for K members' policies of one class: `rollout.collect.Act` for ``[K * G]`` rows.
 
@@ -139,18 +144,24 @@ def population_act(
     one-hot observations, custom bodies) are called member by member. It samples the actions, or with
     ``deterministic`` takes each distribution's mode. ``generators``: one per member, from which its rows'
     Categorical draws come (`rollout.actions.sample_actions`), so that a member's draws do not depend on the
-    other members; None (and other distributions) draw from torch's generator.
+    other members; None (and other distributions) draw from torch's generator. ``uniforms``: the members'
+    Categorical draws for a stacked call taken from these instead (`MemberUniforms`: the values of ``generators``
+    drawn in blocks, shared with the collection's `MLPSampler`), one ``[K * G, 1]`` step at a time.
     """
     first = policies[0]
     count = len(policies)
 
-    def uniforms(distribution: Distribution, members: range) -> Tensor | None:
+    def draws(distribution: Distribution, members: range) -> Tensor | None:
         """The draws of ``members``' rows of ``distribution`` from their generators (None: torch's)."""
-        shape = None if deterministic or generators is None else categorical_shape(distribution)
-        if shape is None or generators is None:
+        shape = None if deterministic else categorical_shape(distribution)
+        if shape is None:
             return None
         base = distribution.base_dist if isinstance(distribution, Independent) else distribution
         assert isinstance(base, Categorical)
+        if uniforms is not None and len(members) == count and len(shape) == 2:
+            return uniforms.next().to(base.logits.device)
+        if generators is None:
+            return None
         rows, logits = shape[0] // len(members), base.logits
         return torch.cat(
             [
@@ -167,7 +178,7 @@ def population_act(
             for index, policy in enumerate(policies):
                 part = slice(index * rows, (index + 1) * rows)
                 distribution = policy(observations[part], None if action_masks is None else action_masks[part])
-                uniform = uniforms(distribution, range(index, index + 1))
+                uniform = draws(distribution, range(index, index + 1))
                 actions.append(sample_actions(distribution, deterministic, uniform))
             return torch.cat(actions)
 
@@ -185,7 +196,7 @@ def population_act(
         if argmax and action_masks is None:
             return logits.reshape(-1, logits.shape[-1]).argmax(-1)
         distribution = head(logits.reshape(-1, logits.shape[-1]), action_masks)
-        return sample_actions(distribution, deterministic, uniforms(distribution, range(count)))
+        return sample_actions(distribution, deterministic, draws(distribution, range(count)))
 
     return stacked
 

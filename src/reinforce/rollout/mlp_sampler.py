@@ -30,6 +30,45 @@ Layers = list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
 """Per linear layer, the weight transposed ``[K, in, out]`` and the bias ``[K, 1, out]`` of K policies."""
 
 
+UNIFORM_BLOCK = 64
+"""Steps of uniforms that `MemberUniforms` draws from each member's generator at a time."""
+
+
+class MemberUniforms:
+    """K members' uniforms, ``rows`` per member per step, each member's from its own generator, drawn in blocks.
+
+    Step after step, `next` returns what one ``torch.rand((rows, 1), generator=generators[k])`` per member per
+    step would (a block of ``block * rows`` uniforms is that many single draws, in order) for one call per member
+    every ``block`` steps instead of one per member per step. Each member's values are its own generator's,
+    whatever the other members do; the generators are left up to a block ahead of the values used, so they are
+    for one collection and then dropped (a population's round makes its members' generators afresh).
+    """
+
+    def __init__(
+        self,
+        generators: Sequence[torch.Generator],
+        rows: int,
+        dtype: torch.dtype = torch.float32,
+        block: int = UNIFORM_BLOCK,
+    ) -> None:
+        self.generators = list(generators)
+        self.rows, self.dtype, self.block = rows, dtype, block
+        self._buffer = torch.empty((len(self.generators), 0, 1), dtype=dtype)
+        self._used = 0
+
+    def next(self) -> torch.Tensor:
+        """The next step's uniforms: ``[K * rows, 1]``, member k's rows in block k."""
+        if self._used == self._buffer.shape[1]:
+            size = (self.block * self.rows, 1)
+            self._buffer = torch.stack(
+                [torch.rand(size, generator=g, dtype=self.dtype, device=g.device) for g in self.generators]
+            )
+            self._used = 0
+        values = self._buffer[:, self._used : self._used + self.rows]
+        self._used += self.rows
+        return values.reshape(-1, 1)
+
+
 class MLPSampler:
     """Samples (or takes the mode of) softmax MLP policies' actions in NumPy, with torch's uniforms.
 
@@ -38,8 +77,8 @@ class MLPSampler:
     without hooks; `of_members` takes K such policies of one architecture (a population's members), row block k
     being member k's. With the parameters as they are when it is made, it computes the logits in the
     parameters' dtype, then draws as `reinforce.rollout.actions.sample_logits` draws: one ``torch.rand((N, 1))``
-    per step (so torch's generator moves as on the torch path; a population's rows draw from each member's own
-    generator, as `reinforce.population.batched.population_act` draws them) and the inverse CDF of the softmax;
+    per step (so torch's generator moves as on the torch path; a population's rows take each member's own
+    `MemberUniforms`, shared with `reinforce.population.batched.population_act`) and the inverse CDF of the softmax;
     deterministic, the largest logit and no draw. The actions are the torch path's except where rounding
     (NumPy's matrix products and exponentials against torch's) moves a cumulative probability across a uniform,
     or reorders two logits within rounding of each other: the same law, and the same actions for the same seed
@@ -52,7 +91,7 @@ class MLPSampler:
         activation: Any,
         normalization: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None,
         deterministic: bool,
-        generators: Sequence[torch.Generator] | None = None,
+        uniforms: MemberUniforms | None = None,
     ) -> None:
         self.members = len(layers[0][0])
         if self.members == 1:  # two-dimensional products, as torch's linear layers compute them
@@ -61,7 +100,7 @@ class MLPSampler:
         self.activation = activation
         self.normalization = normalization
         self.deterministic = deterministic
-        self.generators = generators
+        self.uniforms = uniforms
         self.dtype = layers[0][0].dtype
         self.torch_dtype = torch.from_numpy(layers[0][0][:0]).dtype
 
@@ -76,11 +115,11 @@ class MLPSampler:
         policies: Sequence[Policy],
         num_envs: int,
         deterministic: bool = False,
-        generators: Sequence[torch.Generator] | None = None,
+        uniforms: MemberUniforms | None = None,
     ) -> MLPSampler | None:
         """The sampler of K ``policies`` for ``num_envs`` rows (``num_envs / K`` each), or None where it does not apply.
 
-        ``generators``: one per policy, from which its rows' uniforms come; None: torch's generator.
+        ``uniforms``: the members' own uniforms (one generator per policy); None: torch's generator.
         """
         found = [_parts(policy) for policy in policies]
         parts = [part for part in found if part is not None]
@@ -104,7 +143,7 @@ class MLPSampler:
             means = [part[2][0] for part in parts if part[2] is not None]
             scales = [part[2][1] for part in parts if part[2] is not None]
             statistics = (np.stack(means)[:, None], np.stack(scales)[:, None])
-        return cls(stacked, activation, statistics, deterministic, generators)
+        return cls(stacked, activation, statistics, deterministic, uniforms)
 
     def __call__(self, observations: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """``[N]`` int64 actions for ``[N, *obs_shape]`` observations."""
@@ -129,13 +168,10 @@ class MLPSampler:
             return modes
         values -= values.max(-1, keepdims=True)
         cumulative = np.exp(values, out=values).cumsum(-1)
-        if self.generators is None:
+        if self.uniforms is None:
             threshold = torch.rand((rows, 1), dtype=self.torch_dtype).numpy()
         else:
-            size = (rows // members, 1)
-            threshold = np.concatenate(
-                [torch.rand(size, generator=generator, dtype=self.torch_dtype).numpy() for generator in self.generators]
-            )
+            threshold = self.uniforms.next().numpy().copy()
         threshold *= cumulative[:, -1:]
         actions: np.ndarray[Any, Any] = (cumulative <= threshold).sum(-1, dtype=np.int64)
         np.minimum(actions, cumulative.shape[-1] - 1, out=actions)  # a draw that rounding put past the end
