@@ -173,3 +173,20 @@ def test_member_uniforms_are_each_generators_draws_per_step() -> None:
         generator = torch.Generator().manual_seed(seed)
         for step in steps:
             assert torch.equal(step[3 * k : 3 * (k + 1)], torch.rand((3, 1), generator=generator))
+
+
+class WholePolicy(Policy):
+    """A user's policy without reinforce's encoder and body."""
+
+    def __init__(self) -> None:
+        nn.Module.__init__(self)
+        self.layer = nn.Linear(3, 2)
+
+    def forward(self, observations: torch.Tensor) -> torch.distributions.Distribution:
+        return torch.distributions.Categorical(logits=self.layer(observations))
+
+
+def test_a_users_whole_policy_is_left_to_torch() -> None:
+    policy = WholePolicy()
+    assert MLPSampler.of(policy, 4) is None
+    assert plain_categorical(policy) is None

@@ -180,8 +180,10 @@ class MLPSampler:
 
 def _parts(policy: Policy) -> tuple[Layers, Any, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None] | None:
     """One policy's layers (weights transposed, copied), activation and normalisation, or None (see `MLPSampler`)."""
+    if type(policy) is not CategoricalPolicy:  # also a user's whole policy, which has no encoder
+        return None
     encoder, body = policy.encoder, policy.body
-    if type(policy) is not CategoricalPolicy or type(encoder) is not ObservationEncoder:
+    if type(encoder) is not ObservationEncoder:
         return None
     if encoder.num_categories is not None or encoder.cnn is not None or type(body) is not nn.Sequential:
         return None
