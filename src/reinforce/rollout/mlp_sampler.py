@@ -147,6 +147,11 @@ class MLPSampler:
 
     def __call__(self, observations: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """``[N]`` int64 actions for ``[N, *obs_shape]`` observations."""
+        # silent on non-finite parameters or observations, as torch is: the loss of the batch reports them
+        with np.errstate(all="ignore"):
+            return self._actions(observations)
+
+    def _actions(self, observations: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         rows, members = len(observations), self.members
         shape = (rows, -1) if members == 1 else (members, rows // members, -1)
         values = np.asarray(observations).reshape(shape).astype(np.float32, copy=False)  # the encoder's .float()
