@@ -13,6 +13,7 @@ LAYERS = {
     "errors": 0,
     "imports": 0,
     "config": 1,
+    "config_checks": 1,
     "settings": 2,
     "core": 3,
     "rollout": 4,
