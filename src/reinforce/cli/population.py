@@ -9,7 +9,14 @@ import click
 
 from reinforce.cli.app import TRAINING_MODULES, import_long_lived
 from reinforce.cli.options import run_settings
-from reinforce.cli.runs import check_new_run_dir, claim_run_dir, final_evaluation, finished_line, resumed_run
+from reinforce.cli.runs import (
+    RunRequest,
+    check_new_run_dir,
+    claim_run_dir,
+    final_evaluation,
+    finished_line,
+    resumed_run,
+)
 
 
 def train_population(
@@ -36,15 +43,14 @@ def train_population(
     from reinforce.run.files import CURVE_FILE
     from reinforce.run.plotting import plot_comparison
 
+    request = RunRequest(env_id, config_file, None, total_steps, run_dir, hyperparameters)
     finished: dict[int, str] = {}  # resumed members with nothing left to do: what `_finished` says of them
     if resume_dir is not None:
         agents: list[Any] = []
         budgets: list[int] = []
         try:
             for seed in seeds:
-                agent, _, target = resumed_run(
-                    resume_dir / f"seed-{seed}", env_id, config_file, None, total_steps, run_dir, hyperparameters, None
-                )
+                agent, _, target = resumed_run(resume_dir / f"seed-{seed}", request)
                 agents.append(agent)
                 budgets.append(max(0, target - agent.num_env_steps))
                 line = finished_line(agent, resume_dir / f"seed-{seed}", target)

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reinforce.cli.options import DEFAULT_TOTAL_STEPS, env_file_name, flag, run_settings
 from reinforce.config import stops_on
 from reinforce.errors import ReinforceError
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``reinforce train`` is asked for, as given: the arguments that choose a run and its settings."""
+
+    env_id: str | None
+    config_file: Path | None
+    seed: int | None
+    total_steps: int | None
+    run_dir: Path | None
+    hyperparameters: dict[str, Any]
+    """The hyperparameter flags, by field name (None or () where not given)."""
+    address: str | None = None
 
 
 def claim_run_dir(env_id: str, seed: int | None) -> Path:
@@ -31,23 +46,16 @@ def claim_run_dir(env_id: str, seed: int | None) -> Path:
             candidate = base.with_name(f"{base.name}-{number}")
 
 
-def new_run(
-    env_id: str | None,
-    config_file: Path | None,
-    seed: int | None,
-    total_steps: int | None,
-    run_dir: Path | None,
-    hyperparameters: dict[str, Any],
-    address: str | None,
-) -> tuple[Any, Path, int]:
+def new_run(request: RunRequest) -> tuple[Any, Path, int]:
     """A fresh agent and its newly created run directory, everything validated before anything is written."""
     env_id, seed, total_steps, config, env_kwargs = run_settings(
-        env_id, config_file, seed, total_steps, hyperparameters
+        request.env_id, request.config_file, request.seed, request.total_steps, request.hyperparameters
     )
+    run_dir = request.run_dir
     check_new_run_dir(run_dir)
     from reinforce.agent import Reinforce
 
-    agent = Reinforce(env_id, config=config, seed=seed, ray_address=address, env_kwargs=env_kwargs)
+    agent = Reinforce(env_id, config=config, seed=seed, ray_address=request.address, env_kwargs=env_kwargs)
     try:
         agent.start_workers()  # Ray's errors come before the run directory exists
         if run_dir is None:
@@ -69,25 +77,21 @@ RESUME_OVERRIDES = ("device",)
 run, but its random stream differs from an uninterrupted run on the first device)."""
 
 
-def resumed_run(
-    resume_dir: Path,
-    env_id: str | None,
-    config_file: Path | None,
-    seed: int | None,
-    total_steps: int | None,
-    run_dir: Path | None,
-    hyperparameters: dict[str, Any],
-    address: str | None,
-) -> tuple[Any, Path, int]:
+def resumed_run(resume_dir: Path, request: RunRequest) -> tuple[Any, Path, int]:
     """The agent of ``resume_dir`` at its last checkpoint and the run's total step budget."""
     conflicts = [
         name
-        for name, value in (("ENV_ID", env_id), ("--config", config_file), ("--seed", seed), ("--run-dir", run_dir))
+        for name, value in (
+            ("ENV_ID", request.env_id),
+            ("--config", request.config_file),
+            ("--seed", request.seed),
+            ("--run-dir", request.run_dir),
+        )
         if value is not None
     ]
     conflicts += [
         flag(name, value)
-        for name, value in hyperparameters.items()
+        for name, value in request.hyperparameters.items()
         if value not in (None, ()) and name not in RESUME_OVERRIDES
     ]
     if conflicts:
@@ -100,8 +104,9 @@ def resumed_run(
     from reinforce.saved import resume
     from reinforce.settings import parse_config_document
 
-    agent = resume(resume_dir, device=hyperparameters.get("device"), ray_address=address)
+    agent = resume(resume_dir, device=request.hyperparameters.get("device"), ray_address=request.address)
     logging.getLogger("reinforce").info("resuming %s at update %d", resume_dir, agent.num_updates)
+    total_steps = request.total_steps
     if total_steps is None:
         try:
             saved = parse_config_document(read_json(resume_dir / CONFIG_FILE), str(resume_dir / CONFIG_FILE))

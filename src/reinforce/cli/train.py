@@ -20,7 +20,7 @@ from reinforce.cli.options import (
     hyperparameter_options,
 )
 from reinforce.cli.population import train_population
-from reinforce.cli.runs import final_evaluation, finished_line, new_run, resumed_run
+from reinforce.cli.runs import RunRequest, final_evaluation, finished_line, new_run, resumed_run
 from reinforce.cli.sections import SectionedCommand
 from reinforce.config import MAX_SEED, stops_on
 from reinforce.errors import ReinforceError
@@ -140,18 +140,17 @@ def train(
         from reinforce.run.metrics import require_tensorboard
 
         require_tensorboard()
+    request = RunRequest(env_id, config_file, seed, total_steps, run_dir, hyperparameters, address)
     existed = run_dir is not None and run_dir.exists()  # a new run leaves a pre-existing (empty) one in place
     if resume_dir is not None:
-        agent, run_dir, total_steps = resumed_run(
-            resume_dir, env_id, config_file, seed, total_steps, run_dir, hyperparameters, address
-        )
+        agent, run_dir, total_steps = resumed_run(resume_dir, request)
         finished = finished_line(agent, resume_dir, total_steps)
         if finished is not None:
             agent.close()
             click.echo(finished)
             return
     else:
-        agent, run_dir, total_steps = new_run(env_id, config_file, seed, total_steps, run_dir, hyperparameters, address)
+        agent, run_dir, total_steps = new_run(request)
 
     from reinforce.callbacks import EvalCallback
     from reinforce.errors import RunDirectoryBusy, TrainingInterrupted
