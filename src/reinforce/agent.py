@@ -29,7 +29,6 @@ from reinforce.core.build import (
     UserObjects,
     build_learner,
     check_learning_rates,
-    json_state,
     split_optimizer,
     user_objects,
 )
@@ -44,14 +43,12 @@ from reinforce.errors import ReinforceError
 from reinforce.evaluation import evaluate_policy, summarize
 from reinforce.rollout.actions import sample_actions, to_env_actions
 from reinforce.rollout.collect import collect
-from reinforce.rollout.env_records import env_record
 from reinforce.rollout.envs import EnvLike, EnvSource, Wrapper, env_source
 from reinforce.rollout.masks import action_mask_batch, mask_width
 from reinforce.rollout.observations import observation_batch, policy_observation_space
 from reinforce.rollout.ray_support import check_ray_address
-from reinforce.rollout.spaces import space_to_json
-from reinforce.run.checkpoint import COUNTERS, refuse_foreign_checkpoint, write_checkpoint
-from reinforce.run.files import CONFIG_FILE, run_path, write_config
+from reinforce.run.checkpoint import COUNTERS, refuse_foreign_checkpoint
+from reinforce.run.files import run_path
 from reinforce.run.metrics import SOLVED_WINDOW, is_solved, update_metrics
 from reinforce.settings import resolve
 
@@ -486,35 +483,6 @@ class Reinforce:
         returns, lengths, frames = record_video(source.make_one, act, Path(path), episodes, self._evaluation_seed(seed))
         return {**summarize(returns, lengths, deterministic), "frames": frames}
 
-    def write_config(self, run_dir: Path, total_steps: int) -> None:
-        """Write ``run_dir/config.json``: env id, seed, step budget, threshold, hyperparameters, versions.
-
-        Also how the environment is rebuilt (``env``: see `reinforce.rollout.env_records.env_record`) and its
-        observation and action spaces (``spaces``), so that `reinforce.load` can give an agent that predicts
-        even where the environment cannot be made.
-        """
-        if self.env_source is not None:
-            record = env_record(self.env_source)
-        else:
-            record = {"name": self.env_id, "rebuildable": False, "why_not": "the agent was made without one"}
-        write_config(
-            run_dir,
-            {
-                "env_id": self.env_id,
-                "env": record,
-                "spaces": {
-                    "observation": space_to_json(self.env_observation_space),
-                    "action": space_to_json(self.action_space),
-                },
-                "seed": self.seed,
-                "total_steps": total_steps,
-                "reward_threshold": self.reward_threshold,
-                "hyperparameters": self.config.to_dict(),
-                **({"custom_modules": self.custom_modules} if self.custom_modules else {}),
-                **({"custom_optimizer": self.optimizer_record} if self.optimizer_record else {}),
-            },
-        )
-
     def save(self, run_dir: str | Path) -> None:
         """Write a checkpoint into ``run_dir`` (and config.json if absent): everything `resume` needs.
 
@@ -525,31 +493,12 @@ class Reinforce:
             ReinforceError: ``run_dir`` is not a directory path, is a file, or holds another run's checkpoint.
         """
         path = run_path(run_dir, writing=True)
+        from reinforce.saved import write_snapshot  # the run directory's module, the layer above the agent
+
         refuse_foreign_checkpoint(path, self.checkpoint_update)
-        self.write_snapshot(path)
+        write_snapshot(self, path)
         self.checkpoint_update = self.num_updates
         logger.debug("checkpoint at update %d written to %s", self.num_updates, path)
-
-    def write_snapshot(self, run_dir: Path) -> None:
-        """Write this agent's checkpoint (and config.json if absent) into ``run_dir``, whatever it holds.
-
-        What `save` writes, without its check that ``run_dir`` is this agent's and without making ``run_dir``
-        the agent's: for a copy of the policy elsewhere, such as ``RUN_DIR/best``
-        (`reinforce.callbacks.EvalCallback`). ``reinforce.load(run_dir)`` rebuilds the agent from it.
-        """
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not (run_dir / CONFIG_FILE).exists():
-            self.write_config(run_dir, total_steps=self.num_env_steps)
-        modules, optimizers = self.state()
-        record = {
-            **self.counters,
-            "train_time_s": self.train_time_s,
-            "solved": self.solved,
-            "recent_returns": list(self.recent_returns),
-        }
-        if self.lr_scheduler is not None:
-            record["lr_scheduler"] = json_state(self.lr_scheduler.state_dict())
-        write_checkpoint(run_dir, modules, optimizers, record, self.num_updates)
 
     def close(self) -> None:
         """Close the environments (and stop the Ray workers, if any)."""

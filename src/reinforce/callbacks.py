@@ -33,6 +33,7 @@ from reinforce.run.files import (
     write_json,
 )
 from reinforce.run.metrics import EVALUATION_FIELDS, CSVLogger
+from reinforce.saved import write_snapshot
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
@@ -303,7 +304,7 @@ class EvalCallback:
         best = run_dir / BEST_DIR
         best.mkdir(exist_ok=True)
         atomic_write(best / CONFIG_FILE, (run_dir / CONFIG_FILE).read_bytes())
-        agent.write_snapshot(best)  # checkpoint.json is its commit record
+        write_snapshot(agent, best)  # checkpoint.json is its commit record
         write_json(best / EVALUATION_FILE, {**row, "deterministic": self.deterministic})
 
     def _reconcile_best(self, agent: Reinforce, run_dir: Path) -> None:

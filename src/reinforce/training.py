@@ -41,6 +41,7 @@ from reinforce.run.files import (
 )
 from reinforce.run.metrics import RunLog, require_tensorboard
 from reinforce.run.plotting import plot_runs
+from reinforce.saved import write_run_config
 from reinforce.verification import Verifier, make_verifier, verified_at_checkpoint
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def learn(
         claim(agent, path)
         log = RunLog(path, agent.num_updates, agent.num_env_steps, tensorboard=tensorboard)
         try:
-            agent.write_config(path, total_steps=target)
+            write_run_config(agent, path, total_steps=target)
         except BaseException:
             log.close()
             raise

@@ -548,12 +548,12 @@ def test_plot_of_one_run_against_time_keeps_its_curve_png(
 
 
 def test_the_evaluation_line_counts_one_episode_as_one() -> None:
-    from reinforce.cli.train import _evaluation_line
+    from reinforce.cli.runs import evaluation_line
 
     evaluation = {"deterministic": True, "mean_return": 9.0, "std_return": 0.0, "min_return": 9.0}
     evaluation |= {"max_return": 9.0, "mean_length": 9.0}
-    assert _evaluation_line({**evaluation, "episodes": 1}).startswith("evaluation over 1 episode (deterministic)")
-    assert _evaluation_line({**evaluation, "episodes": 2}).startswith("evaluation over 2 episodes (deterministic)")
+    assert evaluation_line({**evaluation, "episodes": 1}).startswith("evaluation over 1 episode (deterministic)")
+    assert evaluation_line({**evaluation, "episodes": 2}).startswith("evaluation over 2 episodes (deterministic)")
 
 
 SECTIONED_COMMANDS = ("train", "config", "sweep")

@@ -156,13 +156,13 @@ def test_resuming_a_solved_run_says_so_and_changes_nothing(tmp_path: Path) -> No
 
 
 def test_a_run_solved_by_the_training_mean_is_finished_too(tmp_path: Path) -> None:
-    from reinforce.cli.train import _finished
+    from reinforce.cli.runs import finished_line
 
     settings = {"num_envs": 4, "hidden_sizes": (16,), "reward_threshold": 1.0, "solve_criterion": "training_mean"}
     agent = reinforce.Reinforce("CartPole-v1", seed=0, **settings).learn(100_000, run_dir=tmp_path)  # type: ignore[arg-type]
     agent.close()
     assert agent.solved and agent.num_env_steps < 100_000
-    finished = _finished(agent, tmp_path, 200_000)
+    finished = finished_line(agent, tmp_path, 200_000)
     assert finished is not None
     assert finished.startswith(
         f"run {tmp_path} already finished (solved at {agent.num_env_steps:,} env steps, with stop_on_solve)"

@@ -28,3 +28,47 @@ def test_only_mp4_and_gif_are_video_files(name: str) -> None:
     with pytest.raises(ReinforceError, match=r"\.mp4 or \.gif"):
         check_video_path(Path(name))
     check_video_path(Path("out.GIF"))
+
+
+@pytest.mark.parametrize(
+    ("env_id", "module", "extra"), [("LunarLander-v3", "Box2D", "box2d"), ("Hopper-v5", "mujoco", "mujoco")]
+)
+def test_a_missing_gymnasium_dependency_names_reinforces_extra(
+    monkeypatch: pytest.MonkeyPatch, env_id: str, module: str, extra: str
+) -> None:
+    from reinforce.rollout.envs import env_source
+
+    monkeypatch.setitem(sys.modules, module, None)  # importing it now raises ImportError
+    family = f"gymnasium.envs.{extra}"
+    for name in [name for name in sys.modules if name.startswith(family)]:
+        monkeypatch.delitem(sys.modules, name)  # so that the env's module imports its dependency again
+    with pytest.raises(ReinforceError, match=rf"needs an optional dependency .*: pip install 'reinforce\[{extra}\]'$"):
+        env_source(env_id).make(1)
+
+
+def test_mujoco_envs_write_no_log_file_in_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mujoco = pytest.importorskip("mujoco")
+    from reinforce.rollout.envs import env_source
+
+    monkeypatch.chdir(tmp_path)
+    previous = mujoco.get_mju_user_warning()
+    try:
+        mujoco.set_mju_user_warning(None)
+        env_source("InvertedPendulum-v5").make(2).close()  # MuJoCo 4 warns of a deprecation in Gymnasium's model
+        assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+        handler = mujoco.get_mju_user_warning()
+        with caplog.at_level("DEBUG", logger="reinforce"):
+            handler("Nan, Inf or huge value in QACC at DOF 0. The simulation is unstable.")
+            handler("compiler attribute 'x' is deprecated")
+        assert [record[1] for record in caplog.record_tuples] == [30, 10]  # the deprecation to the debug log
+
+        def users(message: str) -> None:
+            pass
+
+        mujoco.set_mju_user_warning(users)
+        env_source("InvertedPendulum-v5").make(1).close()
+        assert mujoco.get_mju_user_warning() is users  # a handler of the user's stays
+    finally:
+        mujoco.set_mju_user_warning(previous)

@@ -13,6 +13,7 @@ LAYERS = {
     "errors": 0,
     "imports": 0,
     "config": 1,
+    "config_checks": 1,
     "settings": 2,
     "core": 3,
     "rollout": 4,
@@ -32,9 +33,10 @@ LAYERS = {
 }
 """Rank of each top-level module or folder; a module may import its own folder and lower ranks."""
 
-UPWARD_CALLS = {("agent", "training"), ("agent", "callbacks")}
-"""Deliberate imports of a higher layer: `Reinforce.learn` runs `training.learn` (inside the function) and
-names `callbacks.Callback` in its annotation (for type checkers only)."""
+UPWARD_CALLS = {("agent", "training"), ("agent", "callbacks"), ("agent", "saved")}
+"""Deliberate imports of a higher layer: `Reinforce.learn` runs `training.learn` and `Reinforce.save` runs
+`saved.write_snapshot` (inside the functions), and `Reinforce.learn` names `callbacks.Callback` in its annotation
+(for type checkers only)."""
 
 
 def layer(module: str) -> str:

@@ -21,11 +21,11 @@ if TYPE_CHECKING:  # the names as type checkers see them; at run time `__getattr
     from reinforce.cli.app import cli as cli
     from reinforce.cli.app import import_long_lived as import_long_lived
     from reinforce.cli.options import flag_text as flag_text
+    from reinforce.cli.runs import claim_run_dir as claim_run_dir
     from reinforce.cli.sweep import parse_seeds as parse_seeds
-    from reinforce.cli.train import claim_run_dir as claim_run_dir
 
 _MODULES = {
-    "claim_run_dir": "train",
+    "claim_run_dir": "runs",
     "cli": "app",
     "flag_text": "options",
     "import_long_lived": "app",

@@ -11,8 +11,8 @@ import click
 
 from reinforce.cli.app import PLOTTING_MODULES, TRAINING_MODULES, cli, import_long_lived
 from reinforce.cli.options import BUDGET_OVERSHOOT, config_option, hyperparameter_options, run_settings
+from reinforce.cli.runs import evaluation_line
 from reinforce.cli.sections import SectionedCommand
-from reinforce.cli.train import _evaluation_line
 from reinforce.config import MAX_SEED
 from reinforce.errors import ReinforceError
 
@@ -82,7 +82,7 @@ def evaluate(
             evaluation = agent.evaluate(episodes=episodes or 100, deterministic=not stochastic, seed=seed)
     finally:
         agent.close()
-    click.echo(json.dumps(evaluation) if as_json else _evaluation_line(evaluation))
+    click.echo(json.dumps(evaluation) if as_json else evaluation_line(evaluation))
     if video is not None and not as_json:
         click.echo(f"wrote {video} ({evaluation['frames']} frames)")
 

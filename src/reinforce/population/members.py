@@ -51,6 +51,7 @@ from reinforce.rollout.envs import EnvLike, Wrapper
 from reinforce.rollout.mlp_sampler import MemberUniforms, MLPSampler
 from reinforce.run.files import run_path, training_lock
 from reinforce.run.metrics import RunLog
+from reinforce.saved import write_run_config
 from reinforce.training import StopSignals, claim, schedule_learning_rates
 
 if TYPE_CHECKING:
@@ -243,7 +244,7 @@ class Population:
                     claim(member, path)
                     log = RunLog(path, member.num_updates, member.num_env_steps)
                     stack.callback(log.close)
-                    member.write_config(path, total_steps=target)
+                    write_run_config(member, path, total_steps=target)
                 runs.append(MemberRun(member, target, path, log, checkpoint_every))
             self.verifiers = {}
             for seed, run in zip(self.seeds, runs, strict=True):

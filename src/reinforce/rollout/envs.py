@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,6 +35,41 @@ ACCEPTED = (
     "a registered id such as 'CartPole-v1' (or 'module:Env-v0'), a gymnasium EnvSpec, a callable that returns a "
     "gymnasium.Env (a class, a function or a lambda), or a gymnasium.vector.VectorEnv"
 )
+
+logger = logging.getLogger("reinforce")
+
+
+def route_mujoco_warnings(spec: EnvSpec | None) -> None:
+    """Before Gymnasium's own MuJoCo envs are made: MuJoCo's warnings to the log, not to a file in the cwd.
+
+    Without a handler, MuJoCo appends each warning to MUJOCO_LOG.TXT in the current directory (Gymnasium 1.4's
+    models raise a deprecation under MuJoCo 4 every time one is built). Installed only where none is set, so a
+    handler of the user's stays; deprecations go to the debug log, other warnings (an unstable simulation) are
+    logged as warnings. Environments built in other processes (async vectorisation) keep MuJoCo's default.
+    """
+    if _gymnasium_extra(spec) != "mujoco":
+        return
+    try:
+        import mujoco
+    except ImportError:  # gymnasium.make says so, naming the extra (`EnvSource.make`)
+        return
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(_log_mujoco_warning)
+
+
+EXTRAS = ("mujoco", "box2d")
+"""reinforce's extras for Gymnasium's own env families: the package ``gymnasium.envs.FAMILY`` needs ``FAMILY``."""
+
+
+def _gymnasium_extra(spec: EnvSpec | None) -> str | None:
+    """The reinforce extra that Gymnasium's env of ``spec`` needs (mujoco, box2d), or None."""
+    entry_point = str(spec.entry_point) if spec is not None else ""
+    return next((extra for extra in EXTRAS if entry_point.startswith(f"gymnasium.envs.{extra}")), None)
+
+
+def _log_mujoco_warning(message: str) -> None:
+    level = logging.DEBUG if "deprecated" in message else logging.WARNING
+    logger.log(level, "MuJoCo: %s", message.strip())
 
 
 def env_spec(env_id: str) -> EnvSpec:
@@ -155,6 +191,7 @@ class EnvSource:
         if self.factory is not None:
             return self._one(render_mode)
         kwargs = self.kwargs if render_mode is None else {**self.kwargs, "render_mode": render_mode}
+        route_mujoco_warnings(self.spec)
         env = gymnasium.make(self.spec if self.spec is not None else str(self.env_id), **kwargs)
         for wrapper in self.wrappers:
             env = _check_env(wrapper(env), f"the wrapper {getattr(wrapper, '__qualname__', wrapper)!r}")
@@ -192,6 +229,7 @@ class EnvSource:
             return self._make_from_factory(num_envs, mode, render_mode)
         vector_kwargs = {} if mode == "vector_entry_point" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
         kwargs = self.kwargs if render_mode is None else {**self.kwargs, "render_mode": render_mode}
+        route_mujoco_warnings(self.spec)
         try:
             with _workers_ignore_signals(mode == "async"):
                 envs = gymnasium.make_vec(
@@ -203,8 +241,10 @@ class EnvSource:
                     **kwargs,
                 )
         except gym_error.DependencyNotInstalled as exc:
+            extra = _gymnasium_extra(self.spec)
+            fix = f"pip install 'reinforce[{extra}]'" if extra else "install it first"
             raise ReinforceError(
-                f"{self.name} needs an optional dependency ({str(exc).strip().splitlines()[0]}): install it first"
+                f"{self.name} needs an optional dependency ({str(exc).strip().splitlines()[0]}): {fix}"
             ) from None
         except ImportError as exc:
             raise ReinforceError(

@@ -1,0 +1,92 @@
+"""``reinforce train --seeds``: one agent per seed, trained together as a population, each in RUN_DIR/seed-S."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reinforce.cli.app import TRAINING_MODULES, import_long_lived
+from reinforce.cli.options import run_settings
+from reinforce.cli.runs import (
+    RunRequest,
+    check_new_run_dir,
+    claim_run_dir,
+    final_evaluation,
+    finished_line,
+    resumed_run,
+)
+
+
+def train_population(
+    env_id: str | None,
+    config_file: Path | None,
+    seeds_text: str,
+    total_steps: int | None,
+    run_dir: Path | None,
+    resume_dir: Path | None,
+    eval_episodes: int,
+    checkpoint_every: int,
+    hyperparameters: dict[str, Any],
+) -> None:
+    """``--seeds``: a `reinforce.population.Population` of the seeds, each member's run in RUN_DIR/seed-S.
+
+    With ``--resume DIR``, each DIR/seed-S continues from its last checkpoint to its total budget (as a single
+    run's ``--resume``), the members together.
+    """
+    from reinforce.cli.sweep import parse_seeds
+
+    seeds = parse_seeds(seeds_text)
+    import_long_lived(*TRAINING_MODULES)
+    from reinforce.population import Population
+    from reinforce.run.files import CURVE_FILE
+    from reinforce.run.plotting import plot_comparison
+
+    request = RunRequest(env_id, config_file, None, total_steps, run_dir, hyperparameters)
+    finished: dict[int, str] = {}  # resumed members with nothing left to do: what `_finished` says of them
+    if resume_dir is not None:
+        agents: list[Any] = []
+        budgets: list[int] = []
+        try:
+            for seed in seeds:
+                agent, _, target = resumed_run(resume_dir / f"seed-{seed}", request)
+                agents.append(agent)
+                budgets.append(max(0, target - agent.num_env_steps))
+                line = finished_line(agent, resume_dir / f"seed-{seed}", target)
+                if line is not None:
+                    finished[seed] = line
+        except BaseException:
+            for agent in agents:
+                agent.close()
+            raise
+        population = Population.from_agents(agents)
+        run_dir = resume_dir
+    else:
+        env_id, _, steps, config, env_kwargs = run_settings(env_id, config_file, None, total_steps, hyperparameters)
+        budgets = [steps] * len(seeds)
+        check_new_run_dir(run_dir)
+        population = Population(env_id, seeds, config=config, env_kwargs=env_kwargs)
+    try:
+        run_dir = claim_run_dir(population.members[0].env_id, None) if run_dir is None else run_dir
+        population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every)
+        for seed, member in zip(seeds, population.members, strict=True):
+            if seed in finished:  # its run directory stays as it was (its evaluation.json included)
+                click.echo(f"seed {seed}: {finished[seed]}")
+                continue
+            verifier = population.verifiers.get(seed)
+            verified = None if verifier is None else verifier.verified
+            outcome = "verified" if verified else "solved" if verifier is None and member.solved else "trained"
+            if seed in population.errors:
+                outcome = f"stopped ({population.errors[seed]})"
+            click.echo(f"seed {seed}: {outcome} in {member.num_env_steps:,} env steps, {member.num_updates:,} updates")
+            member_dir = run_dir / f"seed-{seed}"
+            line = final_evaluation(member, member_dir, verified, eval_episodes)
+            if line is not None:
+                click.echo(f"seed {seed}: {line}")
+        threshold = population.members[0].reward_threshold
+        # the seeds' mean and band (a single seed: its curve), as `reinforce plot RUN_DIR/seed-*` draws them
+        plot_comparison([run_dir / f"seed-{seed}" for seed in seeds], run_dir / CURVE_FILE, threshold=threshold)
+    finally:
+        population.close()
+    click.echo(f"run directories: {run_dir}/seed-S (the seeds' mean and band: {run_dir / CURVE_FILE})")
