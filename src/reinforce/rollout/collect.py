@@ -62,7 +62,9 @@ def collect(
     """Run ``policy`` in ``envs`` until exactly ``num_episodes`` complete episodes have been collected.
 
     One batched policy call per step serves all environments; per-environment Python runs only when an
-    episode ends.
+    episode ends. On the CPU, reinforce's own softmax policies take their steps outside torch
+    (`reinforce.rollout.mlp_sampler.MLPSampler`, `reinforce.core.textbook.LinearSoftmaxSampler`): the same
+    actions and the same draws of torch's generator.
 
     Args:
         envs: a vector env with next-step autoreset (see `reinforce.rollout.envs.make_vec_env`).

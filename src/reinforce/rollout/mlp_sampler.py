@@ -1,9 +1,10 @@
-"""`MLPSampler`: the actions of reinforce's own softmax MLP policy, computed in NumPy during a collection.
+"""`MLPSampler`: the actions of reinforce's own softmax MLP policies, computed in NumPy during a collection.
 
 In a collection loop each torch kernel of the policy call costs several times what it costs alone (the env's
-step runs in between), and the default CartPole policy's call (the encoder, two linear layers, the activation,
-the inverse CDF) was about twice the env's step; the same arithmetic in NumPy costs about a third of that
-(docs/benchmarks.md, "Cheaper steps and checks").
+step runs in between): the default CartPole policy's call (the encoder, two linear layers, the activation, the
+inverse CDF) cost more than the env's step, the same arithmetic in NumPy about half as much (docs/benchmarks.md,
+"Cheaper steps: the policy's samples in NumPy"). A population's members share one (`MLPSampler.of_members`), their
+uniforms drawn from each member's own generator a block of steps at a time (`MemberUniforms`).
 """
 
 from __future__ import annotations
