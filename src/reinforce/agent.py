@@ -51,6 +51,7 @@ from reinforce.run.checkpoint import COUNTERS, refuse_foreign_checkpoint
 from reinforce.run.files import run_path
 from reinforce.run.metrics import SOLVED_WINDOW, is_solved, update_metrics
 from reinforce.settings import resolve
+from reinforce.snapshots import write_snapshot
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -493,8 +494,6 @@ class Reinforce:
             ReinforceError: ``run_dir`` is not a directory path, is a file, or holds another run's checkpoint.
         """
         path = run_path(run_dir, writing=True)
-        from reinforce.saved import write_snapshot  # the run directory's module, the layer above the agent
-
         refuse_foreign_checkpoint(path, self.checkpoint_update)
         write_snapshot(self, path)
         self.checkpoint_update = self.num_updates

@@ -33,7 +33,7 @@ from reinforce.run.files import (
     write_json,
 )
 from reinforce.run.metrics import EVALUATION_FIELDS, CSVLogger
-from reinforce.saved import write_snapshot
+from reinforce.snapshots import write_snapshot
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce

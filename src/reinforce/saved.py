@@ -1,6 +1,6 @@
-"""An agent and its run directory: written (`write_snapshot`, `write_run_config`), loaded and resumed.
+"""Agents from run directories: `load` (the last checkpoint) and `resume` (also a run without one yet).
 
-`load` gives the agent of a run's last checkpoint; `resume` also a run without one yet.
+What they read is written by `reinforce.snapshots`.
 """
 
 from __future__ import annotations
@@ -14,71 +14,19 @@ from torch import nn
 
 from reinforce.agent import Reinforce
 from reinforce.config import TrainConfig, check_seed, saved_hyperparameters
-from reinforce.core.build import CUSTOM_MODULES, OptimizerFactory, SchedulerFactory, json_state, user_objects
+from reinforce.core.build import CUSTOM_MODULES, OptimizerFactory, SchedulerFactory, user_objects
 from reinforce.core.device import resolve_device
 from reinforce.core.networks import Network
 from reinforce.errors import ReinforceError
 from reinforce.imports import import_class
-from reinforce.rollout.env_records import env_record, source_from_record
+from reinforce.rollout.env_records import source_from_record
 from reinforce.rollout.envs import EnvLike, env_source
 from reinforce.rollout.ray_support import check_ray_address
-from reinforce.rollout.spaces import space_from_json, space_to_json
-from reinforce.run.checkpoint import check_format, check_run_dir, read_checkpoint, require, write_checkpoint
-from reinforce.run.files import CHECKPOINT_FILE, CONFIG_FILE, read_json, run_path, write_config
+from reinforce.rollout.spaces import space_from_json
+from reinforce.run.checkpoint import check_format, check_run_dir, read_checkpoint, require
+from reinforce.run.files import CHECKPOINT_FILE, CONFIG_FILE, read_json, run_path
 
 logger = logging.getLogger("reinforce")
-
-
-def write_run_config(agent: Reinforce, run_dir: Path, total_steps: int) -> None:
-    """Write ``run_dir/config.json`` of ``agent``: env id, seed, step budget, threshold, hyperparameters, versions.
-
-    Also how the environment is rebuilt (``env``: see `reinforce.rollout.env_records.env_record`) and its
-    observation and action spaces (``spaces``), so that `reinforce.load` can give an agent that predicts
-    even where the environment cannot be made.
-    """
-    if agent.env_source is not None:
-        record = env_record(agent.env_source)
-    else:
-        record = {"name": agent.env_id, "rebuildable": False, "why_not": "the agent was made without one"}
-    write_config(
-        run_dir,
-        {
-            "env_id": agent.env_id,
-            "env": record,
-            "spaces": {
-                "observation": space_to_json(agent.env_observation_space),
-                "action": space_to_json(agent.action_space),
-            },
-            "seed": agent.seed,
-            "total_steps": total_steps,
-            "reward_threshold": agent.reward_threshold,
-            "hyperparameters": agent.config.to_dict(),
-            **({"custom_modules": agent.custom_modules} if agent.custom_modules else {}),
-            **({"custom_optimizer": agent.optimizer_record} if agent.optimizer_record else {}),
-        },
-    )
-
-
-def write_snapshot(agent: Reinforce, run_dir: Path) -> None:
-    """Write ``agent``'s checkpoint (and config.json if absent) into ``run_dir``, whatever it holds.
-
-    What `Reinforce.save` writes, without its check that ``run_dir`` is this agent's and without making ``run_dir``
-    the agent's: for a copy of the policy elsewhere, such as ``RUN_DIR/best``
-    (`reinforce.callbacks.EvalCallback`). ``reinforce.load(run_dir)`` rebuilds the agent from it.
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / CONFIG_FILE).exists():
-        write_run_config(agent, run_dir, total_steps=agent.num_env_steps)
-    modules, optimizers = agent.state()
-    record = {
-        **agent.counters,
-        "train_time_s": agent.train_time_s,
-        "solved": agent.solved,
-        "recent_returns": list(agent.recent_returns),
-    }
-    if agent.lr_scheduler is not None:
-        record["lr_scheduler"] = json_state(agent.lr_scheduler.state_dict())
-    write_checkpoint(run_dir, modules, optimizers, record, agent.num_updates)
 
 
 def _agent_from_config(

@@ -41,7 +41,7 @@ from reinforce.run.files import (
 )
 from reinforce.run.metrics import RunLog, require_tensorboard
 from reinforce.run.plotting import plot_runs
-from reinforce.saved import write_run_config
+from reinforce.snapshots import write_run_config
 from reinforce.verification import Verifier, make_verifier, verified_at_checkpoint
 
 if TYPE_CHECKING:

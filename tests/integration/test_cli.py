@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_support import run_cli, run_main, snapshot
+from cli_support import one_line, run_cli, run_main, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -633,3 +633,28 @@ def test_reinforce_cli_imports_nothing_heavy_and_train_help_no_torch() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[] False"
     assert "Algorithm options:" in result.stdout
+
+
+def test_a_used_run_dir_is_refused_with_the_flags_that_continue_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("mine")
+    single = run_main("train", "CartPole-v1", "--run-dir", used, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    population = run_main(
+        "train",
+        "CartPole-v1",
+        "--seeds",
+        "0-1",
+        "--run-dir",
+        used,
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert single.returncode == population.returncode == 2
+    assert one_line(single.stderr).endswith(f"or continue it with --resume {used}")
+    assert one_line(population.stderr).endswith(f"or continue it with --seeds 0-1 --resume {used}")
+    assert sorted(path.name for path in used.iterdir()) == ["notes.txt"]
+    assert (used / "notes.txt").read_text() == "mine"

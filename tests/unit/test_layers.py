@@ -19,6 +19,7 @@ LAYERS = {
     "rollout": 4,
     "run": 4,
     "agent": 5,
+    "snapshots": 5,
     "evaluation": 5,
     "saved": 6,
     "export": 6,
@@ -33,10 +34,9 @@ LAYERS = {
 }
 """Rank of each top-level module or folder; a module may import its own folder and lower ranks."""
 
-UPWARD_CALLS = {("agent", "training"), ("agent", "callbacks"), ("agent", "saved")}
-"""Deliberate imports of a higher layer: `Reinforce.learn` runs `training.learn` and `Reinforce.save` runs
-`saved.write_snapshot` (inside the functions), and `Reinforce.learn` names `callbacks.Callback` in its annotation
-(for type checkers only)."""
+UPWARD_CALLS = {("agent", "training"), ("agent", "callbacks")}
+"""Deliberate imports of a higher layer: `Reinforce.learn` runs `training.learn` (inside the function) and
+names `callbacks.Callback` in its annotation (for type checkers only)."""
 
 
 def layer(module: str) -> str:

@@ -91,12 +91,13 @@ class Doubled(nn.Module):
 
 
 def test_the_fast_paths_leave_other_policies_to_torch() -> None:
-    """A user's network, a MultiDiscrete head, a hook: the sampler and the logits path decline."""
+    """A user's network, a MultiDiscrete head, a hook, float64 weights: the sampler and the logits path decline."""
     custom = make_policy(OBSERVATIONS, spaces.Discrete(2), network=Doubled())
     multi = make_policy(OBSERVATIONS, spaces.MultiDiscrete([2, 3]), hidden_sizes=(4,))
     hooked = mlp_policy()
     hooked.body.register_forward_hook(lambda module, inputs, output: output * 0)
-    for policy in (custom, multi, hooked):
+    doubled = mlp_policy().double()  # torch refuses its encoder's float32 features: so must collection
+    for policy in (custom, multi, hooked, doubled):
         assert MLPSampler.of(policy, 4) is None
     assert plain_categorical(multi) is None
     policy = mlp_policy()

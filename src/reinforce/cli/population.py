@@ -44,7 +44,7 @@ def train_population(
     from reinforce.run.plotting import plot_comparison
 
     request = RunRequest(env_id, config_file, None, total_steps, run_dir, hyperparameters)
-    finished: dict[int, str] = {}  # resumed members with nothing left to do: what `_finished` says of them
+    finished: dict[int, str] = {}  # resumed members with nothing left to do: what `finished_line` says of them
     if resume_dir is not None:
         agents: list[Any] = []
         budgets: list[int] = []
@@ -65,7 +65,7 @@ def train_population(
     else:
         env_id, _, steps, config, env_kwargs = run_settings(env_id, config_file, None, total_steps, hyperparameters)
         budgets = [steps] * len(seeds)
-        check_new_run_dir(run_dir)
+        check_new_run_dir(run_dir, resume=f"--seeds {seeds_text} --resume")
         population = Population(env_id, seeds, config=config, env_kwargs=env_kwargs)
     try:
         run_dir = claim_run_dir(population.members[0].env_id, None) if run_dir is None else run_dir

@@ -154,12 +154,15 @@ def evaluation_line(evaluation: dict[str, Any]) -> str:
     )
 
 
-def check_new_run_dir(run_dir: Path | None) -> None:
-    """Refuse a ``--run-dir`` that exists and is not an empty directory (nothing there is touched)."""
+def check_new_run_dir(run_dir: Path | None, resume: str = "--resume") -> None:
+    """Refuse a ``--run-dir`` that exists and is not an empty directory (nothing there is touched).
+
+    ``resume``: the flags that continue such a run instead (a population's: ``--seeds SEEDS --resume``).
+    """
     if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ReinforceError(
             f"run directory {run_dir} already exists and is not empty: choose another --run-dir, "
-            f"or continue it with --resume {run_dir}"
+            f"or continue it with {resume} {run_dir}"
         )
 
 

@@ -204,9 +204,16 @@ class ObservationEncoder(nn.Module):
         flat = observations.reshape(observations.shape[0], -1).float()
         if not self.normalize:
             return flat
-        scale = (self.obs_var + 1e-8).rsqrt().float()
-        normalized = (flat - self.obs_mean.float()) * scale
+        mean, scale = self.normalization()
+        normalized = (flat - mean) * scale
         return normalized.clamp(-NORMALIZED_OBSERVATION_CLIP, NORMALIZED_OBSERVATION_CLIP)
+
+    def normalization(self) -> tuple[Tensor, Tensor]:
+        """The float32 ``(mean, 1 / std)`` that `forward` standardises observations with (before the clip).
+
+        The one definition, also for `reinforce.rollout.mlp_sampler.MLPSampler`'s NumPy copy of the policy.
+        """
+        return self.obs_mean.float(), (self.obs_var + 1e-8).rsqrt().float()
 
     @torch.no_grad()
     def update_normalization(self, observations: Tensor) -> None:

@@ -51,7 +51,7 @@ from reinforce.rollout.envs import EnvLike, Wrapper
 from reinforce.rollout.mlp_sampler import MemberUniforms, MLPSampler
 from reinforce.run.files import run_path, training_lock
 from reinforce.run.metrics import RunLog
-from reinforce.saved import write_run_config
+from reinforce.snapshots import write_run_config
 from reinforce.training import StopSignals, claim, schedule_learning_rates
 
 if TYPE_CHECKING:
@@ -299,10 +299,12 @@ class Population:
         start = time.perf_counter()
         envs = self._vector_env(len(members))
         policies, generators = [member.policy for member in members], member_generators(members)
-        # one draw per member every few steps, not every step: the same values (`MemberUniforms`)
+        # one draw per member every few steps, not every step: the same values (`MemberUniforms`) on the CPU,
+        # whose generator gives a block in one call what it gives in several (CUDA's does not)
         rows = envs.num_envs // len(members)
         dtype = next(policies[0].parameters()).dtype
-        uniforms = MemberUniforms(generators, rows, dtype) if isinstance(policies[0], CategoricalPolicy) else None
+        blocks = isinstance(policies[0], CategoricalPolicy) and all(g.device.type == "cpu" for g in generators)
+        uniforms = MemberUniforms(generators, rows, dtype) if blocks else None
         batches = collect_groups(
             envs,
             population_act(policies, generators=generators, uniforms=uniforms),

@@ -64,7 +64,7 @@ def collect(
     One batched policy call per step serves all environments; per-environment Python runs only when an
     episode ends. On the CPU, reinforce's own softmax policies take their steps outside torch
     (`reinforce.rollout.mlp_sampler.MLPSampler`, `reinforce.core.textbook.LinearSoftmaxSampler`): the same
-    actions and the same draws of torch's generator.
+    distribution and the same draws of torch's generator (the same actions but where float rounding differs).
 
     Args:
         envs: a vector env with next-step autoreset (see `reinforce.rollout.envs.make_vec_env`).

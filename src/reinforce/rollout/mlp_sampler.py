@@ -23,7 +23,7 @@ MLP_SAMPLER_MAX_SIZE = 1 << 22
 """The largest ``num_envs`` times the policy's number of weights that `MLPSampler` takes on; beyond it torch's
 batched (multithreaded) kernels are left to do the work."""
 
-ACTIVATIONS: dict[type[nn.Module], Any] = {nn.ReLU: lambda x: np.maximum(x, 0, out=x), nn.Tanh: np.tanh}
+_NUMPY_ACTIVATIONS: dict[type[nn.Module], Any] = {nn.ReLU: lambda x: np.maximum(x, 0, out=x), nn.Tanh: np.tanh}
 """The activations of `reinforce.core.networks.mlp` and their NumPy forms (in place where NumPy allows)."""
 
 
@@ -40,7 +40,8 @@ class MemberUniforms:
 
     Step after step, `next` returns what one ``torch.rand((rows, 1), generator=generators[k])`` per member per
     step would (a block of ``block * rows`` uniforms is that many single draws, in order) for one call per member
-    every ``block`` steps instead of one per member per step. Each member's values are its own generator's,
+    every ``block`` steps instead of one per member per step (CPU generators: on CUDA a block is not the same
+    values as single draws, and a population draws per step there). Each member's values are its own generator's,
     whatever the other members do; the generators are left up to a block ahead of the values used, so they are
     for one collection and then dropped (a population's round makes its members' generators afresh).
     """
@@ -175,7 +176,7 @@ class MLPSampler:
         values -= values.max(-1, keepdims=True)
         cumulative = np.exp(values, out=values).cumsum(-1)
         if self.uniforms is None:
-            threshold = torch.rand((rows, 1), dtype=self.torch_dtype).numpy()
+            threshold = torch.rand((rows, 1), dtype=self.torch_dtype, device="cpu").numpy()
         else:
             threshold = self.uniforms.next().numpy().copy()
         threshold *= cumulative[:, -1:]
@@ -199,18 +200,19 @@ def _parts(policy: Policy) -> tuple[Layers, Any, tuple[np.ndarray[Any, Any], np.
     if len(linears) != len(modules[0::2]):
         return None
     kinds = {type(module) for module in activations}
-    if len(modules) % 2 == 0 or len(kinds) > 1 or not kinds <= set(ACTIVATIONS):
+    if len(modules) % 2 == 0 or len(kinds) > 1 or not kinds <= set(_NUMPY_ACTIVATIONS):
         return None
     hooked = (bool(module._forward_hooks or module._forward_pre_hooks) for module in (policy, encoder, body, *modules))
     if any(hooked):
         return None
     parameters = [parameter for layer in linears for parameter in (layer.weight, layer.bias)]
-    if any(parameter.device.type != "cpu" or parameter.dtype != parameters[0].dtype for parameter in parameters):
+    # float32 only: the encoder gives float32 features, which torch's layers of another dtype refuse
+    if any(parameter.device.type != "cpu" or parameter.dtype != torch.float32 for parameter in parameters):
         return None
     # copies: the parameters as they are now, laid out for NumPy's matrix product
     layers = [(layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy()) for layer in linears]
     normalization = None
-    if encoder.normalize:  # as the encoder computes them, once for the whole collection
-        scale = (encoder.obs_var + 1e-8).rsqrt().float().numpy()
-        normalization = (encoder.obs_mean.float().numpy(), scale)
-    return layers, ACTIVATIONS[kinds.pop()] if kinds else None, normalization
+    if encoder.normalize:  # the encoder's own statistics, once for the whole collection
+        mean, scale = encoder.normalization()
+        normalization = (mean.numpy(), scale.numpy())
+    return layers, _NUMPY_ACTIVATIONS[kinds.pop()] if kinds else None, normalization
