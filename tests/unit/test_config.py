@@ -135,6 +135,34 @@ def test_every_shipped_entry_is_a_valid_config_for_a_registered_env() -> None:
         assert config.to_dict() != TrainConfig().to_dict(), f"{env_id}'s entry changes nothing"
 
 
+MUJOCO_PRESET_TASKS = (
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+    "Swimmer-v5",
+    "Ant-v5",
+    "InvertedDoublePendulum-v5",
+    "Reacher-v5",
+)
+
+
+def test_the_mujoco_tasks_ship_one_preset_and_its_budget() -> None:
+    # hyperparams.yaml repeats one entry per task (it takes no YAML anchors); an edit to one copy is a drift,
+    # unless it is a measured per-task override, which then belongs in this test
+    table = _package_yaml(TUNED_FILE)
+    entries = [table[env_id] for env_id in MUJOCO_PRESET_TASKS]
+    assert all(entry == entries[0] for entry in entries), "the MuJoCo entries differ"
+    assert entries[0]["total_steps"] == 3_000_000
+    config = TrainConfig.from_dict(tuned_hyperparameters("HalfCheetah-v5"))
+    assert (config.hidden_sizes, config.activation, config.init, config.lr_schedule) == (
+        (64, 64),
+        "tanh",
+        "orthogonal",
+        "linear",
+    )
+    assert config.normalize_observations and config.action_squash == "tanh" and config.log_std_init == -0.5
+
+
 def test_a_shipped_budget_is_the_default_under_the_flag_and_the_config_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
