@@ -236,9 +236,16 @@ def preset_hyperparameters(preset: str, env_id: str | None) -> dict[str, Any]:
     return _coerce_numbers(dict(entry))
 
 
+LIKE = "like"
+"""An entry of hyperparams.yaml with ``like: OTHER_ID`` takes OTHER_ID's values (budget included), its own over
+them: one shared set for several tasks, written once (the file takes no YAML anchors)."""
+
+
 def _tuned_entry(env_id: str | None) -> dict[str, Any]:
-    entry = _package_yaml(TUNED_FILE).get(env_id.split(":")[-1], {}) if env_id is not None else {}
-    return dict(entry)
+    table = _package_yaml(TUNED_FILE)
+    entry = dict(table.get(env_id.split(":")[-1], {})) if env_id is not None else {}
+    base = entry.pop(LIKE, None)
+    return entry if base is None else {**table[base], **entry}
 
 
 def tuned_hyperparameters(env_id: str | None) -> dict[str, Any]:
