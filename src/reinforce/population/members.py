@@ -41,14 +41,11 @@ from reinforce.agent import Reinforce
 from reinforce.callbacks import EvalCallback
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, TrainConfig, as_count, episodes_per_update
 from reinforce.core.device import torch_threads
-from reinforce.core.policies import CategoricalPolicy
 from reinforce.errors import ReinforceError, TrainingInterrupted
-from reinforce.population.batched import population_act
 from reinforce.population.checks import sub_env_seeds
-from reinforce.population.rounds import MemberRun, checks_due, member_generators, update_members
+from reinforce.population.rounds import MemberRun, checks_due, round_draws, update_members
 from reinforce.rollout.collect import collect_groups
 from reinforce.rollout.envs import EnvLike, Wrapper
-from reinforce.rollout.mlp_sampler import MemberUniforms, MLPSampler
 from reinforce.run.files import run_path, training_lock
 from reinforce.run.metrics import RunLog
 from reinforce.snapshots import write_run_config
@@ -298,21 +295,15 @@ class Population:
         """
         start = time.perf_counter()
         envs = self._vector_env(len(members))
-        policies, generators = [member.policy for member in members], member_generators(members)
-        # one draw per member every few steps, not every step: the same values (`MemberUniforms`) on the CPU,
-        # whose generator gives a block in one call what it gives in several (CUDA's does not)
-        rows = envs.num_envs // len(members)
-        dtype = next(policies[0].parameters()).dtype
-        blocks = isinstance(policies[0], CategoricalPolicy) and all(g.device.type == "cpu" for g in generators)
-        uniforms = MemberUniforms(generators, rows, dtype) if blocks else None
+        act, sampler = round_draws(members, envs.num_envs)
         batches = collect_groups(
             envs,
-            population_act(policies, generators=generators, uniforms=uniforms),
+            act,
             [episodes] * len(members),
             action_squash=members[0].policy.action_squash,
             seed=self._reset_seed(members, envs),
             device=members[0].device,
-            sampler=MLPSampler.of_members(policies, envs.num_envs, uniforms=uniforms),  # the same draws, in NumPy
+            sampler=sampler,
         )
         complete = [batch for batch in batches if batch is not None]
         assert len(complete) == len(members)

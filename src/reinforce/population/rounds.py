@@ -20,10 +20,13 @@ from torch import Tensor
 
 from reinforce.callbacks import TrainingRun
 from reinforce.core.batch import RolloutBatch
+from reinforce.core.policies import CategoricalPolicy
 from reinforce.core.textbook import linear_softmax_per_step_members
 from reinforce.errors import NonFiniteError, ReinforceError
-from reinforce.population.batched import batched_update, policy_step
+from reinforce.population.batched import batched_update, policy_step, population_act
 from reinforce.population.checks import evaluate_members
+from reinforce.rollout.collect import Act, Sampler
+from reinforce.rollout.mlp_sampler import MemberUniforms, MLPSampler
 from reinforce.run.metrics import RunLog
 from reinforce.training import commit, stop_on_training_mean
 from reinforce.verification import make_verifier, verified_at_checkpoint
@@ -169,3 +172,18 @@ def member_generators(members: Sequence[Reinforce]) -> list[torch.Generator]:
         seed = int(np.random.SeedSequence([member.seed or 0, member.num_updates, 1]).generate_state(1)[0])
         generators.append(torch.Generator(device=member.device).manual_seed(seed))
     return generators
+
+
+def round_draws(members: Sequence[Reinforce], num_envs: int) -> tuple[Act, Sampler | None]:
+    """A round's batched policy call for ``members`` on ``num_envs`` sub-envs, and its NumPy sampler (or None).
+
+    Both draw each member's actions from the member's own generator (`member_generators`). On the CPU the
+    uniforms come a block of steps at a time (`MemberUniforms`: the values of one draw per step, which CUDA's
+    generator does not give), shared by the call and the sampler, which computes the same draws in NumPy.
+    """
+    policies, generators = [member.policy for member in members], member_generators(members)
+    dtype = next(policies[0].parameters()).dtype
+    blocks = isinstance(policies[0], CategoricalPolicy) and all(g.device.type == "cpu" for g in generators)
+    uniforms = MemberUniforms(generators, num_envs // len(members), dtype) if blocks else None
+    act = population_act(policies, generators=generators, uniforms=uniforms)
+    return act, MLPSampler.of_members(policies, num_envs, uniforms=uniforms)
