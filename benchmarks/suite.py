@@ -61,9 +61,20 @@ CURVE_POINTS = 200
 """At most this many (env steps, training mean) points of each trial's curve are kept."""
 
 
-def trial_key(task: str, seed: int, settings: dict[str, Any], budget: str) -> str:
-    """The identity of a trial in a results file: task, seed, settings (sorted) and budget as given."""
-    return json.dumps([task, seed, settings, budget], sort_keys=True)
+def trial_key(task: str, seed: int, settings: dict[str, Any], budget: str, config: dict[str, Any]) -> str:
+    """The identity of a trial in a results file: task, seed, settings, budget as given and the whole config.
+
+    The config (the shipped values with ``settings`` over them) is part of it, so that a trial run before a
+    change to hyperparams.yaml is not taken for one of the new values: after such a change the task runs again.
+    """
+    return json.dumps([task, seed, settings, budget, config], sort_keys=True)
+
+
+def trial_config(task: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The config ``Reinforce(task, **settings)`` trains with: the values shipped for ``task``, ``settings`` over."""
+    from reinforce.settings import resolve
+
+    return resolve(task, overrides=settings).to_dict()
 
 
 def read_results(paths: Iterable[Path]) -> list[dict[str, Any]]:
@@ -182,12 +193,15 @@ def run(args: argparse.Namespace) -> None:
     settings = overrides(args.set)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {trial_key(row["task"], row["seed"], row["settings"], row["budget"]) for row in read_results([out])}
+    rows = read_results([out])
+    done = {trial_key(row["task"], row["seed"], row["settings"], row["budget"], row["config"]) for row in rows}
+    tasks = args.tasks.split(",")
+    configs = {task: trial_config(task, settings) for task in tasks}
     trials = [
         (task, seed)
-        for task in args.tasks.split(",")
+        for task in tasks
         for seed in seed_range(args.seeds)
-        if trial_key(task, seed, settings, args.budget) not in done
+        if trial_key(task, seed, settings, args.budget, configs[task]) not in done
     ]
     print(f"{len(trials)} trial(s) to run, {len(done)} already in {out}", flush=True)
 
@@ -226,11 +240,17 @@ def settings_text(settings: dict[str, Any]) -> str:
 
 
 def groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
-    """The trials per (task, settings, budget), the last record of a seed winning, in the order first seen."""
+    """The trials per (task, settings, budget), the last record of a seed winning, in the order first seen.
+
+    Only the trials with the config of a group's last record count: those of an older hyperparams.yaml are
+    superseded by the rows of the new values, not mixed with them.
+    """
+    latest = {(row["task"], json.dumps(row["settings"], sort_keys=True), str(row["budget"])): row for row in rows}
     grouped: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
     for row in rows:
         key = (row["task"], json.dumps(row["settings"], sort_keys=True), str(row["budget"]))
-        grouped.setdefault(key, {})[row["seed"]] = row
+        if row["config"] == latest[key]["config"]:
+            grouped.setdefault(key, {})[row["seed"]] = row
     return {key: [seeds[seed] for seed in sorted(seeds)] for key, seeds in grouped.items()}
 
 
