@@ -166,7 +166,7 @@ class Population:
 
     @property
     def envs(self) -> VectorEnv[Any, Any, Any]:
-        """The population's vector env: ``num_envs`` sub-envs per member still training (all, before `learn`)."""
+        """The vector env: ``num_envs`` sub-envs per member still training (all, before `learn`), and riding checks'."""
         assert self._envs is not None
         return self._envs
 
