@@ -431,7 +431,8 @@ def test_cli_members_stop_verified_and_a_resume_leaves_them_as_they_are(
 def test_checks_riding_in_a_round_are_each_members_own_evaluation_and_change_no_update() -> None:
     """`riding_checks`: the checks due after an update, made in the next round's collection (their own sub-envs,
     reset with each member's evaluation seed), are each member's own `evaluate_policy` where the envs take a seed
-    per sub-env; the members' updates of that round are those of a round without them (``_round``)."""
+    per sub-env (stepped beside the population's env, which stays as it is); the members' updates of that round are
+    those of a round without them (``_round``)."""
     from reinforce.population.rounds import MemberRun, riding_checks
 
     settings = {**TINY, "reward_threshold": 1e9, "verify_episodes": 3}
@@ -444,8 +445,10 @@ def test_checks_riding_in_a_round_are_each_members_own_evaluation_and_change_no_
         riders = riding_checks([(runs[0], due), (runs[2], due), (runs[1], {})], runs)
         assert [run for run, _ in riders] == [runs[0], runs[2]]
         assert riding_checks([(runs[0], due)], runs[1:]) == []  # a member that trains no further checks alone
+        envs = riding.envs
         riding._round(riding.members, 2, riders)
         plain._round(plain.members, 2)
+        assert riding.envs is envs  # sync envs: the checks' own env beside the population's, not a new one
         for run, summary in ((runs[0], alone[0]), (runs[2], alone[2])):
             assert run.verifier is not None
             row = run.verifier.evaluations[-1]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
 from torch import Tensor
 
 from reinforce.callbacks import TrainingRun
@@ -25,7 +26,7 @@ from reinforce.core.policies import CategoricalPolicy
 from reinforce.core.textbook import linear_softmax_per_step_members
 from reinforce.errors import NonFiniteError, ReinforceError
 from reinforce.population.batched import batched_update, policy_step, population_act
-from reinforce.population.checks import EVALUATION_ENVS, check_summaries, evaluate_members, sub_env_seeds
+from reinforce.population.checks import EVALUATION_ENVS, Lockstep, check_summaries, evaluate_members, sub_env_seeds
 from reinforce.rollout.collect import Act, Sampler, collect_groups
 from reinforce.rollout.mlp_sampler import MemberUniforms, MLPSampler
 from reinforce.run.metrics import RunLog
@@ -245,29 +246,49 @@ def collect_round(
 ) -> list[RolloutBatch | None]:
     """A round's batched collection of ``members``' episodes (``num_envs`` sub-envs each), with ``riders``' checks.
 
-    ``make_envs(C)``: the population's vector env with ``C`` sub-envs more for the checks. The riders' updates
-    are finished with their checks made (`finish_updates`). Returns each member's batch, None for a member that
-    stopped on its check (confirmed: it stops at the checked update, without this batch).
+    ``make_envs(C)``: the population's vector env with ``C`` sub-envs more for the checks. Gymnasium's sync and
+    async vector envs (whose sub-envs cost to make, and async ones a process each) keep the population's env and
+    step a vector env of the checks' beside it (`reinforce.population.checks.Lockstep`, made for the round as
+    `evaluate_members` makes it); a natively vectorised env (CartPole's) is made one size larger for the round,
+    so that the checks cost no step call of their own. The riders' updates are finished with their checks made
+    (`finish_updates`). Returns each member's batch, None for a member that stopped on its check (confirmed: it
+    stops at the checked update, without this batch).
     """
     checking = [run.member for run, _ in riders]
     verifier = riders[0][0].verifier if riders else None
     check_episodes = 0 if verifier is None else verifier.episodes
     check_size = min(check_episodes, EVALUATION_ENVS)  # as `evaluate_members`
-    envs = make_envs(len(checking) * check_size)
-    act, sampler = round_draws(members, envs.num_envs, checking, check_size)
-    seeds = [member._collection_seed() or 0 for member in members]
-    seeds += [member._evaluation_seed(None) or 0 for member in checking]
+    collection_seeds = [member._collection_seed() or 0 for member in members]
+    check_seeds = [member._evaluation_seed(None) or 0 for member in checking]
     sizes = [num_envs] * len(members) + [check_size] * len(checking)
-    batches = collect_groups(
-        envs,
-        act,
-        [episodes] * len(members) + [check_episodes] * len(checking),
-        action_squash=members[0].policy.action_squash,
-        seed=sub_env_seeds(envs, seeds, sizes),
-        device=members[0].device,
-        sampler=sampler,
-        sizes=sizes,
-    )
+    envs = make_envs(0)
+    seed: Any = sub_env_seeds(envs, collection_seeds, num_envs)
+    check_envs = None
+    if checking and isinstance(envs.unwrapped, (SyncVectorEnv, AsyncVectorEnv)):
+        first = checking[0]
+        check_envs = first._require_source().make(
+            len(checking) * check_size, vectorization_mode=first.config.vectorization_mode
+        )
+        seed = [seed, sub_env_seeds(check_envs, check_seeds, check_size)]  # one per block
+        envs = Lockstep([envs, check_envs])
+    elif checking:
+        envs = make_envs(len(checking) * check_size)
+        seed = sub_env_seeds(envs, collection_seeds + check_seeds, sizes)
+    act, sampler = round_draws(members, envs.num_envs, checking, check_size)
+    try:
+        batches = collect_groups(
+            envs,
+            act,
+            [episodes] * len(members) + [check_episodes] * len(checking),
+            action_squash=members[0].policy.action_squash,
+            seed=seed,
+            device=members[0].device,
+            sampler=sampler,
+            sizes=sizes,
+        )
+    finally:
+        if check_envs is not None:
+            check_envs.close()
     if riders:
         made = check_summaries(batches[len(members) :])
         finish_updates(riders, {id(run): summary for (run, _), summary in zip(riders, made, strict=True)})
