@@ -218,12 +218,12 @@ def round_draws(
     dtype = next(policies[0].parameters()).dtype
     blocks = isinstance(policies[0], CategoricalPolicy) and all(g.device.type == "cpu" for g in generators)
     uniforms = MemberUniforms(generators, rows // len(members), dtype) if blocks else None
-    act = population_act(policies, generators=generators, uniforms=uniforms)
+    act = _lazy(lambda: population_act(policies, generators=generators, uniforms=uniforms))
     sampler = MLPSampler.of_members(policies, rows, uniforms=uniforms)
     if not checking:
         return act, sampler
     checks = [member.policy for member in checking]
-    check_act = population_act(checks, deterministic=True)
+    check_act = _lazy(lambda: population_act(checks, deterministic=True))
     check_sampler = MLPSampler.of_members(checks, num_envs - rows, deterministic=True)
 
     def both_act(observations: Tensor, masks: Tensor | None) -> Tensor:
@@ -294,6 +294,21 @@ def collect_round(
         finish_updates(riders, {id(run): summary for (run, _), summary in zip(riders, made, strict=True)})
     stopped = {id(run.member) for run, _ in riders if run.stopped}
     return [None if id(member) in stopped else batch for member, batch in zip(members, batches, strict=False)]
+
+
+def _lazy(make: Callable[[], Act]) -> Act:
+    """The batched call that ``make()`` gives, made at its first call (never where a sampler takes every step).
+
+    The parameters do not change during a collection, so the call is the same whenever it is made.
+    """
+    made: list[Act] = []
+
+    def act(observations: Tensor, masks: Tensor | None) -> Tensor:
+        if not made:
+            made.append(make())
+        return made[0](observations, masks)
+
+    return act
 
 
 def riding_checks(
