@@ -428,16 +428,17 @@ def test_cli_members_stop_verified_and_a_resume_leaves_them_as_they_are(
     assert [(tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").read_text() for seed in (0, 1)] == evaluations
 
 
-def test_checks_riding_in_a_round_are_each_members_own_evaluation_and_change_no_update() -> None:
+@pytest.mark.parametrize("env_id", ["toy/Counting-v0", "toy/Masked-discrete-v0"])
+def test_checks_riding_in_a_round_are_each_members_own_evaluation_and_change_no_update(env_id: str) -> None:
     """`riding_checks`: the checks due after an update, made in the next round's collection (their own sub-envs,
     reset with each member's evaluation seed), are each member's own `evaluate_policy` where the envs take a seed
-    per sub-env (stepped beside the population's env, which stays as it is); the members' updates of that round are
-    those of a round without them (``_round``)."""
+    per sub-env (stepped beside the population's env, which stays as it is; action masks too); the members' updates
+    of that round are those of a round without them (``_round``)."""
     from reinforce.population.rounds import MemberRun, riding_checks
 
     settings = {**TINY, "reward_threshold": 1e9, "verify_episodes": 3}
-    riding = Population("toy/Counting-v0", [0, 4, 9], **settings)  # type: ignore[arg-type]
-    plain = Population("toy/Counting-v0", [0, 4, 9], **settings)  # type: ignore[arg-type]
+    riding = Population(env_id, [0, 4, 9], **settings)  # type: ignore[arg-type]
+    plain = Population(env_id, [0, 4, 9], **settings)  # type: ignore[arg-type]
     try:
         alone = [member.evaluate(3) for member in riding.members]
         runs = [MemberRun(member, 10**6, None, None, 0) for member in riding.members]
