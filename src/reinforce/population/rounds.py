@@ -249,10 +249,10 @@ def collect_round(
     ``make_envs(C)``: the population's vector env with ``C`` sub-envs more for the checks. Gymnasium's sync and
     async vector envs (whose sub-envs cost to make, and async ones a process each) keep the population's env and
     step a vector env of the checks' beside it (`reinforce.population.checks.Lockstep`, made for the round as
-    `evaluate_members` makes it); a natively vectorised env (CartPole's) is made one size larger for the round,
-    so that the checks cost no step call of their own. The riders' updates are finished with their checks made
-    (`finish_updates`). Returns each member's batch, None for a member that stopped on its check (confirmed: it
-    stops at the checked update, without this batch).
+    `evaluate_members` makes it); a natively vectorised env (CartPole's, cheap to make) is made larger by the
+    checks' sub-envs for the round, so that the checks cost no step call of their own. The riders' updates are
+    finished with their checks made (`finish_updates`). Returns each member's batch, None for a member that stopped
+    on its check (confirmed: it stops at the checked update, without this batch).
     """
     checking = [run.member for run, _ in riders]
     verifier = riders[0][0].verifier if riders else None
