@@ -20,24 +20,31 @@ TINY = {"num_envs": 2, "hidden_sizes": (8,)}
 
 
 @pytest.mark.parametrize("env_id", ["toy/Counting-v0", "toy/CountingTruncated-v0"])
-def test_each_group_gets_the_batch_of_its_envs_alone(env_id: str) -> None:
-    """Group k's batch equals `collect` on its G envs alone, reset with its seeds; a group of 0 episodes is None."""
-    size, wanted, seeds = 3, [5, 0, 2], [11, 22, 33]
-    envs = make_vec_env(env_id, size * len(wanted))
+@pytest.mark.parametrize(("sizes", "wanted"), [(None, [5, 0, 2]), ([3, 1, 2], [5, 2, 2])])
+def test_each_group_gets_the_batch_of_its_envs_alone(env_id: str, sizes: list[int] | None, wanted: list[int]) -> None:
+    """Group k's batch equals `collect` on its envs alone, reset with its seeds; a group of 0 episodes is None.
+
+    Without ``sizes`` the groups split the envs evenly (3 each); with ``sizes`` group k owns ``sizes[k]``.
+    """
+    seeds = [11, 22, 33]
+    group_sizes = sizes if sizes is not None else [3] * len(wanted)
+    envs = make_vec_env(env_id, sum(group_sizes))
     policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=())
 
     def act(observations: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
         return sample_actions(policy(observations, masks), deterministic=True)
 
-    reset_seeds = [seed + index for seed in seeds for index in range(size)]
-    batches = collect_groups(envs, act, wanted, seed=reset_seeds)
+    reset_seeds = [seed + index for seed, size in zip(seeds, group_sizes, strict=True) for index in range(size)]
+    batches = collect_groups(envs, act, wanted, seed=reset_seeds, sizes=sizes)
     envs.close()
-    assert batches[1] is None
-    for group in (0, 2):
+    for group, size in enumerate(group_sizes):
+        batch = batches[group]
+        if wanted[group] == 0:
+            assert batch is None
+            continue
         alone = make_vec_env(env_id, size)
         expected = collect(alone, policy, wanted[group], deterministic=True, seed=seeds[group])
         alone.close()
-        batch = batches[group]
         assert batch is not None
         for field in ("observations", "actions", "rewards", "terminated", "truncated", "mask", "last_observations"):
             assert torch.equal(getattr(batch, field), getattr(expected, field)), field
@@ -45,30 +52,6 @@ def test_each_group_gets_the_batch_of_its_envs_alone(env_id: str) -> None:
         assert batch.episode_lengths == expected.episode_lengths
         assert batch.episode_truncated == expected.episode_truncated
         assert batch.num_simulated_steps == expected.num_simulated_steps
-
-
-@pytest.mark.parametrize("env_id", ["toy/Counting-v0", "toy/CountingTruncated-v0"])
-def test_groups_of_different_sizes_get_the_batches_of_their_envs_alone(env_id: str) -> None:
-    """``sizes``: group k owns ``sizes[k]`` sub-envs, and its batch is `collect` on that many envs alone."""
-    sizes, wanted, seeds = [3, 1, 2], [5, 2, 2], [11, 22, 33]
-    envs = make_vec_env(env_id, sum(sizes))
-    policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=())
-
-    def act(observations: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-        return sample_actions(policy(observations, masks), deterministic=True)
-
-    reset_seeds = [seed + index for seed, size in zip(seeds, sizes, strict=True) for index in range(size)]
-    batches = collect_groups(envs, act, wanted, seed=reset_seeds, sizes=sizes)
-    envs.close()
-    for group, size in enumerate(sizes):
-        alone = make_vec_env(env_id, size)
-        expected = collect(alone, policy, wanted[group], deterministic=True, seed=seeds[group])
-        alone.close()
-        batch = batches[group]
-        assert batch is not None
-        for field in ("observations", "actions", "rewards", "terminated", "truncated", "mask", "last_observations"):
-            assert torch.equal(getattr(batch, field), getattr(expected, field)), field
-        assert (batch.episode_returns, batch.episode_lengths) == (expected.episode_returns, expected.episode_lengths)
 
 
 def test_collect_groups_refuses_envs_that_do_not_split_and_collects_nothing_for_no_episodes() -> None:
