@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -448,3 +451,98 @@ def test_checks_riding_in_a_round_are_each_members_own_evaluation_and_change_no_
     finally:
         riding.close()
         plain.close()
+
+
+def test_a_riding_check_acts_with_the_members_own_greedy_policy() -> None:
+    """`collect_round` without masks (the NumPy sampler), on an env whose episodes depend on the actions (sync
+    CartPole): each rider's check has the episodes of its own `evaluate`, its returns and lengths one by one."""
+    from reinforce.population.rounds import MemberRun, collect_round
+
+    settings = {**TINY, "reward_threshold": 1e9, "verify_episodes": 5, "vectorization_mode": "sync"}
+    population = Population("CartPole-v1", [0, 4, 9], **settings)  # type: ignore[arg-type]
+    try:
+        members = population.members
+        runs = [MemberRun(member, 10**6, None, None, 0) for member in members]
+        riders = [(runs[2], {}), (runs[0], {})]  # not in the members' order
+        batches, made = collect_round(lambda checks: population._vector_env(3, checks), members, 2, riders, 2)
+        assert [batch is not None and len(batch.episode_returns) == 2 for batch in batches] == [True] * 3
+        for (run, _), summary in zip(riders, made, strict=True):
+            alone = run.member.evaluate(5)
+            assert (summary["returns"], summary["lengths"]) == (alone["returns"], alone["lengths"])
+    finally:
+        population.close()
+
+
+def _metrics_updates(run_dir: Path) -> list[int]:
+    with (run_dir / "metrics.csv").open() as file:
+        return [int(row["update"]) for row in csv.DictReader(file)]
+
+
+def test_a_second_signal_after_the_riding_checks_writes_each_row_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`TrainingInterrupted` (a second signal) in a round's updates, after the riders' updates were finished with
+    their checks: every member's metrics rows are its updates, each once, with the checks recorded."""
+    from reinforce.errors import TrainingInterrupted
+
+    settings = {**TINY, "reward_threshold": 1e9, "verify_every": 10, "verify_episodes": 3}
+    population = Population("toy/Counting-v0", [0, 1], **settings)  # type: ignore[arg-type]
+    first = population.members[0]
+    update = first.update
+    calls = []
+
+    def interrupted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) == 3:  # the round that carries the checks of update 2
+            raise TrainingInterrupted(2, str(tmp_path), None)
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(first, "update", interrupted)
+    try:
+        with pytest.raises(TrainingInterrupted):
+            population.learn(10_000, run_dir=tmp_path, checkpoint_every=1)
+    finally:
+        population.close()
+    for seed, member in zip((0, 1), population.members, strict=True):
+        assert member.num_updates == 2
+        assert _metrics_updates(tmp_path / f"seed-{seed}") == [1, 2]
+        assert [row["update"] for row in population.verifiers[seed].evaluations] == [2]
+        assert reinforce.resume(tmp_path / f"seed-{seed}").num_updates == 2
+
+
+def test_a_failed_round_carrying_checks_still_makes_them_and_a_resume_goes_on_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collection fails in the round that carries the members' checks: each check is made (alone), so the
+    members resume to the checks, rows and updates of an uninterrupted population."""
+    from reinforce.population import rounds
+
+    settings = {**TINY, "reward_threshold": 1e9, "verify_every": 10, "verify_episodes": 3}
+    collect = rounds.collect_groups
+    failures = []
+
+    def failing(envs: Any, act: Any, num_episodes: Sequence[int], **kwargs: Any) -> Any:
+        if len(num_episodes) > 2 and not failures:  # the first round with riding checks
+            failures.append(1)
+            raise ReinforceError("the env failed (injected)")
+        return collect(envs, act, num_episodes, **kwargs)
+
+    monkeypatch.setattr(rounds, "collect_groups", failing)
+    failed = train_population("toy/Counting-v0", [0, 1], 10_000, run_dir=tmp_path / "failed", **settings)  # type: ignore[arg-type]
+    assert failures and set(failed.errors) == {0, 1}
+    for seed, member in zip((0, 1), failed.members, strict=True):
+        assert [row["update"] for row in failed.verifiers[seed].evaluations] == [member.num_updates]
+    monkeypatch.setattr(rounds, "collect_groups", collect)
+    resumed = Population.from_agents([reinforce.resume(tmp_path / "failed" / f"seed-{seed}") for seed in (0, 1)])
+    try:
+        resumed.learn([30 - member.num_env_steps for member in resumed.members], run_dir=tmp_path / "failed")
+    finally:
+        resumed.close()
+    whole = train_population("toy/Counting-v0", [0, 1], 30, run_dir=tmp_path / "whole", **settings)  # type: ignore[arg-type]
+    for seed in (0, 1):
+        checks = [(row["update"], row["env_steps"]) for row in whole.verifiers[seed].evaluations]
+        assert len(checks) >= 2
+        assert [(row["update"], row["env_steps"]) for row in resumed.verifiers[seed].evaluations] == checks
+        assert _metrics_updates(tmp_path / "failed" / f"seed-{seed}") == _metrics_updates(
+            tmp_path / "whole" / f"seed-{seed}"
+        )

@@ -296,12 +296,16 @@ def linear_softmax_per_step_members(
 ) -> list[dict[str, float]] | None:
     """`linear_softmax_per_step` of K members at once: their step-t updates as one batched tensor operation.
 
-    Member k's steps (`per_step_order` of its batch, its weights ``[T, N]``) are padded to the longest
-    member's count ``B``; then for each of the ``B`` positions, in float64 NumPy, every member's
-    ``p = softmax(W_k x + b_k)``, ``g = onehot(a) - p``, ``W_k += lr_k * w * g x^T``, ``b_k += lr_k * w * g``
-    (``w = 0`` on padding), each member with its own parameters, step size and steps: what its own
-    `linear_softmax_per_step` computes, up to float64 rounding (tests/unit/test_textbook.py), in ``B``
-    batched steps instead of ``K * B`` Python ones. The parameters are written back in their dtype.
+    Member k's steps (`per_step_order` of its batch, its weights ``[T, N]``) are taken in order, the members
+    sorted by their number of steps (most first) and padded to the longest count ``B``. At each position b that
+    two or more members still have a step at, one float64 NumPy step updates just those members:
+    ``p = softmax(W_k x + b_k)``, ``g = onehot(a) - p``, ``W_k += lr_k * w * g x^T``, ``b_k += lr_k * w * g``,
+    each member with its own parameters, step size and steps; from the first position that one member alone
+    still has a step at, that member's remaining steps run in Python floats (`_python_steps`, cheaper than
+    NumPy's per-call cost on one small row). Each member's result is what its own `linear_softmax_per_step`
+    computes, up to float64 rounding (tests/unit/test_textbook.py), in at most ``B`` batched steps instead of
+    ``K * B`` Python ones; its metrics are its means over its own steps. The parameters are written back in their
+    dtype.
 
     Returns:
         Each member's metrics (as `linear_softmax_per_step`'s), or None where the closed form does not apply to
@@ -378,9 +382,11 @@ def linear_softmax_per_step_members(
             layer.weight.copy_(weight_tensor[k])
             layer.bias.copy_(bias_tensor[k])
             layer.weight.grad = layer.bias.grad = None
-    metrics: list[dict[str, float]] = [{}] * len(order)
-    for k, loss, entropy, norm in zip(
+    means = zip(
         order, (losses_K / counts).tolist(), (entropies_K / counts).tolist(), (norms_K / counts).tolist(), strict=True
-    ):
-        metrics[k] = {"losses/policy_loss": loss, "losses/entropy": entropy, "losses/grad_norm": norm}
-    return metrics
+    )
+    by_member = {
+        k: {"losses/policy_loss": loss, "losses/entropy": entropy, "losses/grad_norm": norm}
+        for k, loss, entropy, norm in means
+    }
+    return [by_member[k] for k in range(len(order))]

@@ -93,8 +93,7 @@ def evaluate_members(members: Sequence[Reinforce], episodes: int, *, own_envs: b
     env (CartPole's) takes one seed, derived from the members' evaluation seeds, and each member's episodes are
     other draws of the same start distribution.
     """
-    size = min(episodes, EVALUATION_ENVS)
-    seeds = [member._evaluation_seed(None) or 0 for member in members]
+    size, seeds = check_layout(members, episodes)
     first = members[0]
     envs: list[VectorEnv[Any, Any, Any]] = []
     try:
@@ -104,9 +103,7 @@ def evaluate_members(members: Sequence[Reinforce], episodes: int, *, own_envs: b
             stepped: VectorEnv[Any, Any, Any] = Lockstep(envs)
             reset_seed: Any = seeds  # one per block
         else:
-            stepped = first._require_source().make(
-                len(members) * size, vectorization_mode=first.config.vectorization_mode
-            )
+            stepped = shared_check_env(members, size)
             envs.append(stepped)
             reset_seed = sub_env_seeds(stepped, seeds, size)
         policies = [member.policy for member in members]
@@ -123,6 +120,24 @@ def evaluate_members(members: Sequence[Reinforce], episodes: int, *, own_envs: b
         for env in envs:
             env.close()
     return check_summaries(batches)
+
+
+def check_layout(members: Sequence[Reinforce], episodes: int) -> tuple[int, list[int]]:
+    """The sub-envs of each member's check of ``episodes`` episodes and the members' evaluation seeds.
+
+    As `reinforce.evaluation.evaluate_policy` makes a check: ``min(episodes, EVALUATION_ENVS)`` sub-envs, reset
+    with the member's default evaluation seed.
+    """
+    return min(episodes, EVALUATION_ENVS), [member._evaluation_seed(None) or 0 for member in members]
+
+
+def shared_check_env(members: Sequence[Reinforce], size: int) -> VectorEnv[Any, Any, Any]:
+    """One vector env of ``size`` sub-envs per member for the members' checks (`check_layout`), of the first's env.
+
+    Reset it with `sub_env_seeds` of the members' evaluation seeds.
+    """
+    first = members[0]
+    return first._require_source().make(len(members) * size, vectorization_mode=first.config.vectorization_mode)
 
 
 def check_summaries(batches: Sequence[RolloutBatch | None]) -> list[dict[str, Any]]:

@@ -27,8 +27,8 @@ training time (``wall_time_s``) counts an equal share of each collection and bat
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +42,7 @@ from reinforce.callbacks import EvalCallback
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, TrainConfig, as_count, episodes_per_update
 from reinforce.core.device import torch_threads
 from reinforce.errors import ReinforceError, TrainingInterrupted
-from reinforce.population.rounds import MemberRun, collect_round, finish_updates, riding_checks, update_members
+from reinforce.population.rounds import MemberRun, finish_pending, finish_updates, play_round, riding_checks
 from reinforce.rollout.envs import EnvLike, Wrapper
 from reinforce.run.files import run_path, training_lock
 from reinforce.run.metrics import RunLog
@@ -166,7 +166,11 @@ class Population:
 
     @property
     def envs(self) -> VectorEnv[Any, Any, Any]:
-        """The vector env: ``num_envs`` sub-envs per member still training (all, before `learn`), and riding checks'."""
+        """The vector env: ``num_envs`` sub-envs per member still training (all, before `learn`).
+
+        A natively vectorised env (CartPole's) has the riding checks' sub-envs too in a round that carries checks;
+        Gymnasium's sync and async vector envs step the checks' own env beside this one (`riding_checks`).
+        """
         assert self._envs is not None
         return self._envs
 
@@ -250,19 +254,19 @@ class Population:
 
         A member's update is finished (its log row, its check, `finish_updates`) before its next one: where its
         check is due and it trains on, the check rides in the next round's collection (`riding_checks`), and a
-        member that it stops (confirmed) drops that round's batch, so it stops at the checked update.
+        member that it stops (confirmed) drops that round's batch, so it stops at the checked update. Updates left
+        pending when the loop stops (a signal, a failed round) are finished with their checks made alone, or
+        without them where that fails (`finish_pending`): each row is written once.
         """
         episodes = episodes_per_update(self.config)
-        waiting: list[tuple[MemberRun, dict[str, Any]]] = []  # updated, their checks not yet made
-        failed = False
         try:
             while stop.signal_number is None:
                 running = [
                     (seed, run) for seed, run in zip(self.seeds, runs, strict=True) if run.running(seed in self.errors)
                 ]
+                waiting = [(run, run.pending) for run in runs if run.pending is not None]
                 riders = riding_checks(waiting, [run for _, run in running])
                 finish_updates([(run, metrics) for run, metrics in waiting if all(run is not r for r, _ in riders)])
-                waiting = riders
                 if not running:
                     break
                 members = [run.member for _, run in running]
@@ -274,21 +278,15 @@ class Population:
                 except ReinforceError as error:  # the env failed or returned non-finite values: no member can go on
                     logger.warning("the population's collection failed: %s", error)
                     self.errors.update((seed, error) for seed, _ in running)
-                    failed = True
                     break
-                waiting = []
                 for (seed, run), result in zip(running, results, strict=True):
                     if isinstance(result, ReinforceError):  # this member's alone: the others go on
                         logger.warning("seed %d stopped after update %d: %s", seed, run.member.num_updates, result)
                         self.errors[seed] = result
                     elif result is not None:  # None: stopped on the check of its last update
-                        waiting.append((run, result))
-            if not failed:  # a signal: the updates done are finished as they would have been
-                finish_updates(waiting)
-                waiting = []
+                        run.pending = result
         finally:
-            for run, metrics in waiting:  # an error: no checks, but every update's row goes with its checkpoint
-                run.after_update(metrics, check=False)
+            finish_pending(runs)
             for run in runs:
                 run.commit()
 
@@ -297,21 +295,14 @@ class Population:
     ) -> list[dict[str, Any] | ReinforceError | None]:
         """One batched collection of ``members``' episodes, with ``riders``' checks, then the members' updates.
 
-        The riders' updates are finished first (`finish_updates`, with the checks made); a member that stops on
-        its check is not updated (None).
+        `play_round` on the population's vector env: the riders' updates are finished first (`finish_updates`,
+        with the checks made); a member that stops on its check is not updated (None).
 
         Raises:
             ReinforceError: the collection failed (the env, or non-finite values): no member can go on.
         """
-        start = time.perf_counter()
-        batches = collect_round(
-            lambda checks: self._vector_env(len(members), checks), members, episodes, riders, self.config.num_envs
-        )
-        collected = time.perf_counter() - start
-        complete = [batch for batch in batches if batch is not None]
-        kept = [member for member, batch in zip(members, batches, strict=True) if batch is not None]
-        updated = iter(update_members(kept, complete, collected * len(kept) / len(members)) if kept else [])
-        return [None if batch is None else next(updated) for batch in batches]
+        make_envs = functools.partial(self._vector_env, len(members))  # with this many checks' sub-envs more
+        return play_round(make_envs, members, episodes, riders, self.config.num_envs)
 
     def update(self) -> list[dict[str, Any] | None]:
         """One round of every member without an error: a batched collection of its episodes, then its update.

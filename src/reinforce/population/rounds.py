@@ -3,13 +3,16 @@
 `update_members` updates each member on its batch (the policy steps batched, `reinforce.population.batched`, and
 the textbook per-step updates, `per_step_members`);
 `checks_due` makes the verification checks due after a round together (`reinforce.population.checks`), or
-`collect_round` in the next round's collection (`riding_checks`); `finish_updates` logs and checks the updates;
+`collect_round` in the next round's collection (`riding_checks`); `play_round` is a round (the collection, the
+riders' updates finished, the members' updates); `finish_updates` logs and checks the updates, `finish_pending`
+those left when the loop stops;
 `MemberRun` is one member's side of ``Population.learn`` (its budget, log, checkpoints and verified stop);
 `member_generators` seeds each member's action draws.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,7 +29,14 @@ from reinforce.core.policies import CategoricalPolicy
 from reinforce.core.textbook import linear_softmax_per_step_members
 from reinforce.errors import NonFiniteError, ReinforceError
 from reinforce.population.batched import batched_update, policy_step, population_act
-from reinforce.population.checks import EVALUATION_ENVS, Lockstep, check_summaries, evaluate_members, sub_env_seeds
+from reinforce.population.checks import (
+    Lockstep,
+    check_layout,
+    check_summaries,
+    evaluate_members,
+    shared_check_env,
+    sub_env_seeds,
+)
 from reinforce.rollout.collect import Act, Sampler, collect_groups
 from reinforce.rollout.mlp_sampler import MemberUniforms, MLPSampler
 from reinforce.run.metrics import RunLog
@@ -37,6 +47,8 @@ if TYPE_CHECKING:
     from gymnasium.vector import VectorEnv
 
     from reinforce.agent import Reinforce
+
+logger = logging.getLogger("reinforce")
 
 
 def update_members(
@@ -158,6 +170,8 @@ class MemberRun:
         self.log = log
         self.checkpoint_every = checkpoint_every
         self.stopped = path is not None and verified_at_checkpoint(member, path) is not None
+        self.pending: dict[str, Any] | None = None
+        """The metrics of the member's last update while that update is not finished (`after_update`)."""
         self.verifier = make_verifier(member)
         if self.verifier is not None:
             self.verifier.start(member, TrainingRun(path, self.commit))
@@ -174,10 +188,12 @@ class MemberRun:
     ) -> None:
         """Log the update, check the member's policy (its verified stop; ``checks``: made already), commit.
 
-        ``check`` False: no check (the population's env failed), the row and the commit only.
+        ``check`` False: no check (the population's env failed), the row and the commit only. The update is then
+        no longer `pending` (its row written once, whatever fails after it).
         """
         if self.log is not None:
             self.log.write(metrics)
+        self.pending = None
         if check and self.verifier is not None and not self.verifier(self.member, metrics, evaluations=checks):
             self.stopped = True
         if self.checkpoint_every and self.member.num_updates % self.checkpoint_every == 0:
@@ -243,32 +259,30 @@ def collect_round(
     episodes: int,
     riders: Sequence[tuple[MemberRun, dict[str, Any]]],
     num_envs: int,
-) -> list[RolloutBatch | None]:
+) -> tuple[list[RolloutBatch | None], list[dict[str, Any]]]:
     """A round's batched collection of ``members``' episodes (``num_envs`` sub-envs each), with ``riders``' checks.
 
     ``make_envs(C)``: the population's vector env with ``C`` sub-envs more for the checks. Gymnasium's sync and
     async vector envs (whose sub-envs cost to make, and async ones a process each) keep the population's env and
     step a vector env of the checks' beside it (`reinforce.population.checks.Lockstep`, made for the round as
     `evaluate_members` makes it); a natively vectorised env (CartPole's, cheap to make) is made larger by the
-    checks' sub-envs for the round, so that the checks cost no step call of their own. The riders' updates are
-    finished with their checks made (`finish_updates`). Returns each member's batch, None for a member that stopped
-    on its check (confirmed: it stops at the checked update, without this batch).
+    checks' sub-envs for the round, so that the checks cost no step call of their own.
+
+    Returns:
+        Each member's batch, and each rider's check summary (as `evaluate_members` gives it); the riders'
+        updates are not finished here (`play_round` does it).
     """
     checking = [run.member for run, _ in riders]
     verifier = riders[0][0].verifier if riders else None
     check_episodes = 0 if verifier is None else verifier.episodes
-    check_size = min(check_episodes, EVALUATION_ENVS)  # as `evaluate_members`
+    check_size, check_seeds = check_layout(checking, check_episodes)
     collection_seeds = [member._collection_seed() or 0 for member in members]
-    check_seeds = [member._evaluation_seed(None) or 0 for member in checking]
     sizes = [num_envs] * len(members) + [check_size] * len(checking)
     envs = make_envs(0)
     seed: Any = sub_env_seeds(envs, collection_seeds, num_envs)
     check_envs = None
     if checking and isinstance(envs.unwrapped, (SyncVectorEnv, AsyncVectorEnv)):
-        first = checking[0]
-        check_envs = first._require_source().make(
-            len(checking) * check_size, vectorization_mode=first.config.vectorization_mode
-        )
+        check_envs = shared_check_env(checking, check_size)
         seed = [seed, sub_env_seeds(check_envs, check_seeds, check_size)]  # one per block
         envs = Lockstep([envs, check_envs])
     elif checking:
@@ -289,11 +303,48 @@ def collect_round(
     finally:
         if check_envs is not None:
             check_envs.close()
+    return batches[: len(members)], check_summaries(batches[len(members) :])
+
+
+def play_round(
+    make_envs: Callable[[int], VectorEnv[Any, Any, Any]],
+    members: Sequence[Reinforce],
+    episodes: int,
+    riders: Sequence[tuple[MemberRun, dict[str, Any]]],
+    num_envs: int,
+) -> list[dict[str, Any] | ReinforceError | None]:
+    """One round: the collection (`collect_round`), the riders' updates finished, then the members' updates.
+
+    The riders' updates are finished with the checks made (`finish_updates`) before any member updates again; a
+    member that stops on its check (confirmed: it stops at the checked update) is not updated (None). A member's
+    training time counts its share of the collection and of the batched step, not the checks' confirmations or
+    the riders' rows, evaluations and commits.
+
+    Returns:
+        Each member's metrics, the error that stopped it alone, or None (stopped on its check).
+
+    Raises:
+        ReinforceError: the collection failed (the env, or non-finite values): no member can go on.
+    """
+    start = time.perf_counter()
+    batches, made = collect_round(make_envs, members, episodes, riders, num_envs)
+    collected = time.perf_counter() - start
     if riders:
-        made = check_summaries(batches[len(members) :])
         finish_updates(riders, {id(run): summary for (run, _), summary in zip(riders, made, strict=True)})
     stopped = {id(run.member) for run, _ in riders if run.stopped}
-    return [None if id(member) in stopped else batch for member, batch in zip(members, batches, strict=False)]
+    kept = [index for index, member in enumerate(members) if id(member) not in stopped]
+    complete = []
+    for index in kept:
+        batch = batches[index]
+        assert batch is not None  # every member collects episodes
+        complete.append(batch)
+    results: list[dict[str, Any] | ReinforceError | None] = [None] * len(members)
+    if kept:
+        shares = collected * len(kept) / len(members)
+        updated = update_members([members[index] for index in kept], complete, shares)
+        for index, result in zip(kept, updated, strict=True):
+            results[index] = result
+    return results
 
 
 def _lazy(make: Callable[[], Act]) -> Act:
@@ -337,3 +388,20 @@ def finish_updates(
     checks = checks_due(updated, made_checks)
     for run, metrics in updated:
         run.after_update(metrics, checks.get(id(run)))
+
+
+def finish_pending(runs: Sequence[MemberRun]) -> None:
+    """Finish the updates still pending after `Population.learn`'s loop (`MemberRun.pending`: a failed round, a signal).
+
+    With their checks made now, alone (`finish_updates`), as a resumed run would have them; where that fails too,
+    without the checks: each update's row and commit only (a `ReinforceError` is then logged, anything else
+    raised once the rows are written).
+    """
+    try:
+        finish_updates([(run, run.pending) for run in runs if run.pending is not None])
+    except ReinforceError as error:
+        logger.warning("the checks of the last updates failed, the updates are kept unchecked: %s", error)
+    finally:
+        for run in runs:
+            if run.pending is not None:
+                run.after_update(run.pending, check=False)
