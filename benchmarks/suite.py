@@ -242,10 +242,15 @@ def settings_text(settings: dict[str, Any]) -> str:
 def groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
     """The trials per (task, settings, budget), the last record of a seed winning, in the order first seen.
 
-    Only the trials with the config of a group's last record count: those of an older hyperparams.yaml are
-    superseded by the rows of the new values, not mixed with them.
+    Only the trials with the config of a group's newest record (by its ``date``; the last read on a tie) count:
+    those of an older hyperparams.yaml are superseded by the rows of the new values, not mixed with them, whatever
+    the order of the files read (a table's old file and the file of a changed entry's new rows).
     """
-    latest = {(row["task"], json.dumps(row["settings"], sort_keys=True), str(row["budget"])): row for row in rows}
+    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["task"], json.dumps(row["settings"], sort_keys=True), str(row["budget"]))
+        if key not in latest or str(row.get("date", "")) >= str(latest[key].get("date", "")):
+            latest[key] = row
     grouped: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
     for row in rows:
         key = (row["task"], json.dumps(row["settings"], sort_keys=True), str(row["budget"]))
