@@ -19,7 +19,6 @@ from reinforce.config import (
     DEFAULT_CHECKPOINT_EVERY,
     Hyperparameters,
     TrainConfig,
-    as_count,
     check_seed,
     episodes_per_update,
 )
@@ -40,13 +39,13 @@ from reinforce.core.policies import Policy
 from reinforce.core.textbook import per_step_weights
 from reinforce.core.weights import batch_returns, credit, policy_weights
 from reinforce.errors import ReinforceError
-from reinforce.evaluation import evaluate_policy, summarize
+from reinforce.evaluation import evaluate_policy, record_policy_video
 from reinforce.rollout.actions import sample_actions, to_env_actions
 from reinforce.rollout.collect import collect
 from reinforce.rollout.envs import EnvLike, EnvSource, Wrapper, env_source
-from reinforce.rollout.masks import action_mask_batch, mask_width
+from reinforce.rollout.masks import action_mask_batch
 from reinforce.rollout.observations import observation_batch, policy_observation_space
-from reinforce.rollout.ray_support import check_ray_address
+from reinforce.rollout.ray_support import check_backend
 from reinforce.run.checkpoint import COUNTERS, refuse_foreign_checkpoint
 from reinforce.run.files import run_path
 from reinforce.run.metrics import SOLVED_WINDOW, is_solved, update_metrics
@@ -130,22 +129,13 @@ class Reinforce:
     ) -> None:
         source = env_source(env, env_kwargs=env_kwargs, wrappers=wrappers)
         values, factory = split_optimizer(dict(overrides))
-        modules = {"network": network, "value_network": value_network, "policy": policy}
         custom = user_objects(network, value_network, policy, factory, optimizer_kwargs, lr_scheduler)
         resolved = resolve(source.env_id, preset=preset, overrides=values, base=config)
-        if source.vector_env is not None and source.vector_env.num_envs != resolved.num_envs:
-            resolved = TrainConfig.from_dict({**resolved.to_dict(), "num_envs": source.vector_env.num_envs})
-        check_ray_address(ray_address, resolved.backend)
-        if any(module is not None for module in modules.values()) and resolved.backend != "local":
-            raise ReinforceError(
-                "custom networks train with backend='local' (Ray workers build the policy from the config)",
-                fields=("backend",),
-            )
-        if source.vector_env is not None and resolved.backend != "local":
-            raise ReinforceError(
-                "a vector env cannot be sent to Ray workers: pass an id or a callable with backend='ray'",
-                fields=("backend",),
-            )
+        vector_env = source.vector_env
+        if vector_env is not None and vector_env.num_envs != resolved.num_envs:
+            resolved = TrainConfig.from_dict({**resolved.to_dict(), "num_envs": vector_env.num_envs})
+        own_modules = any(module is not None for module in (network, value_network, policy))
+        check_backend(resolved.backend, ray_address, custom_modules=own_modules, vector_env=vector_env is not None)
         # with Ray workers collecting, the learner's own vector env serves only to know the spaces
         local_envs = resolved.num_envs if resolved.backend == "local" else 1
         envs = source.make(local_envs, vectorization_mode=resolved.vectorization_mode)
@@ -467,22 +457,10 @@ class Reinforce:
     ) -> dict[str, Any]:
         """Record ``episodes`` episodes, one after the other, to an MP4 or GIF file (needs ``reinforce[video]``).
 
-        The arguments are `evaluate`'s (see `reinforce.run.video.record_video`); returns its summary of the
-        recorded episodes, plus ``frames`` (the number written).
+        The arguments are `evaluate`'s (see `reinforce.evaluation.record_policy_video`); returns the summary of
+        the recorded episodes, plus ``frames`` (the number written).
         """
-        from reinforce.run.video import record_video
-
-        episodes = as_count("episodes", episodes, 1)
-        source = self._require_source()
-
-        masked = mask_width(self.action_space) is not None
-
-        def act(observation: Any, action_mask: Any) -> Any:
-            mask = action_mask if masked else None  # other spaces ignore info["action_mask"], as in training
-            return self.predict(observation, deterministic=deterministic, action_mask=mask)[0]
-
-        returns, lengths, frames = record_video(source.make_one, act, Path(path), episodes, self._evaluation_seed(seed))
-        return {**summarize(returns, lengths, deterministic), "frames": frames}
+        return record_policy_video(self, Path(path), episodes=episodes, deterministic=deterministic, seed=seed)
 
     def save(self, run_dir: str | Path) -> None:
         """Write a checkpoint into ``run_dir`` (and config.json if absent): everything `resume` needs.

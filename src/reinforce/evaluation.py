@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,6 +11,7 @@ from reinforce.config import as_count
 from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import collect
 from reinforce.rollout.envs import EnvLike, env_source
+from reinforce.rollout.masks import mask_width
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
@@ -69,6 +71,31 @@ def evaluate_policy(
         if source.vector_env is None:  # a vector env that was given stays its owner's to close
             envs.close()
     return summarize(batch.episode_returns, batch.episode_lengths, deterministic)
+
+
+def record_policy_video(
+    agent: Reinforce, path: Path, *, episodes: int = 1, deterministic: bool = True, seed: int | None = None
+) -> dict[str, Any]:
+    """Play ``episodes`` episodes of ``agent``'s own env one after the other, writing their frames to ``path``.
+
+    The arguments are `evaluate_policy`'s (the episodes' first reset seed derived in the same way); the
+    frames come from `reinforce.run.video.record_video`. `Reinforce.record_video` calls this.
+
+    Returns:
+        `summarize` of the recorded episodes, plus ``frames`` (the number written).
+    """
+    from reinforce.run.video import record_video
+
+    episodes = as_count("episodes", episodes, 1)
+    source = agent._require_source()
+    masked = mask_width(agent.action_space) is not None
+
+    def act(observation: Any, action_mask: Any) -> Any:
+        mask = action_mask if masked else None  # other spaces ignore info["action_mask"], as in training
+        return agent.predict(observation, deterministic=deterministic, action_mask=mask)[0]
+
+    returns, lengths, frames = record_video(source.make_one, act, path, episodes, agent._evaluation_seed(seed))
+    return {**summarize(returns, lengths, deterministic), "frames": frames}
 
 
 def summarize(returns: list[float], lengths: list[int], deterministic: bool) -> dict[str, Any]:

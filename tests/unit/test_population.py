@@ -20,24 +20,31 @@ TINY = {"num_envs": 2, "hidden_sizes": (8,)}
 
 
 @pytest.mark.parametrize("env_id", ["toy/Counting-v0", "toy/CountingTruncated-v0"])
-def test_each_group_gets_the_batch_of_its_envs_alone(env_id: str) -> None:
-    """Group k's batch equals `collect` on its G envs alone, reset with its seeds; a group of 0 episodes is None."""
-    size, wanted, seeds = 3, [5, 0, 2], [11, 22, 33]
-    envs = make_vec_env(env_id, size * len(wanted))
+@pytest.mark.parametrize(("sizes", "wanted"), [(None, [5, 0, 2]), ([3, 1, 2], [5, 2, 2])])
+def test_each_group_gets_the_batch_of_its_envs_alone(env_id: str, sizes: list[int] | None, wanted: list[int]) -> None:
+    """Group k's batch equals `collect` on its envs alone, reset with its seeds; a group of 0 episodes is None.
+
+    Without ``sizes`` the groups split the envs evenly (3 each); with ``sizes`` group k owns ``sizes[k]``.
+    """
+    seeds = [11, 22, 33]
+    group_sizes = sizes if sizes is not None else [3] * len(wanted)
+    envs = make_vec_env(env_id, sum(group_sizes))
     policy = make_policy(envs.single_observation_space, envs.single_action_space, hidden_sizes=())
 
     def act(observations: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
         return sample_actions(policy(observations, masks), deterministic=True)
 
-    reset_seeds = [seed + index for seed in seeds for index in range(size)]
-    batches = collect_groups(envs, act, wanted, seed=reset_seeds)
+    reset_seeds = [seed + index for seed, size in zip(seeds, group_sizes, strict=True) for index in range(size)]
+    batches = collect_groups(envs, act, wanted, seed=reset_seeds, sizes=sizes)
     envs.close()
-    assert batches[1] is None
-    for group in (0, 2):
+    for group, size in enumerate(group_sizes):
+        batch = batches[group]
+        if wanted[group] == 0:
+            assert batch is None
+            continue
         alone = make_vec_env(env_id, size)
         expected = collect(alone, policy, wanted[group], deterministic=True, seed=seeds[group])
         alone.close()
-        batch = batches[group]
         assert batch is not None
         for field in ("observations", "actions", "rewards", "terminated", "truncated", "mask", "last_observations"):
             assert torch.equal(getattr(batch, field), getattr(expected, field)), field
@@ -52,6 +59,9 @@ def test_collect_groups_refuses_envs_that_do_not_split_and_collects_nothing_for_
     try:
         with pytest.raises(ValueError, match="cannot be split"):
             collect_groups(envs, lambda observations, masks: observations[:, 0].long(), [1, 1])
+        for sizes in ([1, 1], [3, 0], [2, 2]):  # not summing to the envs, an empty group
+            with pytest.raises(ValueError, match="cannot be split"):
+                collect_groups(envs, lambda observations, masks: observations[:, 0].long(), [1, 1], sizes=sizes)
         assert collect_groups(envs, lambda observations, masks: observations[:, 0].long(), [0, 0, 0]) == [None] * 3
     finally:
         envs.close()
@@ -399,3 +409,42 @@ def test_cli_members_stop_verified_and_a_resume_leaves_them_as_they_are(
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.count("already finished (verified at") == 2
     assert [(tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").read_text() for seed in (0, 1)] == evaluations
+
+
+@pytest.mark.parametrize("env_id", ["toy/Counting-v0", "toy/Masked-discrete-v0"])
+def test_checks_riding_in_a_round_are_each_members_own_evaluation_and_change_no_update(env_id: str) -> None:
+    """`riding_checks`: the checks due after an update, made in the next round's collection (their own sub-envs,
+    reset with each member's evaluation seed), are each member's own `evaluate_policy` where the envs take a seed
+    per sub-env (stepped beside the population's env, which stays as it is; action masks too); the members' updates
+    of that round are those of a round without them (``_round``)."""
+    from reinforce.population.rounds import MemberRun, riding_checks
+
+    settings = {**TINY, "reward_threshold": 1e9, "verify_episodes": 3}
+    riding = Population(env_id, [0, 4, 9], **settings)  # type: ignore[arg-type]
+    plain = Population(env_id, [0, 4, 9], **settings)  # type: ignore[arg-type]
+    try:
+        alone = [member.evaluate(3) for member in riding.members]
+        runs = [MemberRun(member, 10**6, None, None, 0) for member in riding.members]
+        due = {"charts/episode_return_max": 1e9}  # a training episode at the threshold: a check is due
+        riders = riding_checks([(runs[0], due), (runs[2], due), (runs[1], {})], runs)
+        assert [run for run, _ in riders] == [runs[0], runs[2]]
+        assert riding_checks([(runs[0], due)], runs[1:]) == []  # a member that trains no further checks alone
+        envs = riding.envs
+        riding._round(riding.members, 2, riders)
+        plain._round(plain.members, 2)
+        assert riding.envs is envs  # sync envs: the checks' own env beside the population's, not a new one
+        for run, summary in ((runs[0], alone[0]), (runs[2], alone[2])):
+            assert run.verifier is not None
+            row = run.verifier.evaluations[-1]
+            assert (row["update"], row["episodes"]) == (0, 3)
+            for key in ("mean_return", "std_return", "min_return", "max_return"):
+                assert row[key] == summary[key], key
+        assert runs[1].verifier is not None and runs[1].verifier.evaluations == []
+        for member, again in zip(riding.members, plain.members, strict=True):
+            assert member.num_updates == again.num_updates == 1
+            assert list(member.recent_returns) == list(again.recent_returns)
+            for name, value in member.policy.state_dict().items():
+                torch.testing.assert_close(value, again.policy.state_dict()[name], rtol=1e-5, atol=1e-6, msg=name)
+    finally:
+        riding.close()
+        plain.close()

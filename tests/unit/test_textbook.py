@@ -336,14 +336,17 @@ def test_members_per_step_updates_are_each_members_own(num_envs: int) -> None:
         assert metrics == pytest.approx(alone, rel=1e-9)
 
 
-def test_members_per_step_leaves_a_non_finite_step_to_each_member() -> None:
+@pytest.mark.parametrize("episodes", [(2, 2), (1, 6)])
+def test_members_per_step_leaves_a_non_finite_step_to_each_member(episodes: tuple[int, int]) -> None:
+    """(1, 6): the non-finite step is the longer member's last, among the steps it takes alone (Python floats)."""
     policies, batches, weights = [], [], []
-    for seed in range(2):
-        policy, batch = linear_batch(num_envs=1, episodes=2, seed=seed)
+    for seed, count in enumerate(episodes):
+        policy, batch = linear_batch(num_envs=1, episodes=count, seed=seed)
         policies.append(policy)
         batches.append(batch)
         weights.append(book_weights(batch, BOOK))
-    weights[1][batches[1].mask.nonzero()[1].tolist()] = math.inf
+    assert batches[1].mask.sum() > batches[0].mask.sum() or episodes == (2, 2)
+    weights[1][tuple(batches[1].mask.nonzero()[-1 if episodes == (1, 6) else 1].tolist())] = math.inf
     before = [parameter.detach().clone() for policy in policies for parameter in policy.parameters()]
     optimizers = [EagerOptimizer(policy.parameters(), "sgd", lr=BOOK.lr) for policy in policies]
     assert linear_softmax_per_step_members(policies, optimizers, batches, weights, [BOOK] * 2) is None

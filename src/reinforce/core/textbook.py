@@ -210,8 +210,36 @@ def linear_softmax_per_step(
         return None
     layer, lr = case
     features_BF, actions_B, weights_B = _steps_in_order(policy, batch, weights_TN)
-    features, actions, weights = features_BF.tolist(), actions_B.tolist(), weights_B.tolist()
     weight, bias = layer.weight.double().tolist(), layer.bias.double().tolist()
+    sums = _python_steps(weight, bias, features_BF.tolist(), actions_B.tolist(), weights_B.tolist(), lr)
+    if sums is None:
+        return None  # the general loop raises at the non-finite step, before its update
+    loss_sum, entropy_sum, norm_sum = sums
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(weight, dtype=torch.float64))
+        layer.bias.copy_(torch.tensor(bias, dtype=torch.float64))
+    layer.weight.grad = layer.bias.grad = None  # the policy's only parameters (linear_softmax_layer)
+    num_steps = len(actions_B)
+    return {
+        "losses/policy_loss": loss_sum / num_steps,
+        "losses/entropy": entropy_sum / num_steps,
+        "losses/grad_norm": norm_sum / num_steps,
+    }
+
+
+def _python_steps(
+    weight: list[list[float]],
+    bias: list[float],
+    features: list[list[float]],
+    actions: list[int],
+    weights: list[float],
+    lr: float,
+) -> tuple[float, float, float] | None:
+    """The per-step updates of `linear_softmax_per_step` on the float64 lists ``weight`` and ``bias``, in place.
+
+    Returns the sums of the steps' losses, entropies and gradient norms, or None at a step whose loss or norm is
+    not finite (the parameters then hold the steps before it).
+    """
     loss_sum = entropy_sum = norm_sum = 0.0
     for x, action, w in zip(features, actions, weights, strict=True):
         logits = [b + sum(map(operator.mul, row, x)) for row, b in zip(weight, bias, strict=True)]
@@ -225,7 +253,7 @@ def linear_softmax_per_step(
         loss = -w * (logits[action] - log_total)
         norm = abs(w) * math.hypot(*directions) * math.sqrt(sum(value * value for value in x) + 1.0)
         if not (math.isfinite(loss) and math.isfinite(norm)):
-            return None  # the general loop raises at this step, before its update
+            return None
         loss_sum += loss
         entropy_sum += log_total - sum(p * logit for p, logit in zip(probabilities, logits, strict=True))
         norm_sum += norm
@@ -233,16 +261,7 @@ def linear_softmax_per_step(
             change = lr * w * direction
             bias[k] += change
             row[:] = [value + change * feature for value, feature in zip(row, x, strict=True)]
-    with torch.no_grad():
-        layer.weight.copy_(torch.tensor(weight, dtype=torch.float64))
-        layer.bias.copy_(torch.tensor(bias, dtype=torch.float64))
-    layer.weight.grad = layer.bias.grad = None  # the policy's only parameters (linear_softmax_layer)
-    num_steps = len(actions)
-    return {
-        "losses/policy_loss": loss_sum / num_steps,
-        "losses/entropy": entropy_sum / num_steps,
-        "losses/grad_norm": norm_sum / num_steps,
-    }
+    return loss_sum, entropy_sum, norm_sum
 
 
 def _closed_form_case(
@@ -297,34 +316,60 @@ def linear_softmax_per_step_members(
     if len(layers) != len(cases) or len({layer.weight.shape for layer in layers}) != 1:
         return None
     steps = [_steps_in_order(policy, batch, w) for policy, batch, w in zip(policies, batches, weights, strict=True)]
+    # the members with the most steps first: at position b only the first active_B[b] have a step, and the
+    # loop takes only theirs (a member stuck at a long episode does not make every position cost all members)
+    order = sorted(range(len(steps)), key=lambda k: -len(steps[k][1]))
+    steps, layers = [steps[k] for k in order], [layers[k] for k in order]
     counts = np.array([len(actions) for _, actions, _ in steps], dtype=np.float64)
     features_BKF = pad_sequence([features for features, _, _ in steps]).numpy()
     actions_BK = pad_sequence([actions for _, actions, _ in steps]).numpy()
     weights_BK = pad_sequence([w for _, _, w in steps]).numpy()  # 0 on padding: no update there
-    valid_BK = np.arange(len(features_BKF))[:, None] < counts[None, :]
-    rates_K = np.array([case[1] for case in cases if case is not None], dtype=np.float64)
+    active_B = (np.arange(len(features_BKF))[:, None] < counts[None, :]).sum(1).tolist()
+    rates_K = np.array([case[1] for case in (cases[k] for k in order) if case is not None], dtype=np.float64)
     with torch.no_grad():
         weight_KAF = torch.stack([layer.weight.detach() for layer in layers]).double().cpu().numpy()
         bias_KA = torch.stack([layer.bias.detach() for layer in layers]).double().cpu().numpy()
     onehot_BKA = np.eye(weight_KAF.shape[1])[actions_BK]
     losses_K, entropies_K, norms_K = np.zeros_like(rates_K), np.zeros_like(rates_K), np.zeros_like(rates_K)
     # NumPy: a few microseconds an operation on these small arrays, where torch takes several times that
+    # where one member alone has steps left (the others' episodes were shorter), its steps in Python floats
+    alone = active_B.index(1) if 1 in active_B else len(active_B)
     with np.errstate(all="ignore"):  # a non-finite member is found below
-        for x_KF, onehot_KA, w_K, valid_K in zip(features_BKF, onehot_BKA, weights_BK, valid_BK, strict=True):
-            logits_KA = np.matmul(weight_KAF, x_KF[:, :, None])[:, :, 0] + bias_KA
+        for x_KF, onehot_KA, w_K, active in zip(
+            features_BKF[:alone], onehot_BKA[:alone], weights_BK[:alone], active_B[:alone], strict=True
+        ):
+            x_KF, onehot_KA, w_K = x_KF[:active], onehot_KA[:active], w_K[:active]
+            weight, bias = weight_KAF[:active], bias_KA[:active]  # views: updated in place
+            logits_KA = np.matmul(weight, x_KF[:, :, None])[:, :, 0] + bias
             shifted_KA = logits_KA - logits_KA.max(1, keepdims=True)
             exps_KA = np.exp(shifted_KA)
             totals_K1 = exps_KA.sum(1, keepdims=True)
             p_KA = exps_KA / totals_K1
             log_p_KA = shifted_KA - np.log(totals_K1)
             direction_KA = onehot_KA - p_KA  # d log pi(a|s) / d logits
-            losses_K -= valid_K * w_K * (onehot_KA * log_p_KA).sum(1)
-            entropies_K -= valid_K * (p_KA * log_p_KA).sum(1)
+            losses_K[:active] -= w_K * (onehot_KA * log_p_KA).sum(1)
+            entropies_K[:active] -= (p_KA * log_p_KA).sum(1)
             scale_K = np.sqrt(np.square(x_KF).sum(1) + 1.0)
-            norms_K += valid_K * np.abs(w_K) * np.sqrt(np.square(direction_KA).sum(1)) * scale_K
-            change_KA = (rates_K * w_K)[:, None] * direction_KA
-            bias_KA += change_KA
-            weight_KAF += change_KA[:, :, None] * x_KF[:, None, :]
+            norms_K[:active] += np.abs(w_K) * np.sqrt(np.square(direction_KA).sum(1)) * scale_K
+            change_KA = (rates_K[:active] * w_K)[:, None] * direction_KA
+            bias += change_KA
+            weight += change_KA[:, :, None] * x_KF[:, None, :]
+    if alone < len(active_B):
+        weight_list, bias_list = weight_KAF[0].tolist(), bias_KA[0].tolist()
+        sums = _python_steps(
+            weight_list,
+            bias_list,
+            features_BKF[alone:, 0].tolist(),
+            actions_BK[alone:, 0].tolist(),
+            weights_BK[alone:, 0].tolist(),
+            float(rates_K[0]),
+        )
+        if sums is None:
+            return None
+        weight_KAF[0], bias_KA[0] = weight_list, bias_list
+        losses_K[0] += sums[0]
+        entropies_K[0] += sums[1]
+        norms_K[0] += sums[2]
     if not (np.isfinite(losses_K).all() and np.isfinite(norms_K).all() and np.isfinite(weight_KAF).all()):
         return None
     weight_tensor, bias_tensor = torch.from_numpy(weight_KAF), torch.from_numpy(bias_KA)
@@ -333,9 +378,9 @@ def linear_softmax_per_step_members(
             layer.weight.copy_(weight_tensor[k])
             layer.bias.copy_(bias_tensor[k])
             layer.weight.grad = layer.bias.grad = None
-    return [
-        {"losses/policy_loss": loss, "losses/entropy": entropy, "losses/grad_norm": norm}
-        for loss, entropy, norm in zip(
-            (losses_K / counts).tolist(), (entropies_K / counts).tolist(), (norms_K / counts).tolist(), strict=True
-        )
-    ]
+    metrics: list[dict[str, float]] = [{}] * len(order)
+    for k, loss, entropy, norm in zip(
+        order, (losses_K / counts).tolist(), (entropies_K / counts).tolist(), (norms_K / counts).tolist(), strict=True
+    ):
+        metrics[k] = {"losses/policy_loss": loss, "losses/entropy": entropy, "losses/grad_norm": norm}
+    return metrics

@@ -219,8 +219,8 @@ def batched_update(members: Sequence[Reinforce], batches: Sequence[RolloutBatch]
     """
     return (
         len(members) > 1
-        and stackable([member.policy for member in members])
         and all(member.config.update == "batch" for member in members)
+        and stackable([member.policy for member in members])
         and all(int(batch.mask.sum()) <= ONE_PASS_MAX_STEPS for batch in batches)
     )
 

@@ -24,6 +24,7 @@ from reinforce.rollout.mlp_sampler import MLPSampler
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
+    from reinforce.core.batch import RolloutBatch
 
 EVALUATION_ENVS = 100
 """The most sub-envs of one member's evaluation env, as `reinforce.evaluation.evaluate_policy` makes it."""
@@ -121,6 +122,11 @@ def evaluate_members(members: Sequence[Reinforce], episodes: int, *, own_envs: b
     finally:
         for env in envs:
             env.close()
+    return check_summaries(batches)
+
+
+def check_summaries(batches: Sequence[RolloutBatch | None]) -> list[dict[str, Any]]:
+    """The summaries of deterministic evaluations' batches, as `reinforce.evaluation.evaluate_policy` gives them."""
     summaries = []
     for batch in batches:
         assert batch is not None
@@ -128,13 +134,14 @@ def evaluate_members(members: Sequence[Reinforce], episodes: int, *, own_envs: b
     return summaries
 
 
-def sub_env_seeds(envs: VectorEnv[Any, Any, Any], seeds: Sequence[int], size: int) -> int | list[int]:
-    """The reset seed of a vector env of ``size`` sub-envs per member, for members of these (reset) seeds.
+def sub_env_seeds(envs: VectorEnv[Any, Any, Any], seeds: Sequence[int], size: int | Sequence[int]) -> int | list[int]:
+    """The reset seed of a vector env of ``size`` sub-envs per member (``size[k]`` for member k) of these seeds.
 
     Vector envs of Gymnasium's sync and async classes take one seed per sub-env: member k's ``seeds[k] + i``, as
     a vector env of its own reset with ``seeds[k]`` seeds them; a natively vectorised env (CartPole's) takes one
     seed, derived from all of them.
     """
+    sizes = [size] * len(seeds) if isinstance(size, int) else list(size)
     if isinstance(envs, (SyncVectorEnv, AsyncVectorEnv)):
-        return [seed + index for seed in seeds for index in range(size)]
+        return [seed + index for seed, count in zip(seeds, sizes, strict=True) for index in range(count)]
     return int(np.random.SeedSequence(list(seeds)).generate_state(1)[0])

@@ -12,13 +12,13 @@ Members are independent: each collects its own ``episodes_per_update`` episodes 
 with its own collection seed (where the vector env takes a seed per sub-env), with its Categorical actions drawn
 from a generator of its own (seeded from its seed and update count), and stops on its own: budget,
 ``stop_on_solve`` by its ``solve_criterion`` (the verified stop: each member's own
-`reinforce.verification.make_verifier`, with evaluations.csv and ``best/``; the checks due in a round run together,
-`reinforce.population.checks`), or an error such as a non-finite step (recorded in `Population.errors`), while
-the others go on. A member that stops leaves the vector env (it is rebuilt smaller: every collection starts from
-a seeded reset anyway). Where the envs take a seed per sub-env (Gymnasium's sync and async vector envs) and
-the policy is Categorical (other distributions sample from torch's generator), a member's run is therefore the
-same whichever members train beside it, up to float rounding in the batched
-matmuls, and a resumed population goes on as an uninterrupted one; a natively vectorised env (CartPole's) takes
+`reinforce.verification.make_verifier`, with evaluations.csv and ``best/``; a member's check rides in its next
+round's collection, `reinforce.population.rounds.riding_checks`), or an error such as a non-finite step
+(recorded in `Population.errors`), while the others go on. A member that stops leaves the vector env (it is
+rebuilt smaller: every collection starts from a seeded reset anyway). Where the envs take a seed per sub-env
+(Gymnasium's sync and async vector envs) and the policy is Categorical (other distributions sample from torch's
+generator), a member's run is therefore the same whichever members train beside it, up to float rounding in the
+batched matmuls, and a resumed population goes on as an uninterrupted one; a natively vectorised env (CartPole's) takes
 one reset seed for all sub-envs, and there a member's run is statistically, not exactly, the same. It is never
 number for number the single run of its seed (that one samples from torch's global generator). A member's
 training time (``wall_time_s``) counts an equal share of each collection and batched step it took part in.
@@ -42,9 +42,7 @@ from reinforce.callbacks import EvalCallback
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, TrainConfig, as_count, episodes_per_update
 from reinforce.core.device import torch_threads
 from reinforce.errors import ReinforceError, TrainingInterrupted
-from reinforce.population.checks import sub_env_seeds
-from reinforce.population.rounds import MemberRun, checks_due, round_draws, update_members
-from reinforce.rollout.collect import collect_groups
+from reinforce.population.rounds import MemberRun, collect_round, finish_updates, riding_checks, update_members
 from reinforce.rollout.envs import EnvLike, Wrapper
 from reinforce.run.files import run_path, training_lock
 from reinforce.run.metrics import RunLog
@@ -168,13 +166,16 @@ class Population:
 
     @property
     def envs(self) -> VectorEnv[Any, Any, Any]:
-        """The population's vector env: ``num_envs`` sub-envs per member still training (all, before `learn`)."""
+        """The vector env: ``num_envs`` sub-envs per member still training (all, before `learn`), and riding checks'."""
         assert self._envs is not None
         return self._envs
 
-    def _vector_env(self, members: int) -> VectorEnv[Any, Any, Any]:
-        """The vector env for ``members`` members' sub-envs: the current one, or a new one of that size."""
-        size = members * self.config.num_envs
+    def _vector_env(self, members: int, checks: int = 0) -> VectorEnv[Any, Any, Any]:
+        """The vector env for ``members`` members' sub-envs and ``checks`` more (riding checks, `riding_checks`).
+
+        The current one, or a new one of that size (every collection starts from a seeded reset anyway).
+        """
+        size = members * self.config.num_envs + checks
         if self._envs is None or self._envs.num_envs != size:
             if self._envs is not None:
                 self._envs.close()
@@ -183,15 +184,6 @@ class Population:
             assert source is not None
             self._envs = source.make(size, vectorization_mode=self.config.vectorization_mode)
         return self._envs
-
-    def _reset_seed(self, members: Sequence[Reinforce], envs: VectorEnv[Any, Any, Any]) -> int | list[int]:
-        """The reset seed of the next collection: each member's own collection seed for its sub-envs.
-
-        Where the vector env takes a seed per sub-env, member k's envs are seeded as a single run's of its seed
-        would be (`reinforce.population.checks.sub_env_seeds`).
-        """
-        seeds = [member._collection_seed() or 0 for member in members]
-        return sub_env_seeds(envs, seeds, self.config.num_envs)
 
     def learn(
         self,
@@ -254,13 +246,23 @@ class Population:
         return self
 
     def _train(self, runs: Sequence[MemberRun], stop: StopSignals) -> None:
-        """The loop of `learn`: one batched collection and update of the members still running, until none is."""
+        """The loop of `learn`: one batched collection and update of the members still running, until none is.
+
+        A member's update is finished (its log row, its check, `finish_updates`) before its next one: where its
+        check is due and it trains on, the check rides in the next round's collection (`riding_checks`), and a
+        member that it stops (confirmed) drops that round's batch, so it stops at the checked update.
+        """
         episodes = episodes_per_update(self.config)
+        waiting: list[tuple[MemberRun, dict[str, Any]]] = []  # updated, their checks not yet made
+        failed = False
         try:
             while stop.signal_number is None:
                 running = [
                     (seed, run) for seed, run in zip(self.seeds, runs, strict=True) if run.running(seed in self.errors)
                 ]
+                riders = riding_checks(waiting, [run for _, run in running])
+                finish_updates([(run, metrics) for run, metrics in waiting if all(run is not r for r, _ in riders)])
+                waiting = riders
                 if not running:
                     break
                 members = [run.member for _, run in running]
@@ -268,46 +270,48 @@ class Population:
                     if member.config.lr_schedule != "constant":
                         schedule_learning_rates(member, member.num_env_steps / run.target)
                 try:
-                    results = self._round(members, episodes)
+                    results = self._round(members, episodes, riders)
                 except ReinforceError as error:  # the env failed or returned non-finite values: no member can go on
                     logger.warning("the population's collection failed: %s", error)
                     self.errors.update((seed, error) for seed, _ in running)
+                    failed = True
                     break
-                updated: list[tuple[MemberRun, dict[str, Any]]] = []
+                waiting = []
                 for (seed, run), result in zip(running, results, strict=True):
                     if isinstance(result, ReinforceError):  # this member's alone: the others go on
                         logger.warning("seed %d stopped after update %d: %s", seed, run.member.num_updates, result)
                         self.errors[seed] = result
-                    else:
-                        updated.append((run, result))
-                checks = checks_due(updated)
-                for run, metrics in updated:
-                    run.after_update(metrics, checks.get(id(run)))
+                    elif result is not None:  # None: stopped on the check of its last update
+                        waiting.append((run, result))
+            if not failed:  # a signal: the updates done are finished as they would have been
+                finish_updates(waiting)
+                waiting = []
         finally:
+            for run, metrics in waiting:  # an error: no checks, but every update's row goes with its checkpoint
+                run.after_update(metrics, check=False)
             for run in runs:
                 run.commit()
 
-    def _round(self, members: Sequence[Reinforce], episodes: int) -> list[dict[str, Any] | ReinforceError]:
-        """One batched collection of ``members``' episodes, then their updates (`update_members`).
+    def _round(
+        self, members: Sequence[Reinforce], episodes: int, riders: Sequence[tuple[MemberRun, dict[str, Any]]] = ()
+    ) -> list[dict[str, Any] | ReinforceError | None]:
+        """One batched collection of ``members``' episodes, with ``riders``' checks, then the members' updates.
+
+        The riders' updates are finished first (`finish_updates`, with the checks made); a member that stops on
+        its check is not updated (None).
 
         Raises:
             ReinforceError: the collection failed (the env, or non-finite values): no member can go on.
         """
         start = time.perf_counter()
-        envs = self._vector_env(len(members))
-        act, sampler = round_draws(members, envs.num_envs)
-        batches = collect_groups(
-            envs,
-            act,
-            [episodes] * len(members),
-            action_squash=members[0].policy.action_squash,
-            seed=self._reset_seed(members, envs),
-            device=members[0].device,
-            sampler=sampler,
+        batches = collect_round(
+            lambda checks: self._vector_env(len(members), checks), members, episodes, riders, self.config.num_envs
         )
+        collected = time.perf_counter() - start
         complete = [batch for batch in batches if batch is not None]
-        assert len(complete) == len(members)
-        return update_members(members, complete, time.perf_counter() - start)
+        kept = [member for member, batch in zip(members, batches, strict=True) if batch is not None]
+        updated = iter(update_members(kept, complete, collected * len(kept) / len(members)) if kept else [])
+        return [None if batch is None else next(updated) for batch in batches]
 
     def update(self) -> list[dict[str, Any] | None]:
         """One round of every member without an error: a batched collection of its episodes, then its update.

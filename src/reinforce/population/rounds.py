@@ -2,7 +2,8 @@
 
 `update_members` updates each member on its batch (the policy steps batched, `reinforce.population.batched`, and
 the textbook per-step updates, `per_step_members`);
-`checks_due` makes the verification checks due after a round together (`reinforce.population.checks`);
+`checks_due` makes the verification checks due after a round together (`reinforce.population.checks`), or
+`collect_round` in the next round's collection (`riding_checks`); `finish_updates` logs and checks the updates;
 `MemberRun` is one member's side of ``Population.learn`` (its budget, log, checkpoints and verified stop);
 `member_generators` seeds each member's action draws.
 """
@@ -10,12 +11,13 @@ the textbook per-step updates, `per_step_members`);
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
 from torch import Tensor
 
 from reinforce.callbacks import TrainingRun
@@ -24,14 +26,16 @@ from reinforce.core.policies import CategoricalPolicy
 from reinforce.core.textbook import linear_softmax_per_step_members
 from reinforce.errors import NonFiniteError, ReinforceError
 from reinforce.population.batched import batched_update, policy_step, population_act
-from reinforce.population.checks import evaluate_members
-from reinforce.rollout.collect import Act, Sampler
+from reinforce.population.checks import EVALUATION_ENVS, Lockstep, check_summaries, evaluate_members, sub_env_seeds
+from reinforce.rollout.collect import Act, Sampler, collect_groups
 from reinforce.rollout.mlp_sampler import MemberUniforms, MLPSampler
 from reinforce.run.metrics import RunLog
 from reinforce.training import commit, stop_on_training_mean
 from reinforce.verification import make_verifier, verified_at_checkpoint
 
 if TYPE_CHECKING:
+    from gymnasium.vector import VectorEnv
+
     from reinforce.agent import Reinforce
 
 
@@ -92,27 +96,46 @@ def per_step_members(
     return [returns_TN for returns_TN, _ in weights], list(losses)
 
 
-def checks_due(updated: Sequence[tuple[MemberRun, dict[str, Any]]]) -> dict[int, dict[int, dict[str, Any]]]:
+def check_due(run: MemberRun, metrics: dict[str, Any]) -> bool:
+    """Whether ``run``'s member has a check due after the update of these ``metrics`` that `checks_due` makes.
+
+    That is a verifier's deterministic check on the member's own env and default seed; others (an ``eval_env``
+    of the user's, a stochastic one) the verifier makes itself.
+    """
+    verifier = run.verifier
+    return (
+        verifier is not None
+        and verifier.eval_env is None
+        and verifier.deterministic
+        and verifier.seed is None
+        and verifier.due(run.member, metrics)
+    )
+
+
+def checks_due(
+    updated: Sequence[tuple[MemberRun, dict[str, Any]]], made_checks: Mapping[int, dict[str, Any]] | None = None
+) -> dict[int, dict[int, dict[str, Any]]]:
     """The verification checks due after a round, made together (`reinforce.population.checks`), confirmations too.
+
+    ``made_checks``: checks already made, by ``id`` of a member's run (those that rode in the next round's
+    collection, `riding_checks`): their confirmations are made here, not the checks again.
 
     Returns:
         By ``id`` of a member's run, its checks' summaries by number of episodes, as its verifier takes them.
     """
-    due = [
-        run
-        for run, metrics in updated
-        if run.verifier is not None
-        and run.verifier.eval_env is None
-        and run.verifier.deterministic
-        and run.verifier.seed is None
-        and run.verifier.due(run.member, metrics)
-    ]
+    made_checks = made_checks or {}
+    due = [run for run, metrics in updated if check_due(run, metrics)]
     made: dict[int, dict[int, dict[str, Any]]] = {id(run): {} for run in due}
     confirming = []
     for episodes in sorted({run.verifier.episodes for run in due if run.verifier is not None}):
         group = [run for run in due if run.verifier is not None and run.verifier.episodes == episodes]
-        checked = evaluate_members([run.member for run in group], episodes, own_envs=False)
-        for run, summary in zip(group, checked, strict=True):
+        unmade = [run for run in group if id(run) not in made_checks]
+        checked = {}
+        if unmade:
+            together = evaluate_members([run.member for run in unmade], episodes, own_envs=False)
+            checked = dict(zip(map(id, unmade), together, strict=True))
+        for run in group:
+            summary = made_checks[id(run)] if id(run) in made_checks else checked[id(run)]
             made[id(run)][episodes] = summary
             if run.verifier is not None and run.verifier.confirms(summary["mean_return"]):
                 confirming.append(run)
@@ -146,11 +169,16 @@ class MemberRun:
             not failed and not self.stopped and member.num_env_steps < self.target and not stop_on_training_mean(member)
         )
 
-    def after_update(self, metrics: dict[str, Any], checks: dict[int, dict[str, Any]] | None = None) -> None:
-        """Log the update, check the member's policy (its verified stop; ``checks``: made already), commit."""
+    def after_update(
+        self, metrics: dict[str, Any], checks: dict[int, dict[str, Any]] | None = None, *, check: bool = True
+    ) -> None:
+        """Log the update, check the member's policy (its verified stop; ``checks``: made already), commit.
+
+        ``check`` False: no check (the population's env failed), the row and the commit only.
+        """
         if self.log is not None:
             self.log.write(metrics)
-        if self.verifier is not None and not self.verifier(self.member, metrics, evaluations=checks):
+        if check and self.verifier is not None and not self.verifier(self.member, metrics, evaluations=checks):
             self.stopped = True
         if self.checkpoint_every and self.member.num_updates % self.checkpoint_every == 0:
             self.commit()
@@ -174,16 +202,138 @@ def member_generators(members: Sequence[Reinforce]) -> list[torch.Generator]:
     return generators
 
 
-def round_draws(members: Sequence[Reinforce], num_envs: int) -> tuple[Act, Sampler | None]:
+def round_draws(
+    members: Sequence[Reinforce], num_envs: int, checking: Sequence[Reinforce] = (), check_envs: int = 0
+) -> tuple[Act, Sampler | None]:
     """A round's batched policy call for ``members`` on ``num_envs`` sub-envs, and its NumPy sampler (or None).
 
     Both draw each member's actions from the member's own generator (`member_generators`). On the CPU the
     uniforms come a block of steps at a time (`MemberUniforms`: the values of one draw per step, which CUDA's
     generator does not give), shared by the call and the sampler, which computes the same draws in NumPy.
+    With ``checking`` members (their checks riding in the collection, `riding_checks`), the last
+    ``len(checking) * check_envs`` of the ``num_envs`` rows are theirs, ``check_envs`` each, deterministic.
     """
+    rows = num_envs - len(checking) * check_envs
     policies, generators = [member.policy for member in members], member_generators(members)
     dtype = next(policies[0].parameters()).dtype
     blocks = isinstance(policies[0], CategoricalPolicy) and all(g.device.type == "cpu" for g in generators)
-    uniforms = MemberUniforms(generators, num_envs // len(members), dtype) if blocks else None
-    act = population_act(policies, generators=generators, uniforms=uniforms)
-    return act, MLPSampler.of_members(policies, num_envs, uniforms=uniforms)
+    uniforms = MemberUniforms(generators, rows // len(members), dtype) if blocks else None
+    act = _lazy(lambda: population_act(policies, generators=generators, uniforms=uniforms))
+    sampler = MLPSampler.of_members(policies, rows, uniforms=uniforms)
+    if not checking:
+        return act, sampler
+    checks = [member.policy for member in checking]
+    check_act = _lazy(lambda: population_act(checks, deterministic=True))
+    check_sampler = MLPSampler.of_members(checks, num_envs - rows, deterministic=True)
+
+    def both_act(observations: Tensor, masks: Tensor | None) -> Tensor:
+        first = act(observations[:rows], None if masks is None else masks[:rows])
+        return torch.cat([first, check_act(observations[rows:], None if masks is None else masks[rows:])])
+
+    def both_sampler(observations: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        assert sampler is not None and check_sampler is not None
+        return np.concatenate([sampler(observations[:rows]), check_sampler(observations[rows:])])
+
+    return both_act, None if sampler is None or check_sampler is None else both_sampler
+
+
+def collect_round(
+    make_envs: Callable[[int], VectorEnv[Any, Any, Any]],
+    members: Sequence[Reinforce],
+    episodes: int,
+    riders: Sequence[tuple[MemberRun, dict[str, Any]]],
+    num_envs: int,
+) -> list[RolloutBatch | None]:
+    """A round's batched collection of ``members``' episodes (``num_envs`` sub-envs each), with ``riders``' checks.
+
+    ``make_envs(C)``: the population's vector env with ``C`` sub-envs more for the checks. Gymnasium's sync and
+    async vector envs (whose sub-envs cost to make, and async ones a process each) keep the population's env and
+    step a vector env of the checks' beside it (`reinforce.population.checks.Lockstep`, made for the round as
+    `evaluate_members` makes it); a natively vectorised env (CartPole's, cheap to make) is made larger by the
+    checks' sub-envs for the round, so that the checks cost no step call of their own. The riders' updates are
+    finished with their checks made (`finish_updates`). Returns each member's batch, None for a member that stopped
+    on its check (confirmed: it stops at the checked update, without this batch).
+    """
+    checking = [run.member for run, _ in riders]
+    verifier = riders[0][0].verifier if riders else None
+    check_episodes = 0 if verifier is None else verifier.episodes
+    check_size = min(check_episodes, EVALUATION_ENVS)  # as `evaluate_members`
+    collection_seeds = [member._collection_seed() or 0 for member in members]
+    check_seeds = [member._evaluation_seed(None) or 0 for member in checking]
+    sizes = [num_envs] * len(members) + [check_size] * len(checking)
+    envs = make_envs(0)
+    seed: Any = sub_env_seeds(envs, collection_seeds, num_envs)
+    check_envs = None
+    if checking and isinstance(envs.unwrapped, (SyncVectorEnv, AsyncVectorEnv)):
+        first = checking[0]
+        check_envs = first._require_source().make(
+            len(checking) * check_size, vectorization_mode=first.config.vectorization_mode
+        )
+        seed = [seed, sub_env_seeds(check_envs, check_seeds, check_size)]  # one per block
+        envs = Lockstep([envs, check_envs])
+    elif checking:
+        envs = make_envs(len(checking) * check_size)
+        seed = sub_env_seeds(envs, collection_seeds + check_seeds, sizes)
+    act, sampler = round_draws(members, envs.num_envs, checking, check_size)
+    try:
+        batches = collect_groups(
+            envs,
+            act,
+            [episodes] * len(members) + [check_episodes] * len(checking),
+            action_squash=members[0].policy.action_squash,
+            seed=seed,
+            device=members[0].device,
+            sampler=sampler,
+            sizes=sizes,
+        )
+    finally:
+        if check_envs is not None:
+            check_envs.close()
+    if riders:
+        made = check_summaries(batches[len(members) :])
+        finish_updates(riders, {id(run): summary for (run, _), summary in zip(riders, made, strict=True)})
+    stopped = {id(run.member) for run, _ in riders if run.stopped}
+    return [None if id(member) in stopped else batch for member, batch in zip(members, batches, strict=False)]
+
+
+def _lazy(make: Callable[[], Act]) -> Act:
+    """The batched call that ``make()`` gives, made at its first call (never where a sampler takes every step).
+
+    The parameters do not change during a collection, so the call is the same whenever it is made.
+    """
+    made: list[Act] = []
+
+    def act(observations: Tensor, masks: Tensor | None) -> Tensor:
+        if not made:
+            made.append(make())
+        return made[0](observations, masks)
+
+    return act
+
+
+def riding_checks(
+    waiting: Sequence[tuple[MemberRun, dict[str, Any]]], running: Sequence[MemberRun]
+) -> list[tuple[MemberRun, dict[str, Any]]]:
+    """The updates of ``waiting`` whose checks ride in the next round's collection.
+
+    A check due after a member's update (`check_due`) is of the policy that the member's next collection samples:
+    where the member trains on (``running``), the check's deterministic episodes run in that collection's vector
+    env, their own sub-envs reset with the member's evaluation seed (as `evaluate_members` on a shared env resets
+    them), stepped with the collection's steps: a round then costs about one collection where it cost a
+    collection and a check (each step of a vector env costs per call more than per sub-env). Those of one number
+    of episodes (the first such member's) ride; the member's update waits for the check (`Population.learn`:
+    a confirmed member stops at the checked update, and the round's batch is dropped).
+    """
+    members = {id(run) for run in running}
+    due = [(run, metrics) for run, metrics in waiting if id(run) in members and check_due(run, metrics)]
+    episodes = {run.verifier.episodes for run, _ in due[:1] if run.verifier is not None}
+    return [(run, metrics) for run, metrics in due if run.verifier is not None and run.verifier.episodes in episodes]
+
+
+def finish_updates(
+    updated: Sequence[tuple[MemberRun, dict[str, Any]]], made_checks: Mapping[int, dict[str, Any]] | None = None
+) -> None:
+    """Each updated member's log row and check (the checks due made together, `checks_due`), and its commit."""
+    checks = checks_due(updated, made_checks)
+    for run, metrics in updated:
+        run.after_update(metrics, checks.get(id(run)))

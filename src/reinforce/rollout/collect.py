@@ -126,16 +126,17 @@ def collect_groups(
     seed: int | list[int] | None = None,
     device: torch.device | str = "cpu",
     sampler: Sampler | None = None,
+    sizes: Sequence[int] | None = None,
 ) -> list[RolloutBatch | None]:
     """`collect` for ``K = len(num_episodes)`` groups of environments that share ``envs`` and one ``act`` per step.
 
-    Group ``k`` owns the sub-envs ``[k * G, (k + 1) * G)`` (``G = num_envs // K``) and collects exactly
-    ``num_episodes[k]`` episodes in them, admitted as `collect` admits them (0: its envs stay idle); the groups
-    are independent but for stepping together. Each group's batch is what `collect` on its ``G`` envs alone
-    would lay out: its own ``[T_k, G]`` buffers, ending with its last episode.
+    Group ``k`` owns ``G_k`` consecutive sub-envs (``sizes``; by default ``G = num_envs // K`` each) and collects
+    exactly ``num_episodes[k]`` episodes in them, admitted as `collect` admits them (0: its envs stay idle); the
+    groups are independent but for stepping together. Each group's batch is what `collect` on its ``G_k`` envs
+    alone would lay out: its own ``[T_k, G_k]`` buffers, ending with its last episode.
 
     Args:
-        envs: a vector env with next-step autoreset whose size is a multiple of ``K``.
+        envs: a vector env with next-step autoreset whose size is a multiple of ``K`` (or ``sum(sizes)``).
         act: the batched policy call (`Act`) for all ``num_envs`` environments.
         num_episodes: episodes per group (>= 0 each).
         action_squash: the policy's mapping of Box actions to the env (`EnvActions`).
@@ -144,26 +145,34 @@ def collect_groups(
         device: where ``act`` runs.
         sampler: samples the steps without action masks in place of ``act`` (the same law and draws, see
             `LinearSoftmaxSampler` and `MLPSampler`), or None.
+        sizes: the sub-envs of each group (>= 1 each, summing to ``num_envs``); None: equal groups.
 
     Returns:
         One `RolloutBatch` per group, None for a group of 0 episodes.
     """
     num_envs = envs.num_envs
     groups = len(num_episodes)
-    if groups < 1 or num_envs % groups or min(num_episodes) < 0:
-        raise ValueError(f"{num_envs} envs cannot be split into {groups} groups of {list(num_episodes)} episodes")
+    given = sizes is not None
+    if sizes is None:
+        sizes = [num_envs // groups] * groups if groups >= 1 and num_envs % groups == 0 else []
+    if groups < 1 or len(sizes) != groups or sum(sizes) != num_envs or min(sizes) < 1 or min(num_episodes) < 0:
+        raise ValueError(
+            f"{num_envs} envs cannot be split into {groups} groups of {list(num_episodes)} episodes"
+            + (f" of {list(sizes)} envs" if given else "")
+        )
     if not any(num_episodes):
         return [None] * groups
-    size = num_envs // groups
-    group_of = np.arange(num_envs) // size
+    group_sizes = np.asarray(sizes, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(group_sizes)])
+    group_of = np.repeat(np.arange(groups), group_sizes)
     wanted = np.asarray(num_episodes, dtype=np.int64)
     action_space = envs.single_action_space
     env_actions = EnvActions(action_space, action_squash)
     observations, infos = reset_envs(envs, seed)
     masks = info_action_masks(infos, action_space, envs)
     step_masks: list[np.ndarray[Any, Any] | None] = []
-    started = np.minimum(size, wanted)
-    active = np.arange(num_envs) % size < started[group_of]
+    started = np.minimum(group_sizes, wanted)
+    active = np.arange(num_envs) - starts[group_of] < started[group_of]
     resetting = np.zeros(num_envs, dtype=bool)
     running_return = np.zeros(num_envs, dtype=np.float64)
     running_length = np.zeros(num_envs, dtype=np.int64)
@@ -216,7 +225,7 @@ def collect_groups(
         return [rollout_batch(tensors, last_observations, all_masks, episodes[0])]
     batches: list[RolloutBatch | None] = []
     for group in range(groups):
-        columns = slice(group * size, (group + 1) * size)
+        columns = slice(int(starts[group]), int(starts[group + 1]))
         rows = np.flatnonzero(tensors["mask"][:, columns].any(1).numpy())
         if len(rows) == 0:
             batches.append(None)

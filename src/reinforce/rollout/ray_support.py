@@ -97,3 +97,27 @@ def check_ray_address(address: str | None, backend: str) -> None:
             "a Ray address is for Ray rollouts only: set backend='ray', or drop ray_address",
             fields=("backend", "ray_address"),
         )
+
+
+def check_backend(backend: str, address: str | None, *, custom_modules: bool, vector_env: bool) -> None:
+    """Refuse what Ray workers cannot take: a Ray address without them, the user's own modules, a vector env.
+
+    Args:
+        backend: the config's ``backend``.
+        address: the agent's ``ray_address``.
+        custom_modules: the user gave a network, value network or policy (workers build theirs from the config).
+        vector_env: the environment is a ready vector env (it cannot be sent to workers).
+    """
+    check_ray_address(address, backend)
+    if backend == "local":
+        return
+    if custom_modules:
+        raise ReinforceError(
+            "custom networks train with backend='local' (Ray workers build the policy from the config)",
+            fields=("backend",),
+        )
+    if vector_env:
+        raise ReinforceError(
+            "a vector env cannot be sent to Ray workers: pass an id or a callable with backend='ray'",
+            fields=("backend",),
+        )
