@@ -24,6 +24,7 @@ the limit of the same env on the same machine at the same moment.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import json
@@ -67,7 +68,20 @@ def trial_key(task: str, seed: int, settings: dict[str, Any], budget: str, confi
     The config (the shipped values with ``settings`` over them) is part of it, so that a trial run before a
     change to hyperparams.yaml is not taken for one of the new values: after such a change the task runs again.
     """
-    return json.dumps([task, seed, settings, budget, config], sort_keys=True)
+    return json.dumps([task, seed, settings, budget, config_text(config)], sort_keys=True)
+
+
+def config_text(config: dict[str, Any]) -> str:
+    """A recorded config as comparable text: the fields added to `TrainConfig` since it was written get defaults.
+
+    A config that `TrainConfig` no longer reads (a field since removed) is compared as it was written.
+    """
+    from reinforce.config import TrainConfig
+    from reinforce.errors import ReinforceError
+
+    with contextlib.suppress(ReinforceError):
+        config = TrainConfig.from_dict(config).to_dict()
+    return json.dumps(config, sort_keys=True)
 
 
 def trial_config(task: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -239,18 +253,37 @@ def settings_text(settings: dict[str, Any]) -> str:
     return " ".join(f"{name}={value}" for name, value in sorted(settings.items())) or "shipped"
 
 
+def group_key(row: dict[str, Any]) -> tuple[str, str, str]:
+    """A trial's line of the table: (task, settings as JSON, budget)."""
+    return row["task"], json.dumps(row["settings"], sort_keys=True), str(row["budget"])
+
+
+def superseded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trials whose config is not that of the newest record of their line: an older hyperparams.yaml's.
+
+    The newest by its ``date`` (the last read on a tie), whatever the order of the files read: a table's old file
+    and the file of a changed entry's new rows.
+    """
+    newest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = group_key(row)
+        if key not in newest or str(row.get("date", "")) >= str(newest[key].get("date", "")):
+            newest[key] = row
+    latest = {key: config_text(row["config"]) for key, row in newest.items()}
+    return [row for row in rows if config_text(row["config"]) != latest[group_key(row)]]
+
+
 def groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
     """The trials per (task, settings, budget), the last record of a seed winning, in the order first seen.
 
-    Only the trials with the config of a group's last record count: those of an older hyperparams.yaml are
-    superseded by the rows of the new values, not mixed with them.
+    Only the trials with the config of a line's last record count: those of an older hyperparams.yaml are
+    superseded by the rows of the new values (`superseded`; the table says how many), not mixed with them.
     """
-    latest = {(row["task"], json.dumps(row["settings"], sort_keys=True), str(row["budget"])): row for row in rows}
+    old = {id(row) for row in superseded(rows)}
     grouped: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
     for row in rows:
-        key = (row["task"], json.dumps(row["settings"], sort_keys=True), str(row["budget"]))
-        if row["config"] == latest[key]["config"]:
-            grouped.setdefault(key, {})[row["seed"]] = row
+        if id(row) not in old:
+            grouped.setdefault(group_key(row), {})[row["seed"]] = row
     return {key: [seeds[seed] for seed in sorted(seeds)] for key, seeds in grouped.items()}
 
 
@@ -276,6 +309,10 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {target_text} | {reached} | {statistics.median(t['env_steps'] for t in trials):,.0f} "
             f"| {statistics.median(t['steps_per_s'] for t in trials):,.0f} | {raw_text(trials)} |"
         )
+    old = superseded(rows)
+    if old:
+        tasks = ", ".join(dict.fromkeys(row["task"] for row in old))
+        lines.append(f"\n{len(old)} trial(s) of an older config of the same line not counted ({tasks}).")
     return "\n".join(lines)
 
 

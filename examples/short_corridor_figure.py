@@ -12,8 +12,8 @@ many runs were cut.
 
     python examples/short_corridor_figure.py [--runs 100 --episodes 1000 --out docs/figures/short_corridor.png]
 
-It is not yet fast: the 100 runs take about six times as long as the book's NumPy loop (docs/benchmarks.md,
-"Figure 13.1 through a population"); ``--runs 10 --episodes 200`` shows the shape in a few minutes.
+It is not yet as fast as the book's NumPy loop (the figures: docs/benchmarks.md, "Figure 13.1 through a
+population"); ``--runs 10 --episodes 200`` shows the shape in a few minutes.
 """
 
 from __future__ import annotations

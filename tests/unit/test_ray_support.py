@@ -33,3 +33,22 @@ def test_an_address_nobody_listens_on_fails_fast() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(ReinforceError, match=f"no Ray cluster answers at 127.0.0.1:{port}"):
         init_ray(f"127.0.0.1:{port}")
+
+
+def test_ray_workers_refuse_a_users_network_and_a_vector_env_before_anything_starts() -> None:
+    """Workers build their policy from the config and make their own envs: the agent refuses both at once."""
+    import gymnasium
+    from torch import nn
+
+    from reinforce import Reinforce
+
+    with pytest.raises(ReinforceError, match="custom networks train with backend='local'"):
+        Reinforce("CartPole-v1", backend="ray", network=nn.Sequential(nn.Linear(4, 8), nn.Tanh()))
+    envs = gymnasium.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync")
+    try:
+        with pytest.raises(ReinforceError, match="a vector env cannot be sent to Ray workers"):
+            Reinforce(envs, backend="ray")
+    finally:
+        envs.close()
+    with pytest.raises(ReinforceError, match="a Ray address is for Ray rollouts only"):
+        Reinforce("CartPole-v1", ray_address="auto")
