@@ -420,7 +420,8 @@ def test_checks_riding_in_a_round_are_each_members_own_evaluation_and_change_no_
     reset with each member's evaluation seed), are each member's own `evaluate_policy` where the envs take a seed
     per sub-env (stepped beside the population's env, which stays as it is; action masks too); the members' updates
     of that round are those of a round without them (``_round``)."""
-    from reinforce.population.rounds import MemberRun, riding_checks
+    from reinforce.population.checks import riding_checks
+    from reinforce.population.rounds import MemberRun
 
     settings = {**TINY, "reward_threshold": 1e9, "verify_episodes": 3}
     riding = Population(env_id, [0, 4, 9], **settings)  # type: ignore[arg-type]

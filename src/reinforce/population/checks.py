@@ -6,11 +6,14 @@ checks of several members at once: each member's vector env is made and seeded a
 seeds it, and all of them step together with one batched policy call per step
 (`reinforce.population.batched.population_act`), so each member's episodes are the ones its single check sees
 (its actions equal up to float rounding in the batched matmuls), for the cost of about one check.
+
+`check_due` says whether a member's check is due after an update, `checks_due` makes the checks due after a round
+(and their confirmations), and `riding_checks` picks those that ride in the next round's collection instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +28,7 @@ from reinforce.rollout.mlp_sampler import MLPSampler
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
     from reinforce.core.batch import RolloutBatch
+    from reinforce.population.rounds import MemberRun
 
 EVALUATION_ENVS = 100
 """The most sub-envs of one member's evaluation env, as `reinforce.evaluation.evaluate_policy` makes it."""
@@ -160,3 +164,72 @@ def sub_env_seeds(envs: VectorEnv[Any, Any, Any], seeds: Sequence[int], size: in
     if isinstance(envs, (SyncVectorEnv, AsyncVectorEnv)):
         return [seed + index for seed, count in zip(seeds, sizes, strict=True) for index in range(count)]
     return int(np.random.SeedSequence(list(seeds)).generate_state(1)[0])
+
+
+def check_due(run: MemberRun, metrics: dict[str, Any]) -> bool:
+    """Whether ``run``'s member has a check due after the update of these ``metrics`` that `checks_due` makes.
+
+    That is a verifier's deterministic check on the member's own env and default seed; others (an ``eval_env``
+    of the user's, a stochastic one) the verifier makes itself.
+    """
+    verifier = run.verifier
+    return (
+        verifier is not None
+        and verifier.eval_env is None
+        and verifier.deterministic
+        and verifier.seed is None
+        and verifier.due(run.member, metrics)
+    )
+
+
+def checks_due(
+    updated: Sequence[tuple[MemberRun, dict[str, Any]]], made_checks: Mapping[int, dict[str, Any]] | None = None
+) -> dict[int, dict[int, dict[str, Any]]]:
+    """The verification checks due after a round, made together (`reinforce.population.checks`), confirmations too.
+
+    ``made_checks``: checks already made, by ``id`` of a member's run (those that rode in the next round's
+    collection, `riding_checks`): their confirmations are made here, not the checks again.
+
+    Returns:
+        By ``id`` of a member's run, its checks' summaries by number of episodes, as its verifier takes them.
+    """
+    made_checks = made_checks or {}
+    due = [run for run, metrics in updated if check_due(run, metrics)]
+    made: dict[int, dict[int, dict[str, Any]]] = {id(run): {} for run in due}
+    confirming = []
+    for episodes in sorted({run.verifier.episodes for run in due if run.verifier is not None}):
+        group = [run for run in due if run.verifier is not None and run.verifier.episodes == episodes]
+        unmade = [run for run in group if id(run) not in made_checks]
+        checked = {}
+        if unmade:
+            together = evaluate_members([run.member for run in unmade], episodes, own_envs=False)
+            checked = dict(zip(map(id, unmade), together, strict=True))
+        for run in group:
+            summary = made_checks[id(run)] if id(run) in made_checks else checked[id(run)]
+            made[id(run)][episodes] = summary
+            if run.verifier is not None and run.verifier.confirms(summary["mean_return"]):
+                confirming.append(run)
+    for episodes in sorted({run.verifier.confirm_episodes or 0 for run in confirming if run.verifier is not None}):
+        group = [run for run in confirming if run.verifier is not None and run.verifier.confirm_episodes == episodes]
+        for run, summary in zip(group, evaluate_members([run.member for run in group], episodes), strict=True):
+            made[id(run)][episodes] = summary
+    return made
+
+
+def riding_checks(
+    waiting: Sequence[tuple[MemberRun, dict[str, Any]]], running: Sequence[MemberRun]
+) -> list[tuple[MemberRun, dict[str, Any]]]:
+    """The updates of ``waiting`` whose checks ride in the next round's collection.
+
+    A check due after a member's update (`check_due`) is of the policy that the member's next collection samples:
+    where the member trains on (``running``), the check's deterministic episodes run in that collection's vector
+    env, their own sub-envs reset with the member's evaluation seed (as `evaluate_members` on a shared env resets
+    them), stepped with the collection's steps: a round then costs about one collection where it cost a
+    collection and a check (each step of a vector env costs per call more than per sub-env). Those of one number
+    of episodes (the first such member's) ride; the member's update waits for the check (`Population.learn`:
+    a confirmed member stops at the checked update, and the round's batch is dropped).
+    """
+    members = {id(run) for run in running}
+    due = [(run, metrics) for run, metrics in waiting if id(run) in members and check_due(run, metrics)]
+    episodes = {run.verifier.episodes for run, _ in due[:1] if run.verifier is not None}
+    return [(run, metrics) for run, metrics in due if run.verifier is not None and run.verifier.episodes in episodes]

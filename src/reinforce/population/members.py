@@ -13,7 +13,7 @@ with its own collection seed (where the vector env takes a seed per sub-env), wi
 from a generator of its own (seeded from its seed and update count), and stops on its own: budget,
 ``stop_on_solve`` by its ``solve_criterion`` (the verified stop: each member's own
 `reinforce.verification.make_verifier`, with evaluations.csv and ``best/``; a member's check rides in its next
-round's collection, `reinforce.population.rounds.riding_checks`), or an error such as a non-finite step
+round's collection, `reinforce.population.checks.riding_checks`), or an error such as a non-finite step
 (recorded in `Population.errors`), while the others go on. A member that stops leaves the vector env (it is
 rebuilt smaller: every collection starts from a seeded reset anyway). Where the envs take a seed per sub-env
 (Gymnasium's sync and async vector envs) and the policy is Categorical (other distributions sample from torch's
@@ -42,7 +42,8 @@ from reinforce.callbacks import EvalCallback
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, TrainConfig, as_count, episodes_per_update
 from reinforce.core.device import torch_threads
 from reinforce.errors import ReinforceError, TrainingInterrupted
-from reinforce.population.rounds import MemberRun, finish_pending, finish_updates, play_round, riding_checks
+from reinforce.population.checks import riding_checks
+from reinforce.population.rounds import MemberRun, finish_pending, finish_updates, play_round
 from reinforce.rollout.envs import EnvLike, Wrapper
 from reinforce.run.files import run_path, training_lock
 from reinforce.run.metrics import RunLog

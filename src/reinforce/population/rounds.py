@@ -2,10 +2,10 @@
 
 `update_members` updates each member on its batch (the policy steps batched, `reinforce.population.batched`, and
 the textbook per-step updates, `per_step_members`);
-`checks_due` makes the verification checks due after a round together (`reinforce.population.checks`), or
-`collect_round` in the next round's collection (`riding_checks`); `play_round` is a round (the collection, the
-riders' updates finished, the members' updates); `finish_updates` logs and checks the updates, `finish_pending`
-those left when the loop stops;
+`collect_round` collects a round, the checks due riding in it (`reinforce.population.checks.riding_checks`);
+`play_round` is a round (the collection, the riders' updates finished, the members' updates); `finish_updates`
+logs and checks the updates (the checks due made together, `reinforce.population.checks.checks_due`),
+`finish_pending` those left when the loop stops;
 `MemberRun` is one member's side of ``Population.learn`` (its budget, log, checkpoints and verified stop);
 `member_generators` seeds each member's action draws.
 """
@@ -33,7 +33,7 @@ from reinforce.population.checks import (
     Lockstep,
     check_layout,
     check_summaries,
-    evaluate_members,
+    checks_due,
     shared_check_env,
     sub_env_seeds,
 )
@@ -106,56 +106,6 @@ def per_step_members(
     if losses is None:
         return [None] * len(members), [None] * len(members)
     return [returns_TN for returns_TN, _ in weights], list(losses)
-
-
-def check_due(run: MemberRun, metrics: dict[str, Any]) -> bool:
-    """Whether ``run``'s member has a check due after the update of these ``metrics`` that `checks_due` makes.
-
-    That is a verifier's deterministic check on the member's own env and default seed; others (an ``eval_env``
-    of the user's, a stochastic one) the verifier makes itself.
-    """
-    verifier = run.verifier
-    return (
-        verifier is not None
-        and verifier.eval_env is None
-        and verifier.deterministic
-        and verifier.seed is None
-        and verifier.due(run.member, metrics)
-    )
-
-
-def checks_due(
-    updated: Sequence[tuple[MemberRun, dict[str, Any]]], made_checks: Mapping[int, dict[str, Any]] | None = None
-) -> dict[int, dict[int, dict[str, Any]]]:
-    """The verification checks due after a round, made together (`reinforce.population.checks`), confirmations too.
-
-    ``made_checks``: checks already made, by ``id`` of a member's run (those that rode in the next round's
-    collection, `riding_checks`): their confirmations are made here, not the checks again.
-
-    Returns:
-        By ``id`` of a member's run, its checks' summaries by number of episodes, as its verifier takes them.
-    """
-    made_checks = made_checks or {}
-    due = [run for run, metrics in updated if check_due(run, metrics)]
-    made: dict[int, dict[int, dict[str, Any]]] = {id(run): {} for run in due}
-    confirming = []
-    for episodes in sorted({run.verifier.episodes for run in due if run.verifier is not None}):
-        group = [run for run in due if run.verifier is not None and run.verifier.episodes == episodes]
-        unmade = [run for run in group if id(run) not in made_checks]
-        checked = {}
-        if unmade:
-            together = evaluate_members([run.member for run in unmade], episodes, own_envs=False)
-            checked = dict(zip(map(id, unmade), together, strict=True))
-        for run in group:
-            summary = made_checks[id(run)] if id(run) in made_checks else checked[id(run)]
-            made[id(run)][episodes] = summary
-            if run.verifier is not None and run.verifier.confirms(summary["mean_return"]):
-                confirming.append(run)
-    for episodes in sorted({run.verifier.confirm_episodes or 0 for run in confirming if run.verifier is not None}):
-        group = [run for run in confirming if run.verifier is not None and run.verifier.confirm_episodes == episodes]
-        for run, summary in zip(group, evaluate_members([run.member for run in group], episodes), strict=True):
-            made[id(run)][episodes] = summary
-    return made
 
 
 class MemberRun:
@@ -360,25 +310,6 @@ def _lazy(make: Callable[[], Act]) -> Act:
         return made[0](observations, masks)
 
     return act
-
-
-def riding_checks(
-    waiting: Sequence[tuple[MemberRun, dict[str, Any]]], running: Sequence[MemberRun]
-) -> list[tuple[MemberRun, dict[str, Any]]]:
-    """The updates of ``waiting`` whose checks ride in the next round's collection.
-
-    A check due after a member's update (`check_due`) is of the policy that the member's next collection samples:
-    where the member trains on (``running``), the check's deterministic episodes run in that collection's vector
-    env, their own sub-envs reset with the member's evaluation seed (as `evaluate_members` on a shared env resets
-    them), stepped with the collection's steps: a round then costs about one collection where it cost a
-    collection and a check (each step of a vector env costs per call more than per sub-env). Those of one number
-    of episodes (the first such member's) ride; the member's update waits for the check (`Population.learn`:
-    a confirmed member stops at the checked update, and the round's batch is dropped).
-    """
-    members = {id(run) for run in running}
-    due = [(run, metrics) for run, metrics in waiting if id(run) in members and check_due(run, metrics)]
-    episodes = {run.verifier.episodes for run, _ in due[:1] if run.verifier is not None}
-    return [(run, metrics) for run, metrics in due if run.verifier is not None and run.verifier.episodes in episodes]
 
 
 def finish_updates(
