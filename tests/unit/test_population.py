@@ -479,36 +479,41 @@ def _metrics_updates(run_dir: Path) -> list[int]:
         return [int(row["update"]) for row in csv.DictReader(file)]
 
 
-def test_a_second_signal_after_the_riding_checks_writes_each_row_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("interrupted", [0, 1])
+def test_a_second_signal_in_a_rounds_updates_leaves_each_member_at_its_last_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupted: int
 ) -> None:
     """`TrainingInterrupted` (a second signal) in a round's updates, after the riders' updates were finished with
-    their checks: every member's metrics rows are its updates, each once, with the checks recorded."""
+    their checks, at the first member's update or midway (member 0 updated, member 1 not): nothing more is
+    written, and every member resumes at its last checkpoint with its rows, each once, and its checks."""
     from reinforce.errors import TrainingInterrupted
 
     settings = {**TINY, "reward_threshold": 1e9, "verify_every": 10, "verify_episodes": 3}
     population = Population("toy/Counting-v0", [0, 1], **settings)  # type: ignore[arg-type]
-    first = population.members[0]
-    update = first.update
+    member = population.members[interrupted]
+    update = member.update
     calls = []
 
-    def interrupted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    def interrupting(*args: Any, **kwargs: Any) -> dict[str, Any]:
         calls.append(1)
         if len(calls) == 3:  # the round that carries the checks of update 2
             raise TrainingInterrupted(2, str(tmp_path), None)
         return update(*args, **kwargs)
 
-    monkeypatch.setattr(first, "update", interrupted)
+    monkeypatch.setattr(member, "update", interrupting)
     try:
         with pytest.raises(TrainingInterrupted):
             population.learn(10_000, run_dir=tmp_path, checkpoint_every=1)
     finally:
         population.close()
-    for seed, member in zip((0, 1), population.members, strict=True):
-        assert member.num_updates == 2
+    assert member.num_updates == 2
+    for seed in (0, 1):
         assert _metrics_updates(tmp_path / f"seed-{seed}") == [1, 2]
         assert [row["update"] for row in population.verifiers[seed].evaluations] == [2]
-        assert reinforce.resume(tmp_path / f"seed-{seed}").num_updates == 2
+        resumed = reinforce.resume(tmp_path / f"seed-{seed}")
+        assert resumed.num_updates == 2
+        assert _metrics_updates(tmp_path / f"seed-{seed}") == [1, 2]
+        resumed.close()
 
 
 def test_a_failed_round_carrying_checks_still_makes_them_and_a_resume_goes_on_as_before(

@@ -256,40 +256,40 @@ class Population:
         A member's update is finished (its log row, its check, `finish_updates`) before its next one: where its
         check is due and it trains on, the check rides in the next round's collection (`riding_checks`), and a
         member that it stops (confirmed) drops that round's batch, so it stops at the checked update. Updates left
-        pending when the loop stops (a signal, a failed round) are finished with their checks made alone, or
-        without them where that fails (`finish_pending`): each row is written once.
+        pending when the loop ends (a first signal, a failed round) are finished with their checks made alone, or
+        without them where that fails (`finish_pending`), and every member commits: each row is written once. An
+        exception out of the loop (a second signal, a bug) commits nothing, as a single run's: a member may be
+        midway through a round's update, and its last checkpoint stays the one to resume from.
         """
         episodes = episodes_per_update(self.config)
-        try:
-            while stop.signal_number is None:
-                running = [
-                    (seed, run) for seed, run in zip(self.seeds, runs, strict=True) if run.running(seed in self.errors)
-                ]
-                waiting = [(run, run.pending) for run in runs if run.pending is not None]
-                riders = riding_checks(waiting, [run for _, run in running])
-                finish_updates([(run, metrics) for run, metrics in waiting if all(run is not r for r, _ in riders)])
-                if not running:
-                    break
-                members = [run.member for _, run in running]
-                for member, (_, run) in zip(members, running, strict=True):
-                    if member.config.lr_schedule != "constant":
-                        schedule_learning_rates(member, member.num_env_steps / run.target)
-                try:
-                    results = self._round(members, episodes, riders)
-                except ReinforceError as error:  # the env failed or returned non-finite values: no member can go on
-                    logger.warning("the population's collection failed: %s", error)
-                    self.errors.update((seed, error) for seed, _ in running)
-                    break
-                for (seed, run), result in zip(running, results, strict=True):
-                    if isinstance(result, ReinforceError):  # this member's alone: the others go on
-                        logger.warning("seed %d stopped after update %d: %s", seed, run.member.num_updates, result)
-                        self.errors[seed] = result
-                    elif result is not None:  # None: stopped on the check of its last update
-                        run.pending = result
-        finally:
-            finish_pending(runs)
-            for run in runs:
-                run.commit()
+        while stop.signal_number is None:
+            running = [
+                (seed, run) for seed, run in zip(self.seeds, runs, strict=True) if run.running(seed in self.errors)
+            ]
+            waiting = [(run, run.pending) for run in runs if run.pending is not None]
+            riders = riding_checks(waiting, [run for _, run in running])
+            finish_updates([(run, metrics) for run, metrics in waiting if all(run is not r for r, _ in riders)])
+            if not running:
+                break
+            members = [run.member for _, run in running]
+            for member, (_, run) in zip(members, running, strict=True):
+                if member.config.lr_schedule != "constant":
+                    schedule_learning_rates(member, member.num_env_steps / run.target)
+            try:
+                results = self._round(members, episodes, riders)
+            except ReinforceError as error:  # the env failed or returned non-finite values: no member can go on
+                logger.warning("the population's collection failed: %s", error)
+                self.errors.update((seed, error) for seed, _ in running)
+                break
+            for (seed, run), result in zip(running, results, strict=True):
+                if isinstance(result, ReinforceError):  # this member's alone: the others go on
+                    logger.warning("seed %d stopped after update %d: %s", seed, run.member.num_updates, result)
+                    self.errors[seed] = result
+                elif result is not None:  # None: stopped on the check of its last update
+                    run.pending = result
+        finish_pending(runs)
+        for run in runs:
+            run.commit()
 
     def _round(
         self, members: Sequence[Reinforce], episodes: int, riders: Sequence[tuple[MemberRun, dict[str, Any]]] = ()

@@ -267,14 +267,15 @@ def play_round(
 
     The riders' updates are finished with the checks made (`finish_updates`) before any member updates again; a
     member that stops on its check (confirmed: it stops at the checked update) is not updated (None). A member's
-    training time counts its share of the collection and of the batched step, not the checks' confirmations or
-    the riders' rows, evaluations and commits.
+    training time counts its share of the collection (the riding checks' episodes, stepped in the same calls,
+    included) and of the batched step, not the checks' confirmations or the riders' rows, evaluations and commits.
 
     Returns:
         Each member's metrics, the error that stopped it alone, or None (stopped on its check).
 
     Raises:
-        ReinforceError: the collection failed (the env, or non-finite values): no member can go on.
+        ReinforceError: the collection failed (the env, or non-finite values), or a rider's confirmation or its
+            writing did: no member can go on.
     """
     start = time.perf_counter()
     batches, made = collect_round(make_envs, members, episodes, riders, num_envs)
@@ -325,8 +326,8 @@ def finish_pending(runs: Sequence[MemberRun]) -> None:
     """Finish the updates still pending after `Population.learn`'s loop (`MemberRun.pending`: a failed round, a signal).
 
     With their checks made now, alone (`finish_updates`), as a resumed run would have them; where that fails too,
-    without the checks: each update's row and commit only (a `ReinforceError` is then logged, anything else
-    raised once the rows are written).
+    without the checks: each update's row only (a `ReinforceError` is then logged; anything else is raised once
+    the rows are written, and `Population.learn` then commits nothing, as on any exception).
     """
     try:
         finish_updates([(run, run.pending) for run in runs if run.pending is not None])
