@@ -202,6 +202,19 @@ def test_nan_rewards_end_training_with_one_line_naming_the_env(tmp_path: Path) -
     assert not (tmp_path / "run").exists()  # a new run that fails before its first checkpoint leaves nothing
 
 
+def test_a_population_whose_env_fails_at_once_ends_with_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    """As a single run: every member stopped by the env before an update is one error line, exit 2, no files."""
+    args = ("train", "toy_envs:toy/NanReward-v0", "--seeds", "0,1", "--quiet", "--run-dir")
+    result = run_cli(*args, tmp_path / "run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("reinforce: error: environment toy/NanReward-v0 returned non-finite rewards")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "mine").mkdir()  # an empty --run-dir the user made stays, empty
+    assert run_cli(*args, tmp_path / "mine", cwd=tmp_path).returncode == 2
+    assert list((tmp_path / "mine").iterdir()) == []
+
+
 BAD_INPUTS = [
     (["train", "NoSuchEnv-v0", "--quiet"], "unknown environment"),
     (["train", "CartPole-v1", "--gamma", "1.5"], "gamma"),

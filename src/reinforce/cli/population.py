@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +70,13 @@ def train_population(
         check_new_run_dir(run_dir, resume=f"--seeds {seeds_text} --resume")
         population = Population(env_id, seeds, config=config, env_kwargs=env_kwargs)
     try:
+        existed = run_dir is not None and run_dir.exists()
         run_dir = claim_run_dir(population.members[0].env_id, None) if run_dir is None else run_dir
         population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every)
+        if resume_dir is None and all(seed in population.errors for seed in seeds):
+            if not any(member.num_updates for member in population.members):
+                _remove_failed_runs(run_dir, seeds, existed)  # a new run that failed at once leaves nothing
+            raise population.errors[seeds[0]]
         for seed, member in zip(seeds, population.members, strict=True):
             if seed in finished:  # its run directory stays as it was (its evaluation.json included)
                 click.echo(f"seed {seed}: {finished[seed]}")
@@ -90,3 +97,24 @@ def train_population(
     finally:
         population.close()
     click.echo(f"run directories: {run_dir}/seed-S (the seeds' mean and band: {run_dir / CURVE_FILE})")
+
+
+def _remove_failed_runs(run_dir: Path, seeds: Sequence[int], existed: bool) -> None:
+    """Remove what a new population that failed before any update wrote: each seed's run files and directory.
+
+    ``run_dir`` itself goes too where this command made it (an empty ``--run-dir`` the user made stays, empty).
+    """
+    from reinforce.run.checkpoint import remove_stale_files
+    from reinforce.training import remove_run_files
+
+    for seed in seeds:
+        member_dir = run_dir / f"seed-{seed}"
+        if not member_dir.is_dir():
+            continue
+        remove_run_files(member_dir)
+        remove_stale_files(member_dir, keep="")  # its state files: no checkpoint names one now
+        with contextlib.suppress(OSError):
+            member_dir.rmdir()  # only if empty
+    if not existed:
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # only if empty

@@ -278,7 +278,7 @@ class Population:
             try:
                 results = self._round(members, episodes, riders)
             except ReinforceError as error:  # the env failed or returned non-finite values: no member can go on
-                logger.warning("the population's collection failed: %s", error)
+                logger.info("the population's collection failed: %s", error)  # in errors: the caller reports it
                 self.errors.update((seed, error) for seed, _ in running)
                 break
             for (seed, run), result in zip(running, results, strict=True):
