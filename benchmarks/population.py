@@ -92,10 +92,11 @@ def main() -> None:
     print()
     for name, index, total in (("wall", 2, together), ("CPU", 3, together_cpu)):
         median_alone = statistics.median(row[index] for row in separate)
+        mean_alone = statistics.mean(row[index] for row in separate)
         print(
-            f"{name}: population / seed {seeds[0]} alone: {total / first[index]:.2f}x; population / median seed "
-            f"alone: {total / median_alone:.2f}x; population / one after the other: "
-            f"{total / sum(row[index] for row in separate):.2f}x"
+            f"{name}: population / seed {seeds[0]} alone: {total / first[index]:.2f}x; population / mean seed "
+            f"alone: {total / mean_alone:.2f}x; population / median seed alone: {total / median_alone:.2f}x; "
+            f"population / one after the other: {total / sum(row[index] for row in separate):.2f}x"
         )
 
 
