@@ -136,6 +136,17 @@ def read_curve(metrics_csv: Path) -> list[list[float]]:
     return points[::stride] if points[-1:] == points[::stride][-1:] else [*points[::stride], points[-1]]
 
 
+def read_checks(evaluations_csv: Path) -> list[list[float]]:
+    """``[[env_steps, deterministic mean return], ...]``: the verified stop's checks (and confirmations) of a run.
+
+    Empty where the run made none (no reward threshold, or ``solve_criterion=training_mean``).
+    """
+    if not evaluations_csv.is_file():
+        return []
+    with evaluations_csv.open(newline="") as file:
+        return [[int(row["env_steps"]), float(row["mean_return"])] for row in csv.DictReader(file)]
+
+
 def raw_step_rate(task: str, steps: int = 20_000, seed: int = 0) -> float:
     """Env steps per second of one ``gymnasium.make(task)`` stepped alone with actions drawn beforehand.
 
@@ -171,6 +182,7 @@ def run_trial(task: str, seed: int, settings: dict[str, Any], budget: str, eval_
             agent.learn(total_steps, run_dir=run_dir, checkpoint_every=0)
             train_s = time.perf_counter() - started
             curve = read_curve(Path(run_dir) / "metrics.csv")
+            checks = read_checks(Path(run_dir) / "evaluations.csv")
         evaluation = agent.evaluate(episodes=eval_episodes, deterministic=True)
         raw_rate = raw_step_rate(task)
         return {
@@ -192,6 +204,7 @@ def run_trial(task: str, seed: int, settings: dict[str, Any], budget: str, eval_
             "raw_env_steps_per_s": round(raw_rate, 1),
             "config": agent.config.to_dict(),
             "curve": curve,
+            "checks": checks,
             "cpu": cpu_model(),
             "machine": machine(),
             "versions": versions(*DISTRIBUTIONS),
