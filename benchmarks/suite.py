@@ -3,7 +3,9 @@
 ``run`` trains each (task, seed) as ``reinforce train TASK --seed S --eval-episodes 100`` does, through the
 Python API: `reinforce.Reinforce` with the shipped values (plus any ``--set`` overrides), ``learn`` up to the
 budget (stopping early once solved by the config's ``solve_criterion``, as the CLI does), then
-a deterministic evaluation of the FINAL policy. Each trial appends one JSON line to ``--out`` as it finishes;
+a deterministic evaluation of the FINAL policy, and a second one of as many episodes from a fresh seed (the
+first repeats the verified stop's confirmation, which used the same evaluation seed; a user's own program
+plays other episodes). Each trial appends one JSON line to ``--out`` as it finishes;
 trials the file already holds (same task, seed, settings and budget) are skipped, so a killed run restarts
 where it stopped. Judge on seeds 100 and up: the shipped values were tuned on seeds 0-9.
 
@@ -59,6 +61,8 @@ TARGETS: dict[str, tuple[float, str]] = {
 
 DISTRIBUTIONS = ("torch", "gymnasium", "numpy", "reinforce")
 CURVE_POINTS = 200
+FRESH_EVALUATION_SEED = 7_000_000
+"""Plus the trial's seed: the env seed of a second final evaluation, one that no check or confirmation used."""
 """At most this many (env steps, training mean) points of each trial's curve are kept."""
 
 
@@ -184,6 +188,9 @@ def run_trial(task: str, seed: int, settings: dict[str, Any], budget: str, eval_
             curve = read_curve(Path(run_dir) / "metrics.csv")
             checks = read_checks(Path(run_dir) / "evaluations.csv")
         evaluation = agent.evaluate(episodes=eval_episodes, deterministic=True)
+        # the verified stop's confirmation used the default evaluation seed, so `evaluation` repeats it; a user's
+        # own program plays other episodes: the same number of them from a seed no part of the run used
+        fresh = agent.evaluate(episodes=eval_episodes, deterministic=True, seed=FRESH_EVALUATION_SEED + seed)
         raw_rate = raw_step_rate(task)
         return {
             "task": task,
@@ -198,6 +205,8 @@ def run_trial(task: str, seed: int, settings: dict[str, Any], budget: str, eval_
             "eval_mean": evaluation["mean_return"],
             "eval_std": evaluation["std_return"],
             "eval_episodes": eval_episodes,
+            "fresh_eval_mean": fresh["mean_return"],
+            "fresh_eval_std": fresh["std_return"],
             "train_s": round(train_s, 2),
             "wall_s": round(time.perf_counter() - started, 2),
             "steps_per_s": round(agent.num_env_steps / train_s, 1),
@@ -304,8 +313,9 @@ def table(rows: list[dict[str, Any]]) -> str:
     """The Markdown table of ``report``: one line per (task, settings, budget)."""
     lines = [
         "| task | settings | budget (env steps) | seeds | final deterministic return, mean ± std | bootstrap 95% CI "
-        "| worst seed | target | seeds >= target | median env steps | median steps/s | raw env steps/s (1 env) |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| worst seed | target | seeds >= target | fresh-seed evaluation, mean (seeds >= target) | median env steps "
+        "| median steps/s | raw env steps/s (1 env) |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for (task, settings, budget), trials in groups(rows).items():
         returns = [float(trial["eval_mean"]) for trial in trials]
@@ -319,7 +329,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {task} | {settings_text(json.loads(settings))} | {budget_text} | {seed_text(seeds)} "
             f"| {statistics.mean(returns):.1f} ± {std:.1f} | [{low:.1f}, {high:.1f}] | {min(returns):.1f} "
-            f"| {target_text} | {reached} | {statistics.median(t['env_steps'] for t in trials):,.0f} "
+            f"| {target_text} | {reached} | {fresh_text(trials, target)} "
+            f"| {statistics.median(t['env_steps'] for t in trials):,.0f} "
             f"| {statistics.median(t['steps_per_s'] for t in trials):,.0f} | {raw_text(trials)} |"
         )
     old = superseded(rows)
@@ -327,6 +338,15 @@ def table(rows: list[dict[str, Any]]) -> str:
         tasks = ", ".join(dict.fromkeys(row["task"] for row in old))
         lines.append(f"\n{len(old)} trial(s) of an older config of the same line not counted ({tasks}).")
     return "\n".join(lines)
+
+
+def fresh_text(trials: list[dict[str, Any]], target: tuple[float, ...] | None) -> str:
+    """The fresh-seed evaluations' mean (and how many reach ``target``) of the trials that made one; else ``-``."""
+    returns = [float(trial["fresh_eval_mean"]) for trial in trials if "fresh_eval_mean" in trial]
+    if not returns:
+        return "-"
+    reached = f" ({sum(value >= target[0] for value in returns)}/{len(returns)})" if target else ""
+    return f"{statistics.mean(returns):.1f}{reached}"
 
 
 def raw_text(trials: list[dict[str, Any]]) -> str:
