@@ -130,13 +130,12 @@ def drive(args: list[str]) -> None:
 
     start = time.perf_counter()
     import reinforce.cli
+    import reinforce.cli.train
     import reinforce.run.plot_process
 
     phases["import reinforce.cli"] = time.perf_counter() - start
     timed(reinforce.run.plot_process.PlotProcess, "__init__", "start the curve's child process")
     timed(reinforce.run.plot_process.PlotProcess, "result", "wait for the curve")
-    import reinforce.cli.train
-
     import_long_lived = reinforce.cli.train.import_long_lived
 
     def import_and_wrap(*modules: str) -> None:

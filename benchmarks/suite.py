@@ -61,9 +61,9 @@ TARGETS: dict[str, tuple[float, str]] = {
 
 DISTRIBUTIONS = ("torch", "gymnasium", "numpy", "reinforce")
 CURVE_POINTS = 200
+"""At most this many (env steps, training mean) points of each trial's curve are kept."""
 FRESH_EVALUATION_SEED = 7_000_000
 """Plus the trial's seed: the env seed of a second final evaluation, one that no check or confirmation used."""
-"""At most this many (env steps, training mean) points of each trial's curve are kept."""
 
 
 def trial_key(task: str, seed: int, settings: dict[str, Any], budget: str, config: dict[str, Any]) -> str:
@@ -141,14 +141,18 @@ def read_curve(metrics_csv: Path) -> list[list[float]]:
 
 
 def read_checks(evaluations_csv: Path) -> list[list[float]]:
-    """``[[env_steps, deterministic mean return], ...]``: the verified stop's checks (and confirmations) of a run.
+    """``[[env_steps, episodes, deterministic mean return], ...]``: the verified stop's checks of a run.
+
+    A row of ``verify_episodes`` episodes is a check; one of 100 after it, the confirmation of a check that passed.
 
     Empty where the run made none (no reward threshold, or ``solve_criterion=training_mean``).
     """
     if not evaluations_csv.is_file():
         return []
     with evaluations_csv.open(newline="") as file:
-        return [[int(row["env_steps"]), float(row["mean_return"])] for row in csv.DictReader(file)]
+        return [
+            [int(row["env_steps"]), int(row["episodes"]), float(row["mean_return"])] for row in csv.DictReader(file)
+        ]
 
 
 def raw_step_rate(task: str, steps: int = 20_000, seed: int = 0) -> float:
@@ -174,8 +178,13 @@ def raw_step_rate(task: str, steps: int = 20_000, seed: int = 0) -> float:
         env.close()
 
 
-def run_trial(task: str, seed: int, settings: dict[str, Any], budget: str, eval_episodes: int) -> dict[str, Any]:
-    """Train ``task`` on ``seed`` with the shipped values and ``settings`` for ``budget``; evaluate; one record."""
+def run_trial(
+    task: str, seed: int, settings: dict[str, Any], budget: str, eval_episodes: int, commit: str
+) -> dict[str, Any]:
+    """Train ``task`` on ``seed`` with the shipped values and ``settings`` for ``budget``; evaluate; one record.
+
+    ``commit`` is the checkout's when the run started (the code its process loaded), not when the trial ends.
+    """
     from reinforce import Reinforce
 
     total_steps = budget_steps(task, budget)
@@ -217,7 +226,7 @@ def run_trial(task: str, seed: int, settings: dict[str, Any], budget: str, eval_
             "cpu": cpu_model(),
             "machine": machine(),
             "versions": versions(*DISTRIBUTIONS),
-            "commit": git_commit(),
+            "commit": commit,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
     finally:
@@ -227,6 +236,7 @@ def run_trial(task: str, seed: int, settings: dict[str, Any], budget: str, eval_
 def run(args: argparse.Namespace) -> None:
     """The ``run`` subcommand: every (task, seed) not yet in ``--out``, appended as each one finishes."""
     settings = overrides(args.set)
+    commit = git_commit()  # the code this process loads now, whatever the checkout holds when a trial ends
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = read_results([out])
@@ -252,11 +262,12 @@ def run(args: argparse.Namespace) -> None:
 
     if args.jobs <= 1:
         for task, seed in trials:
-            record(run_trial(task, seed, settings, args.budget, args.eval_episodes))
+            record(run_trial(task, seed, settings, args.budget, args.eval_episodes, commit))
         return
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
         futures = [
-            pool.submit(run_trial, task, seed, settings, args.budget, args.eval_episodes) for task, seed in trials
+            pool.submit(run_trial, task, seed, settings, args.budget, args.eval_episodes, commit)
+            for task, seed in trials
         ]
         for future in as_completed(futures):
             record(future.result())
@@ -345,8 +356,9 @@ def fresh_text(trials: list[dict[str, Any]], target: tuple[float, ...] | None) -
     returns = [float(trial["fresh_eval_mean"]) for trial in trials if "fresh_eval_mean" in trial]
     if not returns:
         return "-"
-    reached = f" ({sum(value >= target[0] for value in returns)}/{len(returns)})" if target else ""
-    return f"{statistics.mean(returns):.1f}{reached}"
+    count = f"{sum(value >= target[0] for value in returns)}/{len(returns)}" if target else f"{len(returns)}"
+    partial = f" of {len(trials)} trials" if len(returns) < len(trials) else ""
+    return f"{statistics.mean(returns):.1f} ({count}{partial})"
 
 
 def raw_text(trials: list[dict[str, Any]]) -> str:

@@ -122,7 +122,7 @@ class TrainConfig:
 
     reward_threshold: float | None = None
     """Return that counts as solved, by solve_criterion: the deterministic policy's mean (verified) or the mean
-    over the last 100 training episodes (default: the env spec's threshold)."""
+    over the last 100 training episodes (default: the value shipped for the env, else the env spec's threshold)."""
 
     stop_on_solve: bool = True
     """Stop training once solved, by solve_criterion (off: train for the whole budget)."""
