@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -15,13 +14,7 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
-from reinforce.config import (
-    DEFAULT_CHECKPOINT_EVERY,
-    Hyperparameters,
-    TrainConfig,
-    check_seed,
-    episodes_per_update,
-)
+from reinforce.config import DEFAULT_CHECKPOINT_EVERY, Hyperparameters, TrainConfig, check_seed, episodes_per_update
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.build import (
     SchedulerFactory,
@@ -38,30 +31,21 @@ from reinforce.core.optim import Optimizer
 from reinforce.core.policies import Policy
 from reinforce.core.textbook import per_step_weights
 from reinforce.core.weights import batch_returns, credit, policy_weights
-from reinforce.errors import ReinforceError
 from reinforce.evaluation import evaluate_policy, record_policy_video
-from reinforce.rollout.actions import sample_actions, to_env_actions
-from reinforce.rollout.collect import collect
-from reinforce.rollout.envs import EnvLike, EnvSource, Wrapper, env_source
-from reinforce.rollout.masks import action_mask_batch
-from reinforce.rollout.observations import observation_batch, policy_observation_space
-from reinforce.rollout.ray_support import check_backend
-from reinforce.run.checkpoint import COUNTERS, refuse_foreign_checkpoint
+from reinforce.rollout.actions import predict_actions
+from reinforce.rollout.environments import Environments, collection_seed
+from reinforce.rollout.envs import EnvLike, Wrapper, env_source
+from reinforce.rollout.observations import policy_observation_space
+from reinforce.run.checkpoint import COUNTERS
 from reinforce.run.files import run_path
 from reinforce.run.metrics import SOLVED_WINDOW, is_solved, update_metrics
 from reinforce.settings import resolve
-from reinforce.snapshots import write_snapshot
+from reinforce.snapshots import save_agent
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from reinforce.callbacks import Callback  # for the annotation of `Reinforce.learn` only
-    from reinforce.rollout.ray import RayRollouts
-
-logger = logging.getLogger("reinforce")
-
-EVALUATION_SEED_OFFSET = 1_000_003
-"""Added to the agent's seed for the default evaluation seed, so evaluation episodes differ from training's."""
 
 
 class Reinforce:
@@ -135,21 +119,17 @@ class Reinforce:
         if vector_env is not None and vector_env.num_envs != resolved.num_envs:
             resolved = TrainConfig.from_dict({**resolved.to_dict(), "num_envs": vector_env.num_envs})
         own_modules = any(module is not None for module in (network, value_network, policy))
-        check_backend(resolved.backend, ray_address, custom_modules=own_modules, vector_env=vector_env is not None)
-        # with Ray workers collecting, the learner's own vector env serves only to know the spaces
-        local_envs = resolved.num_envs if resolved.backend == "local" else 1
-        envs = source.make(local_envs, vectorization_mode=resolved.vectorization_mode)
+        environments = Environments.open(source, resolved, ray_address=ray_address, custom_modules=own_modules)
+        envs = environments.require()
         try:
             spaces = (envs.unwrapped.single_observation_space, envs.single_action_space)
             self._build(source.name, resolved, seed, *spaces, custom)
         except BaseException:
-            envs.close()
+            environments.close()
             raise
-        self.env_source: EnvSource | None = source
-        self.envs: VectorEnv[Any, Any, Any] | None = envs
+        self.environments = environments
         threshold = self.config.reward_threshold
         self.reward_threshold = threshold if threshold is not None else source.reward_threshold
-        self.ray_address = ray_address
 
     @classmethod
     def from_spaces(
@@ -188,10 +168,8 @@ class Reinforce:
         values, factory = split_optimizer(dict(overrides))
         custom = user_objects(network, value_network, policy, factory, optimizer_kwargs, lr_scheduler)
         agent._build(name, resolve(None, overrides=values, base=config), seed, observation_space, action_space, custom)
-        agent.env_source = None
-        agent.envs = None
+        agent.environments = Environments()
         agent.reward_threshold = agent.config.reward_threshold
-        agent.ray_address = None
         return agent
 
     def _build(
@@ -203,17 +181,12 @@ class Reinforce:
         action_space: gymnasium.Space[Any],
         modules: UserObjects,
     ) -> None:
-        """Everything but the environments: config, seed, policy, optimizer, baseline and counters.
-
-        ``modules`` holds the user's own objects (None where not given): ``network``, ``value_network``,
-        ``policy``, ``optimizer`` (a factory), ``optimizer_kwargs`` and ``lr_scheduler``.
-        """
+        """Everything but the environments: config, seed, the learner (with the user's ``modules``), counters."""
         self.config = config
         self.env_id = name
         """The environment's id, or the name of the callable or vector env it came from."""
         self.seed = check_seed(seed)
         self.device = resolve_device(self.config.device)
-        self._rollouts: RayRollouts | None = None
         self.env_observation_space = observation_space
         """The environment's single observation space, as `predict` takes it."""
         self.observation_space = policy_observation_space(observation_space)
@@ -241,24 +214,11 @@ class Reinforce:
         self.train_time_s = 0.0
         self.checkpoint_update: int | None = None
         """The update count of the last checkpoint this agent wrote or was loaded from."""
-        self.env_unavailable: str | None = None
-        """Why `reinforce.load` gave this agent no environment (None when it has one or was made without)."""
 
-    def require_envs(self) -> VectorEnv[Any, Any, Any]:
-        """The agent's vector env, or a `ReinforceError` saying how to give it one."""
-        if self.envs is None:
-            why = f" ({self.env_unavailable})" if self.env_unavailable else ""
-            raise ReinforceError(
-                f"this agent has no environment{why}: it can predict and save; to train or evaluate it, load "
-                "it with reinforce.load(run_dir, env=...) or create it with Reinforce(env, ...)"
-            )
-        return self.envs
-
-    def _require_source(self) -> EnvSource:
-        """Where the agent's environments come from, or `require_envs`'s error."""
-        self.require_envs()
-        assert self.env_source is not None
-        return self.env_source
+    @property
+    def envs(self) -> VectorEnv[Any, Any, Any] | None:
+        """The agent's vector env (`reinforce.rollout.environments.Environments`), or None without one."""
+        return self.environments.envs
 
     @property
     def counters(self) -> dict[str, int]:
@@ -269,30 +229,6 @@ class Reinforce:
         """The modules and optimizers that a checkpoint saves and `load` restores, by name."""
         modules, optimizers = self.baseline.state()
         return {"policy": self.policy, **modules}, {"policy": self.optimizer, **optimizers}
-
-    def _collection_seed(self) -> int | None:
-        """The env reset seed of the next collection: derived from (seed, updates done), or None unseeded.
-
-        Every collection starts from a seeded reset, so the environments carry no random state from one update
-        to the next, and a run resumed from a checkpoint sees the same episodes as an uninterrupted one.
-        """
-        if self.seed is None:
-            return None
-        return int(np.random.SeedSequence([self.seed, self.num_updates]).generate_state(1)[0])
-
-    def start_workers(self) -> None:
-        """With ``backend="ray"``, start (or join) Ray and the rollout workers now, if not yet done.
-
-        `learn` calls it before writing anything, and `update` when needed, so an agent that is only evaluated
-        never starts Ray.
-
-        Raises:
-            ReinforceError: Ray is missing or unreachable, or has fewer CPUs than ``workers``.
-        """
-        if self.config.backend == "ray" and self._rollouts is None:
-            from reinforce.rollout.ray import RayRollouts
-
-            self._rollouts = RayRollouts(self._require_source(), self.config, address=self.ray_address)
 
     @property
     def solved(self) -> bool:
@@ -314,8 +250,8 @@ class Reinforce:
             The update's metrics (the columns of metrics.csv) plus ``episode_returns``, ``episode_lengths``
             and ``episode_truncated``: one entry per episode the update used.
         """
-        if batch is None:
-            self.start_workers()
+        if batch is None:  # Ray's start, if any, is not training time; an agent only evaluated never starts it
+            self.environments.start_workers(self.config)
         start = time.perf_counter()
         batch = self.collect_batch() if batch is None else batch
         losses = self.train_on_batch(batch) if stepped is None else stepped[1] | self.fit_baseline(batch, stepped[0])
@@ -339,12 +275,8 @@ class Reinforce:
 
         They come from this process's vector env, or with ``backend="ray"`` from the workers (started first).
         """
-        self.start_workers()
-        episodes = episodes_per_update(self.config)
-        if self._rollouts is not None:
-            return self._rollouts.collect(self.policy, episodes, self._collection_seed())
-        envs = self.require_envs()
-        return collect(envs, self.policy, episodes, seed=self._collection_seed(), device=self.device)
+        seed = collection_seed(self.seed, self.num_updates)
+        return self.environments.collect(self.policy, self.config, episodes_per_update(self.config), seed, self.device)
 
     def train_on_batch(self, batch: RolloutBatch) -> dict[str, float]:
         """Returns, weights, policy step(s), then the baseline's fit on ``batch``; returns the loss metrics."""
@@ -384,9 +316,6 @@ class Reinforce:
             self, so that ``Reinforce(...).learn(...)`` chains.
         """
         from reinforce import training  # the loop is the layer above the agent; it calls back into it
-
-        if self.needs_for_training is not None:
-            raise ReinforceError(f"this agent cannot train further without {self.needs_for_training}")
 
         with torch_threads(self.config.num_threads):
             return training.learn(
@@ -430,20 +359,8 @@ class Reinforce:
                 message names the expected shape), or holds NaN or infinities; an action mask of the wrong
                 shape, for a space that takes none, or that allows no action.
         """
-        batch, batched = observation_batch(self.env_observation_space, observation)
-        masks = None
-        if action_mask is not None:
-            masks = torch.as_tensor(action_mask_batch(action_mask, self.action_space, len(batch), batched))
-        with torch.inference_mode():
-            distribution = self.policy(torch.as_tensor(batch, device=self.device), masks)
-            actions = sample_actions(distribution, deterministic)
-        env_actions = to_env_actions(actions.cpu().numpy(), self.action_space, self.policy.action_squash)
-        return (env_actions if batched else env_actions[0]), None
-
-    def _evaluation_seed(self, seed: object) -> int | None:
-        """``seed`` checked, or by default one derived from the agent's (offset so it differs from training)."""
-        checked = check_seed(seed)
-        return self.seed + EVALUATION_SEED_OFFSET if checked is None and self.seed is not None else checked
+        spaces = (self.env_observation_space, self.action_space)
+        return predict_actions(self.policy, *spaces, observation, deterministic, action_mask, self.device), None
 
     def evaluate(self, episodes: int = 100, deterministic: bool = True, seed: int | None = None) -> dict[str, Any]:
         """Run ``episodes`` complete episodes of the agent's env in parallel, without learning; summarise them.
@@ -471,16 +388,8 @@ class Reinforce:
         Raises:
             ReinforceError: ``run_dir`` is not a directory path, is a file, or holds another run's checkpoint.
         """
-        path = run_path(run_dir, writing=True)
-        refuse_foreign_checkpoint(path, self.checkpoint_update)
-        write_snapshot(self, path)
-        self.checkpoint_update = self.num_updates
-        logger.debug("checkpoint at update %d written to %s", self.num_updates, path)
+        save_agent(self, run_path(run_dir, writing=True))
 
     def close(self) -> None:
         """Close the environments (and stop the Ray workers, if any)."""
-        if self.envs is not None:
-            self.envs.close()
-        if self._rollouts is not None:
-            self._rollouts.close()
-            self._rollouts = None
+        self.environments.close()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reinforce.config import as_count
+from reinforce.config import as_count, check_seed
 from reinforce.errors import ReinforceError
 from reinforce.rollout.collect import collect
 from reinforce.rollout.envs import EnvLike, env_source
@@ -15,6 +15,15 @@ from reinforce.rollout.masks import mask_width
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
+
+EVALUATION_SEED_OFFSET = 1_000_003
+"""Added to the agent's seed for the default evaluation seed, so evaluation episodes differ from training's."""
+
+
+def evaluation_seed(agent_seed: int | None, seed: object) -> int | None:
+    """``seed`` checked, or by default one derived from ``agent_seed`` (offset so it differs from training)."""
+    checked = check_seed(seed)
+    return agent_seed + EVALUATION_SEED_OFFSET if checked is None and agent_seed is not None else checked
 
 
 def evaluate_policy(
@@ -53,8 +62,8 @@ def evaluate_policy(
             from the agent's, or no env at all (an agent without one, and ``env`` None).
     """
     episodes = as_count("episodes", episodes, 1)
-    seed = agent._evaluation_seed(seed)
-    source = agent._require_source() if env is None else env_source(env)
+    seed = evaluation_seed(agent.seed, seed)
+    source = agent.environments.require_source() if env is None else env_source(env)
     envs = source.make(min(episodes, 100), vectorization_mode=agent.config.vectorization_mode)
     try:
         for what, theirs, ours in (
@@ -87,14 +96,14 @@ def record_policy_video(
     from reinforce.run.video import record_video
 
     episodes = as_count("episodes", episodes, 1)
-    source = agent._require_source()
+    source = agent.environments.require_source()
     masked = mask_width(agent.action_space) is not None
 
     def act(observation: Any, action_mask: Any) -> Any:
         mask = action_mask if masked else None  # other spaces ignore info["action_mask"], as in training
         return agent.predict(observation, deterministic=deterministic, action_mask=mask)[0]
 
-    returns, lengths, frames = record_video(source.make_one, act, path, episodes, agent._evaluation_seed(seed))
+    returns, lengths, frames = record_video(source.make_one, act, path, episodes, evaluation_seed(agent.seed, seed))
     return {**summarize(returns, lengths, deterministic), "frames": frames}
 
 

@@ -40,7 +40,7 @@ def _agent_from_config(
 
     Its environment is ``env`` if given, else the one config.json records. Where that one cannot be made here
     (not rebuildable, or its module or dependency missing), the agent is built from the recorded spaces: it
-    predicts, and says why it cannot train or evaluate (`Reinforce.require_envs`).
+    predicts, and says why it cannot train or evaluate (`reinforce.rollout.environments.Environments.require`).
     """
     file = path / CONFIG_FILE
     config = read_json(file)
@@ -138,7 +138,7 @@ def _agent_from_spaces(
         )
     except ReinforceError as exc:
         raise ReinforceError(f"{file} is invalid: {exc}") from None
-    agent.env_unavailable = unavailable
+    agent.environments.unavailable = unavailable
     logger.warning("%s: %s; the agent can predict but not train or evaluate", file, unavailable)
     return agent
 

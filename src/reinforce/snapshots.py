@@ -1,22 +1,25 @@
 """An agent's run directory written: config.json (`write_run_config`) and a checkpoint (`write_snapshot`).
 
-`reinforce.Reinforce.save`, the training loop, a population's members and the best-policy copy of
+`reinforce.Reinforce.save` (`save_agent`), the training loop, a population's members and the best-policy copy of
 `reinforce.callbacks.EvalCallback` write through these; `reinforce.saved` reads what they write.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reinforce.core.build import json_state
 from reinforce.rollout.env_records import env_record
 from reinforce.rollout.spaces import space_to_json
-from reinforce.run.checkpoint import write_checkpoint
+from reinforce.run.checkpoint import refuse_foreign_checkpoint, write_checkpoint
 from reinforce.run.files import CONFIG_FILE, write_config
 
 if TYPE_CHECKING:
     from reinforce.agent import Reinforce
+
+logger = logging.getLogger("reinforce")
 
 
 def write_run_config(agent: Reinforce, run_dir: Path, total_steps: int) -> None:
@@ -26,8 +29,8 @@ def write_run_config(agent: Reinforce, run_dir: Path, total_steps: int) -> None:
     observation and action spaces (``spaces``), so that `reinforce.load` can give an agent that predicts
     even where the environment cannot be made.
     """
-    if agent.env_source is not None:
-        record = env_record(agent.env_source)
+    if agent.environments.source is not None:
+        record = env_record(agent.environments.source)
     else:
         record = {"name": agent.env_id, "rebuildable": False, "why_not": "the agent was made without one"}
     write_config(
@@ -69,3 +72,11 @@ def write_snapshot(agent: Reinforce, run_dir: Path) -> None:
     if agent.lr_scheduler is not None:
         record["lr_scheduler"] = json_state(agent.lr_scheduler.state_dict())
     write_checkpoint(run_dir, modules, optimizers, record, agent.num_updates)
+
+
+def save_agent(agent: Reinforce, run_dir: Path) -> None:
+    """`write_snapshot` into ``run_dir`` after refusing another run's checkpoint there; it becomes the agent's."""
+    refuse_foreign_checkpoint(run_dir, agent.checkpoint_update)
+    write_snapshot(agent, run_dir)
+    agent.checkpoint_update = agent.num_updates
+    logger.debug("checkpoint at update %d written to %s", agent.num_updates, run_dir)

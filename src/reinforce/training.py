@@ -108,6 +108,8 @@ def learn(
             lock on it until it returns); nothing was written.
         ReinforceError: an invalid argument, or ``run_dir`` holds another run.
     """
+    if agent.needs_for_training is not None:
+        raise ReinforceError(f"this agent cannot train further without {agent.needs_for_training}")
     total_steps = as_count("total_steps", total_steps, 0)
     checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
     callbacks = as_callbacks(callback)
@@ -117,7 +119,7 @@ def learn(
             callbacks.append(verifier)
     target = agent.num_env_steps + total_steps
     path = run_path(run_dir, writing=True) if run_dir is not None else None
-    agent.start_workers()
+    agent.environments.start_workers(agent.config)
     if tensorboard:
         if path is None:
             raise ReinforceError("tensorboard=True needs a run_dir to write the event files to: pass run_dir")

@@ -264,7 +264,7 @@ def test_a_run_directory_never_calls_a_function_it_names(tmp_path: Path) -> None
     config["env"] = {"entry_point": "subprocess:run", "kwargs": {"args": "touch pwned", "shell": True}}
     config_file.write_text(json.dumps(config))
     loaded = reinforce.load(tmp_path / "run")  # predicts from the recorded spaces; nothing ran
-    assert loaded.envs is None and "not a gymnasium.Env" in str(loaded.env_unavailable)
+    assert loaded.envs is None and "not a gymnasium.Env" in str(loaded.environments.unavailable)
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
 
 

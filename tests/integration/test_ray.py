@@ -43,10 +43,10 @@ def test_one_worker_collects_episodes_from_the_local_distribution() -> None:
     local = Reinforce("CartPole-v1", seed=0, num_envs=16)
     remote = Reinforce("CartPole-v1", seed=0, num_envs=16, backend="ray", workers=1)
     assert all(torch.equal(a, b) for a, b in zip(local.policy.parameters(), remote.policy.parameters(), strict=True))
-    remote.start_workers()
-    assert remote._rollouts is not None
+    remote.environments.start_workers(remote.config)
+    assert remote.environments.rollouts is not None
     local_batch = collect(local.envs, local.policy, EPISODES, seed=11)
-    remote_batch = remote._rollouts.collect(remote.policy, EPISODES, seed=11)
+    remote_batch = remote.environments.rollouts.collect(remote.policy, EPISODES, seed=11)
     # worker 0 resets with the collection seed itself, as local training does: the same first observations
     assert torch.equal(remote_batch.observations[0], local_batch.observations[0])
     local_lengths = np.asarray(local_batch.episode_lengths)
@@ -56,7 +56,7 @@ def test_one_worker_collects_episodes_from_the_local_distribution() -> None:
     # the test has power: a policy that mostly pushes left (its episodes are short) is told apart
     with torch.no_grad():
         remote.policy.body[-1].bias.copy_(torch.tensor([3.0, -3.0]))
-    skewed = remote._rollouts.collect(remote.policy, EPISODES, seed=11)
+    skewed = remote.environments.rollouts.collect(remote.policy, EPISODES, seed=11)
     assert ks_statistic(local_lengths, np.asarray(skewed.episode_lengths)) > ks_critical(EPISODES, EPISODES)
     local.close()
     remote.close()
@@ -69,11 +69,11 @@ def _train(
     agent = Reinforce(
         "toy_envs:toy/SlowCartPole-v0", seed=3, num_envs=8, backend="ray", workers=2, normalize_observations=True
     )
-    agent.start_workers()
-    assert agent._rollouts is not None
+    agent.environments.start_workers(agent.config)
+    assert agent.environments.rollouts is not None
     killer = None
     if kill_after is not None:
-        victim = agent._rollouts.pids[0]
+        victim = agent.environments.rollouts.pids[0]
 
         def kill_during_collection() -> None:
             while agent.num_updates < kill_after:
@@ -87,10 +87,10 @@ def _train(
         returns = []
         for update in range(updates):
             if update == remove_after:  # gone for good: Ray will not restart it, the learner replaces it
-                ray.kill(agent._rollouts.workers[0], no_restart=True)
+                ray.kill(agent.environments.rollouts.workers[0], no_restart=True)
             returns.append(agent.update()["episode_returns"])
         state = [value.clone() for value in agent.policy.state_dict().values()]  # normalisation statistics too
-        return returns, state, agent._rollouts.restarts
+        return returns, state, agent.environments.rollouts.restarts
     finally:
         if killer is not None:
             killer.join()
@@ -129,11 +129,11 @@ def test_bad_input_found_by_a_worker_is_the_same_one_line_error() -> None:
 
 def test_a_replacement_that_fails_too_is_a_one_line_error() -> None:
     agent = Reinforce("CartPole-v1", seed=0, num_envs=2, backend="ray", workers=1)
-    agent.start_workers()
-    assert agent._rollouts is not None
-    ray.kill(agent._rollouts.workers[0], no_restart=True)
-    _, *rest = agent._rollouts._arguments
-    agent._rollouts._arguments = ("NoSuchEnv-v0", *rest)  # the replacement cannot even make its env
+    agent.environments.start_workers(agent.config)
+    assert agent.environments.rollouts is not None
+    ray.kill(agent.environments.rollouts.workers[0], no_restart=True)
+    _, *rest = agent.environments.rollouts._arguments
+    agent.environments.rollouts._arguments = ("NoSuchEnv-v0", *rest)  # the replacement cannot even make its env
     with pytest.raises(ReinforceError, match="Ray worker 0 died and its replacement failed too") as caught:
         agent.update()
     assert len(str(caught.value).splitlines()) == 1
@@ -142,11 +142,11 @@ def test_a_replacement_that_fails_too_is_a_one_line_error() -> None:
 
 def test_workers_that_cannot_get_a_cpu_in_time_are_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
     holder = Reinforce("CartPole-v1", seed=0, num_envs=2, backend="ray", workers=2)
-    holder.start_workers()  # both CPUs of the local Ray are taken
+    holder.environments.start_workers(holder.config)  # both CPUs of the local Ray are taken
     monkeypatch.setattr("reinforce.rollout.ray.START_TIMEOUT_S", 1.0)
     waiting = Reinforce("CartPole-v1", seed=0, num_envs=2, backend="ray", workers=1)
     with pytest.raises(ReinforceError, match=r"did not start within 1 s \(0 CPUs of the cluster are free\)"):
-        waiting.start_workers()
+        waiting.environments.start_workers(waiting.config)
     waiting.close()
     holder.close()
 

@@ -57,7 +57,7 @@ def new_run(request: RunRequest) -> tuple[Any, Path, int]:
 
     agent = Reinforce(env_id, config=config, seed=seed, ray_address=request.address, env_kwargs=env_kwargs)
     try:
-        agent.start_workers()  # Ray's errors come before the run directory exists
+        agent.environments.start_workers(agent.config)  # Ray's errors come before the run directory exists
         if run_dir is None:
             run_dir = claim_run_dir(env_id, seed)
         else:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv, VectorEnv
 
-from reinforce.evaluation import summarize
+from reinforce.evaluation import evaluation_seed, summarize
 from reinforce.population.batched import population_act
 from reinforce.rollout.collect import collect_groups
 from reinforce.rollout.masks import INFO_KEY
@@ -103,7 +103,8 @@ def evaluate_members(members: Sequence[Reinforce], episodes: int, *, own_envs: b
     try:
         if own_envs:
             for member in members:
-                envs.append(member._require_source().make(size, vectorization_mode=member.config.vectorization_mode))
+                source = member.environments.require_source()
+                envs.append(source.make(size, vectorization_mode=member.config.vectorization_mode))
             stepped: VectorEnv[Any, Any, Any] = Lockstep(envs)
             reset_seed: Any = seeds  # one per block
         else:
@@ -132,7 +133,7 @@ def check_layout(members: Sequence[Reinforce], episodes: int) -> tuple[int, list
     As `reinforce.evaluation.evaluate_policy` makes a check: ``min(episodes, EVALUATION_ENVS)`` sub-envs, reset
     with the member's default evaluation seed.
     """
-    return min(episodes, EVALUATION_ENVS), [member._evaluation_seed(None) or 0 for member in members]
+    return min(episodes, EVALUATION_ENVS), [evaluation_seed(member.seed, None) or 0 for member in members]
 
 
 def shared_check_env(members: Sequence[Reinforce], size: int) -> VectorEnv[Any, Any, Any]:
@@ -141,7 +142,8 @@ def shared_check_env(members: Sequence[Reinforce], size: int) -> VectorEnv[Any, 
     Reset it with `sub_env_seeds` of the members' evaluation seeds.
     """
     first = members[0]
-    return first._require_source().make(len(members) * size, vectorization_mode=first.config.vectorization_mode)
+    source = first.environments.require_source()
+    return source.make(len(members) * size, vectorization_mode=first.config.vectorization_mode)
 
 
 def check_summaries(batches: Sequence[RolloutBatch | None]) -> list[dict[str, Any]]:

@@ -130,7 +130,7 @@ class Population:
         seeds = [agent.seed for agent in agents]
         _check_seeds(seeds)
         for agent in agents:
-            agent.require_envs()
+            agent.environments.require()
             if agent.config != agents[0].config or agent.env_id != agents[0].env_id:
                 raise ReinforceError(
                     f"the agent of seed {agent.seed} has another environment or config than the first one's: a "
@@ -185,7 +185,7 @@ class Population:
             if self._envs is not None:
                 self._envs.close()
                 self._envs = None
-            source = self.members[0].env_source
+            source = self.members[0].environments.source
             assert source is not None
             self._envs = source.make(size, vectorization_mode=self.config.vectorization_mode)
         return self._envs

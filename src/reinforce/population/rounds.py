@@ -38,6 +38,7 @@ from reinforce.population.checks import (
     sub_env_seeds,
 )
 from reinforce.rollout.collect import Act, Sampler, collect_groups
+from reinforce.rollout.environments import collection_seed
 from reinforce.rollout.mlp_sampler import MemberUniforms, MLPSampler
 from reinforce.run.metrics import RunLog
 from reinforce.training import commit, stop_on_training_mean
@@ -226,7 +227,7 @@ def collect_round(
     verifier = riders[0][0].verifier if riders else None
     check_episodes = 0 if verifier is None else verifier.episodes
     check_size, check_seeds = check_layout(checking, check_episodes)
-    collection_seeds = [member._collection_seed() or 0 for member in members]
+    collection_seeds = [collection_seed(member.seed, member.num_updates) or 0 for member in members]
     sizes = [num_envs] * len(members) + [check_size] * len(checking)
     envs = make_envs(0)
     seed: Any = sub_env_seeds(envs, collection_seeds, num_envs)

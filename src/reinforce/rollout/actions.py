@@ -1,6 +1,7 @@
 """Actions: the policy's samples (`sample_actions`) and their mapping to the env's actions (`EnvActions`).
 
-Shared by collection (`reinforce.rollout.collect`), `Reinforce.predict`, populations and the exported policy.
+Shared by collection (`reinforce.rollout.collect`), `Reinforce.predict` (`predict_actions`), populations and
+the exported policy.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from torch.distributions import Bernoulli, Categorical, Distribution, Independen
 
 from reinforce.core.distributions import MaskedCategorical
 from reinforce.core.policies import CategoricalPolicy, Policy, unsupported_action_space
+from reinforce.rollout.masks import action_mask_batch
+from reinforce.rollout.observations import observation_batch
 
 
 class EnvActions(nn.Module):
@@ -80,6 +83,29 @@ def to_env_actions(
 ) -> np.ndarray[Any, Any]:
     """Map a batch of policy actions ``[N, ...]`` to what the vector env expects (see `EnvActions`)."""
     return EnvActions(action_space, squash).numpy(actions)
+
+
+def predict_actions(
+    policy: Policy,
+    observation_space: spaces.Space[Any],
+    action_space: spaces.Space[Any],
+    observation: Any,
+    deterministic: bool = False,
+    action_mask: Any = None,
+    device: torch.device | None = None,
+) -> np.ndarray[Any, Any]:
+    """The env's actions for one observation of ``observation_space`` or a batch of them (`Reinforce.predict`).
+
+    ``device``: the policy's (None: the CPU).
+    """
+    batch, batched = observation_batch(observation_space, observation)
+    masks = None
+    if action_mask is not None:
+        masks = torch.as_tensor(action_mask_batch(action_mask, action_space, len(batch), batched))
+    with torch.inference_mode():
+        actions = sample_actions(policy(torch.as_tensor(batch, device=device), masks), deterministic)
+    env_actions = to_env_actions(actions.cpu().numpy(), action_space, policy.action_squash)
+    return env_actions if batched else env_actions[0]
 
 
 def sample_actions(distribution: Distribution, deterministic: bool = False, uniform: Tensor | None = None) -> Tensor:
