@@ -14,7 +14,7 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
-from reinforce.config import DEFAULT_CHECKPOINT_EVERY, Hyperparameters, TrainConfig, check_seed, episodes_per_update
+from reinforce.config import DEFAULT_CHECKPOINT_EVERY, Hyperparameters, TrainConfig, check_seed
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.build import (
     SchedulerFactory,
@@ -276,7 +276,7 @@ class Reinforce:
         They come from this process's vector env, or with ``backend="ray"`` from the workers (started first).
         """
         seed = collection_seed(self.seed, self.num_updates)
-        return self.environments.collect(self.policy, self.config, episodes_per_update(self.config), seed, self.device)
+        return self.environments.collect(self.policy, config=self.config, seed=seed, device=self.device)
 
     def train_on_batch(self, batch: RolloutBatch) -> dict[str, float]:
         """Returns, weights, policy step(s), then the baseline's fit on ``batch``; returns the loss metrics."""
@@ -360,7 +360,10 @@ class Reinforce:
                 shape, for a space that takes none, or that allows no action.
         """
         spaces = (self.env_observation_space, self.action_space)
-        return predict_actions(self.policy, *spaces, observation, deterministic, action_mask, self.device), None
+        actions = predict_actions(
+            self.policy, *spaces, observation, deterministic=deterministic, action_mask=action_mask, device=self.device
+        )
+        return actions, None
 
     def evaluate(self, episodes: int = 100, deterministic: bool = True, seed: int | None = None) -> dict[str, Any]:
         """Run ``episodes`` complete episodes of the agent's env in parallel, without learning; summarise them.

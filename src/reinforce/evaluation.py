@@ -1,4 +1,7 @@
-"""Evaluating a policy without learning: `evaluate_policy` on any env form, and the summary it returns."""
+"""Evaluating a policy without learning: `evaluate_policy` on any env form, and the summary it returns.
+
+An agent's evaluation episodes start from `evaluation_seed`: the one given, or one derived from the agent's own.
+"""
 
 from __future__ import annotations
 

@@ -106,10 +106,10 @@ def learn(
         TrainingInterrupted: SIGINT, SIGTERM or SIGHUP arrived; the checkpoint was written first.
         RunDirectoryBusy: another process is training ``run_dir`` (only one may at a time: this call holds a
             lock on it until it returns); nothing was written.
-        ReinforceError: an invalid argument, or ``run_dir`` holds another run.
+        ReinforceError: an invalid argument, ``run_dir`` holds another run, or the agent cannot train
+            (`require_trainable`); nothing was written.
     """
-    if agent.needs_for_training is not None:
-        raise ReinforceError(f"this agent cannot train further without {agent.needs_for_training}")
+    require_trainable(agent)
     total_steps = as_count("total_steps", total_steps, 0)
     checkpoint_every = as_count("checkpoint_every", checkpoint_every, 0)
     callbacks = as_callbacks(callback)
@@ -136,6 +136,19 @@ def learn(
             log.close()
             raise
         return _train(agent, target, path, log, progress_bar, checkpoint_every, callbacks)
+
+
+def require_trainable(agent: Reinforce) -> None:
+    """Refuse an agent that cannot train: it has no environment, or lacks ``needs_for_training``.
+
+    That is what `reinforce.load` could not restore for training further (the run's lr_scheduler).
+
+    Raises:
+        ReinforceError: which of the two, and how to give it.
+    """
+    if agent.needs_for_training is not None:
+        raise ReinforceError(f"this agent cannot train further without {agent.needs_for_training}")
+    agent.environments.require()
 
 
 def remove_run_files(run_dir: Path) -> None:

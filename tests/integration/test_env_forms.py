@@ -300,6 +300,13 @@ def test_from_spaces_predicts_without_an_env() -> None:
         agent.update()
 
 
+def test_learn_without_an_env_writes_nothing(tmp_path: Path) -> None:
+    agent = Reinforce.from_spaces(gymnasium.spaces.Box(-1, 1, (4,)), gymnasium.spaces.Discrete(2), seed=0)
+    with pytest.raises(ReinforceError, match="no environment"):
+        agent.learn(100, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("run_dir", [None, 5, ""])
 def test_load_resume_save_and_learn_refuse_what_is_not_a_path(run_dir: Any) -> None:
     for call in (reinforce.load, reinforce.resume):

@@ -56,6 +56,8 @@ def test_a_scheduler_is_stepped_per_update_and_resumes_exactly(tmp_path: Path) -
     loaded = reinforce.load(tmp_path / "run")
     with pytest.raises(ReinforceError, match="cannot train further without the run's lr_scheduler"):
         loaded.learn(100)
+    with pytest.raises(ReinforceError, match="cannot train further without the run's lr_scheduler"):
+        reinforce.Population.from_agents([loaded])  # nor as a population's member, its LR frozen
     for agent in (straight, resumed, loaded):
         agent.close()
 

@@ -48,7 +48,7 @@ from reinforce.rollout.envs import EnvLike, Wrapper
 from reinforce.run.files import run_path, training_lock
 from reinforce.run.metrics import RunLog
 from reinforce.snapshots import write_run_config
-from reinforce.training import StopSignals, claim, schedule_learning_rates
+from reinforce.training import StopSignals, claim, require_trainable, schedule_learning_rates
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -123,14 +123,14 @@ class Population:
         """A population of existing agents (e.g. `reinforce.resume` of each ``RUN_DIR/seed-S``), which it owns.
 
         Raises:
-            ReinforceError: agents without a seed or an environment, seeds given twice, or agents whose
-                environment or config (the seed aside) differ.
+            ReinforceError: agents without a seed, that cannot train (`reinforce.training.require_trainable`),
+                seeds given twice, or agents whose environment or config (the seed aside) differ.
         """
         population = cls.__new__(cls)
         seeds = [agent.seed for agent in agents]
         _check_seeds(seeds)
         for agent in agents:
-            agent.environments.require()
+            require_trainable(agent)
             if agent.config != agents[0].config or agent.env_id != agents[0].env_id:
                 raise ReinforceError(
                     f"the agent of seed {agent.seed} has another environment or config than the first one's: a "

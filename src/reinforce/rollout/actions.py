@@ -90,13 +90,21 @@ def predict_actions(
     observation_space: spaces.Space[Any],
     action_space: spaces.Space[Any],
     observation: Any,
-    deterministic: bool = False,
-    action_mask: Any = None,
-    device: torch.device | None = None,
+    *,
+    deterministic: bool,
+    action_mask: Any,
+    device: torch.device,
 ) -> np.ndarray[Any, Any]:
     """The env's actions for one observation of ``observation_space`` or a batch of them (`Reinforce.predict`).
 
-    ``device``: the policy's (None: the CPU).
+    Args:
+        policy: the policy.
+        observation_space: the env's single observation space.
+        action_space: the env's single action space.
+        observation: one observation or a batch ``[B, ...]``.
+        deterministic: the distribution's mode instead of a sample.
+        action_mask: the allowed actions (`reinforce.rollout.masks.action_mask_batch`), or None.
+        device: the policy's device.
     """
     batch, batched = observation_batch(observation_space, observation)
     masks = None

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
-from reinforce.config import TrainConfig
+from reinforce.config import TrainConfig, episodes_per_update
 from reinforce.core.batch import RolloutBatch
 from reinforce.core.policies import Policy
 from reinforce.errors import ReinforceError
@@ -40,8 +40,8 @@ class Environments:
 
     Attributes:
         source: how the environments are made (None for an agent made from spaces).
-        envs: the vector env the agent collects and evaluates in (one sub-env when Ray's workers collect, to
-            know the spaces), or None.
+        envs: the vector env the agent collects in (one sub-env when Ray's workers collect, to know the
+            spaces), or None. Evaluations, videos and checks make their own from ``source``.
         ray_address: with ``backend="ray"``, the Ray cluster to join (None: a local Ray).
         unavailable: why `reinforce.load` gave the agent no environment, or None.
     """
@@ -104,10 +104,9 @@ class Environments:
 
             self.rollouts = RayRollouts(self.require_source(), config, address=self.ray_address)
 
-    def collect(
-        self, policy: Policy, config: TrainConfig, num_episodes: int, seed: int | None, device: torch.device
-    ) -> RolloutBatch:
-        """``num_episodes`` complete episodes of ``policy`` from a reset with ``seed``, here or on the workers."""
+    def collect(self, policy: Policy, *, config: TrainConfig, seed: int | None, device: torch.device) -> RolloutBatch:
+        """An update's ``episodes_per_update`` episodes of ``policy``, reset with ``seed``, here or on the workers."""
+        num_episodes = episodes_per_update(config)
         self.start_workers(config)
         if self.rollouts is not None:
             return self.rollouts.collect(policy, num_episodes, seed)
