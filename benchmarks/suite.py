@@ -374,6 +374,10 @@ def seed_text(seeds: list[int]) -> str:
     return ",".join(map(str, seeds))
 
 
+PLOT_COLUMNS = 4
+"""Panels per row of the curves' figure."""
+
+
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     """One panel per task: each (settings, budget)'s training mean over seeds, the band from min to max."""
     import matplotlib
@@ -383,8 +387,12 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
 
     grouped = groups(rows)
     tasks = list(dict.fromkeys(task for task, _, _ in grouped))
-    figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
-    for axis, task in zip(axes[0], tasks, strict=True):
+    columns = min(len(tasks), PLOT_COLUMNS)
+    rows_of_panels = -(-len(tasks) // columns)
+    figure, axes = plt.subplots(rows_of_panels, columns, figsize=(5 * columns, 3.6 * rows_of_panels), squeeze=False)
+    for axis in axes.flat[len(tasks) :]:
+        axis.set_visible(False)
+    for axis, task in zip(axes.flat, tasks, strict=False):
         for (other, settings, budget), trials in grouped.items():
             if other != task:
                 continue
