@@ -304,6 +304,7 @@ def finish_run(
     eval_episodes: int,
     plotter: PlotProcess | None = None,
     evaluation: dict[str, Any] | None = None,
+    curve: bool = True,
 ) -> dict[str, Any] | None:
     """Draw ``run_dir``'s curve.png, evaluate the deterministic policy and write evaluation.json.
 
@@ -317,6 +318,8 @@ def finish_run(
             None draws it here first.
         evaluation: an evaluation of the agent as it is, already made (the confirmation that verified it,
             `reinforce.callbacks.EvalCallback.verified`): written as evaluation.json instead of evaluating again.
+        curve: False: the curve is the caller's to draw (``reinforce train --seeds`` has each member's drawn
+            as soon as it stops).
 
     Returns:
         The evaluation (`Reinforce.evaluate`'s document, as written), or None without one.
@@ -324,9 +327,9 @@ def finish_run(
     Raises:
         ReinforceError: the curve cannot be written.
     """
-    if plotter is None:
+    if curve and plotter is None:
         plot_runs([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
-    else:
+    elif curve and plotter is not None:
         plotter.submit([run_dir], run_dir / CURVE_FILE, threshold=agent.reward_threshold)
     if eval_episodes:
         if evaluation is None:
@@ -334,6 +337,6 @@ def finish_run(
         write_json(run_dir / EVALUATION_FILE, evaluation)
     else:
         evaluation = None
-    if plotter is not None:
+    if curve and plotter is not None:
         plotter.result()
     return evaluation

@@ -138,6 +138,21 @@ def test_the_plot_process_draws_in_its_child_what_plot_runs_draws_here(
     assert (tmp_path / "child.png").read_bytes() == expected.read_bytes()
 
 
+def test_the_plot_process_draws_several_requests_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    runs = [episodes_run(tmp_path / name) for name in ("a", "b", "c")]
+    expected = [plot_runs([run], tmp_path / f"here-{index}.png") for index, run in enumerate(runs)]
+    with PlotProcess() as plotter:
+        monkeypatch.setattr("reinforce.run.plot_process.plot_runs", lambda *args, **kwargs: pytest.fail("drawn here"))
+        for index, run in enumerate(runs):
+            plotter.submit([run], tmp_path / f"child-{index}.png")
+        assert plotter.result() == tmp_path / "child-2.png"
+    for index, here in enumerate(expected):
+        assert (tmp_path / f"child-{index}.png").read_bytes() == here.read_bytes()
+    assert not list(tmp_path.glob(".*.partial"))
+
+
 def test_the_plot_process_child_ignores_modules_in_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -126,6 +126,26 @@ def test_members_start_as_single_runs_and_write_loadable_run_directories(tmp_pat
         loaded.close()
 
 
+def test_each_member_is_announced_once_when_it_stops_committed_while_the_others_train(tmp_path: Path) -> None:
+    population = Population("toy/Counting-v0", [3, 7, 9], **TINY)
+    announced: list[tuple[int, list[int]]] = []
+
+    def member_finished(seed: int) -> None:
+        member = population.members[population.seeds.index(seed)]
+        assert member.checkpoint_update == member.num_updates  # its run directory is committed
+        assert reinforce.load(tmp_path / f"seed-{seed}").num_updates == member.num_updates
+        announced.append((seed, [other.num_updates for other in population.members]))
+
+    try:
+        population.learn([8, 40, 40], run_dir=tmp_path, checkpoint_every=0, member_finished=member_finished)
+    finally:
+        population.close()
+    assert sorted(seed for seed, _ in announced) == [3, 7, 9]
+    first, updates_then = announced[0]
+    assert first == 3  # the smallest budget stops first, while the others train on
+    assert updates_then[1] < population.members[1].num_updates
+
+
 def test_a_member_that_diverges_or_solves_leaves_the_others_training() -> None:
     population = Population(
         "toy/Counting-v0",

@@ -38,12 +38,15 @@ def train_population(
     run's ``--resume``), the members together.
     """
     from reinforce.cli.sweep import parse_seeds
+    from reinforce.run.plot_process import PlotProcess
 
     seeds = parse_seeds(seeds_text)
+    # the curves' child process imports matplotlib while this one imports torch, then draws each member's curve
+    # as soon as that member stops, while the others train on
+    plotter = click.get_current_context().with_resource(PlotProcess())
     import_long_lived(*TRAINING_MODULES)
     from reinforce.population import Population
     from reinforce.run.files import CURVE_FILE
-    from reinforce.run.plotting import plot_comparison
 
     request = RunRequest(env_id, config_file, None, total_steps, run_dir, hyperparameters)
     finished: dict[int, str] = {}  # resumed members with nothing left to do: what `finished_line` says of them
@@ -72,7 +75,19 @@ def train_population(
     try:
         existed = run_dir is not None and run_dir.exists()
         run_dir = claim_run_dir(population.members[0].env_id, None) if run_dir is None else run_dir
-        population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every)
+        threshold = population.members[0].reward_threshold
+        drawn: set[int] = set()
+
+        def draw_curve(seed: int) -> None:
+            member = population.members[seeds.index(seed)]
+            # nothing for a finished resumed member (its directory stays as it was), nor for one that failed
+            # before any update (its files may be removed below; the parent draws it otherwise)
+            if seed not in finished and not (seed in population.errors and not member.num_updates):
+                drawn.add(seed)
+                member_dir = run_dir / f"seed-{seed}"
+                plotter.submit([member_dir], member_dir / CURVE_FILE, threshold=threshold)
+
+        population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every, member_finished=draw_curve)
         if resume_dir is None and all(seed in population.errors for seed in seeds):
             if not any(member.num_updates for member in population.members):
                 _remove_failed_runs(run_dir, seeds, existed)  # a new run that failed at once leaves nothing
@@ -88,12 +103,13 @@ def train_population(
                 outcome = f"stopped ({population.errors[seed]})"
             click.echo(f"seed {seed}: {outcome} in {member.num_env_steps:,} env steps, {member.num_updates:,} updates")
             member_dir = run_dir / f"seed-{seed}"
-            line = final_evaluation(member, member_dir, verified, eval_episodes)
+            line = final_evaluation(member, member_dir, verified, eval_episodes, curve=seed not in drawn)
             if line is not None:
                 click.echo(f"seed {seed}: {line}")
-        threshold = population.members[0].reward_threshold
         # the seeds' mean and band (a single seed: its curve), as `reinforce plot RUN_DIR/seed-*` draws them
-        plot_comparison([run_dir / f"seed-{seed}" for seed in seeds], run_dir / CURVE_FILE, threshold=threshold)
+        members = [run_dir / f"seed-{seed}" for seed in seeds]
+        plotter.submit(members, run_dir / CURVE_FILE, threshold=threshold, comparison=True)
+        plotter.result()
     finally:
         population.close()
     click.echo(f"run directories: {run_dir}/seed-S (the seeds' mean and band: {run_dir / CURVE_FILE})")

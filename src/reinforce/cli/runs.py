@@ -167,7 +167,12 @@ def check_new_run_dir(run_dir: Path | None, resume: str = "--resume") -> None:
 
 
 def final_evaluation(
-    agent: Any, run_dir: Path, verified: dict[str, Any] | None, eval_episodes: int, plotter: Any = None
+    agent: Any,
+    run_dir: Path,
+    verified: dict[str, Any] | None,
+    eval_episodes: int,
+    plotter: Any = None,
+    curve: bool = True,
 ) -> str | None:
     """`reinforce.training.finish_run` of a trained run; the line reporting its final evaluation, if any.
 
@@ -177,5 +182,5 @@ def final_evaluation(
     from reinforce.training import finish_run
 
     done = verified if verified is not None and verified["episodes"] == eval_episodes else None
-    evaluation = finish_run(agent, run_dir, eval_episodes=eval_episodes, plotter=plotter, evaluation=done)
+    evaluation = finish_run(agent, run_dir, eval_episodes=eval_episodes, plotter=plotter, evaluation=done, curve=curve)
     return None if evaluation is None else evaluation_line(evaluation)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,6 +196,7 @@ class Population:
         *,
         run_dir: str | Path | None = None,
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        member_finished: Callable[[int], None] | None = None,
     ) -> Population:
         """Train every member until ``total_steps`` more env steps, or solved (``stop_on_solve``), or an error.
 
@@ -210,6 +211,8 @@ class Population:
                 to continue resumed members to one total budget, ``[total - m.num_env_steps for m in members]``.
             run_dir: the population's directory (None: nothing is written).
             checkpoint_every: a checkpoint of each member every this many of its updates (0: only at the end).
+            member_finished: called with a member's seed once it has stopped and its run directory is committed,
+                while the others may train on (``reinforce train --seeds`` draws its curve then); once per member.
 
         Returns:
             self.
@@ -245,12 +248,14 @@ class Population:
                 if run.verifier is not None:
                     self.verifiers[seed] = run.verifier
             stop = stack.enter_context(StopSignals(self.members[0], root))
-            self._train(runs, stop)
+            self._train(runs, stop, member_finished)
         if stop.signal_number is not None:
             raise TrainingInterrupted(stop.signal_number, None if root is None else str(root), None)
         return self
 
-    def _train(self, runs: Sequence[MemberRun], stop: StopSignals) -> None:
+    def _train(
+        self, runs: Sequence[MemberRun], stop: StopSignals, member_finished: Callable[[int], None] | None = None
+    ) -> None:
         """The loop of `learn`: one batched collection and update of the members still running, until none is.
 
         A member's update is finished (its log row, its check, `finish_updates`) before its next one: where its
@@ -259,9 +264,20 @@ class Population:
         pending when the loop ends (a first signal, a failed round) are finished with their checks made alone, or
         without them where that fails (`finish_pending`), and every member commits: each row is written once. An
         exception out of the loop (a second signal, a bug) commits nothing, as a single run's: a member may be
-        midway through a round's update, and its last checkpoint stays the one to resume from.
+        midway through a round's update, and its last checkpoint stays the one to resume from. A member that has
+        stopped, its last update finished, commits then and is passed to ``member_finished``.
         """
         episodes = episodes_per_update(self.config)
+        finished: set[int] = set()
+
+        def announce(done: Sequence[tuple[int, MemberRun]]) -> None:
+            for seed, run in done:
+                if seed not in finished and run.pending is None:
+                    finished.add(seed)
+                    run.commit()
+                    if member_finished is not None:
+                        member_finished(seed)
+
         while stop.signal_number is None:
             running = [
                 (seed, run) for seed, run in zip(self.seeds, runs, strict=True) if run.running(seed in self.errors)
@@ -269,6 +285,7 @@ class Population:
             waiting = [(run, run.pending) for run in runs if run.pending is not None]
             riders = riding_checks(waiting, [run for _, run in running])
             finish_updates([(run, metrics) for run, metrics in waiting if all(run is not r for r, _ in riders)])
+            announce([(seed, run) for seed, run in zip(self.seeds, runs, strict=True) if (seed, run) not in running])
             if not running:
                 break
             members = [run.member for _, run in running]
@@ -290,6 +307,8 @@ class Population:
         finish_pending(runs)
         for run in runs:
             run.commit()
+        if stop.signal_number is None:
+            announce(list(zip(self.seeds, runs, strict=True)))
 
     def _round(
         self, members: Sequence[Reinforce], episodes: int, riders: Sequence[tuple[MemberRun, dict[str, Any]]] = ()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reinforce.errors import ReinforceError
-from reinforce.run.plotting import plot_runs
+from reinforce.run.plotting import plot_comparison, plot_runs
 
 
 class PlotProcess:
@@ -23,9 +23,11 @@ class PlotProcess:
     ``reinforce train`` starts a `PlotProcess` before it imports torch and trains: the child imports numpy and
     matplotlib meanwhile, on another core; when training ends, `submit` (in `reinforce.training.finish_run`)
     hands it the run, the policy is evaluated while the child draws, and `result` waits for the file. What this
-    saves, and costs, is measured in docs/benchmarks.md ("The curve's child process"). If the child cannot be
-    started, or fails in any way other than a `ReinforceError` of `plot_runs`, the plot is drawn in this
-    process instead: the file is the same either way.
+    saves, and costs, is measured in docs/benchmarks.md ("The curve's child process"). ``reinforce train
+    --seeds`` submits each member's curve as soon as that member stops, while the others train on; the child
+    draws the requests in order. If the child cannot be started, or fails in any way other than a
+    `ReinforceError` of `plot_runs`, the plots it did not draw are drawn in this process instead: the files are
+    the same either way.
 
     Example:
         >>> with PlotProcess() as plotter:  # doctest: +SKIP
@@ -36,7 +38,7 @@ class PlotProcess:
     """
 
     def __init__(self) -> None:
-        self._request: tuple[list[Path], Path, float | None] | None = None
+        self._requests: list[tuple[list[Path], Path, float | None, bool]] = []
         self.process: subprocess.Popen[str] | None
         try:
             self.process = subprocess.Popen(
@@ -60,49 +62,69 @@ class PlotProcess:
         """End the child (see `close`)."""
         self.close()
 
-    def submit(self, run_dirs: Sequence[Path], out: Path, *, threshold: float | None = None) -> None:
-        """Ask for ``plot_runs(run_dirs, out, threshold=threshold)``; it is drawn while the caller goes on."""
-        self._request = (list(run_dirs), out, threshold)
+    def submit(
+        self, run_dirs: Sequence[Path], out: Path, *, threshold: float | None = None, comparison: bool = False
+    ) -> None:
+        """Ask for ``plot_runs(run_dirs, out, threshold=threshold)``; it is drawn while the caller goes on.
+
+        Requests may follow one another until `result`; the child draws them in order. ``comparison``:
+        `plot_comparison` instead (the seeds' mean and band of ``reinforce train --seeds``).
+        """
+        self._requests.append((list(run_dirs), out, threshold, comparison))
         if self.process is None or self.process.stdin is None:
             return
-        document = {"run_dirs": [str(path) for path in run_dirs], "out": str(out), "threshold": threshold}
+        document = {
+            "run_dirs": [str(path) for path in run_dirs],
+            "out": str(out),
+            "threshold": threshold,
+            "comparison": comparison,
+        }
         try:
             self.process.stdin.write(json.dumps(document) + "\n")
-            self.process.stdin.close()
-        except OSError:  # the child died: `result` draws the plot here
+            self.process.stdin.flush()
+        except OSError:  # the child died: `result` draws the plots here
             self.close()
 
     def result(self) -> Path:
-        """Wait for the submitted plot and return its path (drawn here if the child failed).
+        """Wait for every submitted plot and return the last one's path (those the child did not draw: drawn here).
 
         Raises:
-            ReinforceError: `plot_runs` refused the request (e.g. an unwritable ``out``).
+            ReinforceError: `plot_runs` refused a request (e.g. an unwritable ``out``); the others are drawn.
         """
-        if self._request is None:
+        if not self._requests:
             raise RuntimeError("PlotProcess.result() before submit()")
-        reply: Any = None
-        if self.process is not None and self.process.stdout is not None:
-            # a child that hangs is given up on (and killed by `close`): the plot is drawn here instead
-            ready, _, _ = select.select([self.process.stdout], [], [], REPLY_TIMEOUT_S)
-            line = self.process.stdout.readline() if ready else ""
+        replies: list[Any] = []
+        if self.process is not None and self.process.stdin is not None and self.process.stdout is not None:
+            with contextlib.suppress(OSError):  # a child that died leaves a broken pipe
+                self.process.stdin.close()  # no more requests: the child exits after the last one
+            # a child that hangs is given up on (and killed by `close`): the rest is drawn here instead
+            while len(replies) < len(self._requests):
+                ready, _, _ = select.select([self.process.stdout], [], [], REPLY_TIMEOUT_S)
+                try:
+                    replies.append(json.loads(self.process.stdout.readline() if ready else ""))
+                except json.JSONDecodeError:
+                    break
             self.close()
-            try:
-                reply = json.loads(line)
-            except json.JSONDecodeError:
-                reply = None
-        if isinstance(reply, dict) and isinstance(reply.get("error"), str):
-            raise ReinforceError(reply["error"])
-        if isinstance(reply, dict) and isinstance(reply.get("out"), str):
-            return Path(reply["out"])
-        run_dirs, out, threshold = self._request
-        return plot_runs(run_dirs, out, threshold=threshold)
+        errors: list[str] = []
+        for index, (run_dirs, out, threshold, comparison) in enumerate(self._requests):
+            reply = replies[index] if index < len(replies) else None
+            if isinstance(reply, dict) and isinstance(reply.get("error"), str):
+                errors.append(reply["error"])
+            elif not (isinstance(reply, dict) and isinstance(reply.get("out"), str)):
+                try:
+                    (plot_comparison if comparison else plot_runs)(run_dirs, out, threshold=threshold)
+                except ReinforceError as exc:
+                    errors.append(str(exc))
+        if errors:
+            raise ReinforceError(errors[0])
+        return self._requests[-1][1]
 
     def close(self) -> None:
         """End the child: killed if nothing was submitted, else it exits when its input closes (or in 5 s, killed)."""
         process, self.process = self.process, None
         if process is None:
             return
-        if self._request is None:
+        if not self._requests:
             process.kill()  # nothing to draw (training failed or was interrupted): no need to wait for its imports
         for stream in (process.stdin, process.stdout):
             if stream is not None:
@@ -123,15 +145,15 @@ CHILD_COMMAND = "import sys; del sys.path[0]; from reinforce.run.plot_process im
 
 
 def _serve() -> None:
-    """The child of `PlotProcess`: import, read one request from stdin, draw it, reply on stdout, exit."""
+    """The child of `PlotProcess`: import, then for each request read from stdin draw it and reply; exit at EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import matplotlib.figure  # noqa: F401  (the import that overlaps the parent's work)
 
-    line = sys.stdin.readline()
-    if line:
+    for line in sys.stdin:
         request = json.loads(line)
+        draw = plot_comparison if request.get("comparison") else plot_runs
         try:
-            out = plot_runs(
+            out = draw(
                 [Path(path) for path in request["run_dirs"]], Path(request["out"]), threshold=request["threshold"]
             )
             reply = {"out": str(out)}

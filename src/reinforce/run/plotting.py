@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -152,12 +154,20 @@ def new_figure(width: float, height: float) -> Any:
 
 
 def save_figure(figure: Any, out: Path) -> Path:
-    """Lay out and write ``figure`` (PNG, SVG or PDF by extension); an unwritable ``out`` is a `ReinforceError`."""
+    """Lay out and write ``figure`` (PNG, SVG or PDF by extension); an unwritable ``out`` is a `ReinforceError`.
+
+    The file is written beside ``out`` and renamed onto it: a process killed while drawing leaves ``out`` as
+    it was.
+    """
     figure.tight_layout()
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out, dpi=110)
+        figure.savefig(partial, dpi=110, format=out.suffix.lstrip(".").lower() or None)
+        os.replace(partial, out)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
         raise ReinforceError(f"cannot write {out} ({exc.strerror or exc}): choose another output path") from None
     return out
 
