@@ -10,14 +10,15 @@ so all rows measure the same workload: episodes of about 20 steps, the hardest c
 
     python benchmarks/throughput.py [--num-envs 1,4,16,...] [--episodes-per-env 1,16] [--min-steps 20000]
 
-``--numpy-samplers ENV_ID,...`` measures instead what the NumPy samplers of collection give (`MLPSampler`,
-`GaussianMLPSampler`): per env id, two agents with the shipped settings (``Reinforce(env_id, seed=0)``) train
-side by side, one with the samplers and one with them disabled (their ``of`` returning None, the switch the
-tests use), in interleaved blocks of updates of at least ``--block-steps`` env steps, ``--repeats`` blocks each.
-It prints training env steps per wall second and per CPU second of this process, the collection's share of
-the wall time, the ratio on / off per block (median) and the load average before and after.
+``--samplers ENV_ID,...`` measures instead what collection's samplers give (`MLPSampler` and
+`GaussianMLPSampler`: the policy's steps without its modules and Distribution): per env id, two agents with the
+shipped settings (``Reinforce(env_id, seed=0)``) train side by side, one with the samplers and one with them
+disabled (their ``of`` returning None, the switch the tests use), in interleaved blocks of updates of at least
+``--block-steps`` env steps, ``--repeats`` blocks each. It prints training env steps per wall second and per CPU
+second of this process, the collection's share of the wall time, the ratio on / off per block (median) and the
+load average before and after.
 
-    python benchmarks/throughput.py --numpy-samplers HalfCheetah-v5,Hopper-v5 [--repeats 5] [--block-steps 8000]
+    python benchmarks/throughput.py --samplers HalfCheetah-v5,Hopper-v5 [--repeats 5] [--block-steps 8000]
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def reinforce_row(num_envs: int, episodes_per_env: int, min_steps: int) -> tuple
 
 @contextlib.contextmanager
 def samplers_disabled() -> Iterator[None]:
-    """Collection without the NumPy samplers: their ``of`` returns None (the torch path), as the tests switch it."""
+    """Collection without the samplers: their ``of`` returns None (the policy's own call), as the tests switch it."""
     saved = {kind: kind.__dict__["of"] for kind in (MLPSampler, GaussianMLPSampler)}
     try:
         for kind in saved:
@@ -110,7 +111,7 @@ def train_block(agent: Reinforce, block_steps: int) -> tuple[int, float, float, 
 
 
 def sampler_rows(env_ids: list[str], repeats: int, block_steps: int) -> None:
-    """The table of ``--numpy-samplers``: training env steps/s with the NumPy samplers and without, interleaved."""
+    """The table of ``--samplers``: training env steps/s with collection's samplers and without, interleaved."""
     print(f"# {versions('torch', 'gymnasium', 'numpy', 'mujoco')}; {machine()}")
     print(f"# blocks of >= {block_steps} env steps, {repeats} per mode, interleaved (on, off, on, off, ...)")
     print(
@@ -151,13 +152,13 @@ def main() -> None:
     parser.add_argument("--num-envs", default="1,4,16,32,64,256,1024,2048,4096")
     parser.add_argument("--episodes-per-env", default="1,16", help="episodes per update per environment")
     parser.add_argument("--min-steps", type=int, default=20_000, help="env steps timed per row, at least")
-    parser.add_argument("--numpy-samplers", default="", metavar="ENV_ID,...", help="samplers on/off (see above)")
-    parser.add_argument("--repeats", type=int, default=5, help="--numpy-samplers: blocks per mode")
-    parser.add_argument("--block-steps", type=int, default=8000, help="--numpy-samplers: env steps per block")
+    parser.add_argument("--samplers", default="", metavar="ENV_ID,...", help="samplers on / off (see above)")
+    parser.add_argument("--repeats", type=int, default=5, help="--samplers: blocks per mode")
+    parser.add_argument("--block-steps", type=int, default=8000, help="--samplers: env steps per block")
     args = parser.parse_args()
     torch.set_num_threads(1)  # reinforce's default; the tutorial loop gets the same
-    if args.numpy_samplers:
-        sampler_rows(args.numpy_samplers.split(","), args.repeats, args.block_steps)
+    if args.samplers:
+        sampler_rows(args.samplers.split(","), args.repeats, args.block_steps)
         return
     print(
         f"# CartPole-v1 throughput, Python {platform.python_version()}, torch {torch.__version__}, "

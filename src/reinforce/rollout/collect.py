@@ -63,10 +63,11 @@ def collect(
     """Run ``policy`` in ``envs`` until exactly ``num_episodes`` complete episodes have been collected.
 
     One batched policy call per step serves all environments; per-environment Python runs only when an
-    episode ends. On the CPU, reinforce's own softmax and Gaussian MLP policies take their steps outside torch
-    (`reinforce.rollout.mlp_sampler.MLPSampler`, `reinforce.core.textbook.LinearSoftmaxSampler`,
-    `reinforce.rollout.gaussian_sampler.GaussianMLPSampler`): the same distribution and the same draws of
-    torch's generator (the same actions but where float rounding differs).
+    episode ends. On the CPU, reinforce's own softmax policies take their steps outside torch
+    (`reinforce.rollout.mlp_sampler.MLPSampler`, `reinforce.core.textbook.LinearSoftmaxSampler`): the same
+    distribution and the same draws of torch's generator (the same actions but where float rounding differs);
+    its Gaussian MLP policies without their modules and Distribution
+    (`reinforce.rollout.gaussian_sampler.GaussianMLPSampler`: the same actions bit for bit).
 
     Args:
         envs: a vector env with next-step autoreset (see `reinforce.rollout.envs.make_vec_env`).
@@ -92,7 +93,8 @@ def collect(
             return sample_logits(logits(observations), deterministic)
         return sample_actions(policy(observations, action_masks), deterministic)
 
-    # a small linear softmax policy samples in Python floats, reinforce's MLPs in NumPy (the same law and draws)
+    # a small linear softmax policy samples in Python floats, reinforce's softmax MLP in NumPy (the same law and
+    # draws), its Gaussian MLP by torch's functions without the modules and the Distribution (the same actions)
     sampler: Sampler | None = None
     if torch.device(device).type == "cpu":
         linear = None if deterministic else LinearSoftmaxSampler.of(policy, envs.num_envs)
@@ -115,8 +117,9 @@ def collect(
 
 
 Sampler = Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]
-"""The policy's actions ``[N, ...]`` for a NumPy batch of observations, computed outside torch (`LinearSoftmaxSampler`,
-`MLPSampler`, `GaussianMLPSampler`): `collect_groups` uses it for the steps without action masks."""
+"""The policy's actions ``[N, ...]`` for a NumPy batch of observations, computed without the policy's call
+(`LinearSoftmaxSampler`, `MLPSampler`, `GaussianMLPSampler`): `collect_groups` uses it for the steps without
+action masks."""
 
 Act = Callable[[Tensor, "Tensor | None"], Tensor]
 """One batched policy call: observations ``[N, *obs_shape]`` and action masks ``[N, width]`` (or None) on the

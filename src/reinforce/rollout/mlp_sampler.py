@@ -4,9 +4,7 @@ In a collection loop each torch kernel of the policy call costs several times wh
 step runs in between): the default CartPole policy's call (the encoder, two linear layers, the activation, the
 inverse CDF) cost more than the env's step, the same arithmetic in NumPy about half as much (docs/benchmarks.md,
 "Cheaper steps: the policy's samples in NumPy"). A population's members share one (`MLPSampler.of_members`), their
-uniforms drawn from each member's own generator a block of steps at a time (`MemberUniforms`). The encoder and
-body in NumPy (`mlp_parts`, `mlp_outputs`) also serve the Gaussian policies' sampler
-(`reinforce.rollout.gaussian_sampler`).
+uniforms drawn from each member's own generator a block of steps at a time (`MemberUniforms`).
 """
 
 from __future__ import annotations
@@ -30,12 +28,7 @@ _NUMPY_ACTIVATIONS: dict[type[nn.Module], Any] = {nn.ReLU: lambda x: np.maximum(
 
 
 Layers = list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
-"""Per linear layer, the weight transposed and the bias: ``[in, out]`` and ``[out]`` of one policy (`mlp_parts`), or
-``[K, in, out]`` and ``[K, 1, out]`` of K policies."""
-
-Normalization = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
-"""The encoder's float32 ``(mean, 1 / std)`` (`ObservationEncoder.normalization`): ``[F]`` each for one policy,
-``[K, 1, F]`` for K."""
+"""Per linear layer, the weight transposed ``[K, in, out]`` and the bias ``[K, 1, out]`` of K policies."""
 
 
 UNIFORM_BLOCK = 64
@@ -98,19 +91,19 @@ class MLPSampler:
         self,
         layers: Layers,
         activation: Any,
-        normalization: Normalization | None,
+        normalization: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None,
         deterministic: bool,
         uniforms: MemberUniforms | None = None,
     ) -> None:
         self.members = len(layers[0][0])
         if self.members == 1:  # two-dimensional products, as torch's linear layers compute them
             layers = [(weight[0], bias[0]) for weight, bias in layers]
-            normalization = None if normalization is None else (normalization[0][0], normalization[1][0])
         self.layers = layers
         self.activation = activation
         self.normalization = normalization
         self.deterministic = deterministic
         self.uniforms = uniforms
+        self.dtype = layers[0][0].dtype
         self.torch_dtype = torch.from_numpy(layers[0][0][:0]).dtype
 
     @classmethod
@@ -161,8 +154,22 @@ class MLPSampler:
             return self._actions(observations)
 
     def _actions(self, observations: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        rows = len(observations)
-        values = mlp_outputs(observations, self.layers, self.activation, self.normalization, self.members)
+        rows, members = len(observations), self.members
+        shape = (rows, -1) if members == 1 else (members, rows // members, -1)
+        values = np.asarray(observations).reshape(shape).astype(np.float32, copy=False)  # the encoder's .float()
+        if self.normalization is not None:
+            mean, scale = self.normalization
+            if members == 1:
+                mean, scale = mean[0], scale[0]
+            values = np.clip((values - mean) * scale, -NORMALIZED_OBSERVATION_CLIP, NORMALIZED_OBSERVATION_CLIP)
+        values = values.astype(self.dtype, copy=False)
+        last = len(self.layers) - 1
+        for index, (weight, bias) in enumerate(self.layers):
+            values = values @ weight
+            values += bias
+            if index < last:
+                values = self.activation(values)
+        values = values.reshape(rows, -1)
         if self.deterministic:
             modes: np.ndarray[Any, Any] = values.argmax(-1).astype(np.int64, copy=False)
             return modes
@@ -178,47 +185,30 @@ class MLPSampler:
         return actions
 
 
-def mlp_outputs(
-    observations: np.ndarray[Any, Any],
-    layers: Layers,
-    activation: Any,
-    normalization: Normalization | None,
-    members: int = 1,
-) -> np.ndarray[Any, Any]:
-    """The MLP's outputs ``[N, out]`` for ``[N, *obs_shape]`` observations, as the encoder and the body compute them.
-
-    ``layers``, ``normalization``: one policy's (`mlp_parts`; two-dimensional weights), or K members' stacked
-    (``[K, in, out]`` weights, ``[K, 1, F]`` statistics; row block k is member k's).
-    """
-    rows = len(observations)
-    shape = (rows, -1) if members == 1 else (members, rows // members, -1)
-    values = np.asarray(observations).reshape(shape).astype(np.float32, copy=False)  # the encoder's .float()
-    if normalization is not None:
-        mean, scale = normalization
-        values = np.clip((values - mean) * scale, -NORMALIZED_OBSERVATION_CLIP, NORMALIZED_OBSERVATION_CLIP)
-    values = values.astype(layers[0][0].dtype, copy=False)
-    last = len(layers) - 1
-    for index, (weight, bias) in enumerate(layers):
-        values = values @ weight
-        values += bias
-        if index < last:
-            values = activation(values)
-    return values.reshape(rows, -1)
-
-
-def _parts(policy: Policy) -> tuple[Layers, Any, Normalization | None] | None:
-    """One softmax policy's `mlp_parts`, or None (see `MLPSampler`)."""
+def _parts(policy: Policy) -> tuple[Layers, Any, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None] | None:
+    """One policy's layers (weights transposed, copied), activation and normalisation, or None (see `MLPSampler`)."""
     if type(policy) is not CategoricalPolicy:  # also a user's whole policy, which has no encoder
         return None
-    return mlp_parts(policy)
+    modules = mlp_modules(policy)
+    if modules is None:
+        return None
+    encoder, linears, activation = modules
+    # copies: the parameters as they are now, laid out for NumPy's matrix product
+    layers = [(layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy()) for layer in linears]
+    normalization = None
+    if encoder.normalize:  # the encoder's own statistics, once for the whole collection
+        mean, scale = encoder.normalization()
+        normalization = (mean.numpy(), scale.numpy())
+    return layers, None if activation is None else _NUMPY_ACTIVATIONS[activation], normalization
 
 
-def mlp_parts(policy: Policy) -> tuple[Layers, Any, Normalization | None] | None:
-    """The layers (weights ``[in, out]``, copied), activation and normalisation of reinforce's encoder and MLP body.
+def mlp_modules(policy: Policy) -> tuple[ObservationEncoder, list[nn.Linear], type[nn.Module] | None] | None:
+    """The Box encoder, the linear layers and the activation (None: one layer) of reinforce's encoder and MLP body.
 
-    None where ``policy`` has none (a user's whole policy or network), or they are not what `mlp_outputs` computes:
-    an encoder of Discrete observations or images, another module than Linear, ReLU and Tanh, a hook on the
-    policy, encoder, body or a layer, parameters off the CPU or not float32.
+    None where ``policy`` has none (a user's whole policy or network) or they are not what the samplers compute
+    (`MLPSampler`, `reinforce.rollout.gaussian_sampler.GaussianMLPSampler`): an encoder of Discrete observations
+    or images, another module than Linear (with a bias), ReLU and Tanh, a hook on the policy, its encoder, body or
+    a layer, parameters off the CPU or not float32.
     """
     encoder, body = getattr(policy, "encoder", None), getattr(policy, "body", None)
     if type(encoder) is not ObservationEncoder:
@@ -240,10 +230,4 @@ def mlp_parts(policy: Policy) -> tuple[Layers, Any, Normalization | None] | None
     # float32 only: the encoder gives float32 features, which torch's layers of another dtype refuse
     if any(parameter.device.type != "cpu" or parameter.dtype != torch.float32 for parameter in parameters):
         return None
-    # copies: the parameters as they are now, laid out for NumPy's matrix product
-    layers = [(layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy()) for layer in linears]
-    normalization = None
-    if encoder.normalize:  # the encoder's own statistics, once for the whole collection
-        mean, scale = encoder.normalization()
-        normalization = (mean.numpy(), scale.numpy())
-    return layers, _NUMPY_ACTIVATIONS[kinds.pop()] if kinds else None, normalization
+    return encoder, linears, kinds.pop() if kinds else None
