@@ -37,11 +37,10 @@ def gaussian_policy(
     policy = make_policy(
         observation_space,
         action_space,
-        hidden_sizes=(16, 8),
         activation=activation,  # type: ignore[arg-type]
         normalize_observations=normalize,
         action_squash=squash,  # type: ignore[arg-type]
-        **kwargs,
+        **{"hidden_sizes": (16, 8), **kwargs},
     )
     if isinstance(policy, GaussianPolicy) and not policy.state_dependent:
         with torch.no_grad():
@@ -89,6 +88,21 @@ def test_gaussian_sampler_draws_the_torch_paths_actions_and_normals(
         assert not np.allclose(ours[0], ours[2], atol=1e-3)
 
 
+def test_a_linear_gaussian_policy_is_sampled_alike() -> None:
+    """``hidden_sizes=()``: one linear layer, no activation; the same samples and generator state."""
+    policy = gaussian_policy(hidden_sizes=())
+    observations = random_observations()
+    sampler = GaussianMLPSampler.of(policy, ROWS)
+    assert sampler is not None
+    torch.manual_seed(2)
+    ours = sampler(observations)
+    state = torch.get_rng_state()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        np.testing.assert_array_equal(ours, sample_actions(policy(torch.from_numpy(observations))).numpy())
+    assert torch.equal(state, torch.get_rng_state())
+
+
 class Doubled(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return features * 2
@@ -122,6 +136,9 @@ def test_the_gaussian_sampler_leaves_other_policies_to_torch() -> None:
 def batches_and_states(policy: Policy, monkeypatch: pytest.MonkeyPatch, deterministic: bool) -> list[Any]:
     """A collection on toy/Continuous-v0 with `GaussianMLPSampler`, then without it: batch and generator state."""
     assert GaussianMLPSampler.of(policy, 3) is not None
+    steps = []
+    sample = GaussianMLPSampler.__call__
+    monkeypatch.setattr(GaussianMLPSampler, "__call__", lambda self, rows: steps.append(rows) or sample(self, rows))
     results = []
     for fast in (True, False):
         if not fast:
@@ -130,6 +147,8 @@ def batches_and_states(policy: Policy, monkeypatch: pytest.MonkeyPatch, determin
         torch.manual_seed(7)
         results.append((collect(envs, policy, 7, seed=3, deterministic=deterministic), torch.get_rng_state()))
         envs.close()
+        assert len(steps) == (len(results[0][0].mask) if fast else 0)  # collect took every step with the sampler
+        steps.clear()
     return results
 
 

@@ -3,8 +3,8 @@
 The Box counterpart of `reinforce.rollout.mlp_sampler.MLPSampler`. On the MuJoCo preset (4 envs, a 64x64 tanh MLP)
 the policy call cost about a quarter of a collection step, most of it not arithmetic: the module calls, the
 ``Normal`` and ``Independent`` (or `TanhNormal`) objects built at every step. The same torch operations called
-directly cost about a quarter of it, and they are the same kernels on the same operands, so the actions are the
-torch path's bit for bit (docs/benchmarks.md, "Gaussian policies' samples without the Distribution"; the same
+directly cost a quarter to a half of it, and they are the same kernels on the same operands, so the actions are
+the torch path's bit for bit (docs/benchmarks.md, "Gaussian policies' samples without the Distribution"; the same
 arithmetic in NumPy was as fast, but its rounding differs, which chaotic MuJoCo trajectories amplify).
 """
 
@@ -33,11 +33,11 @@ class GaussianMLPSampler:
     hooks), with either action squash: its actions are what the policy's distribution samples (the unclipped
     sample for ``"clip"``, the pre-squash value for ``"tanh"``), as a `reinforce.core.batch.RolloutBatch` stores
     them. Each step runs the operations of the policy's ``forward`` and of ``Normal.sample`` on the policy's
-    parameters: the encoder's ``(x - mean) * scale`` clamped (its statistics taken when the sampler is made: a
-    collection does not change them), ``nn.functional.linear`` and the activation per layer, the log-std
-    expanded, clamped and exponentiated, ``torch.normal(mean, std)``; deterministic, the mean (the mode of the
-    Normal and of `TanhNormal`) and no draw. So the actions, and torch's generator after them, are the torch
-    path's exactly.
+    parameters: the encoder's ``(x - mean) * scale`` clamped, ``nn.functional.linear`` and the activation per
+    layer, the log-std expanded, clamped and exponentiated, ``torch.normal(mean, std)``; deterministic, the mean
+    (the mode of the Normal and of `TanhNormal`) and no draw. So the actions, and torch's generator after them,
+    are the torch path's exactly. The encoder's statistics and the std are taken when the sampler is made (a
+    collection changes neither): one sampler per collection, as `reinforce.rollout.collect.collect` makes it.
     """
 
     def __init__(
