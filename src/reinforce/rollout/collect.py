@@ -36,6 +36,7 @@ from reinforce.rollout.actions import EnvActions as EnvActions  # re-exported: c
 from reinforce.rollout.actions import plain_categorical, sample_logits
 from reinforce.rollout.actions import sample_actions as sample_actions
 from reinforce.rollout.actions import to_env_actions as to_env_actions
+from reinforce.rollout.gaussian_sampler import GaussianMLPSampler
 from reinforce.rollout.masks import INFO_KEY, info_action_masks, mask_width, step_action_masks
 from reinforce.rollout.mlp_sampler import MLPSampler
 from reinforce.rollout.steps import (
@@ -64,7 +65,9 @@ def collect(
     One batched policy call per step serves all environments; per-environment Python runs only when an
     episode ends. On the CPU, reinforce's own softmax policies take their steps outside torch
     (`reinforce.rollout.mlp_sampler.MLPSampler`, `reinforce.core.textbook.LinearSoftmaxSampler`): the same
-    distribution and the same draws of torch's generator (the same actions but where float rounding differs).
+    distribution and the same draws of torch's generator (the same actions but where float rounding differs);
+    its Gaussian MLP policies without their modules and Distribution
+    (`reinforce.rollout.gaussian_sampler.GaussianMLPSampler`: the same actions bit for bit).
 
     Args:
         envs: a vector env with next-step autoreset (see `reinforce.rollout.envs.make_vec_env`).
@@ -90,7 +93,8 @@ def collect(
             return sample_logits(logits(observations), deterministic)
         return sample_actions(policy(observations, action_masks), deterministic)
 
-    # a small linear softmax policy samples in Python floats, reinforce's MLP in NumPy (the same law and draws)
+    # a small linear softmax policy samples in Python floats, reinforce's softmax MLP in NumPy (the same law and
+    # draws), its Gaussian MLP by torch's functions without the modules and the Distribution (the same actions)
     sampler: Sampler | None = None
     if torch.device(device).type == "cpu":
         linear = None if deterministic else LinearSoftmaxSampler.of(policy, envs.num_envs)
@@ -100,7 +104,11 @@ def collect(
             return _collect_one_env(
                 envs, env, act, linear, num_episodes, action_squash=squash, seed=seed, device=device
             )
-        sampler = linear or MLPSampler.of(policy, envs.num_envs, deterministic)
+        sampler = (
+            linear
+            or MLPSampler.of(policy, envs.num_envs, deterministic)
+            or GaussianMLPSampler.of(policy, envs.num_envs, deterministic)
+        )
     batch = collect_groups(
         envs, act, [num_episodes], action_squash=policy.action_squash, seed=seed, device=device, sampler=sampler
     )[0]
@@ -109,8 +117,9 @@ def collect(
 
 
 Sampler = Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]
-"""The policy's actions ``[N]`` for a NumPy batch of observations, computed outside torch (`LinearSoftmaxSampler`,
-`MLPSampler`): `collect_groups` uses it for the steps without action masks."""
+"""The policy's actions ``[N, ...]`` for a NumPy batch of observations, computed without the policy's call
+(`LinearSoftmaxSampler`, `MLPSampler`, `GaussianMLPSampler`): `collect_groups` uses it for the steps without
+action masks."""
 
 Act = Callable[[Tensor, "Tensor | None"], Tensor]
 """One batched policy call: observations ``[N, *obs_shape]`` and action masks ``[N, width]`` (or None) on the
@@ -144,7 +153,7 @@ def collect_groups(
             None continues the environments' random streams.
         device: where ``act`` runs.
         sampler: samples the steps without action masks in place of ``act`` (the same law and draws, see
-            `LinearSoftmaxSampler` and `MLPSampler`), or None.
+            `LinearSoftmaxSampler`, `MLPSampler` and `GaussianMLPSampler`), or None.
         sizes: the sub-envs of each group (>= 1 each, summing to ``num_envs``); None: equal groups.
 
     Returns:

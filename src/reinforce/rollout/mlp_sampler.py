@@ -189,7 +189,28 @@ def _parts(policy: Policy) -> tuple[Layers, Any, tuple[np.ndarray[Any, Any], np.
     """One policy's layers (weights transposed, copied), activation and normalisation, or None (see `MLPSampler`)."""
     if type(policy) is not CategoricalPolicy:  # also a user's whole policy, which has no encoder
         return None
-    encoder, body = policy.encoder, policy.body
+    modules = mlp_modules(policy)
+    if modules is None:
+        return None
+    encoder, linears, activation = modules
+    # copies: the parameters as they are now, laid out for NumPy's matrix product
+    layers = [(layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy()) for layer in linears]
+    normalization = None
+    if encoder.normalize:  # the encoder's own statistics, once for the whole collection
+        mean, scale = encoder.normalization()
+        normalization = (mean.numpy(), scale.numpy())
+    return layers, None if activation is None else _NUMPY_ACTIVATIONS[activation], normalization
+
+
+def mlp_modules(policy: Policy) -> tuple[ObservationEncoder, list[nn.Linear], type[nn.Module] | None] | None:
+    """The Box encoder, the linear layers and the activation (None: one layer) of reinforce's encoder and MLP body.
+
+    None where ``policy`` has none (a user's whole policy or network) or they are not what the samplers compute
+    (`MLPSampler`, `reinforce.rollout.gaussian_sampler.GaussianMLPSampler`): an encoder of Discrete observations
+    or images, another module than Linear (with a bias), ReLU and Tanh, a hook on the policy, its encoder, body or
+    a layer, parameters off the CPU or not float32.
+    """
+    encoder, body = getattr(policy, "encoder", None), getattr(policy, "body", None)
     if type(encoder) is not ObservationEncoder:
         return None
     if encoder.num_categories is not None or encoder.cnn is not None or type(body) is not nn.Sequential:
@@ -209,10 +230,4 @@ def _parts(policy: Policy) -> tuple[Layers, Any, tuple[np.ndarray[Any, Any], np.
     # float32 only: the encoder gives float32 features, which torch's layers of another dtype refuse
     if any(parameter.device.type != "cpu" or parameter.dtype != torch.float32 for parameter in parameters):
         return None
-    # copies: the parameters as they are now, laid out for NumPy's matrix product
-    layers = [(layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy()) for layer in linears]
-    normalization = None
-    if encoder.normalize:  # the encoder's own statistics, once for the whole collection
-        mean, scale = encoder.normalization()
-        normalization = (mean.numpy(), scale.numpy())
-    return layers, _NUMPY_ACTIVATIONS[kinds.pop()] if kinds else None, normalization
+    return encoder, linears, kinds.pop() if kinds else None
