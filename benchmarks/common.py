@@ -6,6 +6,10 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -35,6 +39,22 @@ def overrides(items: list[str]) -> dict[str, object]:
         except json.JSONDecodeError:
             parsed[name] = text
     return parsed
+
+
+def train_process_seconds(arguments: list[str]) -> tuple[float, float]:
+    """Wall clock and CPU time of a whole ``reinforce train ARGUMENTS --quiet`` process in a fresh run directory.
+
+    The CPU time is the process's and that of the children it waited for (the curves' child process).
+    """
+    with tempfile.TemporaryDirectory() as directory:
+        command = [sys.executable, "-m", "reinforce", "train", *arguments, "--quiet"]
+        command += ["--run-dir", str(Path(directory) / "run")]
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{' '.join(command)} failed")
+        return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
 
 
 def cpu_model() -> str:

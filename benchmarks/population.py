@@ -7,17 +7,24 @@ the population's construction is reported apart), and beside them this process's
 other work on the machine). Compare ratios within one run of the
 script: other work on the machine moves absolute seconds.
 
+With ``--processes ROUNDS``, whole processes instead, what a user runs and waits for: ``reinforce train ENV
+--seeds SEEDS`` against ``reinforce train ENV --seed S`` for each seed (imports, training, checkpoints, curves,
+evaluations, exit; CPU time includes the curves' child process), interleaved: per round a population process,
+each seed's process, a population process again.
+
     python benchmarks/population.py [--seeds 0-9] [--max-steps 300000] [--set num_envs=16 ...]
+    python benchmarks/population.py --processes 2 [--seeds 0-9]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
 import torch
-from common import add_set_option, overrides, seed_range
+from common import add_set_option, machine, overrides, seed_range, train_process_seconds
 
 from reinforce import Population, Reinforce
 from reinforce.config import stops_on
@@ -29,11 +36,15 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-9")
     parser.add_argument("--max-steps", type=int, default=300_000)
     parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--processes", type=int, default=0, metavar="ROUNDS", help="whole processes (see above)")
     add_set_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = seed_range(args.seeds)
     settings = overrides(args.set)
+    if args.processes:
+        compare_processes(args.env, args.seeds, seeds, args.processes)
+        return
 
     print("| seed | arm | solved | env steps | updates | seconds | CPU seconds |")
     print("| ---: | --- | --- | ---: | ---: | ---: | ---: |")
@@ -97,6 +108,37 @@ def main() -> None:
             f"{name}: population / seed {seeds[0]} alone: {total / first[index]:.2f}x; population / mean seed "
             f"alone: {total / mean_alone:.2f}x; population / median seed alone: {total / median_alone:.2f}x; "
             f"population / one after the other: {total / sum(row[index] for row in separate):.2f}x"
+        )
+
+
+def compare_processes(env_id: str, seeds_text: str, seeds: list[int], rounds: int) -> None:
+    """``--processes``: whole population processes against each seed's own process, interleaved; the ratios."""
+    print(f"# {machine()}, load before: {os.getloadavg()[0]:.1f}")
+    print("| round | process | wall s | CPU s |")
+    print("| ---: | --- | ---: | ---: |")
+    together: list[tuple[float, float]] = []
+    alone: dict[int, list[tuple[float, float]]] = {seed: [] for seed in seeds}
+    for index in range(rounds):
+        for arm in ["population", *seeds, "population"]:
+            if arm == "population":
+                seconds = train_process_seconds([env_id, "--seeds", seeds_text])
+                together.append(seconds)
+                label = f"--seeds {seeds_text}"
+            else:
+                seconds = train_process_seconds([env_id, "--seed", str(arm)])
+                alone[int(arm)].append(seconds)
+                label = f"--seed {arm}"
+            print(f"| {index} | {label} | {seconds[0]:.2f} | {seconds[1]:.2f} |", flush=True)
+    print(f"\nload after: {os.getloadavg()[0]:.1f}")
+    for name, column in (("wall", 0), ("CPU", 1)):
+        population = statistics.median(row[column] for row in together)
+        per_seed = [statistics.median(row[column] for row in rows) for rows in alone.values()]
+        mean_alone = statistics.mean(per_seed)
+        print(
+            f"{name}: population process (median {population:.2f} s) / mean seed's process ({mean_alone:.2f} s): "
+            f"{population / mean_alone:.2f}x; / seed {seeds[0]}'s process ({per_seed[0]:.2f} s): "
+            f"{population / per_seed[0]:.2f}x; / the seeds' processes one after the other: "
+            f"{population / sum(per_seed):.2f}x"
         )
 
 

@@ -26,17 +26,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
 
 import argparse
-import os
 import statistics
-import subprocess
-import tempfile
 import time
 from collections import deque
 from datetime import datetime, timezone
 
 import numpy as np
 import torch
-from common import add_set_option, machine, overrides, seed_range, versions
+from common import add_set_option, machine, overrides, seed_range, train_process_seconds, versions
 from tutorial_reinforce import TutorialAgent
 
 from reinforce import Reinforce
@@ -61,19 +58,6 @@ def train_to_verified(seed: int, max_steps: int, settings: dict[str, object]) ->
     }
     agent.close()
     return row
-
-
-def process_seconds(seed: int, extra: list[str]) -> tuple[float, float]:
-    """Wall clock and CPU time of a whole ``reinforce train CartPole-v1 --seed SEED --quiet`` process."""
-    with tempfile.TemporaryDirectory() as directory:
-        command = [sys.executable, "-m", "reinforce", "train", "CartPole-v1", "--seed", str(seed), "--quiet"]
-        command += ["--run-dir", str(Path(directory) / "run"), *extra]
-        start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"{' '.join(command)} failed")
-        return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
 
 
 def tutorial_loop(seed: int, max_steps: int, max_cpu_seconds: float) -> dict[str, float | bool | int]:
@@ -140,7 +124,7 @@ def main() -> None:
     tutorial, processes = [], []
     flags = [f"--{name.replace('_', '-')}={value}" for name, value in settings.items()]
     for seed in seed_range(args.tutorial_seeds):
-        processes.append(process_seconds(seed, flags))
+        processes.append(train_process_seconds(["CartPole-v1", "--seed", str(seed), *flags]))
         row = tutorial_loop(seed, args.max_steps, args.tutorial_max_seconds)
         tutorial.append(row)
         print(

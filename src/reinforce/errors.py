@@ -51,7 +51,7 @@ class TrainingInterrupted(Exception):
         signal_number: the signal that stopped training.
         run_dir: the run directory (None when `Reinforce.learn` had none).
         update: the update count of the last checkpoint written (None if there is none yet), or of the agent
-            when there is no run directory.
+            when there is no run directory; None for a population (each member has its own).
 
     Example:
         >>> try:  # doctest: +SKIP
@@ -60,22 +60,24 @@ class TrainingInterrupted(Exception):
         ...     agent = reinforce.resume(stop.run_dir)
     """
 
-    def __init__(self, signal_number: int, run_dir: str | None, update: int | None) -> None:
+    def __init__(
+        self, signal_number: int, run_dir: str | None, update: int | None, *, message: str | None = None
+    ) -> None:
         self.signal_number = signal_number
         self.run_dir = run_dir
         self.update = update
         if run_dir is None:
-            message = f"training stopped after update {update}"
+            default = f"training stopped after update {update}"
         elif update is None:
-            message = (
+            default = (
                 f"training stopped before its first checkpoint; start it again from update 0 with "
                 f"`reinforce train --resume {run_dir}`"
             )
         else:
-            message = (
+            default = (
                 f"checkpoint saved in {run_dir} at update {update}; resume with `reinforce train --resume {run_dir}`"
             )
-        super().__init__(message)
+        super().__init__(default if message is None else message)  # ``message``: a population's (one per member)
 
     @property
     def exit_code(self) -> int:

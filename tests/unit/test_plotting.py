@@ -153,6 +153,43 @@ def test_the_plot_process_draws_several_requests_in_order(tmp_path: Path, monkey
     assert not list(tmp_path.glob(".*.partial"))
 
 
+def test_a_curve_without_a_suffix_is_a_png_and_no_partial_file_stays(tmp_path: Path) -> None:
+    out = plot_runs([episodes_run(tmp_path)], tmp_path / "curve")
+    assert out.read_bytes().startswith(b"\x89PNG") and not list(tmp_path.glob(".*partial"))
+
+
+def test_many_requests_never_block_on_the_childs_replies(tmp_path: Path) -> None:
+    import signal
+
+    def hung(*_: object) -> None:
+        raise AssertionError("the parent and the child blocked each other")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        with PlotProcess() as plotter:  # each reply (a refusal) is longer than the pipe holds 600 times over
+            for index in range(1500):
+                plotter.submit([tmp_path / ("missing" * 20) / str(index)], tmp_path / f"{index}.png")
+            with pytest.raises(ReinforceError, match=r"and 1499 more plots refused"):
+                plotter.result()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_leaving_without_the_result_ends_the_child_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+    from reinforce.run.plotting import partial_path
+
+    run = episodes_run(tmp_path)
+    plotter = PlotProcess()
+    assert plotter.process is not None
+    partial = partial_path(tmp_path / "curve.png", plotter.process.pid)
+    partial.write_bytes(b"half a PNG")  # as a child killed while writing would leave it
+    plotter.submit([run], tmp_path / "curve.png")
+    plotter.close()  # an error or a signal before `result`: the child is ended at once
+    assert plotter.process is None and not partial.exists()
+
+
 def test_the_plot_process_child_ignores_modules_in_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -146,6 +146,26 @@ def test_each_member_is_announced_once_when_it_stops_committed_while_the_others_
     assert updates_then[1] < population.members[1].num_updates
 
 
+def test_a_signal_stops_a_population_with_the_command_that_resumes_it(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from reinforce.errors import TrainingInterrupted
+
+    population = Population("toy/Counting-v0", [3, 7], **TINY)
+    try:
+        with pytest.raises(TrainingInterrupted) as caught:  # the first member to stop sends the signal
+            population.learn(
+                [8, 400], run_dir=tmp_path, member_finished=lambda seed: os.kill(os.getpid(), signal.SIGTERM)
+            )
+    finally:
+        population.close()
+    assert f"resume with `reinforce train --seeds 3,7 --resume {tmp_path}`" in str(caught.value)
+    assert caught.value.exit_code == 143
+    for seed, member in zip((3, 7), population.members, strict=True):  # every member committed
+        assert reinforce.load(tmp_path / f"seed-{seed}").num_updates == member.num_updates
+
+
 def test_a_member_that_diverges_or_solves_leaves_the_others_training() -> None:
     population = Population(
         "toy/Counting-v0",

@@ -103,7 +103,9 @@ def train_population(
                 outcome = f"stopped ({population.errors[seed]})"
             click.echo(f"seed {seed}: {outcome} in {member.num_env_steps:,} env steps, {member.num_updates:,} updates")
             member_dir = run_dir / f"seed-{seed}"
-            line = final_evaluation(member, member_dir, verified, eval_episodes, curve=seed not in drawn)
+            line = final_evaluation(
+                member, member_dir, verified=verified, eval_episodes=eval_episodes, curve=seed not in drawn
+            )
             if line is not None:
                 click.echo(f"seed {seed}: {line}")
         # the seeds' mean and band (a single seed: its curve), as `reinforce plot RUN_DIR/seed-*` draws them

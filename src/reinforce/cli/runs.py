@@ -169,6 +169,7 @@ def check_new_run_dir(run_dir: Path | None, resume: str = "--resume") -> None:
 def final_evaluation(
     agent: Any,
     run_dir: Path,
+    *,
     verified: dict[str, Any] | None,
     eval_episodes: int,
     plotter: Any = None,

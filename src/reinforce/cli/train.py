@@ -37,7 +37,7 @@ from reinforce.errors import ReinforceError
     default=None,
     metavar="SEEDS",
     help="Train one agent per seed (0-9, 0,2,5) as one population in this process, each writing "
-    "RUN_DIR/seed-S; `reinforce plot RUN_DIR/seed-*` draws them together.",
+    "RUN_DIR/seed-S; RUN_DIR/curve.png draws the seeds' mean and band.",
 )
 @click.option(
     "--total-steps",
@@ -201,7 +201,7 @@ def train(
                 f"best of {len(evaluations.evaluations)} evaluations: mean return {best['mean_return']:.2f} at "
                 f"{best['env_steps']:,} env steps, saved in {evaluations.best_dir}"
             )
-        line = final_evaluation(agent, run_dir, verified, eval_episodes, plotter)
+        line = final_evaluation(agent, run_dir, verified=verified, eval_episodes=eval_episodes, plotter=plotter)
         if line is not None:
             click.echo(line)
     finally:

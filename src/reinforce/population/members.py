@@ -212,7 +212,8 @@ class Population:
             run_dir: the population's directory (None: nothing is written).
             checkpoint_every: a checkpoint of each member every this many of its updates (0: only at the end).
             member_finished: called with a member's seed once it has stopped and its run directory is committed,
-                while the others may train on (``reinforce train --seeds`` draws its curve then); once per member.
+                while the others may train on (``reinforce train --seeds`` draws its curve then): at most once per
+                member and call, and not for members that a signal or an exception stopped.
 
         Returns:
             self.
@@ -250,7 +251,11 @@ class Population:
             stop = stack.enter_context(StopSignals(self.members[0], root))
             self._train(runs, stop, member_finished)
         if stop.signal_number is not None:
-            raise TrainingInterrupted(stop.signal_number, None if root is None else str(root), None)
+            seeds = ",".join(map(str, self.seeds))
+            message = "training stopped; every member committed its last update" + (
+                f": resume with `reinforce train --seeds {seeds} --resume {root}`" if root is not None else ""
+            )
+            raise TrainingInterrupted(stop.signal_number, None if root is None else str(root), None, message=message)
         return self
 
     def _train(

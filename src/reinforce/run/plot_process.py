@@ -11,23 +11,24 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from reinforce.errors import ReinforceError
-from reinforce.run.plotting import plot_comparison, plot_runs
+from reinforce.run.plotting import partial_path, plot_comparison, plot_runs
 
 
 class PlotProcess:
-    """`plot_runs` in a child process, started early so that its imports overlap the caller's own work.
+    """`plot_runs` (and `plot_comparison`) in a child process, started early so that its imports overlap the caller's.
 
     ``reinforce train`` starts a `PlotProcess` before it imports torch and trains: the child imports numpy and
     matplotlib meanwhile, on another core; when training ends, `submit` (in `reinforce.training.finish_run`)
     hands it the run, the policy is evaluated while the child draws, and `result` waits for the file. What this
     saves, and costs, is measured in docs/benchmarks.md ("The curve's child process"). ``reinforce train
-    --seeds`` submits each member's curve as soon as that member stops, while the others train on; the child
-    draws the requests in order. If the child cannot be started, or fails in any way other than a
-    `ReinforceError` of `plot_runs`, the plots it did not draw are drawn in this process instead: the files are
-    the same either way.
+    --seeds`` submits each member's curve as soon as that member stops, while the others train on, and the
+    seeds' band at the end; the child draws the requests in order. If the child cannot be started, or fails in
+    any way other than a `ReinforceError` of the plot, the plots it did not draw are drawn in this process
+    instead: the files are the same either way. Leaving without `result` (an error, a signal) ends the child at
+    once: the curves it finished stay, the others are not drawn, and none is left half written.
 
     Example:
         >>> with PlotProcess() as plotter:  # doctest: +SKIP
@@ -38,8 +39,10 @@ class PlotProcess:
     """
 
     def __init__(self) -> None:
-        self._requests: list[tuple[list[Path], Path, float | None, bool]] = []
-        self.process: subprocess.Popen[str] | None
+        self._requests: list[PlotRequest] = []
+        self._replies: list[Any] = []
+        self._unread = b""  # the start of a reply line not yet complete
+        self.process: subprocess.Popen[bytes] | None
         try:
             self.process = subprocess.Popen(
                 # not `-m`, which puts the working directory first on the path: a matplotlib.py (or json.py,
@@ -48,7 +51,6 @@ class PlotProcess:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,  # its failures are reproduced, and reported, by the fallback
-                text=True,
                 start_new_session=True,  # a Ctrl-C in the terminal is the parent's to handle
             )
         except OSError:
@@ -70,57 +72,53 @@ class PlotProcess:
         Requests may follow one another until `result`; the child draws them in order. ``comparison``:
         `plot_comparison` instead (the seeds' mean and band of ``reinforce train --seeds``).
         """
-        self._requests.append((list(run_dirs), out, threshold, comparison))
+        request = PlotRequest(list(run_dirs), out, threshold, comparison)
+        self._requests.append(request)
         if self.process is None or self.process.stdin is None:
             return
-        document = {
-            "run_dirs": [str(path) for path in run_dirs],
-            "out": str(out),
-            "threshold": threshold,
-            "comparison": comparison,
-        }
         try:
-            self.process.stdin.write(json.dumps(document) + "\n")
+            while self._read_replies(0.0):  # the child's replies so far, so that its output never fills up
+                pass
+            self.process.stdin.write((json.dumps(request.document()) + "\n").encode())
             self.process.stdin.flush()
         except OSError:  # the child died: `result` draws the plots here
-            self.close()
+            self._end_child()
 
     def result(self) -> Path:
         """Wait for every submitted plot and return the last one's path (those the child did not draw: drawn here).
 
         Raises:
-            ReinforceError: `plot_runs` refused a request (e.g. an unwritable ``out``); the others are drawn.
+            ReinforceError: a plot was refused (e.g. an unwritable ``out``); the others are drawn.
         """
         if not self._requests:
             raise RuntimeError("PlotProcess.result() before submit()")
-        replies: list[Any] = []
-        if self.process is not None and self.process.stdin is not None and self.process.stdout is not None:
+        if self.process is not None and self.process.stdin is not None:
             with contextlib.suppress(OSError):  # a child that died leaves a broken pipe
                 self.process.stdin.close()  # no more requests: the child exits after the last one
-            # a child that hangs is given up on (and killed by `close`): the rest is drawn here instead
-            while len(replies) < len(self._requests):
-                ready, _, _ = select.select([self.process.stdout], [], [], REPLY_TIMEOUT_S)
-                try:
-                    replies.append(json.loads(self.process.stdout.readline() if ready else ""))
-                except json.JSONDecodeError:
-                    break
-            self.close()
+            # a child that does not answer in time is given up on (and ended): the rest is drawn here instead
+            while len(self._replies) < len(self._requests) and self._read_replies(REPLY_TIMEOUT_S):
+                pass
+        self.close()
         errors: list[str] = []
-        for index, (run_dirs, out, threshold, comparison) in enumerate(self._requests):
-            reply = replies[index] if index < len(replies) else None
+        for index, request in enumerate(self._requests):
+            reply = self._replies[index] if index < len(self._replies) else None
             if isinstance(reply, dict) and isinstance(reply.get("error"), str):
                 errors.append(reply["error"])
             elif not (isinstance(reply, dict) and isinstance(reply.get("out"), str)):
                 try:
-                    (plot_comparison if comparison else plot_runs)(run_dirs, out, threshold=threshold)
+                    request.draw()
                 except ReinforceError as exc:
                     errors.append(str(exc))
         if errors:
-            raise ReinforceError(errors[0])
-        return self._requests[-1][1]
+            more = f" (and {len(errors) - 1} more plots refused)" if len(errors) > 1 else ""
+            raise ReinforceError(errors[0] + more)
+        return self._requests[-1].out
 
     def close(self) -> None:
-        """End the child: killed if nothing was submitted, else it exits when its input closes (or in 5 s, killed)."""
+        """End the child: at once if a plot it was asked for is not drawn (nothing is half written), else when done."""
+        if self.process is not None and len(self._replies) < len(self._requests):
+            self._end_child()
+            return
         process, self.process = self.process, None
         if process is None:
             return
@@ -136,9 +134,68 @@ class PlotProcess:
             process.kill()
             process.wait()
 
+    def _read_replies(self, timeout: float) -> bool:
+        """Read what the child has replied, waiting up to ``timeout`` s for it; False when nothing came (or EOF)."""
+        assert self.process is not None and self.process.stdout is not None
+        descriptor = self.process.stdout.fileno()
+        ready, _, _ = select.select([descriptor], [], [], timeout)
+        chunk = os.read(descriptor, 1 << 16) if ready else b""
+        if not chunk:
+            return False
+        *lines, self._unread = (self._unread + chunk).split(b"\n")
+        for line in lines:
+            try:
+                self._replies.append(json.loads(line))
+            except json.JSONDecodeError:
+                self._replies.append(None)  # drawn here
+        return True
+
+    def _end_child(self) -> None:
+        """Kill the child and remove the file it may have been writing (`save_figure`'s partial file)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        for request in self._requests[len(self._replies) :]:
+            partial_path(request.out, process.pid).unlink(missing_ok=True)
+
+
+class PlotRequest(NamedTuple):
+    """One plot `PlotProcess` was asked for."""
+
+    run_dirs: list[Path]
+    out: Path
+    threshold: float | None
+    comparison: bool
+
+    def document(self) -> dict[str, Any]:
+        """The request as the child reads it (one JSON line)."""
+        return {
+            "run_dirs": [str(path) for path in self.run_dirs],
+            "out": str(self.out),
+            "threshold": self.threshold,
+            "comparison": self.comparison,
+        }
+
+    @classmethod
+    def of(cls, document: dict[str, Any]) -> PlotRequest:
+        """The request of a `document`."""
+        run_dirs = [Path(path) for path in document["run_dirs"]]
+        return cls(run_dirs, Path(document["out"]), document["threshold"], bool(document.get("comparison")))
+
+    def draw(self) -> Path:
+        """Draw it in this process (`plot_comparison` or `plot_runs`)."""
+        plot = plot_comparison if self.comparison else plot_runs
+        return plot(self.run_dirs, self.out, threshold=self.threshold)
+
 
 REPLY_TIMEOUT_S = 60.0
-"""How long `PlotProcess.result` waits for the child's reply before drawing the plot itself."""
+"""How long `PlotProcess.result` waits for each of the child's replies before drawing the rest itself."""
 
 CHILD_COMMAND = "import sys; del sys.path[0]; from reinforce.run.plot_process import _serve; _serve()"
 """What the `PlotProcess` child runs: `_serve`, without the working directory on its module path."""
@@ -150,13 +207,8 @@ def _serve() -> None:
     import matplotlib.figure  # noqa: F401  (the import that overlaps the parent's work)
 
     for line in sys.stdin:
-        request = json.loads(line)
-        draw = plot_comparison if request.get("comparison") else plot_runs
         try:
-            out = draw(
-                [Path(path) for path in request["run_dirs"]], Path(request["out"]), threshold=request["threshold"]
-            )
-            reply = {"out": str(out)}
+            reply = {"out": str(PlotRequest.of(json.loads(line)).draw())}
         except ReinforceError as exc:
             reply = {"error": str(exc)}
         sys.stdout.write(json.dumps(reply) + "\n")

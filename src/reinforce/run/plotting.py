@@ -153,17 +153,22 @@ def new_figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height))
 
 
-def save_figure(figure: Any, out: Path) -> Path:
-    """Lay out and write ``figure`` (PNG, SVG or PDF by extension); an unwritable ``out`` is a `ReinforceError`.
+def partial_path(out: Path, pid: int) -> Path:
+    """Where process ``pid``'s `save_figure` writes ``out`` before renaming it (beside it, hidden)."""
+    return out.with_name(f".{out.name}.{pid}.partial")
 
-    The file is written beside ``out`` and renamed onto it: a process killed while drawing leaves ``out`` as
-    it was.
+
+def save_figure(figure: Any, out: Path) -> Path:
+    """Lay out and write ``figure`` (PNG, SVG or PDF by extension; PNG without one); a `ReinforceError` if unwritable.
+
+    The file is written beside ``out`` (`partial_path`) and renamed onto it: a process killed while drawing leaves
+    ``out`` as it was (and `reinforce.run.plot_process.PlotProcess` removes its child's partial file).
     """
     figure.tight_layout()
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    partial = partial_path(out, os.getpid())
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(partial, dpi=110, format=out.suffix.lstrip(".").lower() or None)
+        figure.savefig(partial, dpi=110, format=out.suffix.lstrip(".").lower() or "png")
         os.replace(partial, out)
     except OSError as exc:
         with contextlib.suppress(OSError):
