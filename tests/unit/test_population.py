@@ -232,6 +232,33 @@ def test_cli_trains_seeds_as_a_population(
     assert "--seeds trains a population, which takes no --seed" in one_line(refused.stderr)
 
 
+def test_cli_a_signal_leaves_the_members_that_stopped_evaluated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import signal
+
+    from cli_support import one_line, run_main
+
+    from reinforce.cli import population as cli_population
+
+    evaluate = cli_population.final_evaluation
+
+    def evaluate_then_signal(*args: Any, **kwargs: Any) -> str | None:
+        line = evaluate(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # a signal once the first member is evaluated, the others training
+        return line
+
+    monkeypatch.setattr(cli_population, "final_evaluation", evaluate_then_signal)
+    args = ("train", "CartPole-v1", "--seeds", "0,1", "--num-envs", "4", "--hidden-sizes", "16")
+    result = run_main(
+        *args, "--reward-threshold", "15", "--run-dir", "pop", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert result.returncode == 143
+    assert "resume with `reinforce train --seeds 0,1 --resume pop`" in one_line(result.stderr)
+    assert any((tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").is_file() for seed in (0, 1))
+
+
 def test_a_population_resumes_from_its_members_run_directories(tmp_path: Path) -> None:
     train_population("toy/Counting-v0", [3, 7], 20, run_dir=tmp_path, checkpoint_every=1, **TINY)
     agents = [reinforce.resume(tmp_path / f"seed-{seed}") for seed in (3, 7)]

@@ -19,6 +19,7 @@ from reinforce.cli.runs import (
     finished_line,
     resumed_run,
 )
+from reinforce.errors import ReinforceError
 
 
 def train_population(
@@ -76,38 +77,46 @@ def train_population(
         existed = run_dir is not None and run_dir.exists()
         run_dir = claim_run_dir(population.members[0].env_id, None) if run_dir is None else run_dir
         threshold = population.members[0].reward_threshold
-        drawn: set[int] = set()
+        reports: dict[int, list[str]] = {}  # what is said of each member, in the seeds' order after training
+        failures: list[ReinforceError] = []
+        training = True
 
-        def draw_curve(seed: int) -> None:
+        def finish_member(seed: int) -> None:
+            """A member that has stopped: its curve (in the child), its final evaluation, what is said of it."""
             member = population.members[seeds.index(seed)]
-            # nothing for a finished resumed member (its directory stays as it was), nor for one that failed
-            # before any update (its files may be removed below; the parent draws it otherwise)
-            if seed not in finished and not (seed in population.errors and not member.num_updates):
-                drawn.add(seed)
-                member_dir = run_dir / f"seed-{seed}"
-                plotter.submit([member_dir], member_dir / CURVE_FILE, threshold=threshold)
-
-        population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every, member_finished=draw_curve)
-        if resume_dir is None and all(seed in population.errors for seed in seeds):
-            if not any(member.num_updates for member in population.members):
-                _remove_failed_runs(run_dir, seeds, existed)  # a new run that failed at once leaves nothing
-            raise population.errors[seeds[0]]
-        for seed, member in zip(seeds, population.members, strict=True):
-            if seed in finished:  # its run directory stays as it was (its evaluation.json included)
-                click.echo(f"seed {seed}: {finished[seed]}")
-                continue
+            # a finished resumed member's directory stays as it was; one that failed before any update waits for
+            # the end of training (a new population that failed at once leaves nothing)
+            waits = training and seed in population.errors and not member.num_updates
+            if seed in finished or seed in reports or waits:
+                return
             verifier = population.verifiers.get(seed)
             verified = None if verifier is None else verifier.verified
             outcome = "verified" if verified else "solved" if verifier is None and member.solved else "trained"
             if seed in population.errors:
                 outcome = f"stopped ({population.errors[seed]})"
-            click.echo(f"seed {seed}: {outcome} in {member.num_env_steps:,} env steps, {member.num_updates:,} updates")
+            reports[seed] = [f"{outcome} in {member.num_env_steps:,} env steps, {member.num_updates:,} updates"]
             member_dir = run_dir / f"seed-{seed}"
-            line = final_evaluation(
-                member, member_dir, verified=verified, eval_episodes=eval_episodes, curve=seed not in drawn
-            )
+            plotter.submit([member_dir], member_dir / CURVE_FILE, threshold=threshold)
+            try:  # now, so that a signal later leaves this member's run directory complete
+                line = final_evaluation(member, member_dir, verified=verified, eval_episodes=eval_episodes, curve=False)
+            except ReinforceError as error:  # said after training, the others train on
+                failures.append(error)
+                return
             if line is not None:
+                reports[seed].append(line)
+
+        population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every, member_finished=finish_member)
+        training = False
+        if resume_dir is None and all(seed in population.errors for seed in seeds):
+            if not any(member.num_updates for member in population.members):
+                _remove_failed_runs(run_dir, seeds, existed)  # a new run that failed at once leaves nothing
+            raise population.errors[seeds[0]]
+        for seed in seeds:
+            finish_member(seed)  # one that failed before any update while the others went on
+            for line in [finished[seed]] if seed in finished else reports.get(seed, []):
                 click.echo(f"seed {seed}: {line}")
+        if failures:
+            raise failures[0]
         # the seeds' mean and band (a single seed: its curve), as `reinforce plot RUN_DIR/seed-*` draws them
         members = [run_dir / f"seed-{seed}" for seed in seeds]
         plotter.submit(members, run_dir / CURVE_FILE, threshold=threshold, comparison=True)
