@@ -49,7 +49,8 @@ class TrainingInterrupted(Exception):
 
     Attributes:
         signal_number: the signal that stopped training.
-        run_dir: the run directory (None when `Reinforce.learn` had none).
+        run_dir: the run directory (None when `Reinforce.learn` had none); a population's: its members' parent
+            (each member resumes from ``run_dir/seed-S``).
         update: the update count of the last checkpoint written (None if there is none yet), or of the agent
             when there is no run directory; None for a population (each member has its own).
 

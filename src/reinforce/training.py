@@ -13,7 +13,7 @@ import logging
 import shutil
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -263,13 +263,20 @@ class StopSignals:
     """While active, `STOP_SIGNALS` (SIGINT, SIGTERM, SIGHUP) ask the learn loop to stop after the current update.
 
     The first signal is recorded in `signal_number` (the loop finishes its update, commits and stops); a second
-    one raises `TrainingInterrupted` at once, naming the last checkpoint written. The previous handlers are put
-    back on exit. Outside the main thread (where Python cannot set handlers) it does nothing.
+    one raises `TrainingInterrupted` at once, naming the last checkpoint written (``interrupted``, given: the
+    exception it raises instead, from the signal's number; a population's). The previous handlers are put back on
+    exit. Outside the main thread (where Python cannot set handlers) it does nothing.
     """
 
-    def __init__(self, agent: Reinforce, run_dir: Path | None) -> None:
+    def __init__(
+        self,
+        agent: Reinforce,
+        run_dir: Path | None,
+        interrupted: Callable[[int], TrainingInterrupted] | None = None,
+    ) -> None:
         self._agent = agent
         self._run_dir = run_dir
+        self._interrupted = interrupted
         self._previous: dict[int, Any] = {}
         self.signal_number: int | None = None
 
@@ -278,6 +285,8 @@ class StopSignals:
             self.signal_number = signal_number
             logger.info("signal %d: finishing the current update, then saving", signal_number)
             return
+        if self._interrupted is not None:
+            raise self._interrupted(signal_number)
         if self._run_dir is None:
             raise TrainingInterrupted(signal_number, None, self._agent.num_updates)
         raise TrainingInterrupted(signal_number, str(self._run_dir), self._agent.checkpoint_update)

@@ -167,7 +167,7 @@ def test_many_requests_never_block_on_the_childs_replies(tmp_path: Path) -> None
     previous = signal.signal(signal.SIGALRM, hung)
     signal.alarm(60)
     try:
-        with PlotProcess() as plotter:  # each reply (a refusal) is longer than the pipe holds 600 times over
+        with PlotProcess() as plotter:  # 1500 replies (refusals, each naming its long path) overflow the pipe
             for index in range(1500):
                 plotter.submit([tmp_path / ("missing" * 20) / str(index)], tmp_path / f"{index}.png")
             with pytest.raises(ReinforceError, match=r"and 1499 more plots refused"):

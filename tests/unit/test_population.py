@@ -146,24 +146,64 @@ def test_each_member_is_announced_once_when_it_stops_committed_while_the_others_
     assert updates_then[1] < population.members[1].num_updates
 
 
-def test_a_signal_stops_a_population_with_the_command_that_resumes_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_signal_stops_a_population_with_the_command_that_resumes_it(tmp_path: Path, signals: int) -> None:
     import os
     import signal
 
     from reinforce.errors import TrainingInterrupted
 
-    population = Population("toy/Counting-v0", [3, 7], **TINY)
+    def send(seed: int) -> None:  # the first member to stop sends the signal(s)
+        for _ in range(signals):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    population = Population("toy/Counting-v0", [3, 7, 8], **TINY)
     try:
-        with pytest.raises(TrainingInterrupted) as caught:  # the first member to stop sends the signal
-            population.learn(
-                [8, 400], run_dir=tmp_path, member_finished=lambda seed: os.kill(os.getpid(), signal.SIGTERM)
-            )
+        with pytest.raises(TrainingInterrupted) as caught:
+            population.learn([8, 400, 400], run_dir=tmp_path, checkpoint_every=1, member_finished=send)
     finally:
         population.close()
-    assert f"resume with `reinforce train --seeds 3,7 --resume {tmp_path}`" in str(caught.value)
-    assert caught.value.exit_code == 143
-    for seed, member in zip((3, 7), population.members, strict=True):  # every member committed
+    state = "every member committed its last update" if signals == 1 else "each member at its last checkpoint"
+    assert f"{state}: resume with `reinforce train --seeds 3,7-8 --resume {tmp_path}`" in str(caught.value)
+    assert caught.value.exit_code == 143 and caught.value.update is None
+    for seed, member in zip((3, 7, 8), population.members, strict=True):  # every member committed
         assert reinforce.load(tmp_path / f"seed-{seed}").num_updates == member.num_updates
+
+
+def test_cli_a_members_failed_evaluation_names_its_seed_and_the_others_train_and_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_support import one_line, run_main
+
+    from reinforce.cli import population as cli_population
+
+    evaluate = cli_population.final_evaluation
+    failed: list[Path] = []
+
+    def fail_once(member: Any, member_dir: Path, **kwargs: Any) -> str | None:
+        if not failed:
+            failed.append(member_dir)
+            raise OSError(28, "No space left on device", str(member_dir / "evaluation.json"))
+        return evaluate(member, member_dir, **kwargs)
+
+    monkeypatch.setattr(cli_population, "final_evaluation", fail_once)
+    args = ("train", "CartPole-v1", "--seeds", "0-2", "--num-envs", "4", "--hidden-sizes", "16")
+    result = run_main(
+        *args, "--reward-threshold", "40", "--run-dir", "pop", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert result.returncode == 1 and "No space left on device" in one_line(result.stderr)
+    for seed in (0, 1, 2):  # every member trained to its stop and committed, the failed one's evaluation aside
+        member_dir = tmp_path / "pop" / f"seed-{seed}"
+        assert reinforce.load(member_dir).checkpoint_update is not None
+        assert (member_dir / "evaluation.json").is_file() == (member_dir.name != failed[0].name)
+    assert result.stdout.count(": verified in ") == 3
+
+
+def test_a_population_names_its_seeds_as_the_command_line_does() -> None:
+    from reinforce.population.members import seeds_text
+
+    assert seeds_text(range(10)) == "0-9"  # type: ignore[arg-type]
+    assert [seeds_text(seeds) for seeds in ([0, 2, 3, 4, 7], [5], [3, 7], [9, 8])] == ["0,2-4,7", "5", "3,7", "9,8"]
 
 
 def test_a_member_that_diverges_or_solves_leaves_the_others_training() -> None:
@@ -255,8 +295,9 @@ def test_cli_a_signal_leaves_the_members_that_stopped_evaluated(
         *args, "--reward-threshold", "15", "--run-dir", "pop", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
     )
     assert result.returncode == 143
-    assert "resume with `reinforce train --seeds 0,1 --resume pop`" in one_line(result.stderr)
-    assert any((tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").is_file() for seed in (0, 1))
+    assert "resume with `reinforce train --seeds 0-1 --resume pop`" in one_line(result.stderr)
+    stopped = [seed for seed in (0, 1) if (tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").is_file()]
+    assert stopped and all((tmp_path / "pop" / f"seed-{seed}" / "curve.png").is_file() for seed in stopped)
 
 
 def test_a_population_resumes_from_its_members_run_directories(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from reinforce.cli.runs import (
     finished_line,
     resumed_run,
 )
-from reinforce.errors import ReinforceError
+from reinforce.errors import ReinforceError, TrainingInterrupted
 
 
 def train_population(
@@ -78,7 +78,8 @@ def train_population(
         run_dir = claim_run_dir(population.members[0].env_id, None) if run_dir is None else run_dir
         threshold = population.members[0].reward_threshold
         reports: dict[int, list[str]] = {}  # what is said of each member, in the seeds' order after training
-        failures: list[ReinforceError] = []
+        failures: list[tuple[int, Exception]] = []
+        redrawn: set[int] = set()
         training = True
 
         def finish_member(seed: int) -> None:
@@ -87,6 +88,10 @@ def train_population(
             # a finished resumed member's directory stays as it was; one that failed before any update waits for
             # the end of training (a new population that failed at once leaves nothing)
             waits = training and seed in population.errors and not member.num_updates
+            member_dir = run_dir / f"seed-{seed}"
+            if seed in finished and seed not in redrawn and not (member_dir / CURVE_FILE).exists():
+                redrawn.add(seed)  # a signal kept it from its curve
+                plotter.submit([member_dir], member_dir / CURVE_FILE, threshold=threshold)
             if seed in finished or seed in reports or waits:
                 return
             verifier = population.verifiers.get(seed)
@@ -95,17 +100,21 @@ def train_population(
             if seed in population.errors:
                 outcome = f"stopped ({population.errors[seed]})"
             reports[seed] = [f"{outcome} in {member.num_env_steps:,} env steps, {member.num_updates:,} updates"]
-            member_dir = run_dir / f"seed-{seed}"
             plotter.submit([member_dir], member_dir / CURVE_FILE, threshold=threshold)
             try:  # now, so that a signal later leaves this member's run directory complete
                 line = final_evaluation(member, member_dir, verified=verified, eval_episodes=eval_episodes, curve=False)
-            except ReinforceError as error:  # said after training, the others train on
-                failures.append(error)
+            except Exception as error:  # said after training; the others train on, and commit
+                failures.append((seed, error))
                 return
             if line is not None:
                 reports[seed].append(line)
 
-        population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every, member_finished=finish_member)
+        try:
+            population.learn(budgets, run_dir=run_dir, checkpoint_every=checkpoint_every, member_finished=finish_member)
+        except TrainingInterrupted:
+            with contextlib.suppress(ReinforceError, RuntimeError):  # RuntimeError: no curve was asked for
+                plotter.result()  # the stopped members' curves, asked for already, are drawn before the exit
+            raise
         training = False
         if resume_dir is None and all(seed in population.errors for seed in seeds):
             if not any(member.num_updates for member in population.members):
@@ -115,12 +124,16 @@ def train_population(
             finish_member(seed)  # one that failed before any update while the others went on
             for line in [finished[seed]] if seed in finished else reports.get(seed, []):
                 click.echo(f"seed {seed}: {line}")
-        if failures:
-            raise failures[0]
         # the seeds' mean and band (a single seed: its curve), as `reinforce plot RUN_DIR/seed-*` draws them
         members = [run_dir / f"seed-{seed}" for seed in seeds]
         plotter.submit(members, run_dir / CURVE_FILE, threshold=threshold, comparison=True)
         plotter.result()
+        if failures:  # the first, naming its seed (a ReinforceError: one line; other kinds as the CLI reports them)
+            seed, error = failures[0]
+            more = f" (and {len(failures) - 1} more members' evaluations failed)" if len(failures) > 1 else ""
+            if isinstance(error, ReinforceError):
+                raise ReinforceError(f"seed {seed}: {error}{more}") from None
+            raise error
     finally:
         population.close()
     click.echo(f"run directories: {run_dir}/seed-S (the seeds' mean and band: {run_dir / CURVE_FILE})")

@@ -212,8 +212,9 @@ class Population:
             run_dir: the population's directory (None: nothing is written).
             checkpoint_every: a checkpoint of each member every this many of its updates (0: only at the end).
             member_finished: called with a member's seed once it has stopped and its run directory is committed,
-                while the others may train on (``reinforce train --seeds`` draws its curve then): at most once per
-                member and call, and not for members that a signal or an exception stopped.
+                while the others may train on (``reinforce train --seeds`` draws its curve and evaluates it then):
+                at most once per member and call, and not for members that a signal or an exception stopped. An
+                exception it raises ends training as any other would (uncommitted updates lost): catch them.
 
         Returns:
             self.
@@ -248,15 +249,22 @@ class Population:
             for seed, run in zip(self.seeds, runs, strict=True):
                 if run.verifier is not None:
                     self.verifiers[seed] = run.verifier
-            stop = stack.enter_context(StopSignals(self.members[0], root))
+            at_once = functools.partial(self._interrupted, root=root, committed=False)
+            stop = stack.enter_context(StopSignals(self.members[0], root, at_once))
             self._train(runs, stop, member_finished)
         if stop.signal_number is not None:
-            seeds = ",".join(map(str, self.seeds))
-            message = "training stopped; every member committed its last update" + (
-                f": resume with `reinforce train --seeds {seeds} --resume {root}`" if root is not None else ""
-            )
-            raise TrainingInterrupted(stop.signal_number, None if root is None else str(root), None, message=message)
+            raise self._interrupted(stop.signal_number, root=root, committed=True)
         return self
+
+    def _interrupted(self, signal_number: int, *, root: Path | None, committed: bool) -> TrainingInterrupted:
+        """What a signal raises: after the round, every member committed, or at once (a second signal)."""
+        if root is None:
+            message = "training stopped after the current round" if committed else "training stopped at once"
+        else:
+            state = "every member committed its last update" if committed else "each member at its last checkpoint"
+            seeds = seeds_text(self.seeds)
+            message = f"training stopped, {state}: resume with `reinforce train --seeds {seeds} --resume {root}`"
+        return TrainingInterrupted(signal_number, None if root is None else str(root), None, message=message)
 
     def _train(
         self, runs: Sequence[MemberRun], stop: StopSignals, member_finished: Callable[[int], None] | None = None
@@ -291,7 +299,7 @@ class Population:
             riders = riding_checks(waiting, [run for _, run in running])
             finish_updates([(run, metrics) for run, metrics in waiting if all(run is not r for r, _ in riders)])
             announce([(seed, run) for seed, run in zip(self.seeds, runs, strict=True) if (seed, run) not in running])
-            if not running:
+            if not running or stop.signal_number is not None:  # a signal during the announcements: no more rounds
                 break
             members = [run.member for _, run in running]
             for member, (_, run) in zip(members, running, strict=True):
@@ -362,6 +370,20 @@ class Population:
             self.envs.close()
         for member in getattr(self, "members", ()):
             member.close()
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """``--seeds``' text for ``seeds``: runs of consecutive seeds as ranges (``0-9``, ``0-4,7``)."""
+    parts: list[str] = []
+    start = previous = None
+    for seed in [*seeds, None]:
+        if start is not None and previous is not None and (seed is None or seed != previous + 1):
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+            start = None
+        if seed is not None and start is None:
+            start = seed
+        previous = seed
+    return ",".join(parts)
 
 
 def _check_seeds(seeds: Sequence[int | None]) -> None:
