@@ -211,3 +211,14 @@ def test_updates_with_the_gaussian_sampler_are_the_torch_paths(
             assert value == torchs[name], name
     for name, value in ours[-1].items():
         assert torch.equal(value, theirs[-1][name]), name
+
+
+def test_hooks_on_every_module_leave_both_samplers_to_torch() -> None:
+    box = gaussian_policy()
+    softmax = make_policy(OBSERVATIONS, spaces.Discrete(3), hidden_sizes=(4,))
+    assert GaussianMLPSampler.of(box, 4) is not None and MLPSampler.of(softmax, 4) is not None
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda module, inputs, output: None)
+    try:
+        assert GaussianMLPSampler.of(box, 4) is None and MLPSampler.of(softmax, 4) is None
+    finally:
+        handle.remove()

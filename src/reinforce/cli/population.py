@@ -99,7 +99,8 @@ def train_population(
             outcome = "verified" if verified else "solved" if verifier is None and member.solved else "trained"
             if seed in population.errors:
                 outcome = f"stopped ({population.errors[seed]})"
-            reports[seed] = [f"{outcome} in {member.num_env_steps:,} env steps, {member.num_updates:,} updates"]
+            updates = f"{member.num_updates:,} update{'' if member.num_updates == 1 else 's'}"
+            reports[seed] = [f"{outcome} in {member.num_env_steps:,} env steps, {updates}"]
             plotter.submit([member_dir], member_dir / CURVE_FILE, threshold=threshold)
             try:  # now, so that a signal later leaves this member's run directory complete
                 line = final_evaluation(member, member_dir, verified=verified, eval_episodes=eval_episodes, curve=False)

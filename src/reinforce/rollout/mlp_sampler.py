@@ -27,6 +27,10 @@ _NUMPY_ACTIVATIONS: dict[type[nn.Module], Any] = {nn.ReLU: lambda x: np.maximum(
 """The activations of `reinforce.core.networks.mlp` and their NumPy forms (in place where NumPy allows)."""
 
 
+_GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks")
+"""torch's registries of the forward hooks on every module (private: read with a default)."""
+
+
 Layers = list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
 """Per linear layer, the weight transposed ``[K, in, out]`` and the bias ``[K, 1, out]`` of K policies."""
 
@@ -208,7 +212,7 @@ def mlp_modules(policy: Policy) -> tuple[ObservationEncoder, list[nn.Linear], ty
     None where ``policy`` has none (a user's whole policy or network) or they are not what the samplers compute
     (`MLPSampler`, `reinforce.rollout.gaussian_sampler.GaussianMLPSampler`): an encoder of Discrete observations
     or images, another module than Linear (with a bias), ReLU and Tanh, a hook on the policy, its encoder, body or
-    a layer, parameters off the CPU or not float32.
+    a layer or on every module, parameters off the CPU or not float32.
     """
     encoder, body = getattr(policy, "encoder", None), getattr(policy, "body", None)
     if type(encoder) is not ObservationEncoder:
@@ -224,7 +228,9 @@ def mlp_modules(policy: Policy) -> tuple[ObservationEncoder, list[nn.Linear], ty
     if len(modules) % 2 == 0 or len(kinds) > 1 or not kinds <= set(_NUMPY_ACTIVATIONS):
         return None
     hooked = (bool(module._forward_hooks or module._forward_pre_hooks) for module in (policy, encoder, body, *modules))
-    if any(hooked):
+    # hooks on every module (`torch.nn.modules.module.register_module_forward_hook`) would see no call either
+    global_hooks = (getattr(torch.nn.modules.module, name, None) for name in _GLOBAL_HOOKS)
+    if any(hooked) or any(global_hooks):
         return None
     parameters = [parameter for layer in linears for parameter in (layer.weight, layer.bias)]
     # float32 only: the encoder gives float32 features, which torch's layers of another dtype refuse
