@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 from common import add_set_option, cpu_model, machine, overrides, seed_range, versions
 
+from reinforce.config_checks import seeds_text
+
 TARGETS: dict[str, tuple[float, str]] = {
     "CartPole-v1": (475.0, "the env's reward threshold"),
     "Acrobot-v1": (-100.0, "the env's reward threshold"),
@@ -338,7 +340,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         reached = f"{sum(value >= target[0] for value in returns)}/{len(returns)}" if target else "-"
         budget_text = f"{trials[0]['total_steps']:,}" + (" (shipped)" if budget == "shipped" else "")
         lines.append(
-            f"| {task} | {settings_text(json.loads(settings))} | {budget_text} | {seed_text(seeds)} "
+            f"| {task} | {settings_text(json.loads(settings))} | {budget_text} | {seeds_text(seeds)} "
             f"| {statistics.mean(returns):.1f} ± {std:.1f} | [{low:.1f}, {high:.1f}] | {min(returns):.1f} "
             f"| {target_text} | {reached} | {fresh_text(trials, target)} "
             f"| {statistics.median(t['env_steps'] for t in trials):,.0f} "
@@ -365,13 +367,6 @@ def raw_text(trials: list[dict[str, Any]]) -> str:
     """The median raw single-env step rate of the trials that measured it (files before it: ``-``)."""
     rates = [float(trial["raw_env_steps_per_s"]) for trial in trials if "raw_env_steps_per_s" in trial]
     return f"{statistics.median(rates):,.0f}" if rates else "-"
-
-
-def seed_text(seeds: list[int]) -> str:
-    """``100-109`` for a contiguous run of seeds, else ``100,102,105``."""
-    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}-{seeds[-1]}"
-    return ",".join(map(str, seeds))
 
 
 PLOT_COLUMNS = 4

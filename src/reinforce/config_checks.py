@@ -1,5 +1,7 @@
 """The limits and checks of `reinforce.config.TrainConfig`'s values, and of the seeds and counts given beside it.
 
+`seeds_text` writes seeds back as ``--seeds`` takes them.
+
 Every check raises `ReinforceError` naming the field, its value and what it must be: ``invalid lr=-1: must be a
 number > 0``.
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, get_args, get_type_hints
 
 import numpy as np
@@ -149,3 +152,17 @@ def check_config(config: TrainConfig) -> None:
         raise _fail(name, getattr(config, name), "applies to Ray rollouts only: set backend='ray'", also=("backend",))
     if config.backend == "ray" and episodes_per_update(config) < config.workers:
         raise _fail("workers", config.workers, "must not exceed the episodes per update (each worker collects a share)")
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """``--seeds``' text for ``seeds``: runs of consecutive seeds as ranges (``0-9``, ``0-4,7``)."""
+    parts: list[str] = []
+    start = previous = None
+    for seed in [*seeds, None]:
+        if start is not None and previous is not None and (seed is None or seed != previous + 1):
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+            start = None
+        if seed is not None and start is None:
+            start = seed
+        previous = seed
+    return ",".join(parts)

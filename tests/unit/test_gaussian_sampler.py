@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from sampler_support import drawn_alike
 from torch import nn
 
 from reinforce import Reinforce, collect, make_policy
@@ -68,16 +69,14 @@ def test_gaussian_sampler_draws_the_torch_paths_actions_and_normals(
     observations = random_observations()
     sampler = GaussianMLPSampler.of(policy, ROWS, deterministic)
     assert sampler is not None
-    ours, theirs = [], []
-    torch.manual_seed(9)
-    for rows in (ROWS, 7, ROWS):  # another number of rows between two steps of the usual one
-        ours.append(sampler(observations[:rows]))
-    state = torch.get_rng_state()
-    torch.manual_seed(9)
-    with torch.no_grad():
-        for rows in (ROWS, 7, ROWS):
-            theirs.append(sample_actions(policy(torch.from_numpy(observations[:rows])), deterministic).numpy())
-    assert torch.equal(state, torch.get_rng_state())
+    steps = (ROWS, 7, ROWS)  # another number of rows between two steps of the usual one
+    ours, theirs = drawn_alike(
+        lambda: [sampler(observations[:rows]) for rows in steps],
+        lambda: [
+            sample_actions(policy(torch.from_numpy(observations[:rows])), deterministic).numpy() for rows in steps
+        ],
+        9,
+    )
     for mine, torchs in zip(ours, theirs, strict=True):
         assert mine.dtype == torchs.dtype == np.float32 and mine.shape == torchs.shape
         np.testing.assert_array_equal(mine, torchs)
@@ -94,13 +93,10 @@ def test_a_linear_gaussian_policy_is_sampled_alike() -> None:
     observations = random_observations()
     sampler = GaussianMLPSampler.of(policy, ROWS)
     assert sampler is not None
-    torch.manual_seed(2)
-    ours = sampler(observations)
-    state = torch.get_rng_state()
-    torch.manual_seed(2)
-    with torch.no_grad():
-        np.testing.assert_array_equal(ours, sample_actions(policy(torch.from_numpy(observations))).numpy())
-    assert torch.equal(state, torch.get_rng_state())
+    ours, theirs = drawn_alike(
+        lambda: sampler(observations), lambda: sample_actions(policy(torch.from_numpy(observations))).numpy(), 2
+    )
+    np.testing.assert_array_equal(ours, theirs)
 
 
 class Doubled(nn.Module):

@@ -200,7 +200,7 @@ def test_cli_a_members_failed_evaluation_names_its_seed_and_the_others_train_and
 
 
 def test_a_population_names_its_seeds_as_the_command_line_does() -> None:
-    from reinforce.population.members import seeds_text
+    from reinforce.config_checks import seeds_text
 
     assert seeds_text(range(10)) == "0-9"  # type: ignore[arg-type]
     assert [seeds_text(seeds) for seeds in ([0, 2, 3, 4, 7], [5], [3, 7], [9, 8])] == ["0,2-4,7", "5", "3,7", "9,8"]
@@ -505,6 +505,7 @@ def test_cli_members_stop_verified_and_a_resume_leaves_them_as_they_are(
     for seed, evaluation in zip((0, 1), evaluations, strict=True):  # the confirmation, as the member evaluates
         returns = reinforce.load(tmp_path / "pop" / f"seed-{seed}").evaluate(100)["returns"]
         assert json.loads(evaluation)["returns"] == returns
+    (tmp_path / "pop" / "seed-0" / "curve.png").unlink()  # as a signal before the child drew it leaves it
     resumed = run_main(
         "train",
         "--seeds",
@@ -519,6 +520,7 @@ def test_cli_members_stop_verified_and_a_resume_leaves_them_as_they_are(
     )
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.count("already finished (verified at") == 2
+    assert (tmp_path / "pop" / "seed-0" / "curve.png").is_file()  # drawn again; nothing else changed
     assert [(tmp_path / "pop" / f"seed-{seed}" / "evaluation.json").read_text() for seed in (0, 1)] == evaluations
 
 

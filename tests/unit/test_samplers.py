@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from sampler_support import drawn_alike
 from torch import nn
 
 from reinforce import collect, make_policy
@@ -44,13 +45,9 @@ def test_mlp_sampler_draws_the_torch_paths_actions_and_uniforms(activation: str,
     observations = random_observations()
     sampler = MLPSampler.of(policy, len(observations))
     assert sampler is not None
-    torch.manual_seed(9)
-    ours = sampler(observations)
-    state = torch.get_rng_state()
-    torch.manual_seed(9)
-    with torch.no_grad():
-        theirs = sample_actions(policy(torch.from_numpy(observations))).numpy()
-    assert torch.equal(state, torch.get_rng_state())
+    ours, theirs = drawn_alike(
+        lambda: sampler(observations), lambda: sample_actions(policy(torch.from_numpy(observations))).numpy(), 9
+    )
     # equal but where a uniform falls within float rounding of a boundary (none in these 4000 rows)
     np.testing.assert_array_equal(ours, theirs)
     assert set(np.unique(ours)) == {0, 1, 2}  # not a degenerate policy
@@ -75,12 +72,9 @@ def test_sample_logits_is_sample_actions() -> None:
     assert logits_of is not None
     observations = torch.from_numpy(random_observations())
     with torch.no_grad():
-        torch.manual_seed(4)
-        ours = sample_logits(logits_of(observations))
-        state = torch.get_rng_state()
-        torch.manual_seed(4)
-        theirs = sample_actions(policy(observations))
-        assert torch.equal(state, torch.get_rng_state())
+        ours, theirs = drawn_alike(
+            lambda: sample_logits(logits_of(observations)), lambda: sample_actions(policy(observations)), 4
+        )
         assert torch.equal(ours, theirs)
         assert torch.equal(sample_logits(logits_of(observations), True), sample_actions(policy(observations), True))
 

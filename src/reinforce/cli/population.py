@@ -79,21 +79,20 @@ def train_population(
         threshold = population.members[0].reward_threshold
         reports: dict[int, list[str]] = {}  # what is said of each member, in the seeds' order after training
         failures: list[tuple[int, Exception]] = []
-        redrawn: set[int] = set()
-        training = True
+        for seed in finished:  # a finished resumed member's directory stays as it was, but for a curve a signal
+            member_dir = run_dir / f"seed-{seed}"  # kept from it
+            if not (member_dir / CURVE_FILE).exists():
+                plotter.submit([member_dir], member_dir / CURVE_FILE, threshold=threshold)
 
-        def finish_member(seed: int) -> None:
+        def finish_member(seed: int, *, after_training: bool = False) -> None:
             """A member that has stopped: its curve (in the child), its final evaluation, what is said of it."""
             member = population.members[seeds.index(seed)]
-            # a finished resumed member's directory stays as it was; one that failed before any update waits for
-            # the end of training (a new population that failed at once leaves nothing)
-            waits = training and seed in population.errors and not member.num_updates
-            member_dir = run_dir / f"seed-{seed}"
-            if seed in finished and seed not in redrawn and not (member_dir / CURVE_FILE).exists():
-                redrawn.add(seed)  # a signal kept it from its curve
-                plotter.submit([member_dir], member_dir / CURVE_FILE, threshold=threshold)
+            # one that failed before any update waits for the end of training (a new population that failed at
+            # once leaves nothing)
+            waits = not after_training and seed in population.errors and not member.num_updates
             if seed in finished or seed in reports or waits:
                 return
+            member_dir = run_dir / f"seed-{seed}"
             verifier = population.verifiers.get(seed)
             verified = None if verifier is None else verifier.verified
             outcome = "verified" if verified else "solved" if verifier is None and member.solved else "trained"
@@ -116,13 +115,12 @@ def train_population(
             with contextlib.suppress(ReinforceError, RuntimeError):  # RuntimeError: no curve was asked for
                 plotter.result()  # the stopped members' curves, asked for already, are drawn before the exit
             raise
-        training = False
         if resume_dir is None and all(seed in population.errors for seed in seeds):
             if not any(member.num_updates for member in population.members):
                 _remove_failed_runs(run_dir, seeds, existed)  # a new run that failed at once leaves nothing
             raise population.errors[seeds[0]]
         for seed in seeds:
-            finish_member(seed)  # one that failed before any update while the others went on
+            finish_member(seed, after_training=True)  # one that failed before any update while the others went on
             for line in [finished[seed]] if seed in finished else reports.get(seed, []):
                 click.echo(f"seed {seed}: {line}")
         # the seeds' mean and band (a single seed: its curve), as `reinforce plot RUN_DIR/seed-*` draws them

@@ -40,6 +40,7 @@ from gymnasium.vector import VectorEnv
 from reinforce.agent import Reinforce
 from reinforce.callbacks import EvalCallback
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, TrainConfig, as_count, episodes_per_update
+from reinforce.config_checks import seeds_text
 from reinforce.core.device import torch_threads
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.population.checks import riding_checks
@@ -370,20 +371,6 @@ class Population:
             self.envs.close()
         for member in getattr(self, "members", ()):
             member.close()
-
-
-def seeds_text(seeds: Sequence[int]) -> str:
-    """``--seeds``' text for ``seeds``: runs of consecutive seeds as ranges (``0-9``, ``0-4,7``)."""
-    parts: list[str] = []
-    start = previous = None
-    for seed in [*seeds, None]:
-        if start is not None and previous is not None and (seed is None or seed != previous + 1):
-            parts.append(str(start) if start == previous else f"{start}-{previous}")
-            start = None
-        if seed is not None and start is None:
-            start = seed
-        previous = seed
-    return ",".join(parts)
 
 
 def _check_seeds(seeds: Sequence[int | None]) -> None:

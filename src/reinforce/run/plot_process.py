@@ -115,19 +115,14 @@ class PlotProcess:
         return self._requests[-1].out
 
     def close(self) -> None:
-        """End the child: at once if a plot it was asked for is not drawn (nothing is half written), else when done."""
-        if self.process is not None and len(self._replies) < len(self._requests):
+        """End the child: at once if it has nothing to draw or left a plot undrawn (none half written), else on exit."""
+        if not self._requests or len(self._replies) < len(self._requests):
             self._end_child()
             return
         process, self.process = self.process, None
         if process is None:
             return
-        if not self._requests:
-            process.kill()  # nothing to draw (training failed or was interrupted): no need to wait for its imports
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):  # a child that died leaves a broken pipe
-                    stream.close()
+        _close_streams(process)
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -157,12 +152,17 @@ class PlotProcess:
             return
         process.kill()
         process.wait()
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        _close_streams(process)
         for request in self._requests[len(self._replies) :]:
             partial_path(request.out, process.pid).unlink(missing_ok=True)
+
+
+def _close_streams(process: subprocess.Popen[bytes]) -> None:
+    """Close the child's input and output (a child that died leaves a broken pipe)."""
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
 class PlotRequest(NamedTuple):
