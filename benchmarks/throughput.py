@@ -19,6 +19,12 @@ second of this process, the collection's share of the wall time, the ratio on / 
 load average before and after.
 
     python benchmarks/throughput.py --samplers HalfCheetah-v5,Hopper-v5 [--repeats 5] [--block-steps 8000]
+
+``--direct-steps ENV_ID,...`` measures the same way what stepping only the sub-envs that a collection still needs
+gives (`SyncSteps`, for a `SyncVectorEnv`: MuJoCo, Box2D and users' envs) against ``SyncVectorEnv.step`` of every
+sub-env, idle ones included.
+
+    python benchmarks/throughput.py --direct-steps Ant-v5,Hopper-v5,LunarLander-v3 [--repeats 5]
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from tutorial_reinforce import TutorialAgent
 from reinforce import Reinforce, collect
 from reinforce.rollout.gaussian_sampler import GaussianMLPSampler
 from reinforce.rollout.mlp_sampler import MLPSampler
+from reinforce.rollout.sync_steps import SyncSteps
 
 MIN_TIMED_BATCHES = 2
 """Each row times at least this many batches (after one untimed warm-up batch)."""
@@ -97,6 +104,21 @@ def samplers_disabled() -> Iterator[None]:
             kind.of = of  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def direct_steps_disabled() -> Iterator[None]:
+    """Collection with ``SyncVectorEnv.step`` of every sub-env: `SyncSteps.of` returns None, as the tests switch it."""
+    saved = SyncSteps.__dict__["of"]
+    try:
+        SyncSteps.of = classmethod(lambda cls, envs: None)  # type: ignore[method-assign,assignment]
+        yield
+    finally:
+        SyncSteps.of = saved  # type: ignore[method-assign]
+
+
+SWITCHES = {"samplers": samplers_disabled, "direct steps": direct_steps_disabled}
+"""What ``--samplers`` and ``--direct-steps`` switch off: a context in which collection goes without it."""
+
+
 def train_block(agent: Reinforce, block_steps: int) -> tuple[int, float, float, float]:
     """Updates until ``block_steps`` env steps: env steps, wall s, CPU s of this process, wall s of collection."""
     steps, collecting = 0, 0.0
@@ -110,12 +132,13 @@ def train_block(agent: Reinforce, block_steps: int) -> tuple[int, float, float, 
     return steps, time.perf_counter() - wall, time.process_time() - cpu, collecting
 
 
-def sampler_rows(env_ids: list[str], repeats: int, block_steps: int) -> None:
-    """The table of ``--samplers``: training env steps/s with collection's samplers and without, interleaved."""
+def switch_rows(switch: str, env_ids: list[str], repeats: int, block_steps: int) -> None:
+    """The table of ``--samplers`` or ``--direct-steps``: training env steps/s with ``switch`` and without."""
+    disabled = SWITCHES[switch]
     print(f"# {versions('torch', 'gymnasium', 'numpy', 'mujoco')}; {machine()}")
     print(f"# blocks of >= {block_steps} env steps, {repeats} per mode, interleaved (on, off, on, off, ...)")
     print(
-        "| env | samplers | env steps | wall s | CPU s | steps/s (wall) | steps/s (CPU) | collection share "
+        f"| env | {switch} | env steps | wall s | CPU s | steps/s (wall) | steps/s (CPU) | collection share "
         "| on / off (wall, median per block) | on / off (CPU) | load before / after |"
     )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
@@ -123,13 +146,13 @@ def sampler_rows(env_ids: list[str], repeats: int, block_steps: int) -> None:
         load_before = os.getloadavg()[0]
         agents = {"on": Reinforce(env_id, seed=0), "off": Reinforce(env_id, seed=0)}
         for mode, agent in agents.items():  # one untimed update each: imports, first calls
-            with samplers_disabled() if mode == "off" else contextlib.nullcontext():
+            with disabled() if mode == "off" else contextlib.nullcontext():
                 agent.update()
         totals = {mode: [0, 0.0, 0.0, 0.0] for mode in agents}
         rates: dict[str, list[tuple[float, float]]] = {mode: [] for mode in agents}
         for _ in range(repeats):
             for mode, agent in agents.items():
-                with samplers_disabled() if mode == "off" else contextlib.nullcontext():
+                with disabled() if mode == "off" else contextlib.nullcontext():
                     block = train_block(agent, block_steps)
                 totals[mode] = [total + part for total, part in zip(totals[mode], block, strict=True)]
                 rates[mode].append((block[0] / block[1], block[0] / block[2]))
@@ -153,12 +176,14 @@ def main() -> None:
     parser.add_argument("--episodes-per-env", default="1,16", help="episodes per update per environment")
     parser.add_argument("--min-steps", type=int, default=20_000, help="env steps timed per row, at least")
     parser.add_argument("--samplers", default="", metavar="ENV_ID,...", help="samplers on / off (see above)")
-    parser.add_argument("--repeats", type=int, default=5, help="--samplers: blocks per mode")
-    parser.add_argument("--block-steps", type=int, default=8000, help="--samplers: env steps per block")
+    parser.add_argument("--direct-steps", default="", metavar="ENV_ID,...", help="direct steps on / off (see above)")
+    parser.add_argument("--repeats", type=int, default=5, help="--samplers, --direct-steps: blocks per mode")
+    parser.add_argument("--block-steps", type=int, default=8000, help="--samplers, --direct-steps: env steps per block")
     args = parser.parse_args()
     torch.set_num_threads(1)  # reinforce's default; the tutorial loop gets the same
-    if args.samplers:
-        sampler_rows(args.samplers.split(","), args.repeats, args.block_steps)
+    if args.samplers or args.direct_steps:
+        switch = "samplers" if args.samplers else "direct steps"
+        switch_rows(switch, (args.samplers or args.direct_steps).split(","), args.repeats, args.block_steps)
         return
     print(
         f"# CartPole-v1 throughput, Python {platform.python_version()}, torch {torch.__version__}, "

@@ -29,7 +29,8 @@ class RolloutBatch:
     """``[T, N]`` float32 reward received after each action."""
     terminated: Tensor
     """``[T, N]`` bool: the env reached a terminal state after step t (as reported on every stepped
-    transition, idle ones included: combine with ``mask``, as `dones` does)."""
+    transition, idle ones included, false where an idle env was not stepped: combine with ``mask``, as `dones`
+    does)."""
     truncated: Tensor
     """``[T, N]`` bool: the env was cut (time limit) after step t without reaching a terminal state (a cut
     that falls on a terminal step counts as terminated only); unmasked like ``terminated``."""
@@ -46,7 +47,8 @@ class RolloutBatch:
     """Whether each episode ended by truncation, in the same order."""
     simulated_steps: int | None = None
     """Env transitions computed to collect the batch, reset and idle steps included (None: ``T * N``; less
-    for a batch assembled from several workers' batches of different lengths, see `concatenate_batches`)."""
+    where idle sub-envs were not stepped, see `reinforce.rollout.sync_steps`, and for a batch assembled from
+    several workers' batches of different lengths, see `concatenate_batches`)."""
     action_masks: Tensor | None = None
     """``[T, N, width]`` bool: the action mask each action was drawn under (true: allowed; ``width`` is ``n``
     for Discrete, ``sum(nvec)`` for MultiDiscrete, see `reinforce.rollout.masks`), every action allowed on steps

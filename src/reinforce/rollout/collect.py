@@ -49,6 +49,7 @@ from reinforce.rollout.steps import (
     stack_masks,
     step_envs,
 )
+from reinforce.rollout.sync_steps import SyncSteps
 
 
 def collect(
@@ -189,6 +190,7 @@ def collect_groups(
         key: [] for key in ("observations", "actions", "rewards", "terminated", "truncated", "mask")
     }
     episodes: list[tuple[list[float], list[int], list[bool]]] = [([], [], []) for _ in range(groups)]
+    direct = SyncSteps.of(envs)  # the idle sub-envs of a SyncVectorEnv are not stepped
     with torch.inference_mode():
         while active.any():
             valid = active & ~resetting
@@ -200,7 +202,11 @@ def collect_groups(
                 mask_tensor = None if action_masks is None else torch.as_tensor(action_masks, device=device)
                 actions = act(torch.as_tensor(observations, device=device), mask_tensor).cpu().numpy()
             check_actions(actions, observations, envs)
-            next_observations, rewards, terminated, truncated, infos = step_envs(envs, env_actions.numpy(actions))
+            if direct is None:
+                next_observations, rewards, terminated, truncated, infos = step_envs(envs, env_actions.numpy(actions))
+            else:
+                outcome = direct.step(env_actions.numpy(actions), active, resetting, observations)
+                next_observations, rewards, terminated, truncated, infos = outcome
             masks = info_action_masks(infos, action_space, envs)
             # a time limit that falls on a terminal step is a termination: the state really is terminal
             truncated = truncated & ~terminated
@@ -227,11 +233,15 @@ def collect_groups(
                     active[ended[restarts:]] = False
             resetting = done
             observations = next_observations
+    simulated: list[int | None] = [None] * groups  # None: every sub-env stepped every time, ``T * G``
+    if direct is not None:
+        direct.finish()
+        simulated = [int(direct.steps[starts[group] : starts[group + 1]].sum()) for group in range(groups)]
     stacked = {key: np.stack(values) for key, values in buffers.items()}
     tensors, last_observations = checked_tensors(stacked, observations, envs)
     all_masks = stack_masks(step_masks, num_envs, mask_width(action_space))
     if groups == 1:
-        return [rollout_batch(tensors, last_observations, all_masks, episodes[0])]
+        return [rollout_batch(tensors, last_observations, all_masks, episodes[0], simulated[0])]
     batches: list[RolloutBatch | None] = []
     for group in range(groups):
         columns = slice(int(starts[group]), int(starts[group + 1]))
@@ -247,6 +257,7 @@ def collect_groups(
                 last[columns],
                 None if all_masks is None else all_masks[:end, columns],
                 episodes[group],
+                simulated[group],
             )
         )
     return batches

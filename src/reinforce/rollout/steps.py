@@ -86,10 +86,16 @@ def check_observations(envs: VectorEnv[Any, Any, Any], observations: Any, call: 
     expected = (envs.num_envs, *(envs.single_observation_space.shape or ()))
     shape = getattr(observations, "shape", None)
     if shape != expected or getattr(observations, "dtype", np.dtype(object)).kind not in "biuf":
-        raise ReinforceError(
-            f"{env_name(envs)} returned observations of shape {shape} from {call}, not {expected[1:]} per "
-            f"environment as its observation space {envs.single_observation_space} says: fix the environment"
-        )
+        raise observations_error(envs, shape, call)
+
+
+def observations_error(envs: VectorEnv[Any, Any, Any], shape: Any, call: str) -> ReinforceError:
+    """The error for observations of ``shape`` (``[N, ...]``) from ``call`` that ``envs``' space does not allow."""
+    expected = tuple(envs.single_observation_space.shape or ())
+    return ReinforceError(
+        f"{env_name(envs)} returned observations of shape {shape} from {call}, not {expected} per "
+        f"environment as its observation space {envs.single_observation_space} says: fix the environment"
+    )
 
 
 def checked_tensors(
@@ -110,8 +116,9 @@ def rollout_batch(
     last_observations: Tensor,
     action_masks: Tensor | None,
     episodes: tuple[list[float], list[int], list[bool]],
+    simulated_steps: int | None = None,
 ) -> RolloutBatch:
-    """The `RolloutBatch` of ``[T, N]`` buffers and the episodes that ended in them."""
+    """The `RolloutBatch` of ``[T, N]`` buffers and the episodes that ended in them (``simulated_steps``: see there)."""
     return RolloutBatch(
         action_masks=action_masks,
         observations=tensors["observations"],
@@ -124,6 +131,7 @@ def rollout_batch(
         episode_returns=episodes[0],
         episode_lengths=episodes[1],
         episode_truncated=episodes[2],
+        simulated_steps=simulated_steps,
     )
 
 
