@@ -100,10 +100,11 @@ def resumed_run(resume_dir: Path, request: RunRequest) -> tuple[Any, Path, int]:
             f"{'them' if len(conflicts) > 1 else 'it'} (or start a new run with --config RUN_DIR/config.json "
             "and the new values)"
         )
-    from reinforce.run.files import CONFIG_FILE, read_json
+    from reinforce.run.files import CONFIG_FILE, read_json, refuse_population
     from reinforce.saved import resume
     from reinforce.settings import parse_config_document
 
+    refuse_population(resume_dir, fix=f"continue it with --seeds {{seeds}} --resume {resume_dir}")
     agent = resume(resume_dir, device=request.hyperparameters.get("device"), ray_address=request.address)
     logging.getLogger("reinforce").info("resuming %s at update %d", resume_dir, agent.num_updates)
     total_steps = request.total_steps
@@ -157,9 +158,16 @@ def evaluation_line(evaluation: dict[str, Any]) -> str:
 def check_new_run_dir(run_dir: Path | None, resume: str = "--resume") -> None:
     """Refuse a ``--run-dir`` that exists and is not an empty directory (nothing there is touched).
 
-    ``resume``: the flags that continue such a run instead (a population's: ``--seeds SEEDS --resume``).
+    ``resume``: the flags that continue such a run instead (a population's: ``--seeds SEEDS --resume``), where
+    the directory holds neither one run nor a population (which say how they continue).
     """
     if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        from reinforce.config_checks import seeds_text
+        from reinforce.run.files import CONFIG_FILE, population_seeds
+
+        seeds = population_seeds(run_dir) if run_dir.is_dir() else []
+        if seeds or (run_dir / CONFIG_FILE).is_file():  # what it holds says how it continues
+            resume = f"--seeds {seeds_text(seeds)} --resume" if seeds else "--resume"
         raise ReinforceError(
             f"run directory {run_dir} already exists and is not empty: choose another --run-dir, "
             f"or continue it with {resume} {run_dir}"

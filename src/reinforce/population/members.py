@@ -46,7 +46,7 @@ from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.population.checks import riding_checks
 from reinforce.population.rounds import MemberRun, finish_pending, finish_updates, play_round
 from reinforce.rollout.envs import EnvLike, Wrapper
-from reinforce.run.files import run_path, training_lock
+from reinforce.run.files import MEMBER_DIR, run_path, training_lock
 from reinforce.run.metrics import RunLog
 from reinforce.snapshots import write_run_config
 from reinforce.training import StopSignals, claim, require_trainable, schedule_learning_rates
@@ -57,9 +57,6 @@ if TYPE_CHECKING:
     from reinforce.config import Hyperparameters
 
 logger = logging.getLogger("reinforce")
-
-MEMBER_DIR = "seed-{seed}"
-"""The run directory of the member of seed S inside a population's run directory."""
 
 
 class Population:

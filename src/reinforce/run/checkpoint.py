@@ -34,6 +34,7 @@ from reinforce.run.files import (
     library_versions,
     read_file,
     read_json,
+    refuse_population,
     write_json,
 )
 from reinforce.run.metrics import SOLVED_WINDOW
@@ -234,10 +235,11 @@ class Checkpoint:
 
 
 def check_run_dir(path: Path) -> None:
-    """A `ReinforceError` unless ``path`` is a directory."""
+    """A `ReinforceError` unless ``path`` is a directory, and one run's rather than a population's."""
     if not path.is_dir():
         problem = "is not a directory" if path.exists() else "does not exist"
         raise ReinforceError(f"run directory {path} {problem}: pass the directory `reinforce train` wrote")
+    refuse_population(path)
 
 
 def check_format(document: dict[str, Any], path: Path) -> None:
