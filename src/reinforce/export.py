@@ -230,9 +230,8 @@ def export_policy(agent_or_run_dir: Reinforce | str | Path, path: str | Path, *,
 
     Raises:
         ReinforceError: an unknown format, onnx not installed, a path that cannot be written or is a run
-            directory's own file, a run directory
-            that cannot be loaded, or an observation space that reinforce flattens (Dict, Tuple, MultiDiscrete,
-            MultiBinary), which the file does not take.
+            directory's own file, a run directory that cannot be loaded, or an observation space that reinforce
+            flattens (Dict, Tuple, MultiDiscrete, MultiBinary), which the file does not take.
     """
     checked = _check_format(format)
     if checked == "onnx":
