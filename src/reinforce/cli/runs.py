@@ -106,6 +106,7 @@ def resumed_run(resume_dir: Path, request: RunRequest) -> tuple[Any, Path, int]:
 
     refuse_population(resume_dir, fix=f"continue it with --seeds {{seeds}} --resume {resume_dir}")
     agent = resume(resume_dir, device=request.hyperparameters.get("device"), ray_address=request.address)
+    require_environment(agent, resume_dir, "resume")
     logging.getLogger("reinforce").info("resuming %s at update %d", resume_dir, agent.num_updates)
     total_steps = request.total_steps
     if total_steps is None:
@@ -116,6 +117,14 @@ def resumed_run(resume_dir: Path, request: RunRequest) -> tuple[Any, Path, int]:
             raise
         total_steps = saved.total_steps if saved.total_steps is not None else DEFAULT_TOTAL_STEPS
     return agent, resume_dir, total_steps
+
+
+def require_environment(agent: Any, run_dir: Path, doing: str) -> None:
+    """Refuse (and close) an agent loaded from ``run_dir`` whose environment cannot be made here: ``doing`` needs it."""
+    if agent.envs is None:
+        why = agent.environments.unavailable
+        agent.close()
+        raise ReinforceError(f"cannot {doing} {run_dir} here: {why}")
 
 
 def finished_line(agent: Any, run_dir: Path, total_steps: int) -> str | None:

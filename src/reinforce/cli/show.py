@@ -11,7 +11,7 @@ import click
 
 from reinforce.cli.app import PLOTTING_MODULES, TRAINING_MODULES, cli, import_long_lived
 from reinforce.cli.options import BUDGET_OVERSHOOT, config_option, hyperparameter_options, run_settings
-from reinforce.cli.runs import evaluation_line
+from reinforce.cli.runs import evaluation_line, require_environment
 from reinforce.cli.sections import SectionedCommand
 from reinforce.config import MAX_SEED
 from reinforce.errors import ReinforceError
@@ -75,6 +75,7 @@ def evaluate(
     from reinforce.saved import load
 
     agent = load(run_dir, device=device)
+    require_environment(agent, run_dir, "evaluate")
     try:
         if video is not None:
             evaluation = agent.record_video(video, episodes=episodes or 1, deterministic=not stochastic, seed=seed)
