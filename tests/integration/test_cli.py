@@ -319,6 +319,7 @@ BAD_INPUTS = [
     (["train", "--resume", "{negative_mean_square}"], "negative values in optimizer.policy.state.0.exp_avg_sq"),
     (["eval", "{nan_weights}"], "holds non-finite values in module.policy."),
     (["sweep", "CartPole-v1", "--seeds", "0-4294967295"], "at most 10000 seeds"),
+    (["train", "CartPole-v1", "--seeds", "0-4294967295"], "at most 10000 seeds are taken at once; split them"),
     (["train", "--resume", "{repeated_row}", "--total-steps", "9000"], "has update 1 after update 1"),
     (["eval", "{linked_state}"], "outside the run directory"),
     (["eval", "{unknown_env}"], "cannot evaluate {unknown_env} here: unknown environment 'NoSuchEnv-v3'"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -718,3 +719,18 @@ def test_plot_of_a_population_directory_draws_its_seeds(
     )
     assert result.returncode == 0, result.stderr
     assert drawn[-1] == ([Path("pop/seed-3"), Path("pop/seed-3"), Path("pop/seed-7")], Path("both.png"))
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        (None, "seeds must be integers, such as range(10) or [0, 2, 5], got None"),
+        ("0-3", "seeds must be integers, such as range(10) or [0, 2, 5], got '0-3'"),
+        (range(10**12), "a population takes at most 10000 seeds"),  # refused before the range is listed
+    ],
+)
+def test_seeds_that_are_not_integers_or_too_many_are_one_error(seeds: Any, message: str) -> None:
+    with pytest.raises(ReinforceError, match=re.escape(message)):
+        Population("toy/Counting-v0", seeds, **TINY)
+    with pytest.raises(ReinforceError, match=re.escape(message)):
+        train_population("toy/Counting-v0", seeds, 10, **TINY)
