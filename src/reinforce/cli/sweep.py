@@ -85,7 +85,10 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
             try:
                 values.append(param_type.convert(value.strip(), None, None))
             except click.BadParameter as exc:
-                raise ReinforceError(f"invalid --grid value {key}={value.strip()!r}: {exc.message}") from None
+                raise ReinforceError(
+                    f"invalid --grid value {key}={value.strip()!r}: {exc.message.rstrip('.')}; give each value as "
+                    f"--{key.replace('_', '-')} takes it, separated by commas"
+                ) from None
         grid[key] = values
     return grid
 

@@ -184,9 +184,13 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        raise ReinforceError(f"{path} is not valid JSON ({exc}): the run directory is damaged") from None
+        raise ReinforceError(
+            f"{path} is not valid JSON ({exc}): the run directory is damaged; restore the file or start a new run"
+        ) from None
     if not isinstance(document, dict):
-        raise ReinforceError(f"{path} does not hold a JSON object: the run directory is damaged")
+        raise ReinforceError(
+            f"{path} does not hold a JSON object: the run directory is damaged; restore the file or start a new run"
+        )
     return document
 
 
