@@ -24,7 +24,7 @@ from reinforce.core.build import (
     split_optimizer,
     user_objects,
 )
-from reinforce.core.device import resolve_device, torch_threads
+from reinforce.core.device import in_config_threads, resolve_device
 from reinforce.core.loss import update_policy
 from reinforce.core.networks import Network
 from reinforce.core.optim import Optimizer
@@ -52,8 +52,8 @@ class Reinforce:
     """REINFORCE on a Gymnasium environment, in the conventions of Stable-Baselines3.
 
     Creating an agent with a seed seeds torch's global random generator; nothing else process-wide changes.
-    `learn` runs with ``num_threads`` torch CPU threads (default 1, fastest for small networks; 0 leaves
-    torch's count) and puts the previous count back when it returns.
+    `learn`, `update` and `evaluate` run with ``num_threads`` torch CPU threads (default 1, fastest for small
+    networks; 0 leaves torch's count) and put the previous count back when they return.
 
     Example:
         >>> agent = Reinforce("CartPole-v1", seed=0, num_envs=8)
@@ -235,6 +235,7 @@ class Reinforce:
         """Whether the mean return of the last 100 training episodes reached the reward threshold."""
         return is_solved(self.recent_returns, self.reward_threshold)
 
+    @in_config_threads
     def update(
         self, batch: RolloutBatch | None = None, *, stepped: tuple[Tensor, dict[str, float]] | None = None
     ) -> dict[str, Any]:
@@ -296,6 +297,7 @@ class Reinforce:
         returns_TN = batch_returns(batch, self.config, self.baseline)
         return returns_TN, policy_weights(batch, returns_TN, self.config, self.baseline)
 
+    @in_config_threads
     def learn(
         self,
         total_steps: int,
@@ -317,16 +319,15 @@ class Reinforce:
         """
         from reinforce import training  # the loop is the layer above the agent; it calls back into it
 
-        with torch_threads(self.config.num_threads):
-            return training.learn(
-                self,
-                total_steps,
-                run_dir=run_dir,
-                progress_bar=progress_bar,
-                checkpoint_every=checkpoint_every,
-                tensorboard=tensorboard,
-                callback=callback,
-            )
+        return training.learn(
+            self,
+            total_steps,
+            run_dir=run_dir,
+            progress_bar=progress_bar,
+            checkpoint_every=checkpoint_every,
+            tensorboard=tensorboard,
+            callback=callback,
+        )
 
     def predict(
         self,
@@ -365,6 +366,7 @@ class Reinforce:
         )
         return actions, None
 
+    @in_config_threads
     def evaluate(self, episodes: int = 100, deterministic: bool = True, seed: int | None = None) -> dict[str, Any]:
         """Run ``episodes`` complete episodes of the agent's env in parallel, without learning; summarise them.
 

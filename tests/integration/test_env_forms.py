@@ -268,14 +268,19 @@ def test_a_run_directory_never_calls_a_function_it_names(tmp_path: Path) -> None
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
 
 
-def test_agent_creation_leaves_torch_threads_alone_and_learn_puts_them_back() -> None:
+def test_agent_creation_leaves_torch_threads_alone_and_learn_update_evaluate_put_them_back() -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         agent = Reinforce("CartPole-v1", seed=0, num_envs=2, num_threads=1)
         assert torch.get_num_threads() == 2
-        agent.learn(50)
-        assert torch.get_num_threads() == 2
+        seen: list[int] = []  # torch's thread count at each policy call: collection, update and evaluation
+        agent.policy.register_forward_pre_hook(lambda module, args: seen.append(torch.get_num_threads()))
+        for call in (lambda: agent.learn(50), agent.update, lambda: agent.evaluate(episodes=2)):
+            seen.clear()
+            call()
+            assert seen and set(seen) == {1}
+            assert torch.get_num_threads() == 2
         agent.close()
     finally:
         torch.set_num_threads(before)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 import torch
 
@@ -48,3 +50,29 @@ def torch_threads(count: int) -> Iterator[None]:
     finally:
         if count and count != previous:
             torch.set_num_threads(previous)
+
+
+class _ThreadCount(Protocol):
+    @property
+    def num_threads(self) -> int: ...
+
+
+class _Configured(Protocol):
+    @property
+    def config(self) -> _ThreadCount: ...
+
+
+_Self = TypeVar("_Self", bound=_Configured)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def in_config_threads(method: Callable[Concatenate[_Self, _P], _R]) -> Callable[Concatenate[_Self, _P], _R]:
+    """``method`` run in `torch_threads` of its object's ``config.num_threads`` (a no-op inside another such call)."""
+
+    @functools.wraps(method)
+    def threaded(self: _Self, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with torch_threads(self.config.num_threads):
+            return method(self, *args, **kwargs)
+
+    return threaded
