@@ -181,7 +181,6 @@ def _check_population_dir(resume_dir: Path, seeds: Sequence[int]) -> None:
     missing = [seed for seed in seeds if seed not in held]
     if missing:
         raise ReinforceError(
-            f"{resume_dir} holds no member of seed{'s' if len(missing) > 1 else ''} {seeds_text(missing)} (its "
-            f"seeds are {seeds_text(held)}): "
-            f"pass --seeds {seeds_text(held)}"
+            f"{resume_dir} holds no member of seed{'s' if len(missing) > 1 else ''} {seeds_text(missing)} "
+            f"(its seeds are {seeds_text(held)}): pass --seeds {seeds_text(held)}"
         )

@@ -131,7 +131,7 @@ def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None
     from reinforce.run.files import CONFIG_FILE, MEMBER_DIR, population_seeds, read_json
     from reinforce.run.plotting import plot_comparison, plot_runs
 
-    runs: list[Path] = []  # a population's directory (`reinforce train --seeds`) stands for its members
+    runs: list[Path] = []  # each run directory, a population's members in its place
     for run_dir in run_dirs:
         if not run_dir.is_dir():
             raise ReinforceError(f"run directory {run_dir} does not exist: pass directories `reinforce train` wrote")
