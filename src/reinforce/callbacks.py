@@ -309,7 +309,7 @@ class EvalCallback:
 
     def _reconcile_best(self, agent: Reinforce, run_dir: Path) -> None:
         """Make ``run_dir/best`` hold the best kept evaluation's policy, where a crash left it behind."""
-        best = run_dir / BEST_DIR
+        best = run_dir / BEST_DIR  # not a directory: `reinforce.training.claim` refused it
         if self.best is None:
             if best.exists() and (not best.is_dir() or any(best.iterdir())):
                 raise ReinforceError(
@@ -328,10 +328,10 @@ class EvalCallback:
             self._write_best(agent, run_dir, self.best)
         else:
             logger.warning(
-                "%s holds the policy of update %s, not that of the best evaluation (update %d): it is replaced at "
-                "the next better evaluation",
+                "%s holds %s, not the policy of the best evaluation (update %d): it is replaced at the next better "
+                "evaluation",
                 best,
-                saved,
+                "no policy" if saved is None else f"the policy of update {saved}",
                 update,
             )
 

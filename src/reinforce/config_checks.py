@@ -154,6 +154,10 @@ def check_config(config: TrainConfig) -> None:
         raise _fail("workers", config.workers, "must not exceed the episodes per update (each worker collects a share)")
 
 
+MAX_SEEDS = 10_000
+"""The most seeds one population or sweep takes (each a run: a member, or a trial per setting)."""
+
+
 def seeds_text(seeds: Sequence[int]) -> str:
     """``--seeds``' text for ``seeds``: runs of consecutive seeds as ranges (``0-9``, ``0-4,7``)."""
     parts: list[str] = []

@@ -31,6 +31,7 @@ from reinforce.core.policies import Policy
 from reinforce.errors import ReinforceError
 from reinforce.rollout.actions import EnvActions, sample_actions
 from reinforce.rollout.observations import FLATTENED_OBSERVATION_SPACES
+from reinforce.run.checkpoint import is_run_file
 from reinforce.run.files import atomic_write, library_versions
 
 if TYPE_CHECKING:
@@ -107,6 +108,10 @@ def _out_path(file: object) -> Path:
         raise ReinforceError(f"cannot write {path}: {path.parent} {problem}; give a file in an existing directory")
     if not os.access(path.parent, os.W_OK):
         raise ReinforceError(f"cannot write {path}: directory {path.parent} is not writable; give another path")
+    if is_run_file(path):
+        raise ReinforceError(
+            f"cannot write {path}: it is one of the files of the run directory {path.parent}; give another file name"
+        )
     return path
 
 
@@ -205,7 +210,8 @@ def export_policy(agent_or_run_dir: Reinforce | str | Path, path: str | Path, *,
     ``onnxruntime.InferenceSession(path)`` for ``format="onnx"`` (needs ``pip install 'reinforce[export]'``).
     It maps a float32 batch of raw observations ``[B, *obs_shape]`` to the actions of
     ``predict(observations, deterministic=True)`` (see `DeterministicPolicy` for the dtypes and shapes). The
-    file is written whole or not at all; an existing file of that name is replaced.
+    file is written whole or not at all; an existing file of that name is replaced, unless it is one of a run
+    directory's own files (config.json, a state file, ...), which is refused.
 
     Example:
         >>> reinforce.export_policy("runs/cartpole", "cartpole.pt")  # doctest: +SKIP
@@ -223,9 +229,9 @@ def export_policy(agent_or_run_dir: Reinforce | str | Path, path: str | Path, *,
         ``path``, as a `Path`.
 
     Raises:
-        ReinforceError: an unknown format, onnx not installed, a path that cannot be written, a run directory
-            that cannot be loaded, or an observation space that reinforce flattens (Dict, Tuple, MultiDiscrete,
-            MultiBinary), which the file does not take.
+        ReinforceError: an unknown format, onnx not installed, a path that cannot be written or is a run
+            directory's own file, a run directory that cannot be loaded, or an observation space that reinforce
+            flattens (Dict, Tuple, MultiDiscrete, MultiBinary), which the file does not take.
     """
     checked = _check_format(format)
     if checked == "onnx":

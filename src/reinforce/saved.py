@@ -139,7 +139,8 @@ def _agent_from_spaces(
     except ReinforceError as exc:
         raise ReinforceError(f"{file} is invalid: {exc}") from None
     agent.environments.unavailable = unavailable
-    logger.warning("%s: %s; the agent can predict but not train or evaluate", file, unavailable)
+    # said where it matters: training or evaluating it raises `Environments.require`'s error, with this reason
+    logger.info("%s: %s; the agent can predict but not train or evaluate", file, unavailable)
     return agent
 
 

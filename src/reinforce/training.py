@@ -247,11 +247,21 @@ def commit(agent: Reinforce, run_dir: Path, log: RunLog | None) -> None:
 
 
 def claim(agent: Reinforce, run_dir: Path) -> None:
-    """Refuse a run directory whose checkpoint belongs to another run (or to another point of this one)."""
+    """Refuse a run directory that another run's checkpoint, or a file in place of ``best``, makes unfit to write.
+
+    The checkpoint may be this run's only at the agent's update; ``best`` (`reinforce.callbacks.EvalCallback`'s
+    directory) must be a directory if it exists. Called before anything is written.
+    """
     from reinforce.run.checkpoint import refuse_foreign_checkpoint
 
     own = agent.checkpoint_update if agent.checkpoint_update == agent.num_updates else None
     refuse_foreign_checkpoint(run_dir, own)
+    best = run_dir / BEST_DIR
+    if (best.exists() or best.is_symlink()) and not best.is_dir():
+        raise ReinforceError(
+            f"{best} is not a directory, where the run keeps its best policy (a directory): move it away, then "
+            "train again"
+        )
 
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))

@@ -11,7 +11,7 @@ from typing import Any
 import gymnasium
 import pytest
 import torch
-from cli_support import one_line, run_cli
+from cli_support import one_line, run_cli, snapshot
 
 import reinforce
 from reinforce import EvalCallback, Reinforce, ReinforceError, evaluate_policy
@@ -226,6 +226,24 @@ def test_a_best_directory_the_evaluations_do_not_account_for_is_refused(tmp_path
     assert (tmp_path / "best" / "mine.txt").read_text() == "the user's"
     assert agent.num_updates == 0
     agent.close()
+
+
+@pytest.mark.parametrize("evaluated", [True, False])
+def test_a_best_that_is_not_a_directory_is_refused_and_left_as_it_is(tmp_path: Path, evaluated: bool) -> None:
+    run = tmp_path / "run"
+    callback = EvalCallback(every_steps=50, episodes=1) if evaluated else None
+    Reinforce("CartPole-v1", seed=0, **SETTINGS).learn(200, run_dir=run, callback=callback).close()
+    if evaluated:
+        for path in (run / "best").iterdir():
+            path.unlink()
+        (run / "best").rmdir()
+    (run / "best").write_text("the user's")
+    before = snapshot(tmp_path)
+    agent = reinforce.resume(run)
+    with pytest.raises(ReinforceError, match="best is not a directory, where the run keeps its best policy"):
+        agent.learn(200, run_dir=run, callback=EvalCallback(every_steps=50, episodes=1))
+    agent.close()
+    assert snapshot(tmp_path) == before
 
 
 def test_stop_at_stops_training_at_the_first_evaluation_that_reaches_it(tmp_path: Path) -> None:

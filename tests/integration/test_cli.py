@@ -253,6 +253,7 @@ BAD_INPUTS = [
     (["eval", "missing-dir"], "does not exist"),
     (["eval", "{run}/config.json"], "is not a directory"),
     (["eval", "{damaged}"], "not valid JSON"),
+    (["eval", "{damaged}"], "the run directory is damaged; restore the file or start a new run"),
     (["eval", "{run}", "--episodes", "0"], "episodes"),
     (["eval", "{run}", "--device", "bogus"], "invalid --device 'bogus'"),
     (["plot", "missing-dir"], "does not exist"),
@@ -301,6 +302,7 @@ BAD_INPUTS = [
     ),
     (["sweep", "CartPole-v1", "--grid", "lrr=0.1"], "unknown hyperparameter 'lrr' in --grid"),
     (["sweep", "CartPole-v1", "--grid", "lr=0.1,x"], "invalid --grid value lr='x'"),
+    (["sweep", "CartPole-v1", "--grid", "lr="], "'' is not a valid float; give each value as --lr takes it"),
     (["sweep", "CartPole-v1", "--grid", "gamma=0.9,1.5"], "grid setting gamma=1.5: invalid gamma=1.5"),
     (["sweep", "CartPole-v1", "--seeds", "0-x"], "invalid --seeds '0-x'"),
     (["sweep", "CartPole-v1", "--lr", "0.1", "--grid", "lr=0.2"], "lr is given both as --lr and in --grid"),
@@ -319,8 +321,12 @@ BAD_INPUTS = [
     (["train", "--resume", "{negative_mean_square}"], "negative values in optimizer.policy.state.0.exp_avg_sq"),
     (["eval", "{nan_weights}"], "holds non-finite values in module.policy."),
     (["sweep", "CartPole-v1", "--seeds", "0-4294967295"], "at most 10000 seeds"),
+    (["train", "CartPole-v1", "--seeds", "0-4294967295"], "at most 10000 seeds are taken at once; split them"),
     (["train", "--resume", "{repeated_row}", "--total-steps", "9000"], "has update 1 after update 1"),
     (["eval", "{linked_state}"], "outside the run directory"),
+    (["eval", "{unknown_env}"], "cannot evaluate {unknown_env} here: unknown environment 'NoSuchEnv-v3'"),
+    (["eval", "{unknown_env}", "--video", "out.gif"], "cannot evaluate {unknown_env} here: unknown environment"),
+    (["train", "--resume", "{unknown_env}"], "cannot resume {unknown_env} here: unknown environment 'NoSuchEnv-v3'"),
 ]
 
 
@@ -423,6 +429,12 @@ def link_state_outside(run: Path) -> None:
     state_file(run).symlink_to(outside)
 
 
+def name_unknown_env(run: Path) -> None:
+    document = json.loads((run / "config.json").read_text())
+    document["env_id"] = document["env"]["name"] = document["env"]["id"] = "NoSuchEnv-v3"
+    (run / "config.json").write_text(json.dumps(document))
+
+
 DAMAGED_RUNS = {
     "damaged": damage_config,
     "truncated": truncate_state,
@@ -438,6 +450,7 @@ DAMAGED_RUNS = {
     "no_metrics": lambda run: (run / "metrics.csv").unlink(),
     "repeated_row": repeat_first_row,
     "linked_state": link_state_outside,
+    "unknown_env": name_unknown_env,
 }
 
 
@@ -480,7 +493,7 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("reinforce: error: ") and message in lines[0]
+    assert lines[0].startswith("reinforce: error: ") and message.format(**runs) in lines[0]
     assert "Traceback" not in result.stderr
     assert snapshot(tmp_path) == before
 

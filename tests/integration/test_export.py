@@ -175,6 +175,8 @@ BAD_INPUTS = [
     (["{runs}/run"], "Missing option '--out'"),
     (["{runs}/dict", "--out", "{out}"], "cannot export a policy for the observation space Dict"),
     (["{runs}/run/config.json", "--out", "{out}"], "is not a directory"),
+    (["{runs}/run", "--out", "{runs}/run/config.json"], "config.json: it is one of the files of the run directory"),
+    (["{runs}/run", "--out", "{runs}/run/metrics.csv"], "metrics.csv: it is one of the files of the run directory"),
 ]
 
 

@@ -174,6 +174,17 @@ def duplicate_row(path: Path, line: int) -> None:
     path.write_text("".join([*lines[: line + 1], lines[line], *lines[line + 1 :]]))
 
 
+def cut_after_line(path: Path, line: int, characters: int) -> None:
+    """Keep ``path``'s lines up to ``line`` (0: the header) and the next one's first ``characters``."""
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[: line + 1]) + lines[line + 1][:characters])
+
+
+def replace_line(path: Path, line: int, text: str) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join([*lines[:line], text, *lines[line + 1 :]]))
+
+
 def link_state_outside(run: Path) -> None:
     state = next(run.glob("state-*.safetensors"))
     outside = run.parent / "elsewhere.safetensors"
@@ -200,6 +211,14 @@ DAMAGES = {
         "episodes.csv has episode 5 after episode 5 (line 7",
     ),
     "state file linked from outside": (link_state_outside, "outside the run directory: the run is damaged"),
+    "metrics.csv cut short in a committed row": (
+        lambda run: cut_after_line(run / "metrics.csv", 1, 12),
+        "metrics.csv line 3 is cut short or malformed, though the checkpoint at update ",
+    ),
+    "episodes.csv malformed between rows": (
+        lambda run: replace_line(run / "episodes.csv", 3, "garbage\n"),
+        "episodes.csv line 4 is cut short or malformed, though rows follow it: the run directory is damaged",
+    ),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -662,3 +663,74 @@ def test_a_failed_round_carrying_checks_still_makes_them_and_a_resume_goes_on_as
         assert _metrics_updates(tmp_path / "failed" / f"seed-{seed}") == _metrics_updates(
             tmp_path / "whole" / f"seed-{seed}"
         )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("eval", "pop"), "pop holds a population (seeds 3,7, each in pop/seed-S), not one run: pass one member's"),
+        (("export", "pop", "--out", "p.pt"), "not one run: pass one member's run directory, such as pop/seed-3"),
+        (("train", "--resume", "pop"), "not one run: continue it with --seeds 3,7 --resume pop"),
+        (("train", "--seeds", "3,7", "--resume", "pop/seed-3"), "pop/seed-3 holds one run, not a population: continue"),
+        (("train", "--seeds", "3,9", "--resume", "pop"), "no member of seed 9 (its seeds are 3,7): pass --seeds 3,7"),
+        (("train", "toy/Counting-v0", "--run-dir", "pop"), "or continue it with --seeds 3,7 --resume pop"),
+        (("train", "toy/Counting-v0", "--seeds", "1,2", "--run-dir", "pop/seed-3"), "continue it with --resume pop/"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else None,
+)
+def test_a_population_directory_where_one_run_is_expected_is_refused_naming_the_fix(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    from cli_support import one_line, run_main, snapshot
+
+    train_population("toy/Counting-v0", [3, 7], 20, run_dir=tmp_path / "pop", **TINY)
+    before = snapshot(tmp_path)
+    result = run_main(*args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert result.returncode == 2, result.stderr
+    assert message in one_line(result.stderr)
+    assert snapshot(tmp_path) == before
+    if args[0] == "eval":
+        with pytest.raises(ReinforceError, match="holds a population"):
+            reinforce.load(tmp_path / "pop")
+
+
+def test_plot_of_a_population_directory_draws_its_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_support import run_main
+
+    from reinforce.cli import show
+
+    train_population("toy/Counting-v0", [3, 7], 20, run_dir=tmp_path / "pop", **TINY)
+    drawn: list[tuple[list[Path], Path]] = []
+    monkeypatch.setattr(
+        "reinforce.run.plotting.plot_comparison", lambda runs, out, **kwargs: drawn.append((list(runs), out))
+    )
+    assert show.default_plot_path([Path("pop")], None) == Path("pop/curve.png")
+    result = run_main("plot", "pop", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert result.returncode == 0, result.stderr
+    assert drawn == [([Path("pop/seed-3"), Path("pop/seed-7")], Path("pop/curve.png"))]
+    result = run_main(
+        "plot", "pop/seed-3", "pop", "--out", "both.png", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert result.returncode == 0, result.stderr
+    assert drawn[-1] == ([Path("pop/seed-3"), Path("pop/seed-3"), Path("pop/seed-7")], Path("both.png"))
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        (None, "seeds must be integers, such as range(10) or [0, 2, 5], got None"),
+        ("0-3", "seeds must be integers, such as range(10) or [0, 2, 5], got '0-3'"),
+        (range(10**12), "a population takes at most 10000 seeds"),  # refused before the range is listed
+    ],
+)
+def test_seeds_that_are_not_integers_or_too_many_are_one_error(seeds: Any, message: str) -> None:
+    with pytest.raises(ReinforceError, match=re.escape(message)):
+        Population("toy/Counting-v0", seeds, **TINY)
+    with pytest.raises(ReinforceError, match=re.escape(message)):
+        train_population("toy/Counting-v0", seeds, 10, **TINY)

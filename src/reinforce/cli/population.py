@@ -52,6 +52,7 @@ def train_population(
     request = RunRequest(env_id, config_file, None, total_steps, run_dir, hyperparameters)
     finished: dict[int, str] = {}  # resumed members with nothing left to do: what `finished_line` says of them
     if resume_dir is not None:
+        _check_population_dir(resume_dir, seeds)
         agents: list[Any] = []
         budgets: list[int] = []
         try:
@@ -157,3 +158,29 @@ def _remove_failed_runs(run_dir: Path, seeds: Sequence[int], existed: bool) -> N
     if not existed:
         with contextlib.suppress(OSError):
             run_dir.rmdir()  # only if empty
+
+
+def _check_population_dir(resume_dir: Path, seeds: Sequence[int]) -> None:
+    """Refuse a ``--resume`` directory that is not a population holding each of ``seeds``, naming the fix."""
+    from reinforce.config_checks import seeds_text
+    from reinforce.run.checkpoint import check_run_dir
+    from reinforce.run.files import CONFIG_FILE, population_seeds
+
+    if (resume_dir / CONFIG_FILE).exists():
+        raise ReinforceError(
+            f"{resume_dir} holds one run, not a population: continue it with --resume {resume_dir}, without --seeds"
+        )
+    if not resume_dir.is_dir():
+        check_run_dir(resume_dir)
+    held = population_seeds(resume_dir)
+    if not held:
+        raise ReinforceError(
+            f"{resume_dir} holds no population (no seed-S run directory): pass the --run-dir that "
+            "`reinforce train --seeds` wrote"
+        )
+    missing = [seed for seed in seeds if seed not in held]
+    if missing:
+        raise ReinforceError(
+            f"{resume_dir} holds no member of seed{'s' if len(missing) > 1 else ''} {seeds_text(missing)} "
+            f"(its seeds are {seeds_text(held)}): pass --seeds {seeds_text(held)}"
+        )

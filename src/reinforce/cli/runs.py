@@ -100,11 +100,13 @@ def resumed_run(resume_dir: Path, request: RunRequest) -> tuple[Any, Path, int]:
             f"{'them' if len(conflicts) > 1 else 'it'} (or start a new run with --config RUN_DIR/config.json "
             "and the new values)"
         )
-    from reinforce.run.files import CONFIG_FILE, read_json
+    from reinforce.run.files import CONFIG_FILE, read_json, refuse_population
     from reinforce.saved import resume
     from reinforce.settings import parse_config_document
 
+    refuse_population(resume_dir, fix=f"continue it with --seeds {{seeds}} --resume {resume_dir}")
     agent = resume(resume_dir, device=request.hyperparameters.get("device"), ray_address=request.address)
+    require_environment(agent, resume_dir, "resume")
     logging.getLogger("reinforce").info("resuming %s at update %d", resume_dir, agent.num_updates)
     total_steps = request.total_steps
     if total_steps is None:
@@ -115,6 +117,14 @@ def resumed_run(resume_dir: Path, request: RunRequest) -> tuple[Any, Path, int]:
             raise
         total_steps = saved.total_steps if saved.total_steps is not None else DEFAULT_TOTAL_STEPS
     return agent, resume_dir, total_steps
+
+
+def require_environment(agent: Any, run_dir: Path, doing: str) -> None:
+    """Refuse (and close) an agent loaded from ``run_dir`` whose environment cannot be made here: ``doing`` needs it."""
+    if agent.envs is None:
+        why = agent.environments.unavailable
+        agent.close()
+        raise ReinforceError(f"cannot {doing} {run_dir} here: {why}")
 
 
 def finished_line(agent: Any, run_dir: Path, total_steps: int) -> str | None:
@@ -157,9 +167,16 @@ def evaluation_line(evaluation: dict[str, Any]) -> str:
 def check_new_run_dir(run_dir: Path | None, resume: str = "--resume") -> None:
     """Refuse a ``--run-dir`` that exists and is not an empty directory (nothing there is touched).
 
-    ``resume``: the flags that continue such a run instead (a population's: ``--seeds SEEDS --resume``).
+    ``resume``: the flags that continue such a run instead (a population's: ``--seeds SEEDS --resume``), where
+    the directory holds neither one run nor a population (which say how they continue).
     """
     if run_dir is not None and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        from reinforce.config_checks import seeds_text
+        from reinforce.run.files import CONFIG_FILE, population_seeds
+
+        seeds = population_seeds(run_dir) if run_dir.is_dir() else []
+        if seeds or (run_dir / CONFIG_FILE).is_file():  # what it holds says how it continues
+            resume = f"--seeds {seeds_text(seeds)} --resume" if seeds else "--resume"
         raise ReinforceError(
             f"run directory {run_dir} already exists and is not empty: choose another --run-dir, "
             f"or continue it with {resume} {run_dir}"

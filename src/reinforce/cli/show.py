@@ -11,7 +11,7 @@ import click
 
 from reinforce.cli.app import PLOTTING_MODULES, TRAINING_MODULES, cli, import_long_lived
 from reinforce.cli.options import BUDGET_OVERSHOOT, config_option, hyperparameter_options, run_settings
-from reinforce.cli.runs import evaluation_line
+from reinforce.cli.runs import evaluation_line, require_environment
 from reinforce.cli.sections import SectionedCommand
 from reinforce.config import MAX_SEED
 from reinforce.errors import ReinforceError
@@ -75,6 +75,7 @@ def evaluate(
     from reinforce.saved import load
 
     agent = load(run_dir, device=device)
+    require_environment(agent, run_dir, "evaluate")
     try:
         if video is not None:
             evaluation = agent.record_video(video, episodes=episodes or 1, deterministic=not stochastic, seed=seed)
@@ -121,22 +122,28 @@ def default_plot_path(run_dirs: Sequence[Path], x_axis: str | None) -> Path:
     "[default with several runs: steps].",
 )
 def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None:
-    """Plot one run's episodes against env steps (its curve.png), or compare several runs and seeds on one figure."""
+    """Plot one run's episodes against env steps (its curve.png), or compare several runs and seeds on one figure.
+
+    A population's directory (`reinforce train --seeds`) stands for its members: alone, its curve.png is drawn
+    again, the seeds' mean and band.
+    """
     import_long_lived(*PLOTTING_MODULES)
-    from reinforce.run.files import CONFIG_FILE, read_json
+    from reinforce.run.files import CONFIG_FILE, MEMBER_DIR, population_seeds, read_json
     from reinforce.run.plotting import plot_comparison, plot_runs
 
+    runs: list[Path] = []  # each run directory, a population's members in its place
     for run_dir in run_dirs:
         if not run_dir.is_dir():
             raise ReinforceError(f"run directory {run_dir} does not exist: pass directories `reinforce train` wrote")
-    threshold = read_json(run_dirs[0] / CONFIG_FILE).get("reward_threshold")
+        runs += [run_dir / MEMBER_DIR.format(seed=seed) for seed in population_seeds(run_dir)] or [run_dir]
+    threshold = read_json(runs[0] / CONFIG_FILE).get("reward_threshold")
     if out is None:
         out = default_plot_path(run_dirs, x_axis)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ReinforceError(f"cannot write {out}: give --out a .png, .svg or .pdf file name")
     threshold = threshold if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None
-    if len(run_dirs) == 1 and x_axis is None:
-        plot_runs(run_dirs, out, threshold=threshold)
-    else:
-        plot_comparison(run_dirs, out, x=x_axis or "steps", threshold=threshold)
+    if runs == list(run_dirs) and len(runs) == 1 and x_axis is None:
+        plot_runs(runs, out, threshold=threshold)
+    else:  # a population alone: the seeds' mean and band, as `reinforce train --seeds` draws its curve.png
+        plot_comparison(runs, out, x=x_axis or "steps", threshold=threshold)
     click.echo(f"wrote {out}")

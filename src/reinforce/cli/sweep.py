@@ -37,8 +37,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     Raises:
         ReinforceError: a malformed part, a reversed range, a seed out of range or given twice.
     """
+    from reinforce.config_checks import MAX_SEEDS
     from reinforce.sweep import check_seeds
-    from reinforce.sweep.plan import MAX_SEEDS
 
     seeds: list[int] = []
     for part in text.split(","):
@@ -50,7 +50,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         first, last = int(match[1]), int(match[2] or match[1])
         if len(seeds) + last - first + 1 > MAX_SEEDS:  # before expanding a range such as 0-4294967295
             raise ReinforceError(
-                f"invalid --seeds {text!r}: a sweep takes at most {MAX_SEEDS} seeds, split it into smaller sweeps"
+                f"invalid --seeds {text!r}: at most {MAX_SEEDS} seeds are taken at once; split them into smaller runs"
             )
         seeds.extend(range(first, last + 1))
     return check_seeds(seeds)
@@ -85,7 +85,10 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
             try:
                 values.append(param_type.convert(value.strip(), None, None))
             except click.BadParameter as exc:
-                raise ReinforceError(f"invalid --grid value {key}={value.strip()!r}: {exc.message}") from None
+                raise ReinforceError(
+                    f"invalid --grid value {key}={value.strip()!r}: {exc.message.rstrip('.')}; give each value as "
+                    f"--{key.replace('_', '-')} takes it, separated by commas"
+                ) from None
         grid[key] = values
     return grid
 

@@ -6,7 +6,8 @@ the batched computations under them, one policy call per env step and one backwa
 """
 
 from reinforce.population.batched import policy_step, population_act
-from reinforce.population.members import MEMBER_DIR, Population
+from reinforce.population.members import Population
 from reinforce.population.train import train_population
+from reinforce.run.files import MEMBER_DIR
 
 __all__ = ["MEMBER_DIR", "Population", "policy_step", "population_act", "train_population"]

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,13 +41,13 @@ from gymnasium.vector import VectorEnv
 from reinforce.agent import Reinforce
 from reinforce.callbacks import EvalCallback
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, TrainConfig, as_count, episodes_per_update
-from reinforce.config_checks import seeds_text
+from reinforce.config_checks import MAX_SEEDS, seeds_text
 from reinforce.core.device import torch_threads
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.population.checks import riding_checks
 from reinforce.population.rounds import MemberRun, finish_pending, finish_updates, play_round
 from reinforce.rollout.envs import EnvLike, Wrapper
-from reinforce.run.files import run_path, training_lock
+from reinforce.run.files import MEMBER_DIR, run_path, training_lock
 from reinforce.run.metrics import RunLog
 from reinforce.snapshots import write_run_config
 from reinforce.training import StopSignals, claim, require_trainable, schedule_learning_rates
@@ -57,9 +58,6 @@ if TYPE_CHECKING:
     from reinforce.config import Hyperparameters
 
 logger = logging.getLogger("reinforce")
-
-MEMBER_DIR = "seed-{seed}"
-"""The run directory of the member of seed S inside a population's run directory."""
 
 
 class Population:
@@ -95,7 +93,7 @@ class Population:
         wrappers: Sequence[Wrapper] | None = None,
         **overrides: Unpack[Hyperparameters],
     ) -> None:
-        seeds = list(seeds)
+        seeds = _seed_list(seeds)
         _check_seeds(seeds)
         if isinstance(env, VectorEnv):
             raise ReinforceError("a population makes its own vector env: pass an id, a spec or a callable as env")
@@ -371,6 +369,16 @@ class Population:
             self.envs.close()
         for member in getattr(self, "members", ()):
             member.close()
+
+
+def _seed_list(seeds: object) -> list[int]:
+    """``seeds`` (any iterable of integers: a list, a range) as a list, at most `MAX_SEEDS` of them."""
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise ReinforceError(f"seeds must be integers, such as range(10) or [0, 2, 5], got {seeds!r}: pass a list")
+    listed = list(itertools.islice(seeds, MAX_SEEDS + 1))
+    if len(listed) > MAX_SEEDS:
+        raise ReinforceError(f"a population takes at most {MAX_SEEDS} seeds: split them into smaller populations")
+    return listed
 
 
 def _check_seeds(seeds: Sequence[int | None]) -> None:

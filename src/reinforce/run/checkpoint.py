@@ -27,13 +27,17 @@ from reinforce.core.optim import Optimizer
 from reinforce.errors import ReinforceError
 from reinforce.run.files import (
     CHECKPOINT_FILE,
+    CONFIG_FILE,
+    CURVE_FILE,
     FORMAT_VERSION,
+    PID_FILE,
     RUN_FILES,
     TEMP_PATTERN,
     atomic_write,
     library_versions,
     read_file,
     read_json,
+    refuse_population,
     write_json,
 )
 from reinforce.run.metrics import SOLVED_WINDOW
@@ -131,6 +135,18 @@ def pack_state(
 
 STATE_PATTERN = re.compile(rf"{STATE_PREFIX}[0-9]{{9}}-[0-9a-f]{{16}}{re.escape(STATE_SUFFIX)}")
 """The names `state_file_name` gives state files."""
+
+
+def is_run_file(path: Path) -> bool:
+    """Whether ``path`` names a file that reinforce keeps in a run directory (one with a config.json).
+
+    Its config.json, checkpoint.json, CSVs, evaluation, curve, pid file and state files: another writer must not
+    replace them.
+    """
+    own = (*RUN_FILES, CURVE_FILE, PID_FILE)
+    return (path.parent / CONFIG_FILE).is_file() and (
+        path.name in own or STATE_PATTERN.fullmatch(path.name) is not None
+    )
 
 
 def remove_stale_files(run_dir: Path, keep: str) -> None:
@@ -234,10 +250,11 @@ class Checkpoint:
 
 
 def check_run_dir(path: Path) -> None:
-    """A `ReinforceError` unless ``path`` is a directory."""
+    """A `ReinforceError` unless ``path`` is a directory, and one run's rather than a population's."""
     if not path.is_dir():
         problem = "is not a directory" if path.exists() else "does not exist"
         raise ReinforceError(f"run directory {path} {problem}: pass the directory `reinforce train` wrote")
+    refuse_population(path)
 
 
 def check_format(document: dict[str, Any], path: Path) -> None:

@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from reinforce.config_checks import seeds_text
 from reinforce.errors import ReinforceError, RunDirectoryBusy
 
 FORMAT_VERSION = 2
@@ -35,6 +36,10 @@ BEST_DIR = "best"
 TENSORBOARD_DIR = "tensorboard"
 RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, EPISODES_FILE, EVALUATION_FILE, EVALUATIONS_FILE)
 """The files of a run directory that `atomic_write` writes (besides the state files)."""
+MEMBER_DIR = "seed-{seed}"
+"""The run directory of the member of seed S inside a population's directory (``reinforce train --seeds``)."""
+MEMBER_PATTERN = re.compile(r"seed-(0|[1-9][0-9]*)")
+"""The names `MEMBER_DIR` gives."""
 PID_FILE = "training.pid"
 """The pid of the process training the run directory, there while it holds the lock (see `training_lock`)."""
 
@@ -55,6 +60,37 @@ def run_path(run_dir: object, *, writing: bool = False) -> Path:
     if writing and path.exists() and not path.is_dir():
         raise ReinforceError(f"run directory {path} is a file, not a directory: pass a directory (new or a run's)")
     return path
+
+
+def population_seeds(path: Path) -> list[int]:
+    """The seeds of the population in ``path``: its ``seed-S`` run directories (with a config.json), in order.
+
+    Empty for one run's directory (config.json in ``path`` itself), a directory without members, or a path that
+    cannot be listed.
+    """
+    if (path / CONFIG_FILE).exists():
+        return []
+    try:
+        names = [entry.name for entry in path.iterdir() if (entry / CONFIG_FILE).is_file()]
+    except OSError:
+        return []
+    return sorted(int(match[1]) for name in names if (match := MEMBER_PATTERN.fullmatch(name)))
+
+
+def refuse_population(path: Path, fix: str | None = None) -> None:
+    """A `ReinforceError` if ``path`` is a population's directory, where one run's directory is expected.
+
+    ``fix``: what to do instead, where ``{seeds}`` stands for the seeds as ``--seeds`` writes them (default:
+    pass one member's directory).
+    """
+    seeds = population_seeds(path)
+    if seeds:
+        member = path / MEMBER_DIR.format(seed=seeds[0])
+        text = seeds_text(seeds)
+        raise ReinforceError(
+            f"{path} holds a population (seeds {text}, each in {path / 'seed-S'}), not one run: "
+            + (fix.format(seeds=text) if fix else f"pass one member's run directory, such as {member}")
+        )
 
 
 def _read_umask() -> int:
@@ -148,9 +184,13 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        raise ReinforceError(f"{path} is not valid JSON ({exc}): the run directory is damaged") from None
+        raise ReinforceError(
+            f"{path} is not valid JSON ({exc}): the run directory is damaged; restore the file or start a new run"
+        ) from None
     if not isinstance(document, dict):
-        raise ReinforceError(f"{path} does not hold a JSON object: the run directory is damaged")
+        raise ReinforceError(
+            f"{path} does not hold a JSON object: the run directory is damaged; restore the file or start a new run"
+        )
     return document
 
 

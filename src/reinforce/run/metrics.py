@@ -203,7 +203,9 @@ def trim_csv(path: Path, fieldnames: Sequence[str], max_update: int) -> None:
     resuming drops them (they are written again) so that no row is duplicated. A torn last line is dropped
     too, and a header torn by a crash. Any other header is an error: the file is not one this version wrote;
     so is a row whose first column (the update of metrics.csv, the episode of episodes.csv) does not come
-    after the previous row's: a row written twice, or out of order, is damage that trimming cannot repair.
+    after the previous row's: a row written twice, or out of order, is damage that trimming cannot repair; and
+    so is a row cut short or malformed that the checkpoint covers (its update at most ``max_update``) or that
+    other rows follow: a crash tears only the last line, after the checkpoint.
     """
     trimmed = trimmed_csv(path, fieldnames, max_update)
     if trimmed is not None:
@@ -228,18 +230,19 @@ def trimmed_csv(path: Path, fieldnames: Sequence[str], max_update: int) -> str |
         )
     kept = [lines[0]]
     number, previous = fieldnames[0], None
-    for line in lines[1:]:
-        if not line.endswith("\n"):
+    for index, line in enumerate(lines[1:], start=2):
+        parsed = _parse_row(line, fieldnames)
+        if parsed is None:  # torn: only a crash's last line, after the checkpoint, may be (it is dropped)
+            update = _leading_update(line, fieldnames)
+            if (update is None and index < len(lines)) or (update is not None and update <= max_update):
+                why = "rows follow it" if update is None else f"the checkpoint at update {max_update} covers it"
+                raise ReinforceError(
+                    f"{path} line {index} is cut short or malformed, though {why}: the run directory is damaged; "
+                    "restore the file, or start a new run"
+                )
             break
-        try:
-            row = next(csv.DictReader(io.StringIO(line), fieldnames=list(fieldnames)))
-        except csv.Error:
-            break
-        try:
-            update, current = int(row["update"]), int(row[number])
-        except (TypeError, ValueError):
-            break
-        if update > max_update or None in row or any(value is None for value in row.values()):
+        update, current = parsed
+        if update > max_update:
             break
         if previous is not None and current <= previous:
             raise ReinforceError(
@@ -250,6 +253,30 @@ def trimmed_csv(path: Path, fieldnames: Sequence[str], max_update: int) -> str |
         kept.append(line)
     trimmed = "".join(kept)
     return trimmed if trimmed != text else None
+
+
+def _parse_row(line: str, fieldnames: Sequence[str]) -> tuple[int, int] | None:
+    """A whole row's update and first column (numbers), or None if it is cut short or malformed."""
+    if not line.endswith("\n"):
+        return None
+    try:
+        row = next(csv.DictReader(io.StringIO(line), fieldnames=list(fieldnames)))
+        parsed = int(row["update"]), int(row[fieldnames[0]])
+    except (csv.Error, TypeError, ValueError, StopIteration):
+        return None
+    return None if None in row or any(value is None for value in row.values()) else parsed
+
+
+def _leading_update(line: str, fieldnames: Sequence[str]) -> int | None:
+    """The update of a row cut short, where its update column is whole (a column follows it), else None."""
+    column = list(fieldnames).index("update")
+    fields = line.rstrip("\r\n").split(",")
+    if len(fields) <= column + 1:
+        return None
+    try:
+        return int(fields[column])
+    except ValueError:
+        return None
 
 
 class RunLog:

@@ -19,6 +19,7 @@ from reinforce.config import (
     as_count,
     check_seed,
 )
+from reinforce.config_checks import MAX_SEEDS
 from reinforce.errors import ReinforceError
 from reinforce.run.files import read_json
 from reinforce.settings import resolve
@@ -45,10 +46,6 @@ class Trial:
     total_steps: int
     eval_episodes: int
     checkpoint_every: int
-
-
-MAX_SEEDS = 10_000
-"""The most seeds one sweep takes (each is a run per setting)."""
 
 
 def check_seeds(seeds: Iterable[object]) -> tuple[int, ...]:
