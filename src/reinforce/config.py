@@ -145,7 +145,8 @@ class TrainConfig:
     """Torch device of the policy and the update (cpu, cuda, cuda:1, ...; auto: cuda where available)."""
 
     num_threads: int = 1
-    """Torch CPU threads while `learn` runs (put back after); 1 is fastest for small MLPs, 0 keeps torch's."""
+    """Torch CPU threads while `learn`, `update` or `evaluate` runs (put back after); 1 is fastest for small MLPs,
+    0 keeps torch's."""
 
     action_squash: ActionSquash = "clip"
     """How Gaussian actions meet a bounded Box: clip (train on the raw sample, clip what the env gets) or tanh

@@ -734,3 +734,22 @@ def test_seeds_that_are_not_integers_or_too_many_are_one_error(seeds: Any, messa
         Population("toy/Counting-v0", seeds, **TINY)
     with pytest.raises(ReinforceError, match=re.escape(message)):
         train_population("toy/Counting-v0", seeds, 10, **TINY)
+
+
+def test_population_update_runs_in_the_configs_threads_and_puts_torchs_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    import reinforce.population.members as members
+
+    seen: list[int] = []
+    play_round = members.play_round
+    monkeypatch.setattr(
+        members, "play_round", lambda *args: (seen.append(torch.get_num_threads()), play_round(*args))[1]
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        population = Population("CartPole-v1", seeds=[0, 1], num_envs=2, num_threads=1)
+        population.update()
+        assert seen == [1] and torch.get_num_threads() == 2
+        population.close()
+    finally:
+        torch.set_num_threads(before)

@@ -11,6 +11,7 @@ import torch
 
 import tests.toy_envs  # noqa: F401  (registers the toy environments)
 from reinforce import Reinforce, collect
+from reinforce.errors import ReinforceError
 from reinforce.rollout.envs import make_vec_env
 from reinforce.rollout.sync_steps import SyncSteps
 
@@ -86,3 +87,46 @@ def test_only_a_plain_sync_vector_env_of_array_spaces_is_stepped_directly() -> N
     assert SyncSteps.of(same_step) is None
     sync.close()
     same_step.close()
+
+
+class _InfoNoneEnv(gymnasium.Env[np.ndarray, np.int64]):
+    """Box observations; its second step returns None as its info."""
+
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gymnasium.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action: np.int64) -> tuple[Any, float, bool, bool, Any]:
+        self.t += 1
+        return np.zeros(2, dtype=np.float32), 1.0, self.t >= 3, False, None if self.t == 2 else {}
+
+
+def test_an_info_that_is_not_a_dict_is_one_error_naming_the_env_and_the_call() -> None:
+    envs = gymnasium.vector.SyncVectorEnv([_InfoNoneEnv] * 2)
+    assert SyncSteps.of(envs) is not None
+    agent = Reinforce(envs, seed=0)
+    with pytest.raises(ReinforceError, match=r"failed in step\(\) \(TypeError: its info is NoneType, not a dict\)"):
+        agent.update()
+    agent.close()
+
+
+def test_a_vector_env_that_hands_back_its_own_buffer_is_refused_but_a_plain_sync_one_is_stepped_alike() -> None:
+    def make(copy: bool) -> gymnasium.vector.VectorEnv:
+        return gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make("toy/Counting-v0")] * 3, copy=copy)
+
+    batches = []
+    for copy in (True, False):  # the sub-envs are stepped directly: the vector env's buffer is not used
+        envs = make(copy)
+        batches.append(collect(envs, Reinforce(envs, seed=0, hidden_sizes=()).policy, num_episodes=6, seed=1))
+        envs.close()
+    mask = batches[0].mask
+    assert torch.equal(batches[0].observations[mask], batches[1].observations[mask])
+    wrapped = gymnasium.wrappers.vector.RecordEpisodeStatistics(make(copy=False))  # stepped whole, its buffer back
+    agent = Reinforce(wrapped, seed=0, hidden_sizes=())
+    with pytest.raises(ReinforceError, match=r"copy=False.*make it with copy=True"):
+        agent.update()
+    agent.close()

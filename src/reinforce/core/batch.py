@@ -37,7 +37,8 @@ class RolloutBatch:
     mask: Tensor
     """``[T, N]`` bool: step t of env n belongs to one of the batch's episodes (false on reset and idle steps)."""
     last_observations: Tensor
-    """``[N, *obs_shape]`` observations returned by the last step (see `RolloutBatch.next_observations`)."""
+    """``[N, *obs_shape]`` observations returned by the last step (see `RolloutBatch.next_observations`); for an
+    env idle at that step and not stepped (`reinforce.rollout.sync_steps`), the last observation it returned."""
     episode_returns: list[float]
     """Undiscounted return of each episode, in order of completion (worker by worker in a joined batch, see
     `concatenate_batches`)."""

@@ -42,7 +42,7 @@ from reinforce.agent import Reinforce
 from reinforce.callbacks import EvalCallback
 from reinforce.config import DEFAULT_CHECKPOINT_EVERY, TrainConfig, as_count, episodes_per_update
 from reinforce.config_checks import MAX_SEEDS, seeds_text
-from reinforce.core.device import torch_threads
+from reinforce.core.device import in_config_threads, torch_threads
 from reinforce.errors import ReinforceError, TrainingInterrupted
 from reinforce.population.checks import riding_checks
 from reinforce.population.rounds import MemberRun, finish_pending, finish_updates, play_round
@@ -336,6 +336,7 @@ class Population:
         make_envs = functools.partial(self._vector_env, len(members))  # with this many checks' sub-envs more
         return play_round(make_envs, members, episodes, riders, self.config.num_envs)
 
+    @in_config_threads
     def update(self) -> list[dict[str, Any] | None]:
         """One round of every member without an error: a batched collection of its episodes, then its update.
 

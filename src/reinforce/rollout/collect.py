@@ -37,7 +37,7 @@ from reinforce.rollout.actions import plain_categorical, sample_logits
 from reinforce.rollout.actions import sample_actions as sample_actions
 from reinforce.rollout.actions import to_env_actions as to_env_actions
 from reinforce.rollout.gaussian_sampler import GaussianMLPSampler
-from reinforce.rollout.masks import INFO_KEY, info_action_masks, mask_width, step_action_masks
+from reinforce.rollout.masks import INFO_KEY, env_name, info_action_masks, mask_width, step_action_masks
 from reinforce.rollout.mlp_sampler import MLPSampler
 from reinforce.rollout.steps import (
     check_actions,
@@ -190,7 +190,7 @@ def collect_groups(
         key: [] for key in ("observations", "actions", "rewards", "terminated", "truncated", "mask")
     }
     episodes: list[tuple[list[float], list[int], list[bool]]] = [([], [], []) for _ in range(groups)]
-    direct = SyncSteps.of(envs)  # the idle sub-envs of a SyncVectorEnv are not stepped
+    sync_steps = SyncSteps.of(envs)  # the idle sub-envs of a SyncVectorEnv are not stepped
     with torch.inference_mode():
         while active.any():
             valid = active & ~resetting
@@ -202,11 +202,16 @@ def collect_groups(
                 mask_tensor = None if action_masks is None else torch.as_tensor(action_masks, device=device)
                 actions = act(torch.as_tensor(observations, device=device), mask_tensor).cpu().numpy()
             check_actions(actions, observations, envs)
-            if direct is None:
+            if sync_steps is None:
                 next_observations, rewards, terminated, truncated, infos = step_envs(envs, env_actions.numpy(actions))
             else:
-                outcome = direct.step(env_actions.numpy(actions), active, resetting, observations)
+                outcome = sync_steps.step(env_actions.numpy(actions), active, resetting, observations)
                 next_observations, rewards, terminated, truncated, infos = outcome
+            if np.may_share_memory(next_observations, observations):
+                raise ReinforceError(
+                    f"{env_name(envs)} returned its last observations' array again, changed in place (a vector env "
+                    "made with copy=False): make it with copy=True"
+                )
             masks = info_action_masks(infos, action_space, envs)
             # a time limit that falls on a terminal step is a termination: the state really is terminal
             truncated = truncated & ~terminated
@@ -234,9 +239,9 @@ def collect_groups(
             resetting = done
             observations = next_observations
     simulated: list[int | None] = [None] * groups  # None: every sub-env stepped every time, ``T * G``
-    if direct is not None:
-        direct.finish()
-        simulated = [int(direct.steps[starts[group] : starts[group + 1]].sum()) for group in range(groups)]
+    if sync_steps is not None:
+        sync_steps.finish()
+        simulated = [int(sync_steps.steps[starts[group] : starts[group + 1]].sum()) for group in range(groups)]
     stacked = {key: np.stack(values) for key, values in buffers.items()}
     tensors, last_observations = checked_tensors(stacked, observations, envs)
     all_masks = stack_masks(step_masks, num_envs, mask_width(action_space))

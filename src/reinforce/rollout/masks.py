@@ -128,8 +128,8 @@ def step_action_masks(
     """The masks a step acts under: ``masks``, checked where the ``[N]`` bool ``acting`` is true.
 
     Steps outside the batch's episodes (the reset step of next-step autoreset, whose action is ignored, and
-    the steps of idle environments, which run on) act under their env's mask too; where it allows no action
-    (a terminal state may allow nothing) they may take any.
+    the steps of idle environments, where the vector env steps them) act under their env's last mask too;
+    where it allows no action (a terminal state may allow nothing) they may take any.
 
     Raises:
         ReinforceError: an acting environment's mask allows no action (in some component).

@@ -8,8 +8,12 @@ last admitted episode has ended goes idle, and the collection lasts until its lo
 calls, the same next-step autoreset, the same conversions) and leaves the idle ones where they are. The
 collection's episodes, and every value it uses, are the same; only the idle entries of its buffers differ
 (the observation stays, the reward is 0, the flags are false). Every collection starts from ``envs.reset``, so
-an idle sub-env's untaken steps change no later collection either (with a reset seed; without one, the
-sub-envs' random streams are not advanced by steps that nobody used).
+an idle sub-env's untaken steps change no later collection either, where each sub-env draws its randomness from
+its own ``np_random`` and a reset seed is given (as every Gymnasium env, and every seeded collection of
+reinforce). Sub-envs that share a generator (NumPy's or torch's global one, a shared space's) or other state,
+and collections without a reset seed, go on differently (as validly) without the idle steps' draws. A defect of
+an env that only idle steps met (a ``reset`` that raises, NaN observations after an episode nobody used) is no
+longer met.
 """
 
 from __future__ import annotations
@@ -46,14 +50,15 @@ class SyncSteps:
     def of(cls, envs: VectorEnv[Any, Any, Any]) -> SyncSteps | None:
         """The direct steps of ``envs``, or None where they would not be ``envs.step``'s.
 
-        That is: not a `SyncVectorEnv` itself (another class, or one inside a vector wrapper), another autoreset
-        mode, a Gymnasium that keeps the autoreset flags elsewhere, or spaces other than Box, Discrete,
-        MultiDiscrete and MultiBinary (whose batches are arrays of one row per sub-env).
+        That is: not a `SyncVectorEnv` itself (another class, or one inside a vector wrapper, such as the flattening
+        of Dict, Tuple, MultiDiscrete and MultiBinary observations), another autoreset mode, a Gymnasium that keeps
+        the autoreset flags elsewhere, or spaces other than Box, Discrete, MultiDiscrete and MultiBinary (whose
+        batches are arrays of one row per sub-env).
         """
         if type(envs) is not SyncVectorEnv or envs.autoreset_mode != AutoresetMode.NEXT_STEP:
             return None
-        if not isinstance(getattr(envs, "_autoreset_envs", None), np.ndarray):
-            return None
+        if not isinstance(getattr(envs, "_autoreset_envs", None), np.ndarray) or not hasattr(envs, "_add_info"):
+            return None  # a Gymnasium whose SyncVectorEnv keeps its autoreset flags or infos otherwise
         if type(envs.single_observation_space) not in _ARRAY_SPACES:
             return None
         if type(envs.single_action_space) not in _ARRAY_SPACES:
@@ -97,21 +102,18 @@ class SyncSteps:
                         actions[index]
                     )
                 if np.shape(observation) != self.observation_shape:
-                    raise observations_error(self.envs, (num_envs, *np.shape(observation)), self.call(reset))
+                    raise observations_error(self.envs, (num_envs, *np.shape(observation)), _call_name(reset))
                 np.copyto(next_observations[index, ...], observation, casting="same_kind")
+                if not isinstance(info, dict):
+                    raise TypeError(f"its info is {type(info).__name__}, not a dict")
+                if INFO_KEY in info:
+                    infos = self.envs._add_info(infos, {INFO_KEY: info[INFO_KEY]}, index)
             except ReinforceError:
                 raise
             except Exception as exc:  # the env raised, returned a 4-tuple, or a reward that is not a number
-                raise env_failed(self.envs, self.call(reset), exc) from exc
-            if INFO_KEY in info:
-                infos = self.envs._add_info(infos, {INFO_KEY: info[INFO_KEY]}, index)
+                raise env_failed(self.envs, _call_name(reset), exc) from exc
         self.steps += stepping
         return next_observations, rewards.astype(np.float32), terminated, truncated, infos
-
-    @staticmethod
-    def call(reset: bool) -> str:
-        """The sub-env's call that a step made: ``reset()`` (an autoreset) or ``step()``."""
-        return "reset()" if reset else "step()"
 
     def finish(self) -> None:
         """After the collection: the vector env resets, on its next step, every sub-env that was stepped.
@@ -120,3 +122,8 @@ class SyncSteps:
         the others are as ``envs.reset`` left them.
         """
         self.envs._autoreset_envs = self.steps > 0
+
+
+def _call_name(reset: bool) -> str:
+    """The sub-env's call that a step made: ``reset()`` (an autoreset) or ``step()``."""
+    return "reset()" if reset else "step()"
