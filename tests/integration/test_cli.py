@@ -573,6 +573,26 @@ def test_plot_of_one_run_against_time_keeps_its_curve_png(
         assert (run / "curve.png").read_bytes() == b"the run's own figure"
 
 
+@pytest.mark.parametrize(
+    "args", [["other", "--out", "run/curve.png"], ["run", "--x", "time", "--out", "run/curve.png"]]
+)
+def test_plot_never_replaces_a_runs_curve_with_another_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    from reinforce import Reinforce, cli
+
+    for name in ("run", "other"):
+        Reinforce("toy_envs:toy/Counting-v0", seed=0, num_envs=2, hidden_sizes=(4,)).learn(40, run_dir=tmp_path / name)
+    (tmp_path / "run" / "curve.png").write_bytes(b"the run's own figure")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["plot", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write run/curve.png: it is the curve of the run in run" in err
+    assert (tmp_path / "run" / "curve.png").read_bytes() == b"the run's own figure"
+
+
 def test_the_evaluation_line_counts_one_episode_as_one() -> None:
     from reinforce.cli.runs import evaluation_line
 

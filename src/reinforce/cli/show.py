@@ -128,7 +128,7 @@ def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None
     again, the seeds' mean and band.
     """
     import_long_lived(*PLOTTING_MODULES)
-    from reinforce.run.files import CONFIG_FILE, MEMBER_DIR, population_seeds, read_json
+    from reinforce.run.files import CONFIG_FILE, CURVE_FILE, MEMBER_DIR, population_seeds, read_json
     from reinforce.run.plotting import plot_comparison, plot_runs
 
     runs: list[Path] = []  # each run directory, a population's members in its place
@@ -142,7 +142,15 @@ def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ReinforceError(f"cannot write {out}: give --out a .png, .svg or .pdf file name")
     threshold = threshold if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None
-    if runs == list(run_dirs) and len(runs) == 1 and x_axis is None:
+    own_curve = runs == list(run_dirs) and len(runs) == 1 and x_axis is None
+    # a run's curve.png (no other file of a run directory is an image) takes that run's own figure only
+    runs_curve = out.name == CURVE_FILE and (out.parent / CONFIG_FILE).is_file()
+    if runs_curve and (not own_curve or out.resolve() != (runs[0] / CURVE_FILE).resolve()):
+        raise ReinforceError(
+            f"cannot write {out}: it is the curve of the run in {out.parent}, which this figure would replace; "
+            "give another file name"
+        )
+    if own_curve:
         plot_runs(runs, out, threshold=threshold)
     else:  # a population alone: the seeds' mean and band, as `reinforce train --seeds` draws its curve.png
         plot_comparison(runs, out, x=x_axis or "steps", threshold=threshold)
