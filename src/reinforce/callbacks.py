@@ -189,6 +189,14 @@ class EvalCallback:
         """``RUN_DIR/best``, where the best policy is saved; None without a run directory."""
         return None if self._run is None or self._run.run_dir is None else self._run.run_dir / BEST_DIR
 
+    @property
+    def saved_best_dir(self) -> Path | None:
+        """`best_dir` where it holds the policy of `best`; None without one (removed by a user since, say)."""
+        best_dir = self.best_dir
+        if best_dir is None or self.best is None or _checkpoint_update(best_dir) != self.best["update"]:
+            return None
+        return best_dir
+
     def start(self, agent: Reinforce, run: TrainingRun) -> None:
         """Take up the run at the agent's update: its evaluations so far, and ``best`` made to match them.
 

@@ -217,6 +217,34 @@ def test_a_best_policy_not_yet_copied_is_copied_when_the_run_resumes(tmp_path: P
     resumed.close()
 
 
+def test_the_summary_does_not_claim_a_best_policy_that_a_user_removed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    evaluation = EvalCallback(every_steps=200, episodes=2)
+    agent = Reinforce("CartPole-v1", seed=2, **SETTINGS).learn(600, run_dir=run, callback=evaluation)
+    assert evaluation.saved_best_dir == run / "best"
+    assert evaluation.best is not None and evaluation.best["update"] < agent.num_updates  # not re-made on resume
+    budget = str(agent.num_env_steps + 1)
+    agent.close()
+    for path in (run / "best").iterdir():
+        path.unlink()
+    # one more update and no evaluation due: the best stays the kept row, whose policy is gone
+    result = run_cli(
+        "train",
+        "--resume",
+        run,
+        "--total-steps",
+        budget,
+        "--eval-every",
+        "100000",
+        "--eval-episodes",
+        "2",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"not saved: {run / 'best'} does not hold its policy" in result.stdout
+    assert "saved in" not in result.stdout and "holds no policy" in result.stderr
+
+
 def test_a_best_directory_the_evaluations_do_not_account_for_is_refused(tmp_path: Path) -> None:
     (tmp_path / "best").mkdir()
     (tmp_path / "best" / "mine.txt").write_text("the user's")

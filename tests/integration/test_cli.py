@@ -593,6 +593,30 @@ def test_plot_never_replaces_a_runs_curve_with_another_figure(
     assert (tmp_path / "run" / "curve.png").read_bytes() == b"the run's own figure"
 
 
+@pytest.mark.parametrize("args", [["run", "run"], ["run", "other", "./run/"], ["pop", "pop/seed-1"]])
+def test_plot_refuses_a_run_given_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    from reinforce import Reinforce, cli
+
+    for name in ("run", "other"):
+        Reinforce("toy_envs:toy/Counting-v0", seed=0, num_envs=2, hidden_sizes=(4,)).learn(40, run_dir=tmp_path / name)
+    if "pop" in args:
+        from reinforce import Population
+
+        population = Population("toy_envs:toy/Counting-v0", [0, 1], num_envs=2, hidden_sizes=(4,))
+        population.learn(40, run_dir=tmp_path / "pop")
+        population.close()
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["plot", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is given twice" in err and "give each run once" in err
+    assert snapshot(tmp_path) == before
+
+
 def test_the_evaluation_line_counts_one_episode_as_one() -> None:
     from reinforce.cli.runs import evaluation_line
 

@@ -136,6 +136,10 @@ def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None
         if not run_dir.is_dir():
             raise ReinforceError(f"run directory {run_dir} does not exist: pass directories `reinforce train` wrote")
         runs += [run_dir / MEMBER_DIR.format(seed=seed) for seed in population_seeds(run_dir)] or [run_dir]
+    resolved = [run.resolve() for run in runs]
+    for index, run in enumerate(runs):  # a run drawn twice would count as two seeds in a band
+        if resolved[index] in resolved[:index]:
+            raise ReinforceError(f"run {run} is given twice (itself or through its population): give each run once")
     threshold = read_json(runs[0] / CONFIG_FILE).get("reward_threshold")
     if out is None:
         out = default_plot_path(run_dirs, x_axis)

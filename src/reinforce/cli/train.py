@@ -196,10 +196,15 @@ def train(
             )
         )
         if evaluations is not None and evaluations.best is not None and not verified:
-            best = evaluations.best
+            best, saved = evaluations.best, evaluations.saved_best_dir
+            where = (
+                f"saved in {saved}"
+                if saved
+                else f"not saved: {evaluations.best_dir} does not hold its policy (a better evaluation saves there)"
+            )
             click.echo(
                 f"best of {len(evaluations.evaluations)} evaluations: mean return {best['mean_return']:.2f} at "
-                f"{best['env_steps']:,} env steps, saved in {evaluations.best_dir}"
+                f"{best['env_steps']:,} env steps, {where}"
             )
         line = final_evaluation(agent, run_dir, verified=verified, eval_episodes=eval_episodes, plotter=plotter)
         if line is not None:
