@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from gymnasium.spaces import Box, Discrete
 
 import reinforce
 from reinforce import Reinforce, ReinforceError
@@ -106,6 +107,14 @@ def test_evaluate_runs_the_requested_episodes() -> None:
 def test_bad_construction_raises_one_clear_error(env_id: str, kwargs: dict, message: str) -> None:
     with pytest.raises(ReinforceError, match=message):
         Reinforce(env_id, **kwargs)
+
+
+@pytest.mark.parametrize("config", ["config.yaml", {"lr": 0.01}, 0.01])
+def test_a_config_that_is_not_a_train_config_is_one_error_naming_the_fix(config: object) -> None:
+    with pytest.raises(ReinforceError, match=r"config must be a TrainConfig, got \w+: pass TrainConfig.from_dict"):
+        Reinforce("CartPole-v1", config=config)  # type: ignore[arg-type]
+    with pytest.raises(ReinforceError, match="config must be a TrainConfig"):
+        Reinforce.from_spaces(Box(-1, 1, (2,)), Discrete(2), config=config)  # type: ignore[arg-type]
 
 
 def make_run(tmp_path: Path) -> Path:
