@@ -32,7 +32,7 @@ from reinforce.errors import ReinforceError
 from reinforce.rollout.actions import EnvActions, sample_actions
 from reinforce.rollout.observations import FLATTENED_OBSERVATION_SPACES
 from reinforce.run.checkpoint import is_run_file
-from reinforce.run.files import atomic_write, library_versions
+from reinforce.run.files import atomic_write, library_versions, refuse_special_file
 
 if TYPE_CHECKING:
     from onnx import ModelProto
@@ -112,6 +112,7 @@ def _out_path(file: object) -> Path:
         raise ReinforceError(
             f"cannot write {path}: it is one of the files of the run directory {path.parent}; give another file name"
         )
+    refuse_special_file(path)
     return path
 
 
