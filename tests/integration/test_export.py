@@ -179,6 +179,16 @@ BAD_INPUTS = [
     (["{runs}/run/config.json", "--out", "{out}"], "is not a directory"),
     (["{runs}/run", "--out", "{runs}/run/config.json"], "config.json: it is one of the files of the run directory"),
     (["{runs}/run", "--out", "{runs}/run/metrics.csv"], "metrics.csv: it is one of the files of the run directory"),
+    (
+        ["{runs}/run", "--out", "{tmp}/policy.ONNX"],
+        "cannot write {tmp}/policy.ONNX as --format torchscript: .ONNX is the suffix of onnx files, and onnx's "
+        "loaders cannot read this one; give --format onnx, or a file name ending in .pt",
+    ),
+    (
+        ["{runs}/run", "--format", "onnx", "--out", "{out}"],
+        "cannot write {out} as --format onnx: .pt is the suffix of torchscript files, and torchscript's loaders "
+        "cannot read this one; give --format torchscript, or a file name ending in .onnx",
+    ),
 ]
 
 
