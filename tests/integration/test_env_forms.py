@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -334,5 +335,11 @@ def test_save_and_learn_into_a_file_are_refused_and_leave_it(tmp_path: Path) -> 
         agent.save(existing)
     with pytest.raises(ReinforceError, match="is a file, not a directory"):
         agent.learn(10, run_dir=existing)
+    for under in (existing / "run", existing / "runs" / "run"):  # a directory under a file cannot be made
+        message = f"cannot create run directory {under}: {existing} is a file, not a directory"
+        with pytest.raises(ReinforceError, match=re.escape(message)):
+            agent.save(under)
+        with pytest.raises(ReinforceError, match=re.escape(message)):
+            agent.learn(10, run_dir=under)
     agent.close()
-    assert existing.read_text() == "mine"
+    assert existing.read_text() == "mine" and [path.name for path in tmp_path.iterdir()] == ["notes.txt"]

@@ -59,6 +59,13 @@ def run_path(run_dir: object, *, writing: bool = False) -> Path:
     path = Path(run_dir)
     if writing and path.exists() and not path.is_dir():
         raise ReinforceError(f"run directory {path} is a file, not a directory: pass a directory (new or a run's)")
+    if writing:  # a new directory under a file cannot be made
+        above = next((parent for parent in path.parents if parent.exists()), None)
+        if above is not None and not above.is_dir():
+            raise ReinforceError(
+                f"cannot create run directory {path}: {above} is a file, not a directory; pass a directory (new or "
+                "a run's)"
+            )
     return path
 
 
