@@ -16,6 +16,7 @@ from toy_envs import CountingEnv
 
 import reinforce
 from reinforce import Reinforce, ReinforceError
+from reinforce.rollout.envs import env_source
 
 
 class Corridor(gymnasium.Env[np.ndarray, np.int64]):
@@ -151,6 +152,23 @@ def test_bad_env_kwargs_and_wrappers_are_refused() -> None:
         Reinforce("CartPole-v1", wrappers=[3])  # type: ignore[list-item]
     with pytest.raises(ReinforceError, match="creating the environment with"):
         Reinforce(Corridor, env_kwargs={"length": 3})
+
+
+@pytest.mark.parametrize("env", ["CartPole-v1", "toy/Counting-v0"], ids=["vector-entry-point", "sync"])
+def test_a_wrapper_that_fails_or_returns_no_env_is_one_error_naming_the_wrapper(env: str) -> None:
+    for vectorization_mode in ("sync", "auto"):
+        with pytest.raises(ReinforceError, match=r"the wrapper '\S*<lambda>' returned NoneType, not a gymnasium.Env"):
+            Reinforce(env, wrappers=[lambda env: None], vectorization_mode=vectorization_mode)
+    # ClipAction on a Discrete action space: the wrapper's fault, not env_kwargs'
+    with pytest.raises(ReinforceError) as info:
+        Reinforce(env, wrappers=[gymnasium.wrappers.ClipAction])
+    assert re.fullmatch(
+        r"the wrapper 'ClipAction' failed on \S+ \(TypeError: ClipAction requires a Box action space, .*\): fix the "
+        r"wrapper, or leave it out of wrappers",
+        str(info.value),
+    ), info.value
+    with pytest.raises(ReinforceError, match=r"the wrapper '\S*<lambda>' returned NoneType"):  # video's single env
+        env_source(env, wrappers=[lambda env: None]).make_one()
 
 
 @pytest.mark.parametrize(
