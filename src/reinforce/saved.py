@@ -17,7 +17,7 @@ from reinforce.config import TrainConfig, check_seed, saved_hyperparameters
 from reinforce.core.build import CUSTOM_MODULES, OptimizerFactory, SchedulerFactory, user_objects
 from reinforce.core.device import resolve_device
 from reinforce.core.networks import Network
-from reinforce.errors import ReinforceError
+from reinforce.errors import DAMAGED, ReinforceError
 from reinforce.imports import import_class
 from reinforce.rollout.env_records import source_from_record
 from reinforce.rollout.envs import EnvLike, env_source
@@ -231,14 +231,12 @@ def _restore_scheduler(agent: Reinforce, state: Any, file: Path) -> None:
         return
     fresh = agent.lr_scheduler.state_dict()
     if not isinstance(state, dict) or not set(state) <= set(fresh):
-        raise ReinforceError(f"{file} has an invalid lr_scheduler state: the run is damaged")
+        raise ReinforceError(f"{file} has an invalid lr_scheduler state: {DAMAGED}")
     try:
         agent.lr_scheduler.load_state_dict(state)
         agent.lr_scheduler.get_last_lr()
     except Exception as exc:
-        raise ReinforceError(
-            f"{file} has an lr_scheduler state the scheduler refuses ({exc}): the run is damaged"
-        ) from None
+        raise ReinforceError(f"{file} has an lr_scheduler state the scheduler refuses ({exc}): {DAMAGED}") from None
 
 
 def resume(
