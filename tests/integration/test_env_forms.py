@@ -257,6 +257,27 @@ def test_a_callable_run_loads_without_its_env_and_predicts(tmp_path: Path) -> No
     resumed.close()
 
 
+def test_an_env_given_to_load_with_other_spaces_is_refused_naming_both(tmp_path: Path) -> None:
+    agent = Reinforce(lambda: Corridor(size=3), seed=0, num_envs=2, hidden_sizes=(4,))
+    agent.save(tmp_path / "run")
+    agent.close()
+    before = {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()}
+    for call in (reinforce.load, reinforce.resume):  # the state file did not fit, and the run was called damaged
+        with pytest.raises(ReinforceError) as info:
+            call(tmp_path / "run", env="CartPole-v1")
+        assert re.fullmatch(
+            r"the env given to load has the spaces Box\(.*\(4,\), float32\) -> Discrete\(2\), and the run in "
+            r"\S+ was trained on Box\(0\.0, 3\.0, \(1,\), float32\) -> Discrete\(2\): pass an env with the "
+            r"run's spaces \(or none: the recorded one\)",
+            str(info.value),
+        ), info.value
+    assert {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()} == before
+    # other Box bounds (a longer corridor) fit the same networks: the policy acts there
+    longer = reinforce.load(tmp_path / "run", env=lambda: Corridor(size=5))
+    assert longer.predict(np.array([4.0], dtype=np.float32))[0] in (0, 1)
+    longer.close()
+
+
 def test_an_importable_env_class_is_rebuilt_from_the_run_directory(tmp_path: Path) -> None:
     agent = Reinforce(CountingEnv, env_kwargs={"max_length": 4}, seed=0, num_envs=2)
     agent.learn(40, run_dir=tmp_path / "run")
