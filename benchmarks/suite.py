@@ -338,9 +338,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         target = TARGETS.get(task)
         target_text = f"{target[0]:g}" if target else "-"
         reached = f"{sum(value >= target[0] for value in returns)}/{len(returns)}" if target else "-"
-        budget_text = f"{trials[0]['total_steps']:,}" + (" (shipped)" if budget == "shipped" else "")
+        settings_label, budget_text = line_text(task, json.loads(settings), budget, trials[0])
         lines.append(
-            f"| {task} | {settings_text(json.loads(settings))} | {budget_text} | {seeds_text(seeds)} "
+            f"| {task} | {settings_label} | {budget_text} | {seeds_text(seeds)} "
             f"| {statistics.mean(returns):.1f} ± {std:.1f} | [{low:.1f}, {high:.1f}] | {min(returns):.1f} "
             f"| {target_text} | {reached} | {fresh_text(trials, target)} "
             f"| {statistics.median(t['env_steps'] for t in trials):,.0f} "
@@ -351,6 +351,17 @@ def table(rows: list[dict[str, Any]]) -> str:
         tasks = ", ".join(dict.fromkeys(row["task"] for row in old))
         lines.append(f"\n{len(old)} trial(s) of an older config of the same line not counted ({tasks}).")
     return "\n".join(lines)
+
+
+def line_text(task: str, settings: dict[str, Any], budget: str, trial: dict[str, Any]) -> tuple[str, str]:
+    """A line's settings and budget columns; ``(earlier entry)`` where hyperparams.yaml has changed since ``trial``."""
+    settings_label = settings_text(settings)
+    if config_text(trial["config"]) != config_text(trial_config(trial["task"], settings)):
+        settings_label += " (earlier entry)"
+    budget_text = f"{trial['total_steps']:,}"
+    if budget == "shipped":
+        budget_text += " (shipped)" if trial["total_steps"] == budget_steps(task, budget) else " (shipped earlier)"
+    return settings_label, budget_text
 
 
 def fresh_text(trials: list[dict[str, Any]], target: tuple[float, ...] | None) -> str:
