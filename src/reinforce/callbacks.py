@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from reinforce.config import as_count, check_seed
-from reinforce.errors import ReinforceError
+from reinforce.errors import DAMAGED, ReinforceError
 from reinforce.evaluation import evaluate_policy
 from reinforce.rollout.envs import EnvLike, EnvSource, env_source
 from reinforce.run.files import (
@@ -370,5 +370,5 @@ def read_evaluations(path: Path) -> list[dict[str, Any]]:
                     }
                 )
             except (TypeError, ValueError):
-                raise ReinforceError(f"{path} has a row that is not numbers: the run directory is damaged") from None
+                raise ReinforceError(f"{path} has a row that is not numbers: {DAMAGED}") from None
     return rows

@@ -20,7 +20,7 @@ from typing import Any, Literal, TypedDict
 
 from reinforce.config_checks import MAX_SEED as MAX_SEED
 from reinforce.config_checks import as_count as as_count
-from reinforce.config_checks import check_config
+from reinforce.config_checks import check_config, plain_value
 from reinforce.config_checks import check_seed as check_seed
 from reinforce.config_checks import episodes_per_update as episodes_per_update
 from reinforce.errors import ReinforceError
@@ -173,6 +173,8 @@ class TrainConfig:
     """Environments of each Ray worker (backend=ray; default: num_envs / workers, rounded up; at most 65536)."""
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, plain_value(getattr(self, field.name)))
         check_config(self)
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+DAMAGED = "the run directory is damaged; restore the file or start a new run"
+"""How a message about a damaged run file ends: the problem, then the fix."""
+
 
 class ReinforceError(ValueError):
     """Bad input: an invalid hyperparameter, an unknown environment, an unsupported space, a bad run dir.

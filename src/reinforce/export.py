@@ -32,7 +32,7 @@ from reinforce.errors import ReinforceError
 from reinforce.rollout.actions import EnvActions, sample_actions
 from reinforce.rollout.observations import FLATTENED_OBSERVATION_SPACES
 from reinforce.run.checkpoint import is_run_file
-from reinforce.run.files import atomic_write, library_versions
+from reinforce.run.files import atomic_write, library_versions, refuse_special_file
 
 if TYPE_CHECKING:
     from onnx import ModelProto
@@ -89,6 +89,24 @@ def _check_format(format: str) -> ExportFormat:
     return format
 
 
+SUFFIXES: dict[ExportFormat, tuple[str, ...]] = {"torchscript": (".pt", ".pth", ".ts", ".jit"), "onnx": (".onnx",)}
+"""File name suffixes that name a format: a file named for the other format is refused (any other suffix is
+written as asked)."""
+
+
+def _check_suffix(path: Path, format: ExportFormat) -> None:
+    """Refuse a file name whose suffix names the other format (``policy.onnx`` holding TorchScript)."""
+    suffix = path.suffix.lower()
+    other = next((name for name, suffixes in SUFFIXES.items() if suffix in suffixes and name != format), None)
+    if other is not None:
+        raise ReinforceError(
+            f"cannot write {path} as format={format!r}: {path.suffix} is the suffix of {other} files, and "
+            f"{other}'s loaders cannot read this one; give format={other!r}, or a file name ending in "
+            f"{SUFFIXES[format][0]}",
+            fields=("format",),
+        )
+
+
 def _require_onnx() -> None:
     try:
         import onnx  # noqa: F401 (torch's ONNX exporter needs it)
@@ -112,6 +130,7 @@ def _out_path(file: object) -> Path:
         raise ReinforceError(
             f"cannot write {path}: it is one of the files of the run directory {path.parent}; give another file name"
         )
+    refuse_special_file(path)
     return path
 
 
@@ -230,13 +249,15 @@ def export_policy(agent_or_run_dir: Reinforce | str | Path, path: str | Path, *,
 
     Raises:
         ReinforceError: an unknown format, onnx not installed, a path that cannot be written or is a run
-            directory's own file, a run directory that cannot be loaded, or an observation space that reinforce
+            directory's own file, a file name whose suffix names the other format (``.onnx``; ``.pt``, ``.pth``,
+            ``.ts``, ``.jit``), a run directory that cannot be loaded, or an observation space that reinforce
             flattens (Dict, Tuple, MultiDiscrete, MultiBinary), which the file does not take.
     """
     checked = _check_format(format)
     if checked == "onnx":
         _require_onnx()
     out = _out_path(path)
+    _check_suffix(out, checked)
     if isinstance(agent_or_run_dir, Reinforce):
         agent = agent_or_run_dir
     else:

@@ -17,12 +17,12 @@ from reinforce.config import TrainConfig, check_seed, saved_hyperparameters
 from reinforce.core.build import CUSTOM_MODULES, OptimizerFactory, SchedulerFactory, user_objects
 from reinforce.core.device import resolve_device
 from reinforce.core.networks import Network
-from reinforce.errors import ReinforceError
+from reinforce.errors import DAMAGED, ReinforceError
 from reinforce.imports import import_class
 from reinforce.rollout.env_records import source_from_record
 from reinforce.rollout.envs import EnvLike, env_source
 from reinforce.rollout.ray_support import check_ray_address
-from reinforce.rollout.spaces import space_from_json
+from reinforce.rollout.spaces import space_from_json, space_to_json
 from reinforce.run.checkpoint import check_format, check_run_dir, read_checkpoint, require
 from reinforce.run.files import CHECKPOINT_FILE, CONFIG_FILE, read_json, run_path
 
@@ -144,6 +144,35 @@ def _agent_from_spaces(
     return agent
 
 
+def _without_bounds(document: object) -> object:
+    """A space's JSON (`reinforce.rollout.spaces.space_to_json`) without its Box bounds, at any depth."""
+    if isinstance(document, dict):
+        return {key: _without_bounds(value) for key, value in document.items() if key not in ("low", "high")}
+    if isinstance(document, list):
+        return [_without_bounds(value) for value in document]
+    return document
+
+
+def _check_given_spaces(agent: Reinforce, file: Path) -> None:
+    """Refuse an ``env=`` given to `load` whose spaces are not of the kinds and shapes config.json records.
+
+    Without it, another env's network shapes did not match the state file, and the error called the run damaged.
+    Box bounds may differ (a policy evaluated on a longer corridor, say): the networks do not depend on them.
+    """
+    recorded = read_json(file).get("spaces")
+    given = {"observation": space_to_json(agent.env_observation_space), "action": space_to_json(agent.action_space)}
+    if not isinstance(recorded, dict) or _without_bounds(recorded) == _without_bounds(given):
+        return
+    try:
+        trained = f"{space_from_json(recorded.get('observation'))} -> {space_from_json(recorded.get('action'))}"
+    except ReinforceError:
+        return  # a damaged record: the checkpoint's own checks judge the run
+    raise ReinforceError(
+        f"the env given to load has the spaces {agent.env_observation_space} -> {agent.action_space}, and the run in "
+        f"{file.parent} was trained on {trained}: pass an env with the run's spaces (or none: the recorded one)"
+    )
+
+
 def load(
     run_dir: str | Path,
     *,
@@ -205,6 +234,8 @@ def load(
     custom = user_objects(network, value_network, policy, optimizer, optimizer_kwargs, lr_scheduler)
     agent = _agent_from_config(path, device, ray_address, env, custom)
     try:
+        if env is not None:
+            _check_given_spaces(agent, path / CONFIG_FILE)
         checkpoint = read_checkpoint(path)
         unbounded = agent.lr_scheduler is not None or checkpoint.lr_scheduler is not None
         checkpoint.restore(*agent.state(), lr_bounded=not unbounded)
@@ -231,14 +262,12 @@ def _restore_scheduler(agent: Reinforce, state: Any, file: Path) -> None:
         return
     fresh = agent.lr_scheduler.state_dict()
     if not isinstance(state, dict) or not set(state) <= set(fresh):
-        raise ReinforceError(f"{file} has an invalid lr_scheduler state: the run is damaged")
+        raise ReinforceError(f"{file} has an invalid lr_scheduler state: {DAMAGED}")
     try:
         agent.lr_scheduler.load_state_dict(state)
         agent.lr_scheduler.get_last_lr()
     except Exception as exc:
-        raise ReinforceError(
-            f"{file} has an lr_scheduler state the scheduler refuses ({exc}): the run is damaged"
-        ) from None
+        raise ReinforceError(f"{file} has an lr_scheduler state the scheduler refuses ({exc}): {DAMAGED}") from None
 
 
 def resume(

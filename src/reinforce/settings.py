@@ -295,6 +295,11 @@ def resolve(
         ReinforceError: an unknown preset or field, or an invalid value (naming the field).
     """
     if base is not None:
+        if not isinstance(base, TrainConfig):
+            raise ReinforceError(
+                f"config must be a TrainConfig, got {type(base).__name__}: pass TrainConfig.from_dict(values), or "
+                "give the values as keyword arguments"
+            )
         if preset is not None:
             raise ReinforceError("a preset applies over the shipped values, not over a given config: pass one of them")
         layers: dict[str, Any] = base.to_dict()

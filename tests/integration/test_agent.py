@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from gymnasium.spaces import Box, Discrete
 
 import reinforce
 from reinforce import Reinforce, ReinforceError
@@ -106,6 +107,14 @@ def test_evaluate_runs_the_requested_episodes() -> None:
 def test_bad_construction_raises_one_clear_error(env_id: str, kwargs: dict, message: str) -> None:
     with pytest.raises(ReinforceError, match=message):
         Reinforce(env_id, **kwargs)
+
+
+@pytest.mark.parametrize("config", ["config.yaml", {"lr": 0.01}, 0.01])
+def test_a_config_that_is_not_a_train_config_is_one_error_naming_the_fix(config: object) -> None:
+    with pytest.raises(ReinforceError, match=r"config must be a TrainConfig, got \w+: pass TrainConfig.from_dict"):
+        Reinforce("CartPole-v1", config=config)  # type: ignore[arg-type]
+    with pytest.raises(ReinforceError, match="config must be a TrainConfig"):
+        Reinforce.from_spaces(Box(-1, 1, (2,)), Discrete(2), config=config)  # type: ignore[arg-type]
 
 
 def make_run(tmp_path: Path) -> Path:
@@ -239,9 +248,11 @@ def test_damaged_run_directories_are_refused_and_left_as_they_are(tmp_path: Path
     run = make_run(tmp_path)
     damage(run)
     before = {path.name: path.read_bytes() for path in run.iterdir()}
-    with pytest.raises(ReinforceError, match=re.escape(message)):
+    with pytest.raises(ReinforceError, match=re.escape(message)) as info:
         reinforce.load(run)
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+    text = str(info.value).replace(str(tmp_path), "RUN")
+    assert "damaged" not in text or re.search(r"damaged; \w", text), f"names the damage but no fix: {text}"
 
 
 def test_non_finite_normalisation_statistics_are_refused_at_load(tmp_path: Path) -> None:
@@ -252,7 +263,8 @@ def test_non_finite_normalisation_statistics_are_refused_at_load(tmp_path: Path)
     keys = [key for key in load_state_keys(run) if key.startswith("module.policy.") and "weight" not in key]
     key = next(key for key in keys if "mean" in key or "var" in key)
     rewrite_state(run, lambda t: t[key].fill_(math.nan))
-    with pytest.raises(ReinforceError, match=re.escape(f"holds non-finite values in {key}: the run is damaged")):
+    message = f"holds non-finite values in {key}: the run directory is damaged; restore the file"
+    with pytest.raises(ReinforceError, match=re.escape(message)):
         reinforce.load(run)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from toy_envs import CountingEnv
 
 import reinforce
 from reinforce import Reinforce, ReinforceError
+from reinforce.rollout.envs import env_source
 
 
 class Corridor(gymnasium.Env[np.ndarray, np.int64]):
@@ -152,6 +154,23 @@ def test_bad_env_kwargs_and_wrappers_are_refused() -> None:
         Reinforce(Corridor, env_kwargs={"length": 3})
 
 
+@pytest.mark.parametrize("env", ["CartPole-v1", "toy/Counting-v0"], ids=["vector-entry-point", "sync"])
+def test_a_wrapper_that_fails_or_returns_no_env_is_one_error_naming_the_wrapper(env: str) -> None:
+    for vectorization_mode in ("sync", "auto"):
+        with pytest.raises(ReinforceError, match=r"the wrapper '\S*<lambda>' returned NoneType, not a gymnasium.Env"):
+            Reinforce(env, wrappers=[lambda env: None], vectorization_mode=vectorization_mode)
+    # ClipAction on a Discrete action space: the wrapper's fault, not env_kwargs'
+    with pytest.raises(ReinforceError) as info:
+        Reinforce(env, wrappers=[gymnasium.wrappers.ClipAction])
+    assert re.fullmatch(
+        r"the wrapper 'ClipAction' failed on \S+ \(TypeError: ClipAction requires a Box action space, .*\): fix the "
+        r"wrapper, or leave it out of wrappers",
+        str(info.value),
+    ), info.value
+    with pytest.raises(ReinforceError, match=r"the wrapper '\S*<lambda>' returned NoneType"):  # video's single env
+        env_source(env, wrappers=[lambda env: None]).make_one()
+
+
 @pytest.mark.parametrize(
     ("module_text", "message"),
     [
@@ -236,6 +255,27 @@ def test_a_callable_run_loads_without_its_env_and_predicts(tmp_path: Path) -> No
     assert resumed.evaluate(episodes=2)["episodes"] == 2
     resumed.learn(30, run_dir=tmp_path / "run")
     resumed.close()
+
+
+def test_an_env_given_to_load_with_other_spaces_is_refused_naming_both(tmp_path: Path) -> None:
+    agent = Reinforce(lambda: Corridor(size=3), seed=0, num_envs=2, hidden_sizes=(4,))
+    agent.save(tmp_path / "run")
+    agent.close()
+    before = {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()}
+    for call in (reinforce.load, reinforce.resume):  # the state file did not fit, and the run was called damaged
+        with pytest.raises(ReinforceError) as info:
+            call(tmp_path / "run", env="CartPole-v1")
+        assert re.fullmatch(
+            r"the env given to load has the spaces Box\(.*\(4,\), float32\) -> Discrete\(2\), and the run in "
+            r"\S+ was trained on Box\(0\.0, 3\.0, \(1,\), float32\) -> Discrete\(2\): pass an env with the "
+            r"run's spaces \(or none: the recorded one\)",
+            str(info.value),
+        ), info.value
+    assert {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()} == before
+    # other Box bounds (a longer corridor) fit the same networks: the policy acts there
+    longer = reinforce.load(tmp_path / "run", env=lambda: Corridor(size=5))
+    assert longer.predict(np.array([4.0], dtype=np.float32))[0] in (0, 1)
+    longer.close()
 
 
 def test_an_importable_env_class_is_rebuilt_from_the_run_directory(tmp_path: Path) -> None:
@@ -334,5 +374,11 @@ def test_save_and_learn_into_a_file_are_refused_and_leave_it(tmp_path: Path) -> 
         agent.save(existing)
     with pytest.raises(ReinforceError, match="is a file, not a directory"):
         agent.learn(10, run_dir=existing)
+    for under in (existing / "run", existing / "runs" / "run"):  # a directory under a file cannot be made
+        message = f"cannot create run directory {under}: {existing} is a file, not a directory"
+        with pytest.raises(ReinforceError, match=re.escape(message)):
+            agent.save(under)
+        with pytest.raises(ReinforceError, match=re.escape(message)):
+            agent.learn(10, run_dir=under)
     agent.close()
-    assert existing.read_text() == "mine"
+    assert existing.read_text() == "mine" and [path.name for path in tmp_path.iterdir()] == ["notes.txt"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -177,6 +179,16 @@ BAD_INPUTS = [
     (["{runs}/run/config.json", "--out", "{out}"], "is not a directory"),
     (["{runs}/run", "--out", "{runs}/run/config.json"], "config.json: it is one of the files of the run directory"),
     (["{runs}/run", "--out", "{runs}/run/metrics.csv"], "metrics.csv: it is one of the files of the run directory"),
+    (
+        ["{runs}/run", "--out", "{tmp}/policy.ONNX"],
+        "cannot write {tmp}/policy.ONNX as --format torchscript: .ONNX is the suffix of onnx files, and onnx's "
+        "loaders cannot read this one; give --format onnx, or a file name ending in .pt",
+    ),
+    (
+        ["{runs}/run", "--format", "onnx", "--out", "{out}"],
+        "cannot write {out} as --format onnx: .pt is the suffix of torchscript files, and torchscript's loaders "
+        "cannot read this one; give --format torchscript, or a file name ending in .onnx",
+    ),
 ]
 
 
@@ -204,6 +216,29 @@ def test_bad_export_input_gets_one_line_exit_2_and_changes_nothing(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("reinforce: error: ") and message.format(**names) in line
     assert (snapshot(tmp_path), snapshot(runs)) == before
+
+
+def test_export_onto_a_pipe_or_a_link_to_one_is_refused_and_leaves_it(
+    runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a rename onto a device or a pipe replaces it with a file: as root, `--out /dev/null` replaced /dev/null
+    pipe = tmp_path / "pipe.pt"
+    os.mkfifo(pipe)
+    (tmp_path / "link.pt").symlink_to(pipe)
+    monkeypatch.setattr("reinforce.cli.export.import_long_lived", lambda *modules: None)
+    for out in (pipe, tmp_path / "link.pt"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["export", str(runs / "run"), "--out", str(out)])
+        assert exit_info.value.code == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line == (
+            f"reinforce: error: cannot write {out}: it is not a regular file (a device, a named pipe or a socket); "
+            "give a file name"
+        )
+        with pytest.raises(ReinforceError, match="it is not a regular file"):
+            export_policy(runs / "run", out)
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and (tmp_path / "link.pt").is_symlink()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["link.pt", "pipe.pt"]
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")

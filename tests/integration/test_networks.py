@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from gymnasium.spaces import Box, Discrete
 from torch import nn
-from torch.distributions import Categorical, Distribution
+from torch.distributions import Categorical, Distribution, Normal
 
 import reinforce
 from reinforce import Reinforce, ReinforceError
@@ -76,10 +77,46 @@ def test_a_whole_policy_trains_saves_and_loads(tmp_path: Path) -> None:
     loaded.close()
 
 
+class WholePolicy(nn.Module):
+    """A whole CartPole policy that returns ``distribution(self.net(observations))``: right or wrong for the env."""
+
+    def __init__(self, outputs: int, distribution: type[Distribution]) -> None:
+        super().__init__()
+        self.net = nn.Linear(4, outputs)
+        self.distribution = distribution
+
+    def forward(self, observations: torch.Tensor) -> Distribution:
+        features = self.net(observations.float())
+        return Categorical(logits=features) if self.distribution is Categorical else Normal(features, 1.0)
+
+
+class IntegerBody(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Linear(4, 8)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features).long()
+
+
+def failing_body() -> nn.Module:
+    raise RuntimeError("no weights file")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"network": 3}, "network must be a torch.nn.Module"),
+        ({"network": IntegerBody()}, r"network returned \(2, 8\) torch.int64 for a batch of 2: it must map .* float"),
+        ({"network": failing_body}, r"^network\(\) failed \(RuntimeError: no weights file\): fix the function"),
+        (  # the env's step failed on action 2 and the error said "fix the environment"
+            {"policy": WholePolicy(3, Categorical)},
+            r"^policy's Categorical samples action 2, where Discrete\(2\) needs integer indices in \[0, 2\)",
+        ),
+        (
+            {"policy": WholePolicy(1, Normal)},
+            r"^policy's Normal samples actions of shape \(1, 1\) for one observation, where Discrete\(2\) needs \(1,\)",
+        ),
         ({"network": nn.Linear(7, 3)}, r"network fails on a batch of 4 features"),
         ({"network": nn.Flatten(0)}, r"network returned \(8,\)"),
         ({"policy": nn.Linear(4, 2)}, "policy returned Tensor, not a torch.distributions.Distribution"),
@@ -88,5 +125,9 @@ def test_a_whole_policy_trains_saves_and_loads(tmp_path: Path) -> None:
     ],
 )
 def test_networks_that_do_not_fit_are_one_error(kwargs: dict, message: str) -> None:
-    with pytest.raises(ReinforceError, match=message):
+    with pytest.raises(ReinforceError, match=message) as info:
         Reinforce("CartPole-v1", num_envs=2, **kwargs)
+    assert "\n" not in str(info.value)
+    if "policy" in kwargs:  # an agent without an env checks the same
+        with pytest.raises(ReinforceError, match=message):
+            Reinforce.from_spaces(Box(-1, 1, (4,)), Discrete(2), **kwargs)

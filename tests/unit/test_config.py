@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_type_hints
 
+import numpy as np
 import pytest
 
 from reinforce import ReinforceError, TrainConfig
@@ -70,6 +71,27 @@ def test_invalid_values_name_the_field_not_the_flag(field: str, value: object, n
     assert "--" + field.replace("_", "-") in flag_text(str(info.value), info.value.fields)
     assert "must" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_numpy_values_are_settings_as_their_python_twins_and_config_json_records_plain_numbers() -> None:
+    given = TrainConfig(
+        lr=np.float32(0.01),
+        gamma=np.float64(0.9),
+        num_envs=np.int64(2),
+        hidden_sizes=np.array([8, 8]),
+        value_hidden_sizes=[np.int32(4)],
+        stop_on_solve=np.bool_(False),
+        entropy_coef=np.float16(0.5),
+    )
+    python = {"lr": 0.01, "gamma": 0.9, "num_envs": 2, "hidden_sizes": (8, 8), "value_hidden_sizes": (4,)}
+    assert given == TrainConfig(**python, stop_on_solve=False, entropy_coef=0.5)
+    plain = (int, float, bool, str, list, type(None))
+    assert all(type(value) in plain for value in given.to_dict().values())
+    assert all(type(size) is int for size in given.hidden_sizes + given.value_hidden_sizes)
+    assert json.loads(json.dumps(given.to_dict())) == given.to_dict()
+    for field, value in [("num_envs", np.bool_(True)), ("lr", np.float32("nan")), ("hidden_sizes", np.array([8.5]))]:
+        with pytest.raises(ReinforceError, match=f"invalid {field}="):
+            TrainConfig(**{field: value})
 
 
 def test_round_trip_through_json() -> None:

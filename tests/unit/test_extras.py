@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -28,6 +30,15 @@ def test_only_mp4_and_gif_are_video_files(name: str) -> None:
     with pytest.raises(ReinforceError, match=r"\.mp4 or \.gif"):
         check_video_path(Path(name))
     check_video_path(Path("out.GIF"))
+
+
+@pytest.mark.parametrize("name", ["pipe.mp4", "pipe.gif"])
+def test_a_video_onto_a_pipe_is_refused_before_anything_runs(tmp_path: Path, name: str) -> None:
+    pipe = tmp_path / name
+    os.mkfifo(pipe)  # ffmpeg blocked on it until a reader came, then printed seven lines of its own errors
+    with pytest.raises(ReinforceError, match=f"cannot write {pipe}: it is not a regular file"):
+        check_video_path(pipe)
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from reinforce import ReinforceError
+from reinforce.cli import main
 from reinforce.run.metrics import METRIC_FIELDS
 from reinforce.run.plot_process import PlotProcess
 from reinforce.run.plotting import group_runs, mean_and_band, plot_comparison, plot_runs, t_quantile_95
@@ -156,6 +159,20 @@ def test_the_plot_process_draws_several_requests_in_order(tmp_path: Path, monkey
 def test_a_curve_without_a_suffix_is_a_png_and_no_partial_file_stays(tmp_path: Path) -> None:
     out = plot_runs([episodes_run(tmp_path)], tmp_path / "curve")
     assert out.read_bytes().startswith(b"\x89PNG") and not list(tmp_path.glob(".*partial"))
+
+
+def test_a_curve_onto_a_pipe_is_refused_and_leaves_it(tmp_path: Path) -> None:
+    run = episodes_run(tmp_path)
+    seed = fake_run(tmp_path, "seed-0", seed=0, lr=0.1, steps=[10, 20], returns=[1.0, 2.0])
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    for draw in (lambda: plot_runs([run], pipe), lambda: plot_comparison([seed], pipe)):
+        with pytest.raises(ReinforceError, match=f"cannot write {pipe}: it is not a regular file"):
+            draw()
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and not list(tmp_path.glob(".*partial"))
+    with pytest.raises(SystemExit) as exit_info:  # `reinforce plot --out`, before anything is drawn
+        main(["plot", str(run), "--out", str(pipe)])
+    assert exit_info.value.code == 2 and stat.S_ISFIFO(os.lstat(pipe).st_mode)
 
 
 def test_many_requests_never_block_on_the_childs_replies(tmp_path: Path) -> None:

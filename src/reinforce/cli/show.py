@@ -128,7 +128,14 @@ def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None
     again, the seeds' mean and band.
     """
     import_long_lived(*PLOTTING_MODULES)
-    from reinforce.run.files import CONFIG_FILE, CURVE_FILE, MEMBER_DIR, population_seeds, read_json
+    from reinforce.run.files import (
+        CONFIG_FILE,
+        CURVE_FILE,
+        MEMBER_DIR,
+        population_seeds,
+        read_json,
+        refuse_special_file,
+    )
     from reinforce.run.plotting import plot_comparison, plot_runs
 
     runs: list[Path] = []  # each run directory, a population's members in its place
@@ -145,6 +152,7 @@ def plot(run_dirs: Sequence[Path], out: Path | None, x_axis: str | None) -> None
         out = default_plot_path(run_dirs, x_axis)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ReinforceError(f"cannot write {out}: give --out a .png, .svg or .pdf file name")
+    refuse_special_file(out)
     threshold = threshold if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None
     own_curve = runs == list(run_dirs) and len(runs) == 1 and x_axis is None
     # a run's curve.png (no other file of a run directory is an image) takes that run's own figure only

@@ -214,7 +214,7 @@ def build_learner(
                 "normalize_observations=False",
                 fields=("normalize_observations",),
             )
-        policy: Policy = module_policy(whole_policy, observation_space)
+        policy: Policy = module_policy(whole_policy, observation_space, action_space)
     else:
         policy = policy_from_config(config, observation_space, action_space, user.get("network"))
     if user.get("value_network") is not None and config.baseline != "value":

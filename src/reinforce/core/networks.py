@@ -76,7 +76,13 @@ def custom_body(network: Network, in_features: int, out_features: int, name: str
         ReinforceError: ``network`` is not a module (or a function returning one), fails on the features, or
             does not return a ``[B, F]`` float tensor.
     """
-    module = network() if not isinstance(network, nn.Module) and callable(network) else network
+    try:
+        module = network() if not isinstance(network, nn.Module) and callable(network) else network
+    except Exception as exc:
+        raise ReinforceError(
+            f"{name}() failed ({type(exc).__name__}: {str(exc).strip()[:200]}): fix the function, or pass the module",
+            fields=(name,),
+        ) from None
     if not isinstance(module, nn.Module):
         raise ReinforceError(
             f"{name} must be a torch.nn.Module or a function returning one, got {type(module).__name__}",
@@ -91,8 +97,14 @@ def custom_body(network: Network, in_features: int, out_features: int, name: str
             f"it must map [B, {in_features}] float features to [B, F]",
             fields=(name,),
         ) from None
-    if not isinstance(features, Tensor) or features.ndim != 2 or features.shape[0] != 2 or features.shape[1] < 1:
-        shape = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
+    if (
+        not isinstance(features, Tensor)
+        or features.ndim != 2
+        or features.shape[0] != 2
+        or features.shape[1] < 1
+        or not features.is_floating_point()
+    ):
+        shape = f"{tuple(features.shape)} {features.dtype}" if isinstance(features, Tensor) else type(features).__name__
         raise ReinforceError(
             f"{name} returned {shape} for a batch of 2: it must map [B, {in_features}] float features to [B, F]",
             fields=(name,),

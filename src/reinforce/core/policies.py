@@ -291,11 +291,65 @@ class ModulePolicy(Policy):
         return distribution
 
 
-def module_policy(module: object, observation_space: spaces.Space[Any]) -> ModulePolicy:
+SAMPLE_DRAWS = 64
+"""How many actions `module_policy` draws from a user's policy to check that they are the action space's."""
+
+
+def _check_samples(distribution: Distribution, action_space: spaces.Space[Any]) -> None:
+    """Refuse a distribution whose samples for one observation are not actions of ``action_space``.
+
+    The samples are the policy's actions (`reinforce.rollout.actions.EnvActions` adds a ``start``): one index in
+    ``[0, n)`` for Discrete, ``[1, *shape]`` indices below ``nvec`` (bits) for MultiDiscrete (MultiBinary), and
+    ``[1, *shape]`` values for Box. Without this check the env's step failed on them, and the error blamed the env.
+    """
+    try:
+        with torch.no_grad():
+            draws = distribution.sample((SAMPLE_DRAWS,))
+    except Exception as exc:
+        raise ReinforceError(
+            f"policy's {type(distribution).__name__} cannot sample ({type(exc).__name__}: {str(exc).strip()[:200]}): "
+            "return a distribution that samples the env's actions"
+        ) from None
+    shape = (1, *(action_space.shape or ()))
+    if isinstance(action_space, spaces.Discrete):
+        limit: np.ndarray[Any, Any] | None = np.array(int(action_space.n))
+    elif isinstance(action_space, spaces.MultiDiscrete):
+        limit = np.asarray(action_space.nvec)
+    elif isinstance(action_space, spaces.MultiBinary):
+        limit = np.full(shape[1:], 2)
+    else:
+        limit = None
+    given = tuple(draws.shape[1:])
+    if given != shape:
+        problem = f"actions of shape {given} for one observation, where {action_space} needs {shape}"
+    elif limit is not None and not (
+        bool((draws == draws.round()).all())
+        and bool((draws >= 0).all())
+        and bool((draws < torch.as_tensor(limit, dtype=draws.dtype)).all())
+    ):
+        wrong = draws[(draws != draws.round()) | (draws < 0) | (draws >= torch.as_tensor(limit, dtype=draws.dtype))]
+        bound = f"below {limit.tolist()}" if limit.ndim else f"in [0, {int(limit)})"
+        problem = (
+            f"action {wrong[0].item():g}, where {action_space} needs integer indices {bound} (its start is added "
+            "to them)"
+        )
+    else:
+        return
+    raise ReinforceError(
+        f"policy's {type(distribution).__name__} samples {problem}: return a distribution over the env's actions"
+    )
+
+
+def module_policy(
+    module: object, observation_space: spaces.Space[Any], action_space: spaces.Space[Any] | None = None
+) -> ModulePolicy:
     """A user's whole policy, checked on one sample observation of ``observation_space``.
 
+    With ``action_space``, the distribution's samples are checked to be its actions (`_check_samples`).
+
     Raises:
-        ReinforceError: ``module`` is not an ``nn.Module``, fails on an observation, or returns no Distribution.
+        ReinforceError: ``module`` is not an ``nn.Module``, fails on an observation, returns no Distribution, or
+            one whose samples are not actions of ``action_space``.
     """
     if not isinstance(module, nn.Module):
         raise ReinforceError(f"policy must be a torch.nn.Module returning a Distribution, got {type(module).__name__}")
@@ -312,6 +366,8 @@ def module_policy(module: object, observation_space: spaces.Space[Any]) -> Modul
         raise ReinforceError(
             f"policy returned {type(distribution).__name__}, not a torch.distributions.Distribution: return one"
         )
+    if action_space is not None:
+        _check_samples(distribution, action_space)
     return ModulePolicy(module)
 
 

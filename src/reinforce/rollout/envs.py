@@ -116,6 +116,21 @@ def _check_env(env: object, name: str) -> gymnasium.Env[Any, Any]:
     return env
 
 
+def _wrap(wrapper: Wrapper, env: gymnasium.Env[Any, Any], name: str) -> gymnasium.Env[Any, Any]:
+    """``wrapper(env)``, checked: a wrapper that raises or returns no environment is one error naming it."""
+    label = f"the wrapper {getattr(wrapper, '__qualname__', wrapper)!r}"
+    try:
+        wrapped = wrapper(env)
+    except ReinforceError:
+        raise
+    except Exception as exc:
+        raise ReinforceError(
+            f"{label} failed on {name} ({first_line(exc)}): fix the wrapper, or leave it out of wrappers",
+            fields=("wrappers",),
+        ) from None
+    return _check_env(wrapped, label)
+
+
 class EnvSource:
     """Where a run's environments come from; build one with `env_source`.
 
@@ -177,7 +192,7 @@ class EnvSource:
                 fields=("env_kwargs",),
             ) from None
         for wrapper in self.wrappers:
-            env = _check_env(wrapper(env), f"the wrapper {getattr(wrapper, '__qualname__', wrapper)!r}")
+            env = _wrap(wrapper, env, self.name)
         return env
 
     def make_one(self, render_mode: str | None = None) -> gymnasium.Env[Any, Any]:
@@ -194,7 +209,7 @@ class EnvSource:
         route_mujoco_warnings(self.spec)
         env = gymnasium.make(self.spec if self.spec is not None else str(self.env_id), **kwargs)
         for wrapper in self.wrappers:
-            env = _check_env(wrapper(env), f"the wrapper {getattr(wrapper, '__qualname__', wrapper)!r}")
+            env = _wrap(wrapper, env, self.name)
         return env
 
     def make(
@@ -230,6 +245,7 @@ class EnvSource:
         vector_kwargs = {} if mode == "vector_entry_point" else {"autoreset_mode": AutoresetMode.NEXT_STEP}
         kwargs = self.kwargs if render_mode is None else {**self.kwargs, "render_mode": render_mode}
         route_mujoco_warnings(self.spec)
+        checked = [functools.partial(_wrap, wrapper, name=self.name) for wrapper in self.wrappers]
         try:
             with _workers_ignore_signals(mode == "async"):
                 envs = gymnasium.make_vec(
@@ -237,7 +253,7 @@ class EnvSource:
                     num_envs=num_envs,
                     vectorization_mode=mode,
                     vector_kwargs=vector_kwargs,
-                    wrappers=list(self.wrappers) or None,  # type: ignore[arg-type]  # any Env -> Env works
+                    wrappers=checked or None,  # type: ignore[arg-type]  # any Env -> Env works
                     **kwargs,
                 )
         except gym_error.DependencyNotInstalled as exc:

@@ -24,7 +24,7 @@ from safetensors.torch import load, save
 from torch import nn
 
 from reinforce.core.optim import Optimizer
-from reinforce.errors import ReinforceError
+from reinforce.errors import DAMAGED, ReinforceError
 from reinforce.run.files import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -71,18 +71,18 @@ def load_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tenso
     """
     data = read_file(path)
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise ReinforceError(f"{path} does not match the SHA-256 in {CHECKPOINT_FILE}: the run is damaged")
+        raise ReinforceError(f"{path} does not match the SHA-256 in {CHECKPOINT_FILE}: {DAMAGED}")
     try:
         return load(data)
     except Exception as exc:
-        raise ReinforceError(f"{path} is not a valid safetensors file ({exc}): the run is damaged") from None
+        raise ReinforceError(f"{path} is not a valid safetensors file ({exc}): {DAMAGED}") from None
 
 
 def require(document: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Path) -> Any:
     """``document[key]`` if present and of the given type, else a `ReinforceError` naming the file and key."""
     value = document.get(key)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ReinforceError(f"{path} has no valid {key!r}: the run directory is damaged")
+        raise ReinforceError(f"{path} has no valid {key!r}: {DAMAGED}")
     return value
 
 
@@ -295,7 +295,7 @@ def read_checkpoint(run_dir: Path) -> Checkpoint:
         state_file = require(document, "state_file", str, file)
         sha256 = require(document, "state_sha256", str, file)
         if Path(state_file).name != state_file or not state_file.endswith(STATE_SUFFIX):
-            raise ReinforceError(f"{file} names a state file {state_file!r} outside the run: the run is damaged")
+            raise ReinforceError(f"{file} names a state file {state_file!r} outside the run: {DAMAGED}")
         refuse_outside_link(run_dir, run_dir / state_file)
         try:
             tensors = load_tensors(run_dir / state_file, sha256=sha256)
@@ -306,7 +306,7 @@ def read_checkpoint(run_dir: Path) -> Checkpoint:
             continue
         unknown = sorted(key for key in tensors if not key.startswith(("module.", "optimizer.", "rng.")))
         if unknown:
-            raise ReinforceError(f"{run_dir / state_file} holds unknown tensors {unknown[:3]}: the run is damaged")
+            raise ReinforceError(f"{run_dir / state_file} holds unknown tensors {unknown[:3]}: {DAMAGED}")
         return Checkpoint(
             counters=_counters(document, file),
             train_time_s=_train_time(document, file),
@@ -325,7 +325,7 @@ def _counters(document: dict[str, Any], path: Path) -> dict[str, int]:
     for key in COUNTERS:
         value = require(document, key, int, path)
         if not 0 <= value <= MAX_COUNTER:
-            raise ReinforceError(f"{path} has {key!r} outside [0, 2**53]: the run directory is damaged")
+            raise ReinforceError(f"{path} has {key!r} outside [0, 2**53]: {DAMAGED}")
         counters[key] = value
     return counters
 
@@ -336,7 +336,7 @@ def _train_time(document: dict[str, Any], path: Path) -> float:
     except OverflowError:
         train_time_s = math.inf
     if not math.isfinite(train_time_s) or train_time_s < 0:
-        raise ReinforceError(f"{path} has an invalid 'train_time_s': the run directory is damaged")
+        raise ReinforceError(f"{path} has an invalid 'train_time_s': {DAMAGED}")
     return train_time_s
 
 
@@ -346,6 +346,6 @@ def _recent_returns(document: dict[str, Any], path: Path) -> list[float]:
         isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) for value in values
     ):
         raise ReinforceError(
-            f"{path} has an invalid 'recent_returns' (at most {SOLVED_WINDOW} finite numbers): the run is damaged"
+            f"{path} has an invalid 'recent_returns' (at most {SOLVED_WINDOW} finite numbers): {DAMAGED}"
         )
     return [float(value) for value in values]

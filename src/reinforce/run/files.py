@@ -59,6 +59,13 @@ def run_path(run_dir: object, *, writing: bool = False) -> Path:
     path = Path(run_dir)
     if writing and path.exists() and not path.is_dir():
         raise ReinforceError(f"run directory {path} is a file, not a directory: pass a directory (new or a run's)")
+    if writing:  # a new directory under a file cannot be made
+        above = next((parent for parent in path.parents if parent.exists()), None)
+        if above is not None and not above.is_dir():
+            raise ReinforceError(
+                f"cannot create run directory {path}: {above} is a file, not a directory; pass a directory (new or "
+                "a run's)"
+            )
     return path
 
 
@@ -103,12 +110,25 @@ FILE_MODE = 0o666 & ~_read_umask()
 """Permissions of the files a run writes: those of a normally created file (umask read once, at import)."""
 
 
+def refuse_special_file(path: Path) -> None:
+    """A `ReinforceError` if ``path`` is a device (/dev/null), a named pipe, a socket or a link to one.
+
+    Writing a file there through a rename would replace it: as root, /dev/null itself.
+    """
+    if os.path.lexists(path) and not path.is_file() and not path.is_dir():
+        raise ReinforceError(
+            f"cannot write {path}: it is not a regular file (a device, a named pipe or a socket); give a file name"
+        )
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file, fsync and rename: readers never see half a file.
 
     The file gets the permissions of a normally created one (0o666 less the umask), not mkstemp's 0o600. The
-    directory is fsynced after the rename, so the new name survives a crash of the machine too.
+    directory is fsynced after the rename, so the new name survives a crash of the machine too. A device, pipe
+    or socket at ``path`` is refused (`refuse_special_file`), not replaced.
     """
+    refuse_special_file(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as file:

@@ -13,7 +13,7 @@ from typing import IO, Any
 import numpy as np
 
 from reinforce.core.batch import RolloutBatch
-from reinforce.errors import ReinforceError
+from reinforce.errors import DAMAGED, ReinforceError
 from reinforce.run.files import (
     EPISODES_FILE,
     EVALUATIONS_FILE,
@@ -225,8 +225,7 @@ def trimmed_csv(path: Path, fieldnames: Sequence[str], max_update: int) -> str |
         if ",".join(fieldnames).startswith(header) and len(lines) == 1:  # a header torn by a crash
             return ""
         raise ReinforceError(
-            f"{path} has columns this version of reinforce does not write (another version's run?): "
-            "the run directory is damaged"
+            f"{path} has columns this version of reinforce does not write (another version's run?): {DAMAGED}"
         )
     kept = [lines[0]]
     number, previous = fieldnames[0], None

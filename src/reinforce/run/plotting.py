@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from reinforce.errors import ReinforceError
-from reinforce.run.files import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, read_json, read_text
+from reinforce.run.files import CONFIG_FILE, EPISODES_FILE, METRICS_FILE, read_json, read_text, refuse_special_file
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -164,6 +164,7 @@ def save_figure(figure: Any, out: Path) -> Path:
     The file is written beside ``out`` (`partial_path`) and renamed onto it: a process killed while drawing leaves
     ``out`` as it was (and `reinforce.run.plot_process.PlotProcess` removes its child's partial file).
     """
+    refuse_special_file(out)
     figure.tight_layout()
     partial = partial_path(out, os.getpid())
     try:

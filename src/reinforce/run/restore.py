@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from reinforce.core.optim import Optimizer
-from reinforce.errors import ReinforceError
+from reinforce.errors import DAMAGED, ReinforceError
 
 RNG_KEY = "rng.torch"
 """The safetensors key of ``torch.get_rng_state()`` (a 1-D uint8 tensor)."""
@@ -29,7 +29,7 @@ def is_json_scalar(value: object) -> bool:
 
 
 def _damaged(path: Path, what: str) -> ReinforceError:
-    return ReinforceError(f"{path} {what}: the run directory is damaged")
+    return ReinforceError(f"{path} {what}: {DAMAGED}")
 
 
 def restore_modules(modules: Mapping[str, nn.Module], tensors: Mapping[str, torch.Tensor], path: Path) -> None:
@@ -46,12 +46,12 @@ def restore_modules(modules: Mapping[str, nn.Module], tensors: Mapping[str, torc
                 shape = tuple(value.shape)
                 raise _damaged(path, f"has {prefix}{key} of {value.dtype} {shape}, not what the config gives")
             if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                raise ReinforceError(f"{path} holds non-finite values in {prefix}{key}: the run is damaged")
+                raise ReinforceError(f"{path} holds non-finite values in {prefix}{key}: {DAMAGED}")
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError:
             raise ReinforceError(
-                f"{path} does not match the {name} network that config.json describes: the run is damaged"
+                f"{path} does not match the {name} network that config.json describes: {DAMAGED}"
             ) from None
 
 
@@ -111,11 +111,11 @@ def _is_step(value: object) -> bool:
 def _check_state_tensor(key: str, entry: str, tensor: torch.Tensor, path: Path) -> None:
     """A `ReinforceError` unless an optimizer state tensor is finite, >= 0 if a mean square, a count if a step."""
     if not bool(torch.isfinite(tensor).all()):
-        raise ReinforceError(f"{path} holds non-finite values in {key}: the run is damaged")
+        raise ReinforceError(f"{path} holds non-finite values in {key}: {DAMAGED}")
     if entry in NON_NEGATIVE_STATES and bool((tensor < 0).any()):
-        raise ReinforceError(f"{path} holds negative values in {key}, a mean of squares: the run is damaged")
+        raise ReinforceError(f"{path} holds negative values in {key}, a mean of squares: {DAMAGED}")
     if entry == "step" and (tensor.numel() != 1 or not _is_step(tensor.item())):
-        raise ReinforceError(f"{path} has {key} that is not a non-negative integer count: the run is damaged")
+        raise ReinforceError(f"{path} has {key} that is not a non-negative integer count: {DAMAGED}")
 
 
 def restore_optimizers(

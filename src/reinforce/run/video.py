@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from reinforce.errors import ReinforceError
+from reinforce.run.files import refuse_special_file
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 SDL_DRIVERS = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
@@ -37,11 +38,13 @@ def check_video_path(path: Path) -> None:
     """Refuse a file name without a video suffix, and check the extra is installed, before anything runs.
 
     Raises:
-        ReinforceError: the suffix is not .mp4 or .gif, or imageio (and imageio-ffmpeg for MP4) is missing.
+        ReinforceError: the suffix is not .mp4 or .gif, ``path`` is a device, a named pipe or a socket, or
+            imageio (and imageio-ffmpeg for MP4) is missing.
     """
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise ReinforceError(f"cannot write a video to {path}: give a .mp4 or .gif file name")
+    refuse_special_file(path)  # ffmpeg blocked on a named pipe, then printed its own errors
     try:
         import imageio  # noqa: F401
 
