@@ -145,9 +145,9 @@ def _agent_from_spaces(
 
 
 def _without_bounds(document: object) -> object:
-    """A space's JSON (`reinforce.rollout.spaces.space_to_json`) without its Box bounds, at any depth."""
+    """A space's JSON (`reinforce.rollout.spaces.space_to_json`) without its Box bounds and dtypes, at any depth."""
     if isinstance(document, dict):
-        return {key: _without_bounds(value) for key, value in document.items() if key not in ("low", "high")}
+        return {key: _without_bounds(value) for key, value in document.items() if key not in ("low", "high", "dtype")}
     if isinstance(document, list):
         return [_without_bounds(value) for value in document]
     return document
@@ -157,7 +157,8 @@ def _check_given_spaces(agent: Reinforce, file: Path) -> None:
     """Refuse an ``env=`` given to `load` whose spaces are not of the kinds and shapes config.json records.
 
     Without it, another env's network shapes did not match the state file, and the error called the run damaged.
-    Box bounds may differ (a policy evaluated on a longer corridor, say): the networks do not depend on them.
+    Box bounds and dtypes may differ (a policy evaluated on a longer corridor, or on float64 observations): the
+    networks do not depend on them.
     """
     recorded = read_json(file).get("spaces")
     given = {"observation": space_to_json(agent.env_observation_space), "action": space_to_json(agent.action_space)}

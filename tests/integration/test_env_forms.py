@@ -276,6 +276,10 @@ def test_an_env_given_to_load_with_other_spaces_is_refused_naming_both(tmp_path:
     longer = reinforce.load(tmp_path / "run", env=lambda: Corridor(size=5))
     assert longer.predict(np.array([4.0], dtype=np.float32))[0] in (0, 1)
     longer.close()
+    # so do float64 observations of the same shape
+    wide = reinforce.load(tmp_path / "run", env=lambda: gymnasium.wrappers.DtypeObservation(Corridor(), np.float64))
+    assert wide.predict(np.array([2.0]))[0] in (0, 1)
+    wide.close()
 
 
 def test_an_importable_env_class_is_rebuilt_from_the_run_directory(tmp_path: Path) -> None:

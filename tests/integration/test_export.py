@@ -232,8 +232,8 @@ def test_export_onto_a_pipe_or_a_link_to_one_is_refused_and_leaves_it(
         assert exit_info.value.code == 2
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert line == (
-            f"reinforce: error: cannot write {out}: it is not a regular file (a device, a named pipe or a socket); "
-            "give a file name"
+            f"reinforce: error: cannot write {out}: it is not a regular file (a device, a named pipe, a socket or a "
+            "broken link); give a file name"
         )
         with pytest.raises(ReinforceError, match="it is not a regular file"):
             export_policy(runs / "run", out)

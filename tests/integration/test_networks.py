@@ -131,3 +131,16 @@ def test_networks_that_do_not_fit_are_one_error(kwargs: dict, message: str) -> N
     if "policy" in kwargs:  # an agent without an env checks the same
         with pytest.raises(ReinforceError, match=message):
             Reinforce.from_spaces(Box(-1, 1, (4,)), Discrete(2), **kwargs)
+
+
+def test_checking_a_whole_policys_samples_leaves_torchs_generator_where_it_was() -> None:
+    from reinforce.core.policies import module_policy
+
+    observations, actions = Box(-1, 1, (4,)), Discrete(2)
+    draws = []
+    for action_space in (None, actions):  # the samples' check (with the action space) draws 64 actions
+        torch.manual_seed(0)
+        observations.seed(0)
+        module_policy(LogitsPolicy(), observations, action_space)
+        draws.append(torch.rand(3))
+    assert torch.equal(draws[0], draws[1])

@@ -302,8 +302,8 @@ def _check_samples(distribution: Distribution, action_space: spaces.Space[Any]) 
     ``[0, n)`` for Discrete, ``[1, *shape]`` indices below ``nvec`` (bits) for MultiDiscrete (MultiBinary), and
     ``[1, *shape]`` values for Box. Without this check the env's step failed on them, and the error blamed the env.
     """
-    try:
-        with torch.no_grad():
+    try:  # on a copy of torch's CPU generator: a seeded run's stream starts where it would without the check
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
             draws = distribution.sample((SAMPLE_DRAWS,))
     except Exception as exc:
         raise ReinforceError(

@@ -117,7 +117,8 @@ def refuse_special_file(path: Path) -> None:
     """
     if os.path.lexists(path) and not path.is_file() and not path.is_dir():
         raise ReinforceError(
-            f"cannot write {path}: it is not a regular file (a device, a named pipe or a socket); give a file name"
+            f"cannot write {path}: it is not a regular file (a device, a named pipe, a socket or a broken link); "
+            "give a file name"
         )
 
 
