@@ -165,7 +165,7 @@ CONFIG_V2 = {"format_version": 2, "env_id": "CartPole-v1"}
     [
         (lambda run: corrupt(run, "config.json", b"{not json"), "not valid JSON"),
         (lambda run: (run / "config.json").unlink(), "missing"),
-        (lambda run: state_path(run).unlink(), "missing"),
+        (lambda run: state_path(run).unlink(), "checkpoint.json, is missing: the run directory is damaged"),
         (lambda run: state_path(run).write_bytes(b"\x00" * 40), "SHA-256"),
         (lambda run: state_path(run).write_bytes(state_path(run).read_bytes()[:-7]), "SHA-256"),
         (

@@ -280,6 +280,9 @@ def test_flag_text_leaves_extras_and_longer_words_alone() -> None:
     assert flag_text("workers=4 needs 4 CPUs; the workers_per_node and flr stay", ("workers", "lr")) == (
         "--workers 4 needs 4 CPUs; the workers_per_node and flr stay"
     )
+    # a directory named like a setting, in a path, stays as it is
+    message = "/tmp/out holds another sweep (see /tmp/out/sweep.json, or C:\\out\\x): choose another directory (out)"
+    assert flag_text(message, ("out",)) == message.replace("(out)", "(--out)")
 
 
 def test_absurd_sizes_are_refused_in_a_config_file_too(tmp_path: Path) -> None:

@@ -221,6 +221,6 @@ def flag_text(message: str, fields: Sequence[str]) -> str:
                 return flag(name, value != "False")
             return f"{flag(name)} {value.strip(chr(39))}"
 
-        pattern = rf"(?<![\w.'\[-]){re.escape(name)}(?:=('[^']*'|-?[\w.+]+))?(?![\w\]-])"
+        pattern = rf"(?<![\w.'\[/\\-]){re.escape(name)}(?:=('[^']*'|-?[\w.+]+))?(?![\w\]/\\-])"  # not in paths
         message = re.sub(pattern, as_flag, message)
     return message

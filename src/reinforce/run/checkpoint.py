@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -302,6 +303,8 @@ def read_checkpoint(run_dir: Path) -> Checkpoint:
         except ReinforceError:
             committed_since = read_json(file).get("state_file") != state_file
             if attempt == 2 or not committed_since:
+                if not os.path.lexists(run_dir / state_file):  # checkpoint.json is there: the run lost a file
+                    raise ReinforceError(f"{run_dir / state_file}, named in {file}, is missing: {DAMAGED}") from None
                 raise
             continue
         unknown = sorted(key for key in tensors if not key.startswith(("module.", "optimizer.", "rng.")))

@@ -258,7 +258,7 @@ def check_sweep_dir(plan: SweepPlan) -> None:
     if differing:
         names = ", ".join(key.replace("_", " ") for key in differing)
         raise ReinforceError(
-            f"{out} holds another sweep: its {names} differ (see {out / SWEEP_FILE}); run that sweep's own "
-            "command to continue it, or choose another sweep directory (out)",
+            f"{out} holds another sweep, whose settings differ in: {names} (see {out / SWEEP_FILE}); run that "
+            "sweep's own command to continue it, or choose another sweep directory (out)",
             fields=("out",),
         )
