@@ -257,6 +257,7 @@ def test_a_callable_run_loads_without_its_env_and_predicts(tmp_path: Path) -> No
     resumed.close()
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # DtypeObservation's own Box
 def test_an_env_given_to_load_with_other_spaces_is_refused_naming_both(tmp_path: Path) -> None:
     agent = Reinforce(lambda: Corridor(size=3), seed=0, num_envs=2, hidden_sizes=(4,))
     agent.save(tmp_path / "run")
