@@ -162,7 +162,6 @@ def test_every_shipped_entry_is_a_valid_config_for_a_registered_env() -> None:
 
 MUJOCO_PRESET_TASKS = (
     "HalfCheetah-v5",
-    "Walker2d-v5",
     "Ant-v5",
 )
 
@@ -172,10 +171,11 @@ MUJOCO_OVERRIDES: dict[str, dict[str, Any]] = {
     "Reacher-v5": {"num_envs": 16, "episodes_per_update": 80},
     # the long-horizon task: its reward is speed over all 1000 steps (issue 14's sixth part)
     "Swimmer-v5": {"gamma": 0.9999},
-    # the preset peaks and falls back on Hopper; the value baseline holds (issue 14's ninth part)
+    # the preset is seed-dependent on Hopper and Walker2d; the value baseline lifts every seed (ninth, tenth parts)
     "Hopper-v5": {"baseline": "value"},
+    "Walker2d-v5": {"baseline": "value"},
 }
-MUJOCO_BUDGETS = {"Reacher-v5": 1_000_000, "Hopper-v5": 1_000_000}
+MUJOCO_BUDGETS = {"Reacher-v5": 1_000_000, "Hopper-v5": 1_000_000, "Walker2d-v5": 1_000_000}
 
 
 def test_the_mujoco_tasks_ship_one_preset_and_its_budget() -> None:
