@@ -42,10 +42,9 @@ logger = logging.getLogger("reinforce")
 def route_mujoco_warnings(spec: EnvSpec | None) -> None:
     """Before Gymnasium's own MuJoCo envs are made: MuJoCo's warnings to the log, not to a file in the cwd.
 
-    Without a handler, MuJoCo appends each warning to MUJOCO_LOG.TXT in the current directory (Gymnasium 1.4's
-    models raise a deprecation under MuJoCo 4 every time one is built). Installed only where none is set, so a
-    handler of the user's stays; deprecations go to the debug log, other warnings (an unstable simulation) are
-    logged as warnings. Environments built in other processes (async vectorisation) keep MuJoCo's default.
+    Without a handler, MuJoCo appends each warning to MUJOCO_LOG.TXT in the cwd (Gymnasium 1.4's models raise a
+    deprecation under MuJoCo 4 at each build). Set only where none is (a user's handler stays): deprecations to the
+    debug log, other warnings (an unstable simulation) as warnings. Async workers keep MuJoCo's default.
     """
     if _gymnasium_extra(spec) != "mujoco":
         return
@@ -94,9 +93,9 @@ def env_spec(env_id: str) -> EnvSpec:
 def _workers_ignore_signals(active: bool) -> Iterator[None]:
     """Ignore SIGINT and SIGHUP while async workers are started, so that they inherit the disposition.
 
-    Ctrl-C in a terminal, and SIGHUP when the terminal closes, reach the whole process group; the workers must
-    not die of them, so that the main process can finish its update and write the checkpoint. SIGTERM is left
-    alone (Gymnasium terminates stuck workers with it): send it to the main process only, not to the group.
+    Ctrl-C, and SIGHUP when the terminal closes, reach the whole process group; the workers must outlive them for
+    the main process to finish its update and checkpoint. SIGTERM is left alone (Gymnasium ends stuck workers
+    with it): send it to the main process only.
     """
     if not active or threading.current_thread() is not threading.main_thread():
         yield
@@ -391,11 +390,7 @@ def env_source(
 
 
 def make_vec_env(
-    env: EnvLike,
-    num_envs: int,
-    *,
-    vectorization_mode: str = "auto",
-    render_mode: str | None = None,
+    env: EnvLike, num_envs: int, *, vectorization_mode: str = "auto", render_mode: str | None = None
 ) -> VectorEnv[Any, Any, Any]:
     """``num_envs`` copies of ``env`` (see `EnvLike`) in one vector env with next-step autoreset.
 
