@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -130,15 +131,15 @@ def test_a_directory_of_another_sweep_or_of_something_else_is_refused(tmp_path: 
     write_json(tmp_path / "sweep.json", plan.spec)
     check_sweep_dir(plan_sweep("CartPole-v1", seeds=[1, 0], total_steps=1000, out=tmp_path, grid={"lr": [0.03, 0.01]}))
     for changes, differing in [
-        ({"seeds": [0, 1, 2]}, "seeds differ"),
-        ({"total_steps": 2000}, "total steps differ"),
-        ({"grid": {"lr": [0.01]}}, "grid differ"),
-        ({"grid": {"lr": [0.01, 0.03]}, "hyperparameters": {"num_envs": 4}}, "hyperparameters differ"),
+        ({"seeds": [0, 1, 2]}, "differ in: seeds ("),
+        ({"total_steps": 2000}, "differ in: total steps ("),
+        ({"grid": {"lr": [0.01]}}, "differ in: grid ("),
+        ({"grid": {"lr": [0.01, 0.03]}, "hyperparameters": {"num_envs": 4}}, "differ in: hyperparameters ("),
     ]:
         arguments = {"seeds": [0, 1], "total_steps": 1000, "grid": {"lr": [0.01, 0.03]}, **changes}
-        with pytest.raises(ReinforceError, match=differing):
+        with pytest.raises(ReinforceError, match=re.escape(differing)):
             check_sweep_dir(plan_sweep("CartPole-v1", out=tmp_path, **arguments))
-    with pytest.raises(ReinforceError, match="its env id, hyperparameters differ"):
+    with pytest.raises(ReinforceError, match="whose settings differ in: env id, hyperparameters "):
         check_sweep_dir(
             plan_sweep("Acrobot-v1", seeds=[0, 1], total_steps=1000, out=tmp_path, grid={"lr": [0.01, 0.03]})
         )
