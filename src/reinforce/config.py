@@ -174,7 +174,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
-            object.__setattr__(self, field.name, plain_value(getattr(self, field.name)))
+            sizes = field.name in ("hidden_sizes", "value_hidden_sizes")
+            object.__setattr__(self, field.name, plain_value(getattr(self, field.name), sizes=sizes))
         check_config(self)
 
     def to_dict(self) -> dict[str, Any]:

@@ -63,21 +63,21 @@ def as_count(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-def plain_value(value: object) -> object:
-    """``value`` with NumPy scalars as Python's, and a list or 1-D array of layer sizes as a tuple.
+def plain_value(value: object, *, sizes: bool = False) -> object:
+    """``value`` with NumPy scalars as Python's; with ``sizes``, a list, tuple or 1-D array of layer sizes as a tuple.
 
     A float32 becomes its shortest decimal (0.01, not 0.00999999977); anything else stays as it is (the checks
     judge it). A value taken from NumPy (``np.logspace``, ``np.arange``) is a valid setting as its Python twin is, and
     config.json records plain JSON numbers.
     """
+    if sizes and (isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1)):
+        return tuple(plain_value(item) for item in value)
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
         return float(value) if isinstance(value, np.float64) else float(str(value))
-    if isinstance(value, (list, np.ndarray)) and np.ndim(value) == 1:
-        return tuple(plain_value(item) for item in value)
     return value
 
 

@@ -12,6 +12,11 @@ DAMAGED = "the run directory is damaged; restore the file or start a new run"
 """How a message about a damaged run file ends: the problem, then the fix."""
 
 
+def one_line(text: object) -> str:
+    """``str(text)`` on one line: a space's repr, whose NumPy bounds wrap over lines, in a one-line error."""
+    return " ".join(str(text).split())
+
+
 class ReinforceError(ValueError):
     """Bad input: an invalid hyperparameter, an unknown environment, an unsupported space, a bad run dir.
 

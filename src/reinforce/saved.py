@@ -17,7 +17,7 @@ from reinforce.config import TrainConfig, check_seed, saved_hyperparameters
 from reinforce.core.build import CUSTOM_MODULES, OptimizerFactory, SchedulerFactory, user_objects
 from reinforce.core.device import resolve_device
 from reinforce.core.networks import Network
-from reinforce.errors import DAMAGED, ReinforceError
+from reinforce.errors import DAMAGED, ReinforceError, one_line
 from reinforce.imports import import_class
 from reinforce.rollout.env_records import source_from_record
 from reinforce.rollout.envs import EnvLike, env_source
@@ -165,12 +165,14 @@ def _check_given_spaces(agent: Reinforce, file: Path) -> None:
     if not isinstance(recorded, dict) or _without_bounds(recorded) == _without_bounds(given):
         return
     try:
-        trained = f"{space_from_json(recorded.get('observation'))} -> {space_from_json(recorded.get('action'))}"
+        trained = f"{one_line(space_from_json(recorded.get('observation')))} -> "
+        trained += one_line(space_from_json(recorded.get("action")))
     except ReinforceError:
         return  # a damaged record: the checkpoint's own checks judge the run
     raise ReinforceError(
-        f"the env given to load has the spaces {agent.env_observation_space} -> {agent.action_space}, and the run in "
-        f"{file.parent} was trained on {trained}: pass an env with the run's spaces (or none: the recorded one)"
+        f"the env given to load has the spaces {one_line(agent.env_observation_space)} -> "
+        f"{one_line(agent.action_space)}, and the run in {file.parent} was trained on {trained}: pass an env with "
+        "the run's spaces (or none: the recorded one)"
     )
 
 

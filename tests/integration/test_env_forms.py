@@ -272,6 +272,12 @@ def test_an_env_given_to_load_with_other_spaces_is_refused_naming_both(tmp_path:
             r"run's spaces \(or none: the recorded one\)",
             str(info.value),
         ), info.value
+    # a space whose NumPy repr wraps over lines is named on one line
+    with pytest.raises(ReinforceError, match="the env given to load has the spaces") as info:
+        reinforce.load(
+            tmp_path / "run", env=lambda: gymnasium.wrappers.TimeAwareObservation(gymnasium.make("CartPole-v1"))
+        )
+    assert "\n" not in str(info.value) and "was trained on Box(0.0, 3.0, (1,), float32)" in str(info.value)
     assert {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()} == before
     # other Box bounds (a longer corridor) fit the same networks: the policy acts there
     longer = reinforce.load(tmp_path / "run", env=lambda: Corridor(size=5))

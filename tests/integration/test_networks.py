@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from gymnasium.spaces import Box, Discrete
+from gymnasium.spaces import Box, Discrete, MultiBinary, MultiDiscrete
 from torch import nn
 from torch.distributions import Categorical, Distribution, Normal
 
@@ -144,3 +145,48 @@ def test_checking_a_whole_policys_samples_leaves_torchs_generator_where_it_was()
         module_policy(LogitsPolicy(), observations, action_space)
         draws.append(torch.rand(3))
     assert torch.equal(draws[0], draws[1])
+
+
+class ThreeNormals(nn.Module):
+    """Three values an observation, where the spaces below hold four or six."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+
+    def forward(self, observations: torch.Tensor) -> Distribution:
+        return Normal(self.linear(observations.float()), 1.0)
+
+
+@pytest.mark.parametrize(
+    "action_space",
+    [Box(-1, 1, (2, 3)), MultiBinary([2, 2]), MultiDiscrete([[2, 3], [4, 5]])],
+    ids=["box-2x3", "multibinary-2x2", "multidiscrete-2x2"],
+)
+def test_a_whole_policy_with_flat_samples_is_taken_as_reinforces_own_are(action_space: Any) -> None:
+    from reinforce.core.policies import make_policy, module_policy
+
+    observations = Box(-1, 1, (3,))
+    own = make_policy(observations, action_space, hidden_sizes=(8,))  # its samples are flat: [1, size]
+    module_policy(own, observations, action_space)
+    with pytest.raises(ReinforceError, match="for one observation") as info:  # too few values is refused
+        module_policy(ThreeNormals(), observations, action_space)
+    assert "\n" not in str(info.value)
+
+
+class BatchNormal(nn.Module):
+    """A Pendulum policy whose Normal has batch shape [B] (no action dimension): EnvActions reshapes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 1)
+
+    def forward(self, observations: torch.Tensor) -> Distribution:
+        return Normal(self.linear(observations.float()).squeeze(-1), 1.0)
+
+
+def test_a_whole_policy_of_one_action_value_without_its_dimension_trains() -> None:
+    agent = Reinforce("Pendulum-v1", num_envs=2, policy=BatchNormal(), seed=0, normalize_observations=False)
+    agent.learn(400)
+    assert agent.num_updates >= 1
+    agent.close()

@@ -89,7 +89,10 @@ def test_numpy_values_are_settings_as_their_python_twins_and_config_json_records
     assert all(type(value) in plain for value in given.to_dict().values())
     assert all(type(size) is int for size in given.hidden_sizes + given.value_hidden_sizes)
     assert json.loads(json.dumps(given.to_dict())) == given.to_dict()
-    for field, value in [("num_envs", np.bool_(True)), ("lr", np.float32("nan")), ("hidden_sizes", np.array([8.5]))]:
+    assert TrainConfig(hidden_sizes=(np.int64(8), np.int64(8))).hidden_sizes == (8, 8)  # a tuple of them too
+    refused = [("num_envs", np.bool_(True)), ("lr", np.float32("nan")), ("hidden_sizes", np.array([8.5]))]
+    refused += [("gamma", [0.9, [1]]), ("hidden_sizes", [64, [32]])]  # nested lists: the checks' error, not NumPy's
+    for field, value in refused:
         with pytest.raises(ReinforceError, match=f"invalid {field}="):
             TrainConfig(**{field: value})
 

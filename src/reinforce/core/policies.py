@@ -18,6 +18,7 @@ or a user's network) are in `reinforce.core.networks`.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +31,7 @@ from torch.distributions import Bernoulli, Categorical, Distribution, Independen
 from reinforce.config import ActionSquash, Activation, Init, LogStd, TrainConfig
 from reinforce.core.distributions import MaskedCategorical, TanhNormal
 from reinforce.core.networks import Network, ObservationEncoder, body
-from reinforce.errors import ReinforceError
+from reinforce.errors import ReinforceError, one_line
 
 LOG_STD_MIN = -5.0
 """Lower bound of the Gaussian head's log standard deviation (std >= 6.7e-3)."""
@@ -299,8 +300,9 @@ def _check_samples(distribution: Distribution, action_space: spaces.Space[Any]) 
     """Refuse a distribution whose samples for one observation are not actions of ``action_space``.
 
     The samples are the policy's actions (`reinforce.rollout.actions.EnvActions` adds a ``start``): one index in
-    ``[0, n)`` for Discrete, ``[1, *shape]`` indices below ``nvec`` (bits) for MultiDiscrete (MultiBinary), and
-    ``[1, *shape]`` values for Box. Without this check the env's step failed on them, and the error blamed the env.
+    ``[0, n)`` for Discrete; for MultiDiscrete (MultiBinary) and Box, as many indices below ``nvec`` (bits) or
+    values as the space holds, in any shape (EnvActions reshapes them to the space's). Without this check the
+    env's step failed on them, and the error blamed the env.
     """
     try:  # on a copy of torch's CPU generator: a seeded run's stream starts where it would without the check
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
@@ -319,20 +321,17 @@ def _check_samples(distribution: Distribution, action_space: spaces.Space[Any]) 
         limit = np.full(shape[1:], 2)
     else:
         limit = None
-    given = tuple(draws.shape[1:])
-    if given != shape:
-        problem = f"actions of shape {given} for one observation, where {action_space} needs {shape}"
+    given, space = tuple(draws.shape[1:]), one_line(action_space)
+    if given != shape if isinstance(action_space, spaces.Discrete) else draws[0].numel() != math.prod(shape):
+        problem = f"actions of shape {given} for one observation, where {space} needs {shape}"
     elif limit is not None and not (
-        bool((draws == draws.round()).all())
-        and bool((draws >= 0).all())
-        and bool((draws < torch.as_tensor(limit, dtype=draws.dtype)).all())
+        bool(((values := draws.reshape(SAMPLE_DRAWS, *shape).double()) == values.round()).all())
+        and bool((values >= 0).all())
+        and bool((values < torch.as_tensor(limit, dtype=values.dtype)).all())
     ):
-        wrong = draws[(draws != draws.round()) | (draws < 0) | (draws >= torch.as_tensor(limit, dtype=draws.dtype))]
+        outside = (values != values.round()) | (values < 0) | (values >= torch.as_tensor(limit, dtype=values.dtype))
         bound = f"below {limit.tolist()}" if limit.ndim else f"in [0, {int(limit)})"
-        problem = (
-            f"action {wrong[0].item():g}, where {action_space} needs integer indices {bound} (its start is added "
-            "to them)"
-        )
+        problem = f"action {values[outside][0].item():g}, where {space} needs integer indices {bound} (plus its start)"
     else:
         return
     raise ReinforceError(
