@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 from reinforce.config_checks import MAX_SEED as MAX_SEED
+from reinforce.config_checks import SIZE_FIELDS, check_config, plain_value
 from reinforce.config_checks import as_count as as_count
-from reinforce.config_checks import check_config, plain_value
 from reinforce.config_checks import check_seed as check_seed
 from reinforce.config_checks import episodes_per_update as episodes_per_update
 from reinforce.errors import ReinforceError
@@ -174,8 +174,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
-            sizes = field.name in ("hidden_sizes", "value_hidden_sizes")
-            object.__setattr__(self, field.name, plain_value(getattr(self, field.name), sizes=sizes))
+            value = plain_value(getattr(self, field.name), sizes=field.name in SIZE_FIELDS)
+            object.__setattr__(self, field.name, value)
         check_config(self)
 
     def to_dict(self) -> dict[str, Any]:

@@ -63,6 +63,10 @@ def as_count(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
+SIZE_FIELDS = ("hidden_sizes", "value_hidden_sizes")
+"""The settings that are tuples of layer sizes."""
+
+
 def plain_value(value: object, *, sizes: bool = False) -> object:
     """``value`` with NumPy scalars as Python's; with ``sizes``, a list, tuple or 1-D array of layer sizes as a tuple.
 
@@ -111,7 +115,7 @@ def check_config(config: TrainConfig) -> None:
         raise _fail("lr", config.lr, "must be a number > 0")
     if config.max_grad_norm is not None and (not _is_number(config.max_grad_norm) or config.max_grad_norm <= 0):
         raise _fail("max_grad_norm", config.max_grad_norm, "must be a number > 0")
-    for name in ("hidden_sizes", "value_hidden_sizes"):
+    for name in SIZE_FIELDS:
         sizes = getattr(config, name)
         if (
             not isinstance(sizes, tuple)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from reinforce.config import Activation, Init
 from reinforce.errors import ReinforceError
+from reinforce.imports import first_line
 
 NORMALIZED_OBSERVATION_CLIP = 10.0
 """Standardised observations are clipped to [-10, 10], so an outlier cannot blow up the features."""
@@ -80,7 +81,7 @@ def custom_body(network: Network, in_features: int, out_features: int, name: str
         module = network() if not isinstance(network, nn.Module) and callable(network) else network
     except Exception as exc:
         raise ReinforceError(
-            f"{name}() failed ({type(exc).__name__}: {str(exc).strip()[:200]}): fix the function, or pass the module",
+            f"{name}() failed ({first_line(exc)}): fix the function, or pass the module",
             fields=(name,),
         ) from None
     if not isinstance(module, nn.Module):

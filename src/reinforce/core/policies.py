@@ -32,6 +32,7 @@ from reinforce.config import ActionSquash, Activation, Init, LogStd, TrainConfig
 from reinforce.core.distributions import MaskedCategorical, TanhNormal
 from reinforce.core.networks import Network, ObservationEncoder, body
 from reinforce.errors import ReinforceError, one_line
+from reinforce.imports import first_line
 
 LOG_STD_MIN = -5.0
 """Lower bound of the Gaussian head's log standard deviation (std >= 6.7e-3)."""
@@ -309,8 +310,8 @@ def _check_samples(distribution: Distribution, action_space: spaces.Space[Any]) 
             draws = distribution.sample((SAMPLE_DRAWS,))
     except Exception as exc:
         raise ReinforceError(
-            f"policy's {type(distribution).__name__} cannot sample ({type(exc).__name__}: {str(exc).strip()[:200]}): "
-            "return a distribution that samples the env's actions"
+            f"policy's {type(distribution).__name__} cannot sample ({first_line(exc)}): return a distribution "
+            "that samples the env's actions"
         ) from None
     shape = (1, *(action_space.shape or ()))
     if isinstance(action_space, spaces.Discrete):
@@ -324,16 +325,15 @@ def _check_samples(distribution: Distribution, action_space: spaces.Space[Any]) 
     given, space = tuple(draws.shape[1:]), one_line(action_space)
     if given != shape if isinstance(action_space, spaces.Discrete) else draws[0].numel() != math.prod(shape):
         problem = f"actions of shape {given} for one observation, where {space} needs {shape}"
-    elif limit is not None and not (
-        bool(((values := draws.reshape(SAMPLE_DRAWS, *shape).double()) == values.round()).all())
-        and bool((values >= 0).all())
-        and bool((values < torch.as_tensor(limit, dtype=values.dtype)).all())
-    ):
+    else:
+        if limit is None:
+            return
+        values = draws.reshape(SAMPLE_DRAWS, *shape).double()
         outside = (values != values.round()) | (values < 0) | (values >= torch.as_tensor(limit, dtype=values.dtype))
+        if not bool(outside.any()):
+            return
         bound = f"below {limit.tolist()}" if limit.ndim else f"in [0, {int(limit)})"
         problem = f"action {values[outside][0].item():g}, where {space} needs integer indices {bound} (plus its start)"
-    else:
-        return
     raise ReinforceError(
         f"policy's {type(distribution).__name__} samples {problem}: return a distribution over the env's actions"
     )
